@@ -1,0 +1,51 @@
+"""Shipped model files: locate them and verify their sha256 against MANIFEST.json."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+from core import MODELS_DIR
+from core.errors import ModelFileError
+
+BUILTIN_DIR = MODELS_DIR / "builtin"
+DETECTOR_SHORT = "face_detection_short_range.onnx"
+DETECTOR_FULL = "face_detection_full_range.onnx"
+FACE_MESH = "face_landmark.onnx"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.cache
+def _manifest(folder: Path) -> dict[str, str]:
+    path = folder / "MANIFEST.json"
+    try:
+        return {e["file"]: e["sha256"] for e in json.loads(path.read_text())}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"cannot read model manifest {path}: {exc}") from None
+
+
+@functools.cache
+def builtin_model(name: str, folder: Path = BUILTIN_DIR) -> Path:
+    """Path of a shipped model after checking it against the manifest (once per process)."""
+    expected = _manifest(folder).get(name)
+    path = folder / name
+    if expected is None:
+        raise ModelFileError(f"{name} is not listed in {folder / 'MANIFEST.json'}")
+    if not path.is_file():
+        raise ModelFileError(f"shipped model missing: {path} (reinstall or run git checkout)")
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ModelFileError(
+            f"shipped model corrupt: {path} has sha256 {actual[:12]}..., "
+            f"MANIFEST.json expects {expected[:12]}..."
+        )
+    return path

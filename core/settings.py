@@ -1,0 +1,51 @@
+"""Swap settings shared by the CLI, the OBS filter and the benchmark: one source of truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+FACE_SELECTIONS = ("largest", "all", "centre", "id")
+COLOR_TRANSFERS = ("none", "rct", "hist")
+ON_LOST = ("original", "hold", "pixelate")
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+@dataclass(frozen=True)
+class SwapSettings:
+    model: str = "persona:default"  # registry name or path to a model file
+    reference: str = ""  # reference portrait for persona / inswapper ("" = model default)
+    device: str = "cpu"  # "cpu", "cuda:0", "tensorrt:0", "dml:0", "coreml"
+    threads: int = 0  # CPU intra-op threads; 0 = leave cores for OBS (see core.runtime)
+    faces: str = "largest"  # one of FACE_SELECTIONS
+    face_id: int = 0  # used when faces == "id"
+    morph: float = 0.75  # AMP .dfm morph_value
+    erode: float = 5.0  # mask erode, % of face size (negative dilates)
+    blur: float = 10.0  # mask feather, % of face size
+    color_transfer: str = "rct"  # one of COLOR_TRANSFERS
+    opacity: float = 1.0
+    face_scale: float = 1.0
+    face_offset_x: float = 0.0  # fraction of face size
+    face_offset_y: float = 0.0
+    keep_eyes: bool = False  # persona: keep the live eyes
+    keep_mouth: bool = True  # persona: keep the live inner mouth
+    smoothing: float = 0.5  # landmark smoothing strength 0 (off) .. 1 (strong)
+    detect_interval: int = 10  # full detection at least every N frames
+    on_lost: str = "original"  # one of ON_LOST
+    hold_ms: float = 500.0  # how long "hold" keeps the last swap
+    label: bool = True  # "AI face swap" disclosure label
+    label_corner: str = "bottom-right"  # one of CORNERS
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("faces", FACE_SELECTIONS), ("color_transfer", COLOR_TRANSFERS),
+                              ("on_lost", ON_LOST), ("label_corner", CORNERS)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ValueError(f"setting {name}={value!r}; expected one of {', '.join(allowed)}")
+
+    def with_changes(self, **changes: object) -> SwapSettings:
+        """A copy with some fields replaced; unknown names are an error."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, **changes)

@@ -1,0 +1,31 @@
+"""What every swapper returns, so that one merge serves all model families."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from core.face import Face
+from core.settings import SwapSettings
+
+
+@dataclass
+class SwapOutput:
+    """A swapped face crop and how it maps back into the frame."""
+
+    crop: np.ndarray  # (S, S, 3) uint8 RGB: the swapped face in crop space
+    matrix: np.ndarray  # (2, 3) float32 affine: frame px -> crop px
+    mask: np.ndarray | None = None  # (S, S) float32 0..1 from the model; None = no model mask
+
+
+class Swapper(Protocol):
+    """One loaded model (or persona). Built once, called per face per frame."""
+
+    name: str
+    provider: str  # onnxruntime provider actually running it ("" when no model)
+
+    def swap(self, frame: np.ndarray, fmt: str, face: Face, settings: SwapSettings) -> SwapOutput:
+        """Swap one face of `frame` (layout `fmt`); must not modify `frame`."""
+        ...
