@@ -1,0 +1,132 @@
+"""`python -m core swap INPUT -o OUTPUT`: swap the face in an image or a video file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from core.errors import FaceSwapError, InputError
+from core.pipeline import Pipeline
+from core.settings import FACE_SELECTIONS, SwapSettings
+
+HELP = "swap the face in an image or video file (video: audio is not copied)"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v",
+                ".avi": "MJPG"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = SwapSettings()
+    parser.add_argument("input", type=Path, help="image or video file")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="output file; its extension picks the format (.png/.jpg, .mp4/.avi)")
+    parser.add_argument("--model", default=defaults.model,
+                        help="registry name (see `python -m core models`) or a model file path "
+                             f"(default {defaults.model})")
+    parser.add_argument("--reference", default="",
+                        help="reference portrait for persona / inswapper models")
+    parser.add_argument("--device", default=defaults.device, help="cpu, cuda:0, dml:0, coreml")
+    parser.add_argument("--faces", default=defaults.faces, choices=FACE_SELECTIONS,
+                        help="which faces to swap")
+    parser.add_argument("--no-label", action="store_true",
+                        help="do not draw the 'AI face swap' disclosure label")
+
+
+def settings_from(args: argparse.Namespace) -> SwapSettings:
+    return SwapSettings(model=args.model, reference=args.reference, device=args.device,
+                        faces=args.faces, label=not args.no_label)
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def swap_image(pipeline: Pipeline, source: Path, output: Path) -> int:
+    """Swap a still image; InputError when it cannot be read or holds no face."""
+    frame = cv2.imread(str(source), cv2.IMREAD_COLOR) if source.is_file() else None
+    if frame is None:
+        raise InputError(f"cannot read input image {source}")
+    if not cv2.haveImageWriter(str(output)):
+        raise FaceSwapError(f"cannot write {output}: unsupported image extension")
+    result = pipeline.process(frame, "bgr")
+    if not pipeline.faces:
+        raise InputError(f"no face found in {source}")
+    if not cv2.imwrite(str(output), result):
+        raise FaceSwapError(f"cannot write output image {output}")
+    return len(pipeline.faces)
+
+
+def open_video(source: Path) -> tuple[cv2.VideoCapture, float, tuple[int, int], int]:
+    """An opened capture, its fps, (width, height) and frame count (0 when unknown)."""
+    capture = cv2.VideoCapture(str(source)) if source.is_file() else None
+    if capture is None or not capture.isOpened():
+        raise InputError(f"cannot read input {source} (not an image or video OpenCV can decode)")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if 1.0 <= fps <= 240.0 else 30.0
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+    return capture, fps, size, count
+
+
+def swap_video(pipeline: Pipeline, source: Path, output: Path, progress: bool = True,
+               on_frame: Callable[[int, np.ndarray, np.ndarray], None] | None = None
+               ) -> tuple[int, int]:
+    """Swap every frame of a video into `output` (no audio); returns (frames, with a face).
+
+    `on_frame(index, before, after)` sees each BGR frame pair, e.g. to pick stills.
+    """
+    codec = VIDEO_CODECS.get(output.suffix.lower())
+    if codec is None:
+        raise FaceSwapError(f"cannot write {output}: use one of {', '.join(VIDEO_CODECS)}")
+    capture, fps, size, count = open_video(source)
+    writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*codec), fps, size)
+    if not writer.isOpened():
+        capture.release()
+        raise FaceSwapError(f"cannot write output video {output}")
+    frames = with_face = 0
+    bar = tqdm(total=count or None, unit="frame", desc=source.name, disable=not progress,
+               file=sys.stderr)
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            result = pipeline.process(frame, "bgr", timestamp=frames / fps)
+            writer.write(result)
+            with_face += bool(pipeline.faces)
+            if on_frame is not None:
+                on_frame(frames, frame, result)
+            frames += 1
+            bar.update(1)
+    finally:
+        bar.close()
+        capture.release()
+        writer.release()
+    if frames == 0:
+        output.unlink(missing_ok=True)
+        raise InputError(f"cannot read any frame from {source}")
+    return frames, with_face
+
+
+def run(args: argparse.Namespace) -> int:
+    source, output = args.input, args.output
+    if not source.is_file():
+        raise InputError(f"cannot read input {source}: no such file")
+    pipeline = Pipeline(settings_from(args))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if is_image(source):
+        faces = swap_image(pipeline, source, output)
+        print(f"swapped {faces} face(s) with {pipeline.model_name}: {output}")
+        return 0
+    print("note: audio is not copied (OpenCV writes video only)", file=sys.stderr)
+    frames, with_face = swap_video(pipeline, source, output)
+    print(f"swapped {with_face}/{frames} frames with {pipeline.model_name}: {output}")
+    if with_face == 0:
+        print(f"warning: no face found in any frame of {source}", file=sys.stderr)
+    return 0

@@ -1,0 +1,69 @@
+"""The "AI face swap" disclosure label: a small, always-legible box in one frame corner.
+
+Why in the engine: the CLI, the OBS filter and recordings all get it, on by default. The
+label is rendered once per frame size / corner / layout and then copied onto its small
+rectangle, so per frame it costs one tiny array copy and never touches the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+
+from core.frame import check_frame, color_channels, from_rgb
+from core.settings import CORNERS
+
+LABEL_TEXT = "AI face swap"
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_BACKGROUND = (24, 24, 24)  # RGB
+_FOREGROUND = (255, 255, 255)
+
+
+def label_height(width: int, height: int) -> int:
+    """Box height: 4% of the shorter side, at least 16 px (still readable when small)."""
+    return max(16, int(round(0.04 * min(width, height))))
+
+
+@functools.lru_cache(maxsize=16)
+def _patch(width: int, height: int, fmt: str, text: str) -> np.ndarray:
+    """The rendered label in `fmt` layout (opaque alpha); read-only, shared by all frames."""
+    box_h = min(label_height(width, height), height)
+    thickness = max(1, box_h // 14)
+    scale = cv2.getFontScaleFromHeight(_FONT, int(box_h * 0.55), thickness)
+    (text_w, text_h), _ = cv2.getTextSize(text, _FONT, scale, thickness)
+    pad = max(2, box_h // 4)
+    box_w = min(text_w + 2 * pad, width)
+    rgb = np.empty((box_h, box_w, 3), np.uint8)
+    rgb[...] = _BACKGROUND
+    baseline_y = (box_h + text_h) // 2
+    cv2.putText(rgb, text, (pad, baseline_y), _FONT, scale, _FOREGROUND, thickness, cv2.LINE_AA)
+    patch = np.empty((box_h, box_w, color_channels(fmt)), np.uint8)
+    patch[..., :3] = from_rgb(rgb, fmt)
+    if patch.shape[2] == 4:
+        patch[..., 3] = 255
+    patch.setflags(write=False)
+    return patch
+
+
+def label_rect(width: int, height: int, fmt: str, corner: str = "bottom-right",
+               text: str = LABEL_TEXT) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the label in a width x height frame: a margin from `corner`."""
+    if corner not in CORNERS:
+        raise ValueError(f"label corner {corner!r}; expected one of {', '.join(CORNERS)}")
+    box_h, box_w = _patch(width, height, fmt, text).shape[:2]
+    margin = min(box_h // 2, width - box_w, height - box_h)
+    x0 = margin if corner.endswith("left") else width - box_w - margin
+    y0 = margin if corner.startswith("top") else height - box_h - margin
+    return x0, y0, x0 + box_w, y0 + box_h
+
+
+def draw_label(frame: np.ndarray, fmt: str, corner: str = "bottom-right",
+               text: str = LABEL_TEXT) -> tuple[int, int, int, int]:
+    """Draw the label into `frame` in place; returns the only rectangle that was written."""
+    check_frame(frame, fmt)
+    height, width = frame.shape[:2]
+    x0, y0, x1, y1 = label_rect(width, height, fmt, corner, text)
+    frame[y0:y1, x0:x1] = _patch(width, height, fmt, text)
+    return x0, y0, x1, y1

@@ -1,0 +1,46 @@
+"""Head pose (yaw, pitch, roll in degrees) from FaceMesh's 3D landmarks.
+
+Conventions (frame coordinates: x right, y down, z away from the camera; angles 0 for a
+face looking straight into the camera, upright):
+- yaw > 0: the nose points towards image-right (larger x),
+- pitch > 0: the nose points up (smaller y), the face looks up,
+- roll > 0: the face is turned clockwise in the image (its image-right eye is lower).
+
+Geometric, not a fitted model: the face's right axis comes from the eye corners and cheek
+silhouette points, its up axis from chin to forehead/brows, and the nose direction is their
+cross product. FaceMesh's z shares x's scale, so the angles are metric to a few degrees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Symmetric pairs (image-left, image-right): outer eye corners, cheeks at the silhouette,
+# inner eye corners, mouth corners.
+_LEFT = [33, 234, 133, 61]
+_RIGHT = [263, 454, 362, 291]
+# Top (brow line, forehead) and bottom (chin, below the lip) points on the midline and brows.
+_TOP = [10, 151, 9, 107, 336]
+_BOTTOM = [152, 175, 199, 17]
+# Chin->forehead direction of a frontal FaceMesh face leans back by this much (degrees):
+# measured on frontal portraits so that they read as pitch ~0.
+_PITCH_OFFSET = -8.5
+
+
+def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees from (468, 3) landmarks; see the module docstring."""
+    p = np.asarray(landmarks, np.float64)
+    right = p[_RIGHT].mean(0) - p[_LEFT].mean(0)
+    down = p[_BOTTOM].mean(0) - p[_TOP].mean(0)
+    norm = np.linalg.norm(right)
+    if norm < 1e-9 or np.linalg.norm(down) < 1e-9:
+        return (0.0, 0.0, 0.0)
+    right /= norm
+    down -= right * (down @ right)
+    down /= max(np.linalg.norm(down), 1e-9)
+    back = np.cross(right, down)  # frontal face: (0, 0, 1), away from the camera
+    nose = -back
+    yaw = np.degrees(np.arctan2(nose[0], -nose[2]))
+    pitch = np.degrees(np.arctan2(-nose[1], np.hypot(nose[0], nose[2]))) - _PITCH_OFFSET
+    roll = np.degrees(np.arctan2(right[1], right[0]))
+    return (float(yaw), float(pitch), float(roll))

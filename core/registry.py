@@ -1,0 +1,305 @@
+"""Model discovery: find .dfm/.onnx files and personas, identify each by its ONNX signature.
+
+Names on disk lie (a renamed inswapper, a half-downloaded .dfm), so every file is
+identified from its graph inputs, outputs and initializers. Unusable files stay in the
+listing with a one-line reason, so a user can see why their model does not appear.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import onnx
+
+from core import MODELS_DIR
+from core.errors import ModelFileError
+
+ENV_VAR = "FACESWAP_MODELS"  # os.pathsep-separated extra model folders
+MODEL_SUFFIXES = (".dfm", ".onnx")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+PERSONAS_DIR = MODELS_DIR / "personas"
+BUILTIN_DIR = MODELS_DIR / "builtin"
+SWAPPER_KINDS = ("persona", "dfm", "inswapper")
+KINDS = (*SWAPPER_KINDS, "arcface", "unusable")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One swap model, embedder, persona or unusable file as the registry sees it."""
+
+    name: str  # what --model / the OBS dropdown uses: "persona:<stem>" or the file stem
+    kind: str  # one of KINDS
+    path: Path | None = None  # model file or persona image; None for the packaged default
+    reason: str = ""  # why the file is unusable; "" when usable
+    resolution: int = 0  # swap crop size (DFM: from the model input; inswapper: 128)
+    morph: bool = False  # DFM with a morph_value input (AMP)
+    embedder: Path | None = None  # inswapper: the ArcFace embedder paired with it
+
+    @property
+    def usable(self) -> bool:
+        return not self.reason and self.kind != "unusable"
+
+    @property
+    def is_swapper(self) -> bool:
+        return self.usable and self.kind in SWAPPER_KINDS
+
+    def describe(self) -> str:
+        """One line for listings."""
+        if not self.usable:
+            return f"unusable: {self.reason}"
+        if self.kind == "dfm":
+            return f"DFM {self.resolution}px" + (", AMP (morph)" if self.morph else "")
+        if self.kind == "inswapper":
+            return f"inswapper {self.resolution}px, embedder {self.embedder.name}"
+        if self.kind == "arcface":
+            return "ArcFace embedder (used by inswapper)"
+        return "built-in persona" + (f" ({self.path.name})" if self.path else "")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key in ("path", "embedder"):
+            data[key] = str(data[key]) if data[key] is not None else None
+        data["usable"] = self.usable
+        return data
+
+
+@dataclass(frozen=True)
+class _Signature:
+    kind: str
+    reason: str = ""
+    resolution: int = 0
+    morph: bool = False
+
+
+_signature_cache: dict[tuple[str, int, int], _Signature] = {}
+
+
+def _dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape"):
+        return []
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in tensor.shape.dim]
+
+
+def _brief(values: Iterable[onnx.ValueInfoProto]) -> str:
+    return ", ".join(f"{v.name}{_dims(v)}" for v in values)
+
+
+def _is_dfm(inputs, outputs) -> _Signature | None:
+    if not inputs or "in_face" not in inputs[0].name:
+        return None
+    shape = _dims(inputs[0])
+    if len(inputs) > 2:
+        return _Signature("unusable", f"DFM-like but has {len(inputs)} inputs (a DFM has 1 or 2)")
+    if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) or shape[1] != shape[2] \
+            or shape[1] <= 0:
+        return _Signature("unusable", f"DFM-like but in_face is {shape}, expected (N,R,R,3) NHWC")
+    if len(inputs) == 2 and "morph_value" not in inputs[1].name:
+        return _Signature("unusable", f"DFM-like but second input is {inputs[1].name!r}, "
+                                      "expected morph_value")
+    channels = [(_dims(o) or [None])[-1] for o in outputs]
+    if len(outputs) != 3 or channels != [1, 3, 1]:
+        return _Signature("unusable", f"DFM-like but outputs are {_brief(outputs)}; expected "
+                                      "face mask (1ch), celeb face (3ch), celeb mask (1ch)")
+    return _Signature("dfm", resolution=int(shape[1]), morph=len(inputs) == 2)
+
+
+def _is_inswapper(model: onnx.ModelProto, inputs, outputs) -> _Signature | None:
+    shapes = [_dims(v) for v in inputs]
+    if len(inputs) != 2 or len(outputs) != 1:
+        return None
+    image = [s for s in shapes if len(s) == 4 and s[1:] == [3, 128, 128]]
+    vector = [s for s in shapes if len(s) == 2 and s[1] == 512]
+    if not image or not vector or _dims(outputs[0])[1:] != [3, 128, 128]:
+        return None
+    initializers = model.graph.initializer
+    if not initializers or list(initializers[-1].dims) != [512, 512]:
+        return _Signature("unusable", "inswapper-like but its last initializer is not the "
+                                      "512x512 emap")
+    return _Signature("inswapper", resolution=128)
+
+
+def _is_arcface(inputs, outputs) -> _Signature | None:
+    if len(inputs) != 1 or len(outputs) != 1:
+        return None
+    if _dims(inputs[0])[1:] == [3, 112, 112] and _dims(outputs[0])[1:] == [512]:
+        return _Signature("arcface", resolution=112)
+    return None
+
+
+def _read_signature(path: Path) -> _Signature:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1)
+    except OSError as exc:
+        return _Signature("unusable", f"cannot read file: {exc.strerror or exc}")
+    if not head:
+        return _Signature("unusable", "empty file")
+    if head != b"\x08":  # every ONNX file starts with field 1 (ir_version), varint
+        return _Signature("unusable", "not an ONNX file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # protobuf DecodeError and friends
+        return _Signature("unusable", "truncated or corrupt ONNX file (protobuf decode failed)")
+    graph = model.graph
+    if not graph.input or not graph.output:
+        return _Signature("unusable", "truncated or corrupt ONNX file (no graph inputs/outputs)")
+    weights = {t.name for t in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in weights]
+    outputs = list(graph.output)
+    for check in (lambda: _is_dfm(inputs, outputs), lambda: _is_inswapper(model, inputs, outputs),
+                  lambda: _is_arcface(inputs, outputs)):
+        found = check()
+        if found is not None:
+            return found
+    text = f"foreign signature: inputs {_brief(inputs)}; outputs {_brief(outputs)}"
+    return _Signature("unusable", text if len(text) <= 160 else text[:157] + "...")
+
+
+def identify(path: str | Path) -> _Signature:
+    """Kind of one model file, cached per (path, mtime, size) so rescans stay cheap."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        return _Signature("unusable", f"cannot read file: {exc.strerror or exc}")
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    found = _signature_cache.get(key)
+    if found is None:
+        found = _signature_cache[key] = _read_signature(path)
+    return found
+
+
+def model_dirs(extra_dirs: Iterable[str | Path] = ()) -> list[Path]:
+    """models/, then $FACESWAP_MODELS entries, then `extra_dirs` (CLI / OBS), deduplicated."""
+    candidates = [MODELS_DIR, *os.environ.get(ENV_VAR, "").split(os.pathsep), *extra_dirs]
+    seen: list[Path] = []
+    for entry in candidates:
+        if not str(entry).strip():
+            continue
+        folder = Path(entry).expanduser().resolve()
+        if folder not in seen:
+            seen.append(folder)
+    return seen
+
+
+def persona_images(folder: Path = PERSONAS_DIR) -> dict[str, Path]:
+    """Persona name -> portrait for every image in models/personas/ (name = file stem)."""
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def _personas() -> list[ModelEntry]:
+    try:
+        from core.swap.persona import list_personas  # helper module; may list more sources
+    except ImportError:
+        found = persona_images()
+    else:
+        found = dict(list_personas())
+    entries = {"default": ModelEntry("persona:default", "persona", found.get("default"))}
+    for stem, path in found.items():
+        entries.setdefault(stem, ModelEntry(f"persona:{stem}", "persona", Path(path)))
+    return list(entries.values())
+
+
+def _model_files(folders: list[Path]) -> list[Path]:
+    builtin = BUILTIN_DIR.resolve()
+    files: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() not in MODEL_SUFFIXES or not path.is_file():
+                continue
+            resolved = path.resolve()
+            if builtin in resolved.parents or resolved in files:
+                continue
+            files.append(resolved)
+    return files
+
+
+def _pair_embedder(path: Path, embedders: list[Path]) -> Path | None:
+    """The ArcFace embedder beside the inswapper if any, else the first one scanned."""
+    beside = [e for e in embedders if e.parent == path.parent]
+    pool = beside or embedders
+    preferred = [e for e in pool if "w600k" in e.name.lower()]
+    return (preferred or pool or [None])[0]
+
+
+def _entry(path: Path, name: str, embedders: list[Path]) -> ModelEntry:
+    sig = identify(path)
+    if sig.kind == "inswapper":
+        embedder = _pair_embedder(path, embedders)
+        if embedder is None:
+            return ModelEntry(name, "inswapper", path, "inswapper without an ArcFace embedder "
+                              "(put w600k_r50.onnx beside it)", sig.resolution)
+        return ModelEntry(name, "inswapper", path, "", sig.resolution, embedder=embedder)
+    return ModelEntry(name, sig.kind, path, sig.reason, sig.resolution, sig.morph)
+
+
+def scan(extra_dirs: Iterable[str | Path] = ()) -> list[ModelEntry]:
+    """Personas, then every .dfm/.onnx file in the model folders (builtin detectors excluded)."""
+    files = _model_files(model_dirs(extra_dirs))
+    embedders = [p for p in files if identify(p).kind == "arcface"]
+    entries = _personas()
+    taken = {e.name for e in entries}
+    for path in files:
+        name = path.stem
+        if name in taken:
+            name = f"{path.parent.name}/{path.stem}"
+        taken.add(name)
+        entries.append(_entry(path, name, embedders))
+    return entries
+
+
+def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEntry:
+    """The usable swap model for a registry name or a file path; ModelFileError otherwise."""
+    text = str(name_or_path).strip()
+    if not text:
+        raise ModelFileError("no model given; run `python -m core models` to list them")
+    path = Path(text).expanduser()
+    if path.suffix.lower() in MODEL_SUFFIXES or path.is_file():
+        if not path.is_file():
+            raise ModelFileError(f"model file not found: {path}")
+        embedders = [p for p in _model_files(model_dirs([*extra_dirs, path.parent]))
+                     if identify(p).kind == "arcface"]
+        entry = _entry(path.resolve(), path.stem, embedders)
+    else:
+        entries = {e.name: e for e in scan(extra_dirs)}
+        entry = entries.get(text) or entries.get(f"persona:{text}" if ":" not in text else "")
+        if entry is None:
+            names = ", ".join(e.name for e in entries.values() if e.is_swapper)
+            raise ModelFileError(f"unknown model {text!r}; available: {names}")
+    if not entry.usable:
+        raise ModelFileError(f"model {entry.name} ({entry.path}) is unusable: {entry.reason}")
+    if entry.kind == "arcface":
+        raise ModelFileError(f"{entry.name} is an ArcFace embedder, not a swap model; "
+                             "pick the inswapper model beside it")
+    return entry
+
+
+def load_swapper(entry: ModelEntry, device: str = "cpu", threads: int = 0,
+                 reference: str = ""):
+    """Build the Swapper for a resolved entry (one class per model family)."""
+    if not entry.is_swapper:
+        raise ModelFileError(f"{entry.name} is not a usable swap model: "
+                             f"{entry.reason or entry.kind}")
+    if entry.kind == "dfm":
+        from core.swap.dfm import DFMSwapper
+
+        return DFMSwapper(entry.path, device=device, threads=threads)
+    if entry.kind == "inswapper":
+        from core.swap.inswapper import InswapperSwapper
+
+        return InswapperSwapper(entry.path, entry.embedder, reference=reference, device=device,
+                                threads=threads)
+    from core.swap.persona import PersonaSwapper
+
+    portrait = reference or (str(entry.path) if entry.path else "")
+    return PersonaSwapper(reference=portrait)

@@ -1,0 +1,65 @@
+"""DeepFaceLab / DeepFaceLive .dfm models: NHWC BGR [0,1] whole-face crops, outputs by position.
+
+A .dfm is a plain ONNX file. Its input resolution is read from the model (224 or 320 are
+common), the crop uses DFL's "whole face" framing it was trained on, and AMP models get the
+user's morph value. The two model masks become the SwapOutput mask used by core.merge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core.align import align, whole_face_template
+from core.errors import ModelFileError
+from core.face import Face
+from core.frame import check_frame, to_bgr
+from core.runtime import get_session
+from core.settings import SwapSettings
+from core.swap.base import SwapOutput
+
+
+class DFMSwapper:
+    """One loaded .dfm model; `swap` runs it on one face."""
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0) -> None:
+        self.path = Path(path)
+        self.name = self.path.stem
+        self.session = get_session(self.path, device, threads)
+        inputs = self.session.get_inputs()
+        shape = inputs[0].shape
+        if "in_face" not in inputs[0].name or len(shape) != 4 or shape[3] != 3 \
+                or not isinstance(shape[1], int) or shape[1] != shape[2]:
+            raise ModelFileError(f"{self.path.name} is not a DFM: input 0 is "
+                                 f"{inputs[0].name} {shape}, expected in_face (N,R,R,3)")
+        if len(self.session.get_outputs()) != 3:
+            raise ModelFileError(f"{self.path.name} is not a DFM: "
+                                 f"{len(self.session.get_outputs())} outputs, expected 3")
+        self.resolution = int(shape[1])
+        self.input_name = inputs[0].name
+        self.morph_name = inputs[1].name if len(inputs) > 1 else None
+        self.provider = self.session.get_providers()[0]
+        self.template = whole_face_template(self.resolution)
+
+    @property
+    def has_morph(self) -> bool:
+        return self.morph_name is not None
+
+    def run(self, crop_bgr: np.ndarray, morph: float) -> tuple[np.ndarray, np.ndarray]:
+        """(celeb face RGB uint8, mask float32) for one R x R BGR uint8 crop."""
+        feed = {self.input_name: (crop_bgr.astype(np.float32) * np.float32(1 / 255))[None]}
+        if self.morph_name is not None:
+            if not 0.0 <= morph <= 1.0:
+                raise ValueError(f"morph must be within 0..1, got {morph}")
+            feed[self.morph_name] = np.array([morph], np.float32)
+        face_mask, celeb, celeb_mask = self.session.run(None, feed)  # by position
+        rgb = np.clip(celeb[0, ..., ::-1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        mask = (face_mask[0, ..., 0] * celeb_mask[0, ..., 0]).astype(np.float32)
+        return np.ascontiguousarray(rgb), mask
+
+    def swap(self, frame: np.ndarray, fmt: str, face: Face, settings: SwapSettings) -> SwapOutput:
+        check_frame(frame, fmt)
+        aligned = align(frame, face.points5, self.template, self.resolution)
+        rgb, mask = self.run(to_bgr(aligned.crop, fmt), settings.morph)
+        return SwapOutput(crop=rgb, matrix=aligned.matrix, mask=mask)

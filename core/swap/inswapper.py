@@ -1,0 +1,149 @@
+"""InsightFace inswapper_128: an ArcFace identity of the reference photo drives the swap.
+
+The identity vector is fed as `source` = normalise(normalise(ArcFace(reference)) @ emap),
+where `emap` is the model's last graph initializer. Both the emap (one read of a large
+file) and each reference's identity are computed once and cached, so live frames only run
+the 128 px swap itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from core.align import align, arcface_template
+from core.errors import InputError, ModelFileError
+from core.face import Face
+from core.frame import check_frame, to_rgb
+from core.runtime import get_session
+from core.settings import SwapSettings
+from core.swap.base import SwapOutput
+
+_emaps: dict[tuple[str, int, int], np.ndarray] = {}
+_identities: dict[tuple[str, str, int, int], np.ndarray] = {}
+_lock = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+def load_emap(path: str | Path) -> np.ndarray:
+    """The 512x512 emap (last initializer) of an inswapper model, read once per file version."""
+    path = Path(path)
+    key = _file_key(path)
+    with _lock:
+        if key not in _emaps:
+            try:
+                model = onnx.load(str(path), load_external_data=False)
+            except Exception as exc:  # protobuf raises DecodeError and friends
+                raise ModelFileError(f"cannot read {path.name}: {exc}") from None
+            if not model.graph.initializer:
+                raise ModelFileError(f"{path.name} has no initializers, so no emap")
+            emap = numpy_helper.to_array(model.graph.initializer[-1]).astype(np.float32)
+            if emap.shape != (512, 512):
+                raise ModelFileError(f"{path.name}: last initializer is {emap.shape}, "
+                                     "expected the 512x512 emap")
+            _emaps[key] = emap
+        return _emaps[key]
+
+
+def _normalise(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    if norm < 1e-12:
+        raise ValueError("cannot normalise a zero embedding")
+    return (vector / norm).astype(np.float32)
+
+
+def _default_reference() -> str:
+    from core.registry import persona_images
+
+    default = persona_images().get("default")
+    return str(default) if default else ""
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"cannot read reference image {path}")
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+class InswapperSwapper:
+    """inswapper_128 + its ArcFace embedder, bound to one reference identity."""
+
+    size = 128
+
+    def __init__(self, path: str | Path, embedder: str | Path, reference: str = "",
+                 device: str = "cpu", threads: int = 0) -> None:
+        self.path = Path(path)
+        self.name = self.path.stem
+        self.embedder_path = Path(embedder)
+        self.session = get_session(self.path, device, threads)
+        self.embedder = get_session(self.embedder_path, device, threads)
+        self.provider = self.session.get_providers()[0]
+        shapes = {i.name: i.shape for i in self.session.get_inputs()}
+        self.target_name = next((n for n, s in shapes.items() if len(s) == 4), None)
+        self.source_name = next((n for n, s in shapes.items() if len(s) == 2), None)
+        if self.target_name is None or self.source_name is None:
+            raise ModelFileError(f"{self.path.name} is not an inswapper: inputs {shapes}")
+        self.emap = load_emap(self.path)
+        self.template = arcface_template(self.size)
+        self.source = self.set_reference(reference)
+
+    def embed(self, image_rgb: np.ndarray, points5: np.ndarray) -> np.ndarray:
+        """L2-normalised ArcFace embedding (512,) of the face at `points5` in an RGB image."""
+        crop = align(image_rgb, points5, arcface_template(112), 112).crop
+        blob = (crop.astype(np.float32) - 127.5) / 127.5
+        blob = np.ascontiguousarray(blob.transpose(2, 0, 1)[None])
+        name = self.embedder.get_inputs()[0].name
+        return _normalise(self.embedder.run(None, {name: blob})[0].reshape(-1))
+
+    def identity(self, embedding: np.ndarray) -> np.ndarray:
+        """The model's `source` input (1, 512) for a normalised ArcFace embedding."""
+        return _normalise(embedding.reshape(1, -1) @ self.emap)
+
+    def set_reference(self, reference: str) -> np.ndarray:
+        """Load (or reuse from cache) the identity of the face in `reference`; returns it."""
+        reference = reference or _default_reference()
+        if not reference:
+            raise InputError("inswapper needs a reference photo of the face to apply "
+                             "(--reference IMAGE)")
+        path = Path(reference)
+        if not path.is_file():
+            raise InputError(f"reference image not found: {reference}")
+        _, mtime, size = _file_key(path)
+        key = (str(self.embedder_path.resolve()), str(path.resolve()), mtime, size)
+        with _lock:
+            cached = _identities.get(key)
+        if cached is None:
+            from core.landmarks import landmarks_for_image
+
+            image = _read_rgb(str(path))
+            face = landmarks_for_image(image)
+            if face is None:
+                raise InputError(f"no face found in reference image {path.name}")
+            cached = self.identity(self.embed(image, face.points5))
+            with _lock:
+                _identities[key] = cached
+        self.source = cached
+        return cached
+
+    def run(self, crop_rgb: np.ndarray) -> np.ndarray:
+        """Swapped 128 px RGB uint8 face for one aligned 128 px RGB uint8 crop."""
+        blob = np.ascontiguousarray(
+            (crop_rgb.astype(np.float32) * np.float32(1 / 255)).transpose(2, 0, 1)[None])
+        out = self.session.run(None, {self.target_name: blob, self.source_name: self.source})[0]
+        rgb = np.clip(out[0].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(rgb)
+
+    def swap(self, frame: np.ndarray, fmt: str, face: Face, settings: SwapSettings) -> SwapOutput:
+        check_frame(frame, fmt)
+        aligned = align(frame, face.points5, self.template, self.size)
+        return SwapOutput(crop=self.run(to_rgb(aligned.crop, fmt)), matrix=aligned.matrix)

@@ -1,0 +1,140 @@
+"""Built-in persona: a reference portrait becomes the live face, with no neural swap model.
+
+The portrait's FaceMesh landmarks and the live face's landmarks, both in one aligned crop
+space, are the vertices of a fixed triangle mesh; the portrait's texture is warped onto the
+live geometry (core.swap.mesh). The returned mask is the face oval with optional holes for
+the live eyes and inner mouth, so blinks and speech stay the streamer's own. Colour transfer
+and feathering are core.merge's job, shared by every swapper.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core import MODELS_DIR
+from core.align import similarity, whole_face_template
+from core.errors import InputError
+from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, Face
+from core.frame import check_frame
+from core.landmarks import landmarks_for_image
+from core.settings import SwapSettings
+from core.swap.base import SwapOutput
+from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate
+
+PERSONAS_DIR = MODELS_DIR / "personas"
+DEFAULT_PERSONA = PERSONAS_DIR / "default.png"
+CROP_SIZE = 256
+MESH_POINTS = 150  # landmark subset per mesh (plus an outer ring): ~330 triangles
+
+
+def _loop(contour: list[int]) -> list[int]:
+    """FaceMesh eye lists run lower lid corner-to-corner, then upper lid: make one loop."""
+    return contour[:9] + contour[9:][::-1]
+
+
+EYE_LOOPS = (_loop(EYE_IMAGE_LEFT), _loop(EYE_IMAGE_RIGHT))
+
+
+@dataclass(frozen=True)
+class Portrait:
+    """A reference face prepared once: texture in crop space, mesh vertices and triangles."""
+
+    warp: MeshWarp
+    subset: np.ndarray  # landmark indices that are mesh vertices (before the outer ring)
+
+
+_cache: dict[tuple[str, int, int, int], Portrait] = {}
+_lock = threading.Lock()
+
+
+def read_portrait(path: Path) -> np.ndarray:
+    """An RGB image from disk; InputError naming the file when it cannot be decoded."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+    if bgr is None:
+        raise InputError(f"cannot read reference portrait {path}")
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
+                     points: int = MESH_POINTS, source: str = "image") -> Portrait:
+    """Landmarks, aligned texture and mesh of a portrait (InputError when it has no face)."""
+    face = landmarks_for_image(image_rgb)
+    if face is None:
+        raise InputError(f"no face found in reference portrait {source}")
+    # Crop at twice the size, then area-downscale: portraits are often much larger than 256 px.
+    matrix = similarity(face.points5, whole_face_template(2 * size))
+    big = cv2.warpAffine(image_rgb, matrix, (2 * size, 2 * size), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+    texture = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    crop_points = (face.landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]) * 0.5
+    crop_points -= 0.25  # pixel centres: x_small = (x_big + 0.5) / 2 - 0.5
+    subset = select_points(crop_points, points)
+    vertices = mesh_points(crop_points, subset)
+    return Portrait(warp=MeshWarp(texture, vertices, triangulate(vertices)), subset=subset)
+
+
+def load_portrait(reference: str = "", size: int = CROP_SIZE,
+                  points: int = MESH_POINTS) -> Portrait:
+    """The prepared portrait for a path ("" = default persona), cached per file version."""
+    path = Path(reference).expanduser() if reference else DEFAULT_PERSONA
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        raise InputError(f"cannot read reference portrait {path}") from None
+    key = (str(path.resolve()), mtime, size, points)
+    with _lock:
+        portrait = _cache.get(key)
+    if portrait is None:
+        portrait = prepare_portrait(read_portrait(path), size, points, source=str(path))
+        with _lock:
+            _cache[key] = portrait
+    return portrait
+
+
+class PersonaSwapper:
+    """Swapper protocol for the built-in persona; `reference` "" means the default persona."""
+
+    provider = ""  # no onnxruntime model: pure OpenCV on the CPU
+
+    def __init__(self, reference: str = "", size: int = CROP_SIZE,
+                 points: int = MESH_POINTS) -> None:
+        self.reference = reference
+        self.size = size
+        self.name = f"persona:{Path(reference).stem}" if reference else "persona:default"
+        self.portrait = load_portrait(reference, size, points)
+        self.template = whole_face_template(size)
+        self.timings: dict[str, float] = {"align": 0.0, "warp": 0.0}  # last swap, ms
+
+    def swap(self, frame: np.ndarray, fmt: str, face: Face, settings: SwapSettings) -> SwapOutput:
+        """The portrait warped onto `face` in crop space; `frame` is only checked, never read."""
+        check_frame(frame, fmt)
+        start = time.perf_counter()
+        matrix = similarity(face.points5, self.template)
+        live = face.landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+        vertices = mesh_points(live, self.portrait.subset)
+        aligned = time.perf_counter()
+        crop = self.portrait.warp.warp(vertices, self.size)
+        mask = self.mask(live, settings)
+        self.timings = {"align": (aligned - start) * 1000.0,
+                        "warp": (time.perf_counter() - aligned) * 1000.0}
+        return SwapOutput(crop=crop, matrix=matrix, mask=mask)
+
+    def mask(self, live: np.ndarray, settings: SwapSettings) -> np.ndarray:
+        """Face oval in crop space, minus the live eyes / inner mouth when they are kept."""
+        mask = np.zeros((self.size, self.size), np.uint8)
+        fixed = np.round(live * 16).astype(np.int32)  # 4 sub-pixel bits
+        cv2.fillPoly(mask, [fixed[FACE_OVAL]], 255, cv2.LINE_AA, 4)
+        holes = []
+        if settings.keep_eyes:
+            holes += [fixed[loop] for loop in EYE_LOOPS]
+        if settings.keep_mouth:
+            holes.append(fixed[LIPS_INNER])
+        if holes:
+            cv2.fillPoly(mask, holes, 0, cv2.LINE_AA, 4)
+        return mask.astype(np.float32) * np.float32(1.0 / 255.0)

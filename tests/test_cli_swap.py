@@ -1,0 +1,120 @@
+"""`python -m core swap` and `demo`: images, videos, and one-line user errors (exit 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core import ROOT
+from core.cli import main
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run_cli(*argv: str) -> subprocess.CompletedProcess:
+    """The real entry point in a fresh interpreter: proves no traceback reaches the user."""
+    return subprocess.run([sys.executable, "-m", "core", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def one_line_error(result: subprocess.CompletedProcess, needle: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_input_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "photo.png"
+    bad.write_text("not a picture")
+    one_line_error(run_cli("swap", str(bad), "-o", str(tmp_path / "out.png")),
+                   "cannot read input image")
+
+
+def test_unknown_model_exits_2_with_one_line(tmp_path):
+    one_line_error(run_cli("swap", str(DATA / "astronaut.png"), "-o", str(tmp_path / "o.png"),
+                           "--model", "no-such-model"), "unknown model")
+
+
+def test_missing_input_and_unusable_model_exit_2(tmp_path, capsys):
+    assert main(["swap", str(tmp_path / "nothing.mp4"), "-o", str(tmp_path / "o.mp4")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    junk = tmp_path / "model.onnx"
+    junk.write_bytes(b"\x00" * 64)
+    code = main(["swap", str(DATA / "astronaut.png"), "-o", str(tmp_path / "o.png"),
+                 "--model", str(junk)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "model" in err[0]
+
+
+def test_image_without_face_exits_2(tmp_path, capsys):
+    ramp = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
+    path = tmp_path / "wall.png"
+    cv2.imwrite(str(path), cv2.merge([ramp, ramp[:, ::-1], np.full_like(ramp, 90)]))
+    assert main(["swap", str(path), "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no face found" in err[0]
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_image_swap_with_reference(tmp_path, capsys):
+    out = tmp_path / "swapped.jpg"
+    code = main(["swap", str(DATA / "grace_hopper.jpg"), "-o", str(out),
+                 "--reference", str(DATA / "astronaut.png")])
+    assert code == 0 and "persona:astronaut" in capsys.readouterr().out
+    source = cv2.imread(str(DATA / "grace_hopper.jpg"))
+    result = cv2.imread(str(out))
+    assert result.shape == source.shape
+    assert np.abs(result.astype(int) - source.astype(int)).mean() > 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory, astronaut) -> Path:
+    """8 frames, 256x192: the astronaut's face drifting right, written with OpenCV."""
+    path = tmp_path_factory.mktemp("clip") / "tiny.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 192))
+    bgr = np.ascontiguousarray(astronaut[..., ::-1])
+    for i in range(8):
+        writer.write(np.ascontiguousarray(bgr[20:212, 100 + 3 * i:356 + 3 * i]))
+    writer.release()
+    return path
+
+
+def test_video_swap_writes_every_frame(tiny_clip, tmp_path, capsys):
+    out = tmp_path / "swapped.mp4"
+    assert main(["swap", str(tiny_clip), "-o", str(out), "--no-label"]) == 0
+    captured = capsys.readouterr()
+    assert "audio is not copied" in captured.err
+    assert "8/8 frames" in captured.out
+    capture = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 8 and frames[0].shape == (192, 256, 3)
+    source = cv2.VideoCapture(str(tiny_clip)).read()[1]
+    # The face changed; a far corner (background) did not beyond codec noise.
+    assert np.abs(frames[0][40:120, 90:170].astype(int) - source[40:120, 90:170]).mean() > 3
+    assert np.abs(frames[0][150:, :40].astype(int) - source[150:, :40]).mean() < 3
+
+
+def test_video_to_unsupported_container_exits_2(tiny_clip, tmp_path, capsys):
+    assert main(["swap", str(tiny_clip), "-o", str(tmp_path / "out.gifv")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_demo_writes_video_and_before_after(tmp_path):
+    result = run_cli("demo", "--out", str(tmp_path), "--quiet")
+    assert result.returncode == 0, result.stderr
+    video, picture = tmp_path / "demo" / "demo.mp4", tmp_path / "demo" / "before_after.png"
+    assert str(video) in result.stdout and str(picture) in result.stdout
+    assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) >= 50
+    image = cv2.imread(str(picture))
+    assert image is not None and image.shape[1] > 2 * 600

@@ -1,0 +1,232 @@
+"""core.merge: one paste-back for every swapper; nothing outside the feathered mask changes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from doubles import synthetic_face
+
+from core.align import align, invert, whole_face_template
+from core.face import FACE_OVAL
+from core.frame import from_rgb
+from core.merge import crop_mask, merge, transfer_color
+from core.settings import SwapSettings
+from core.swap.base import SwapOutput
+
+SIZE = 224
+RED = (255, 0, 0)
+
+
+def _frame(fmt: str, height: int = 360, width: int = 480, seed: int = 0) -> np.ndarray:
+    channels = 4 if fmt in ("rgba", "bgra") else 3
+    return np.random.default_rng(seed).integers(0, 256, (height, width, channels), np.uint8)
+
+
+def _output(frame: np.ndarray, face, colour=RED, mask: np.ndarray | None = None) -> SwapOutput:
+    aligned = align(frame, face.points5, whole_face_template(SIZE), SIZE)
+    crop = np.empty((SIZE, SIZE, 3), np.uint8)
+    crop[:] = colour
+    return SwapOutput(crop=crop, matrix=aligned.matrix, mask=mask)
+
+
+def _frame_mask(face, out: SwapOutput, settings: SwapSettings, shape) -> np.ndarray:
+    """The final mask warped into the frame, computed independently of merge's ROI logic."""
+    mask = crop_mask(face, out, settings)
+    return cv2.warpAffine(mask, invert(out.matrix), (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+@pytest.mark.parametrize("fmt", ["rgb", "bgr", "rgba", "bgra"])
+def test_outside_mask_bit_identical_inside_changed(fmt):
+    frame = _frame(fmt)
+    face = synthetic_face(240, 180, 150, angle_deg=12)
+    out = _output(frame, face)
+    settings = SwapSettings(color_transfer="none")
+    result = frame.copy()
+    roi = merge(result, fmt, face, out, settings)
+    assert roi is not None
+    warped = _frame_mask(face, out, settings, frame.shape)
+    outside = warped == 0
+    assert outside.mean() > 0.7
+    np.testing.assert_array_equal(result[outside], frame[outside])
+    if frame.shape[2] == 4:
+        np.testing.assert_array_equal(result[..., 3], frame[..., 3])
+    x0, y0, x1, y1 = roi
+    untouched = np.ones(frame.shape[:2], bool)
+    untouched[y0:y1, x0:x1] = False
+    np.testing.assert_array_equal(result[untouched], frame[untouched])
+    # Inside: the frame's own layout holds pure red, whatever the channel order.
+    inside = warped > 0.999
+    assert inside.sum() > 5000
+    expected = from_rgb(np.array(RED, np.uint8), fmt)
+    np.testing.assert_array_equal(result[inside][:, :3],
+                                  np.broadcast_to(expected, (int(inside.sum()), 3)))
+
+
+def test_mask_stays_near_the_face_hull():
+    """Independent of the mask code: pixels well beyond the face oval never change."""
+    frame = _frame("rgb")
+    face = synthetic_face(240, 180, 120)
+    settings = SwapSettings(color_transfer="none", erode=0.0, blur=10.0)
+    result = frame.copy()
+    merge(result, "rgb", face, _output(frame, face), settings)
+    oval = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillConvexPoly(oval, np.round(face.landmarks[FACE_OVAL, :2]).astype(np.int32), 1)
+    reach = int(0.1 * face.size * 1.2) + 3  # the blur radius in frame px, plus rounding
+    near = cv2.dilate(oval, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)).astype(bool)
+    np.testing.assert_array_equal(result[~near], frame[~near])
+    assert (result[oval.astype(bool)] != frame[oval.astype(bool)]).any(axis=1).mean() > 0.9
+
+
+def test_opacity_blends_and_zero_opacity_changes_nothing():
+    frame = _frame("rgb")
+    face = synthetic_face(240, 180, 150)
+    out = _output(frame, face)
+    half = frame.copy()
+    merge(half, "rgb", face, out, SwapSettings(color_transfer="none", opacity=0.5))
+    warped = _frame_mask(face, out, SwapSettings(color_transfer="none"), frame.shape)
+    inside = warped > 0.999
+    expected = (frame[inside].astype(np.float32) + np.array(RED, np.float32)) / 2
+    assert np.abs(half[inside] - expected).max() <= 1.0
+    none = frame.copy()
+    assert merge(none, "rgb", face, out, SwapSettings(opacity=0.0)) is None
+    np.testing.assert_array_equal(none, frame)
+
+
+def test_model_mask_is_multiplied_with_the_hull():
+    frame = _frame("bgr")
+    face = synthetic_face(240, 180, 150)
+    model_mask = np.zeros((SIZE, SIZE), np.float32)
+    model_mask[:, SIZE // 2:] = 1.0  # right half of the crop only
+    out = _output(frame, face, mask=model_mask)
+    settings = SwapSettings(color_transfer="none", blur=2.0, erode=0.0)
+    both = frame.copy()
+    merge(both, "bgr", face, out, settings)
+    hull = frame.copy()
+    merge(hull, "bgr", face, out, settings, masks="hull")
+    changed_both = (both != frame).any(axis=2)
+    changed_hull = (hull != frame).any(axis=2)
+    cx = 240
+    assert changed_both[:, : cx - 10].sum() == 0  # left of the face centre: model mask is 0
+    assert changed_both[:, cx + 10:].sum() > 2000
+    assert changed_hull[:, : cx - 10].sum() > 2000
+    with pytest.raises(ValueError, match="mask mode"):
+        merge(frame.copy(), "bgr", face, out, settings, masks="oval")
+
+
+def test_erode_and_blur_scale_with_the_face():
+    frame = _frame("rgb", 720, 960)
+    changed = {}
+    for size in (100, 200):
+        face = synthetic_face(480, 360, size)
+        for erode in (-5.0, 0.0, 10.0):
+            result = frame.copy()
+            settings = SwapSettings(color_transfer="none", erode=erode, blur=0.0)
+            merge(result, "rgb", face, _output(frame, face), settings)
+            changed[size, erode] = (result != frame).any(axis=2).sum()
+    for size in (100, 200):
+        assert changed[size, -5.0] > changed[size, 0.0] > changed[size, 10.0]
+    # Percent of face size: the same settings give the same relative area at any face size.
+    ratios = [changed[s, 10.0] / changed[s, 0.0] for s in (100, 200)]
+    assert abs(ratios[0] - ratios[1]) < 0.05
+
+
+def test_face_offset_and_scale_move_the_swapped_face():
+    frame = _frame("rgb", 480, 640)
+    face = synthetic_face(320, 240, 140)
+
+    def centroid_and_area(**kw):
+        result = frame.copy()
+        settings = SwapSettings(color_transfer="none", **kw)
+        merge(result, "rgb", face, _output(frame, face), settings)
+        ys, xs = np.nonzero((result != frame).any(axis=2))
+        return np.array([xs.mean(), ys.mean()]), xs.size
+
+    base_c, base_a = centroid_and_area()
+    moved_c, _ = centroid_and_area(face_offset_x=0.2, face_offset_y=-0.1)
+    np.testing.assert_allclose(moved_c - base_c, [0.2 * face.size, -0.1 * face.size], atol=2.0)
+    big_c, big_a = centroid_and_area(face_scale=1.2)
+    np.testing.assert_allclose(big_c, base_c, atol=2.0)
+    assert 1.3 < big_a / base_a < 1.6
+
+
+def test_face_partly_outside_the_frame():
+    frame = _frame("rgba")
+    face = synthetic_face(10, 20, 150)
+    result = frame.copy()
+    roi = merge(result, "rgba", face, _output(frame, face), SwapSettings())
+    assert roi is not None and roi[0] == 0 and roi[1] == 0
+    assert (result != frame).any()
+    np.testing.assert_array_equal(result[..., 3], frame[..., 3])
+
+
+def _textured(colour, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 12, (SIZE, SIZE, 3))
+    return np.clip(np.array(colour, np.float64) + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("mode", ["rct", "hist"])
+def test_colour_transfer_matches_the_target_inside_the_mask(mode):
+    swap = _textured((200, 60, 50), 1)  # reddish swapped face
+    target = _textured((90, 150, 110), 2)  # greenish live face
+    mask = np.zeros((SIZE, SIZE), np.float32)
+    cv2.circle(mask, (SIZE // 2, SIZE // 2), 80, 1.0, -1)
+    target[mask == 0] = (0, 0, 255)  # outside the mask must not count
+    result = transfer_color(swap, target, mask, mode)
+    inside = mask > 0.5
+    before = np.abs(swap[inside].mean(0) - target[inside].mean(0)).max()
+    after = np.abs(result[inside].astype(float).mean(0) - target[inside].mean(0)).max()
+    assert before > 80 and after < 4
+    assert transfer_color(swap, target, mask, "none") is swap
+    with pytest.raises(ValueError, match="colour transfer"):
+        transfer_color(swap, target, mask, "lab")
+
+
+def test_colour_transfer_uses_the_aligned_original_in_merge():
+    """rct inside merge pulls a red swap towards the live face's colours (frame layout aware)."""
+    for fmt in ("rgb", "bgra"):
+        live_rgb = np.array((90, 150, 110), np.uint8)
+        frame = np.empty((360, 480, 4 if fmt == "bgra" else 3), np.uint8)
+        frame[..., :3] = from_rgb(live_rgb, fmt)
+        frame[..., 3:] = 200
+        face = synthetic_face(240, 180, 150)
+        out = _output(frame, face, colour=RED)
+        out.crop[:] = _textured((200, 60, 50), 3)
+        result = frame.copy()
+        merge(result, fmt, face, out, SwapSettings(color_transfer="rct"))
+        inside = _frame_mask(face, out, SwapSettings(), frame.shape) > 0.999
+        mean_rgb = from_rgb(result[inside][:, :3].astype(float), fmt).mean(0)
+        np.testing.assert_allclose(mean_rgb, live_rgb, atol=6)
+
+
+def test_bad_inputs_are_value_errors():
+    frame = _frame("rgb")
+    face = synthetic_face(240, 180, 150)
+    out = _output(frame, face)
+    with pytest.raises(ValueError, match="opacity"):
+        merge(frame, "rgb", face, out, SwapSettings(opacity=1.5))
+    with pytest.raises(ValueError, match="swap crop"):
+        merge(frame, "rgb", face, SwapOutput(out.crop[..., :2].copy(), out.matrix), SwapSettings())
+    with pytest.raises(ValueError, match="mask shape"):
+        merge(frame, "rgb", face, SwapOutput(out.crop, out.matrix, np.ones((3, 3), np.float32)),
+              SwapSettings())
+    with pytest.raises(ValueError, match="format"):
+        merge(frame, "rgba", face, out, SwapSettings())
+    with pytest.raises(ValueError, match="face_scale"):
+        merge(frame, "rgb", face, out, SwapSettings(face_scale=0.0))
+
+
+def test_mask_is_zero_on_the_crop_border_when_the_face_overflows_the_crop():
+    """A tight ArcFace crop cuts the face oval: the crop's edge must not show as a hard seam."""
+    from core.align import arcface_template
+
+    frame = _frame("rgb")
+    face = synthetic_face(240, 180, 150)
+    aligned = align(frame, face.points5, arcface_template(128), 128)
+    out = SwapOutput(crop=np.zeros((128, 128, 3), np.uint8), matrix=aligned.matrix)
+    mask = crop_mask(face, out, SwapSettings(erode=0.0, blur=5.0))
+    assert mask.max() > 0.99
+    for edge in (mask[0], mask[-1], mask[:, 0], mask[:, -1]):
+        assert not edge.any()

@@ -1,0 +1,171 @@
+"""Built-in persona: mesh warp exactness, portrait -> live face, masks, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.align import similarity, whole_face_template
+from core.errors import InputError
+from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER
+from core.landmarks import landmarks_for_image
+from core.settings import SwapSettings
+from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate
+from core.swap.persona import CROP_SIZE, DEFAULT_PERSONA, PersonaSwapper
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean structural similarity (Wang et al. 2004, Gaussian window) of two RGB crops
+    over the pixels where `mask` > 0.5."""
+    x = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    y = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float64)
+
+    def blur(v: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(v, (11, 11), 1.5)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    index = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(index[mask > 0.5].mean())
+
+
+@pytest.fixture(scope="module")
+def faces(astronaut, grace_hopper):
+    return {"astronaut": landmarks_for_image(astronaut),
+            "grace_hopper": landmarks_for_image(grace_hopper)}
+
+
+def aligned_crop(image: np.ndarray, face) -> np.ndarray:
+    matrix = similarity(face.points5, whole_face_template(CROP_SIZE))
+    return cv2.warpAffine(image, matrix, (CROP_SIZE, CROP_SIZE))
+
+
+def test_select_points_keeps_contours_and_count(faces):
+    subset = select_points(faces["astronaut"].landmarks, 150)
+    assert len(subset) == 150 and len(set(subset.tolist())) == 150
+    for contour in (FACE_OVAL, EYE_IMAGE_LEFT, LIPS_INNER):
+        assert set(contour) <= set(subset.tolist())
+
+
+def test_mesh_warp_onto_own_points_is_identity(astronaut, faces):
+    texture = aligned_crop(astronaut, faces["astronaut"])
+    matrix = similarity(faces["astronaut"].points5, whole_face_template(CROP_SIZE))
+    live = faces["astronaut"].landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    subset = select_points(live)
+    points = mesh_points(live, subset)
+    warp = MeshWarp(texture, points, triangulate(points))
+    out = warp.warp(points, CROP_SIZE)
+    diff = np.abs(out.astype(int) - texture.astype(int))
+    # Exact at pixel centres; the outermost pixel ring clamps the half-resolution map by
+    # half a pixel (always outside the face mask, which merge zeroes at the crop border).
+    assert diff[1:-1, 1:-1].max() <= 1
+
+
+def test_mesh_warp_follows_a_known_shift():
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), (128, 128),
+                         interpolation=cv2.INTER_CUBIC)
+    grid = np.stack(np.meshgrid(np.linspace(20, 108, 6), np.linspace(20, 108, 6)), -1)
+    points = grid.reshape(-1, 2).astype(np.float32)
+    warp = MeshWarp(texture, points, triangulate(points))
+    out = warp.warp(points + np.float32([6, -4]), 128)
+    # Output pixel (x, y) samples the texture at (x - 6, y + 4) inside the moved mesh.
+    np.testing.assert_allclose(out[40:100, 40:100].astype(float),
+                               texture[44:104, 34:94].astype(float), atol=2)
+
+
+def test_mesh_warp_rejects_wrong_point_count():
+    points = np.float32([[0, 0], [10, 0], [0, 10], [10, 10]])
+    warp = MeshWarp(np.zeros((16, 16, 3), np.uint8), points, triangulate(points))
+    with pytest.raises(ValueError, match="points"):
+        warp.warp(points[:3], 16)
+
+
+@pytest.mark.parametrize("live, reference", [("grace_hopper", "astronaut.png"),
+                                             ("astronaut", "grace_hopper.jpg")])
+def test_persona_result_is_closer_to_reference_than_to_original(live, reference, faces,
+                                                                request):
+    image = request.getfixturevalue(live)
+    swapper = PersonaSwapper(str(DATA / reference))
+    out = swapper.swap(image, "rgb", faces[live], SwapSettings())
+    ref_image = request.getfixturevalue(reference.split(".")[0])
+    ref_crop = aligned_crop(ref_image, landmarks_for_image(ref_image))
+    original = cv2.warpAffine(image, out.matrix, (CROP_SIZE, CROP_SIZE))
+    assert ssim(out.crop, ref_crop, out.mask) > ssim(out.crop, original, out.mask) + 0.1
+
+
+def test_default_persona_swaps_and_leaves_frame_untouched(astronaut, faces):
+    assert DEFAULT_PERSONA.is_file()
+    frame = np.ascontiguousarray(cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGRA))
+    before = frame.copy()
+    swapper = PersonaSwapper()
+    assert swapper.name == "persona:default" and swapper.provider == ""
+    face = landmarks_for_image(astronaut)
+    out = swapper.swap(frame, "bgra", face, SwapSettings())
+    np.testing.assert_array_equal(frame, before)
+    assert out.crop.shape == (CROP_SIZE, CROP_SIZE, 3) and out.crop.dtype == np.uint8
+    assert out.mask.shape == (CROP_SIZE, CROP_SIZE) and out.mask.dtype == np.float32
+    assert out.matrix.shape == (2, 3)
+    original = cv2.warpAffine(astronaut, out.matrix, (CROP_SIZE, CROP_SIZE))
+    inside = out.mask > 0.5
+    assert np.abs(out.crop.astype(int) - original.astype(int))[inside].mean() > 10
+    # The persona is the composite, not the live face: closer to its own texture.
+    assert ssim(out.crop, swapper.portrait.warp.texture, out.mask) > ssim(out.crop, original,
+                                                                          out.mask)
+
+
+def _crop_point(out, face, indices):
+    p = face.landmarks[indices, :2].mean(axis=0)
+    x, y = out.matrix[:, :2] @ p + out.matrix[:, 2]
+    return int(round(y)), int(round(x))
+
+
+def test_mask_holes_for_live_eyes_and_mouth(astronaut, faces):
+    face = faces["astronaut"]  # smiling with teeth: the inner mouth is open
+    swapper = PersonaSwapper()
+    plain = swapper.swap(astronaut, "rgb", face, SwapSettings(keep_eyes=False, keep_mouth=False))
+    kept = swapper.swap(astronaut, "rgb", face, SwapSettings(keep_eyes=True, keep_mouth=True))
+    for indices in (EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, LIPS_INNER):
+        y, x = _crop_point(plain, face, indices)
+        assert plain.mask[y, x] == 1.0
+        assert kept.mask[y, x] == 0.0
+    y, x = _crop_point(plain, face, [1])  # nose tip: face in both
+    assert plain.mask[y, x] == kept.mask[y, x] == 1.0
+    assert plain.mask[0, 0] == 0.0  # outside the face oval
+
+
+def test_unreadable_reference_is_an_input_error(tmp_path):
+    bad = tmp_path / "portrait.jpg"
+    bad.write_text("not an image")
+    with pytest.raises(InputError, match="cannot read reference portrait"):
+        PersonaSwapper(str(bad))
+    with pytest.raises(InputError, match="cannot read reference portrait"):
+        PersonaSwapper(str(tmp_path / "missing.png"))
+
+
+def test_reference_without_face_is_an_input_error(tmp_path):
+    ramp = np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (256, 1))
+    path = tmp_path / "no_face.png"
+    cv2.imwrite(str(path), cv2.merge([ramp, ramp[::-1], ramp.T]))
+    with pytest.raises(InputError, match="no face found"):
+        PersonaSwapper(str(path))
+
+
+def test_mesh_warp_survives_collapsed_triangles():
+    # A closed eyelid collapses triangles to zero area: the warp must stay finite and local.
+    texture = np.random.default_rng(1).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    grid = np.stack(np.meshgrid(np.linspace(8, 88, 5), np.linspace(8, 88, 5)), -1)
+    points = grid.reshape(-1, 2).astype(np.float32)
+    warp = MeshWarp(texture, points, triangulate(points))
+    moved = points.copy()
+    moved[12] = moved[7]  # centre vertex onto its upper neighbour: two triangles go flat
+    coords = warp.source_map(moved, 96)
+    assert np.isfinite(coords).all()
+    grid_px = np.stack(np.meshgrid(np.arange(96), np.arange(96)), -1).astype(np.float32)
+    np.testing.assert_allclose(coords[66:84, 66:84], grid_px[66:84, 66:84], atol=0.01)

@@ -1,0 +1,137 @@
+"""Pipeline: the persona path end to end, outside-face bit identity, label, on-lost, update."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from core.errors import ModelFileError
+from core.label import draw_label, label_rect
+from core.merge import merge
+from core.pipeline import STAGES, Pipeline
+from core.settings import SwapSettings
+
+
+@pytest.fixture(scope="module")
+def face_frame(astronaut) -> np.ndarray:
+    """The astronaut in OBS's layout (RGBA) with a non-trivial alpha channel."""
+    frame = np.ascontiguousarray(cv2.cvtColor(astronaut, cv2.COLOR_RGB2RGBA))
+    frame[..., 3] = np.arange(frame.shape[1], dtype=np.uint8)[None, :] | 1
+    return frame
+
+
+@pytest.fixture(scope="module")
+def empty_frame(face_frame) -> np.ndarray:
+    """Same size, smooth colourful texture and no face: what the camera sees when you leave."""
+    rng = np.random.default_rng(7)
+    small = rng.integers(0, 256, (6, 6, 4), dtype=np.uint8)
+    height, width = face_frame.shape[:2]
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.any(a != b, axis=2)
+
+
+def face_region(face, shape, margin: float = 0.6) -> np.ndarray:
+    """Boolean image: the face box grown by `margin` x face size on each side."""
+    region = np.zeros(shape[:2], bool)
+    pad = margin * face.size
+    x0, y0 = (np.maximum(face.box[:2] - pad, 0)).astype(int)
+    x1, y1 = np.ceil(face.box[2:] + pad).astype(int)
+    region[y0:y1, x0:x1] = True
+    return region
+
+
+def test_persona_pipeline_changes_only_face_and_label(face_frame):
+    pipeline = Pipeline(SwapSettings())
+    assert pipeline.model_name == "persona:default" and pipeline.provider
+    before = face_frame.copy()
+    out = pipeline.process(face_frame, "rgba", timestamp=0.0)
+    np.testing.assert_array_equal(face_frame, before)  # input never modified
+    assert out.shape == face_frame.shape and out.dtype == np.uint8
+    assert len(pipeline.faces) == 1
+    face = pipeline.faces[0]
+    x0, y0, x1, y1 = label_rect(face_frame.shape[1], face_frame.shape[0], "rgba")
+    allowed = face_region(face, face_frame.shape)
+    allowed[y0:y1, x0:x1] = True
+    diff = changed(out, face_frame)
+    assert not np.any(diff & ~allowed)  # bit-identical outside the face and the label
+    assert diff[allowed].sum() > 0.2 * (face.box[2] - face.box[0]) * (face.box[3] - face.box[1])
+    outside_label = np.ones(face_frame.shape[:2], bool)
+    outside_label[y0:y1, x0:x1] = False
+    np.testing.assert_array_equal(out[..., 3][outside_label], face_frame[..., 3][outside_label])
+    assert set(STAGES) <= set(pipeline.timings) and pipeline.timings["total"] > 0
+
+
+def test_pipeline_is_exactly_swap_merge_label(face_frame):
+    settings = SwapSettings(label_corner="top-left")
+    pipeline = Pipeline(settings)
+    out = pipeline.process(face_frame, "rgba", timestamp=0.0)
+    expected = face_frame.copy()
+    for face in pipeline.faces:
+        merge(expected, "rgba", face, pipeline.swapper.swap(face_frame, "rgba", face, settings),
+              settings)
+    draw_label(expected, "rgba", "top-left")
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_label_switch_and_live_update(face_frame):
+    pipeline = Pipeline(SwapSettings())
+    labelled = pipeline.process(face_frame, "rgba", timestamp=0.0)
+    x0, y0, x1, y1 = label_rect(face_frame.shape[1], face_frame.shape[0], "rgba")
+    assert changed(labelled[y0:y1, x0:x1], face_frame[y0:y1, x0:x1]).any()
+    assert pipeline.update(pipeline.settings.with_changes(label=False)) is True
+    plain = pipeline.process(face_frame, "rgba", timestamp=0.04)
+    np.testing.assert_array_equal(plain[y0:y1, x0:x1], face_frame[y0:y1, x0:x1])
+    # A new model or reference cannot be applied live: the caller rebuilds.
+    assert pipeline.update(pipeline.settings.with_changes(reference="x.png")) is False
+    assert pipeline.settings.reference == ""
+
+
+def _lost(face_frame, empty_frame, **changes):
+    """Swap a face at t=0, then lose it; returns that face and the outputs at t=0.1 and 1.0."""
+    pipeline = Pipeline(SwapSettings(label=False, hold_ms=500.0, **changes))
+    pipeline.process(face_frame, "rgba", timestamp=0.0)
+    assert len(pipeline.faces) == 1
+    face = pipeline.faces[0]
+    soon = pipeline.process(empty_frame, "rgba", timestamp=0.1)
+    assert not pipeline.faces
+    late = pipeline.process(empty_frame, "rgba", timestamp=1.0)
+    return face, soon, late
+
+
+def test_on_lost_original_shows_the_frame(face_frame, empty_frame):
+    _, soon, late = _lost(face_frame, empty_frame, on_lost="original")
+    np.testing.assert_array_equal(soon, empty_frame)
+    np.testing.assert_array_equal(late, empty_frame)
+
+
+def test_on_lost_hold_keeps_last_swap_for_hold_ms(face_frame, empty_frame):
+    held, soon, late = _lost(face_frame, empty_frame, on_lost="hold")
+    diff = changed(soon, empty_frame)
+    assert diff.sum() > 1000 and not np.any(diff & ~face_region(held, empty_frame.shape))
+    np.testing.assert_array_equal(late, empty_frame)  # 1.0 s > hold_ms: the original again
+
+
+def test_on_lost_pixelate_hides_last_face_area(face_frame, empty_frame):
+    face, soon, late = _lost(face_frame, empty_frame, on_lost="pixelate")
+    region = face_region(face, empty_frame.shape, margin=0.25)
+    for out in (soon, late):
+        diff = changed(out, empty_frame)
+        assert diff.sum() > 1000 and not np.any(diff & ~region)
+        ys, xs = np.nonzero(region)
+        block = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1, :3].reshape(-1, 3)
+        assert len(np.unique(block, axis=0)) <= 13 * 13  # a coarse mosaic, not a face
+
+
+def test_unknown_model_is_a_model_error():
+    with pytest.raises(ModelFileError, match="unknown model"):
+        Pipeline(SwapSettings(model="no-such-model"))
+
+
+def test_bad_frame_is_a_value_error(face_frame):
+    pipeline = Pipeline(SwapSettings())
+    with pytest.raises(ValueError, match="format"):
+        pipeline.process(face_frame, "rgb")
