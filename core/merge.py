@@ -18,7 +18,6 @@ from core.frame import check_frame
 from core.settings import COLOR_TRANSFERS, SwapSettings
 from core.swap.base import SwapOutput
 
-MASK_MODES = ("both", "hull", "model")  # which masks are multiplied into the final mask
 # OpenCV conversions of small crops: contiguous output, several times faster than numpy's
 # fancy-indexed channel views (core.frame's to_rgb / from_rgb).
 _TO_RGB = {"rgb": None, "bgr": cv2.COLOR_BGR2RGB, "rgba": cv2.COLOR_RGBA2RGB,
@@ -147,11 +146,13 @@ def placement(face: Face, matrix: np.ndarray, settings: SwapSettings) -> np.ndar
     return (_as3x3(matrix) @ undo)[:2].astype(np.float32)
 
 
-def crop_mask(face: Face, out: SwapOutput, settings: SwapSettings,
-              masks: str = "both") -> np.ndarray:
-    """The final feathered mask in crop space (float32 0..1), opacity not yet applied."""
-    if masks not in MASK_MODES:
-        raise ValueError(f"mask mode {masks!r}; expected one of {', '.join(MASK_MODES)}")
+def crop_mask(face: Face, out: SwapOutput, settings: SwapSettings) -> np.ndarray:
+    """The final feathered mask in crop space (float32 0..1), opacity not yet applied.
+
+    settings.mask picks it: "both" (model mask x landmark hull), "hull", or "model" (the
+    hull when the swapper gives no mask).
+    """
+    masks = settings.mask
     size = _check_output(out)
     if masks == "model" and out.mask is not None:
         mask = out.mask.astype(np.float32)
@@ -163,20 +164,19 @@ def crop_mask(face: Face, out: SwapOutput, settings: SwapSettings,
     return feather(mask, settings.erode / 100.0 * face_px, settings.blur / 100.0 * face_px)
 
 
-def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput, settings: SwapSettings,
-          masks: str = "both") -> tuple[int, int, int, int] | None:
+def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
+          settings: SwapSettings) -> tuple[int, int, int, int] | None:
     """Blend the swapped crop into `frame` in place; returns the touched ROI (x0, y0, x1, y1).
 
-    `masks` picks the mask: "both" (model mask x landmark hull), "hull" or "model" (the
-    hull when the swapper gives no mask). Only
-    the ROI is read and written; pixels whose warped mask is 0 keep their exact values.
+    The mask is crop_mask's (settings.mask). Only the ROI is read and written; pixels
+    whose warped mask is 0 keep their exact values.
     Returns None when nothing was written (empty mask, face outside the frame, opacity 0).
     """
     check_frame(frame, fmt)
     size = _check_output(out)
     if not 0.0 <= settings.opacity <= 1.0:
         raise ValueError(f"opacity must be within 0..1, got {settings.opacity}")
-    mask = crop_mask(face, out, settings, masks)
+    mask = crop_mask(face, out, settings)
     if settings.opacity <= 0.0:
         return None
     swap = out.crop

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields, replace
 
 FACE_SELECTIONS = ("largest", "all", "centre", "id")
 COLOR_TRANSFERS = ("none", "rct", "hist")
+MASK_MODES = ("both", "hull", "model")  # model mask x landmark hull, hull only, model only
 ON_LOST = ("original", "hold", "pixelate")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
@@ -19,6 +20,7 @@ class SwapSettings:
     faces: str = "largest"  # one of FACE_SELECTIONS
     face_id: int = 0  # used when faces == "id"
     morph: float = 0.75  # AMP .dfm morph_value
+    mask: str = "both"  # one of MASK_MODES
     erode: float = 5.0  # mask erode, % of face size (negative dilates)
     blur: float = 10.0  # mask feather, % of face size
     color_transfer: str = "rct"  # one of COLOR_TRANSFERS
@@ -37,10 +39,33 @@ class SwapSettings:
 
     def __post_init__(self) -> None:
         for name, allowed in (("faces", FACE_SELECTIONS), ("color_transfer", COLOR_TRANSFERS),
+                              ("mask", MASK_MODES),
                               ("on_lost", ON_LOST), ("label_corner", CORNERS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"setting {name}={value!r}; expected one of {', '.join(allowed)}")
+
+    def with_pairs(self, pairs: list[str]) -> SwapSettings:
+        """A copy with "name=value" strings applied (the CLI's --set), typed per field."""
+        types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
+        changes: dict[str, object] = {}
+        for pair in pairs:
+            name, sep, text = pair.partition("=")
+            name = name.strip().replace("-", "_")
+            if not sep or name not in types:
+                raise ValueError(f"--set {pair!r}: expected NAME=VALUE with NAME one of "
+                                 f"{', '.join(types)}")
+            kind = types[name]
+            try:
+                if kind is bool:
+                    if text.lower() not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
+                        raise ValueError(text)
+                    changes[name] = text.lower() in ("1", "true", "on", "yes")
+                else:
+                    changes[name] = kind(text)
+            except ValueError:
+                raise ValueError(f"--set {pair!r}: {text!r} is not a {kind.__name__}") from None
+        return self.with_changes(**changes)
 
     def with_changes(self, **changes: object) -> SwapSettings:
         """A copy with some fields replaced; unknown names are an error."""

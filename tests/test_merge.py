@@ -104,15 +104,15 @@ def test_model_mask_is_multiplied_with_the_hull():
     both = frame.copy()
     merge(both, "bgr", face, out, settings)
     hull = frame.copy()
-    merge(hull, "bgr", face, out, settings, masks="hull")
+    merge(hull, "bgr", face, out, settings.with_changes(mask="hull"))
     changed_both = (both != frame).any(axis=2)
     changed_hull = (hull != frame).any(axis=2)
     cx = 240
     assert changed_both[:, : cx - 10].sum() == 0  # left of the face centre: model mask is 0
     assert changed_both[:, cx + 10:].sum() > 2000
     assert changed_hull[:, : cx - 10].sum() > 2000
-    with pytest.raises(ValueError, match="mask mode"):
-        merge(frame.copy(), "bgr", face, out, settings, masks="oval")
+    with pytest.raises(ValueError, match="mask='oval'"):
+        settings.with_changes(mask="oval")
 
 
 def test_erode_and_blur_scale_with_the_face():

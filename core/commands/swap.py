@@ -36,11 +36,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which faces to swap")
     parser.add_argument("--no-label", action="store_true",
                         help="do not draw the 'AI face swap' disclosure label")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other setting, e.g. --set color_transfer=hist --set erode=3 "
+                             "(names: core/settings.py SwapSettings)")
 
 
 def settings_from(args: argparse.Namespace) -> SwapSettings:
-    return SwapSettings(model=args.model, reference=args.reference, device=args.device,
+    base = SwapSettings(model=args.model, reference=args.reference, device=args.device,
                         faces=args.faces, label=not args.no_label)
+    try:
+        return base.with_pairs(args.set)
+    except ValueError as exc:
+        raise FaceSwapError(str(exc)) from None
 
 
 def is_image(path: Path) -> bool:
