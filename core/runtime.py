@@ -1,16 +1,47 @@
-"""onnxruntime sessions: one cache per process, keyed by (model file, device, threads)."""
+"""onnxruntime sessions: one cache per process, keyed by (model file, device, options).
+
+Every session knows the provider it actually runs on and, when that is not the device the
+caller asked for, the reason; `session_info(session)` gives both, so a CPU fallback is
+always visible. Loading is serialised per key only, so a big model loading in the
+background never blocks a small one that another thread needs.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 
+from core import devices
 from core.errors import ModelFileError
 
-_cache: dict[tuple[str, str, int], ort.InferenceSession] = {}
+SPIN = os.environ.get("OBS_FACE_SWAP_ORT_SPIN", "0")  # "1": onnxruntime's default spinning
+MAX_CACHED = 8  # sessions kept alive by the cache itself (users of a session keep their own ref)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What a cached session runs on and why, if that is not what was asked for."""
+
+    path: str
+    requested: str  # device string the caller asked for
+    device: str  # device string actually used ("cpu" after a fallback)
+    provider: str  # session.get_providers()[0]: the provider running the graph
+    threads: int
+    reason: str = ""  # non-empty when `device` differs from `requested`
+
+
+_Key = tuple[str, int, int, str, int]
+_cache: OrderedDict[_Key, tuple[ort.InferenceSession, SessionInfo]] = OrderedDict()
+_key_locks: dict[_Key, threading.Lock] = {}
 _lock = threading.Lock()
 
 
@@ -19,22 +50,185 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def cache_dir() -> Path:
+    """Per-user cache (TensorRT engines, generated bench models); $OBS_FACE_SWAP_CACHE wins."""
+    base = os.environ.get("OBS_FACE_SWAP_CACHE") or Path.home() / ".cache" / "obs-face-swap"
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _options(threads: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # Idle intra-op threads normally spin for a while after each run. With several sessions
+    # per frame (detector, FaceMesh, swap model) each pool's spinning steals cores from the
+    # next session and from OBS, so idle threads sleep instead.
+    options.add_session_config_entry("session.intra_op.allow_spinning", SPIN)
+    return options
+
+
+def _provider_options(device: devices.Device) -> dict[str, object]:
+    if device.kind in ("cuda", "dml"):
+        return {"device_id": device.index}
+    if device.kind == "tensorrt":
+        return {"device_id": device.index, "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cache_dir() / "tensorrt"), "trt_fp16_enable": True}
+    return {}
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """CUDA/cuDNN from NVIDIA's pip wheels (nvidia-*-cu12) are not on the loader path;
+    onnxruntime-gpu >= 1.21 can load them first. System-wide CUDA needs nothing."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None and importlib.util.find_spec("nvidia") is not None:
+        preload(directory="")
+
+
+def _create(path: str, device: devices.Device, threads: int) -> ort.InferenceSession:
+    """A session on `device` with the CPU behind it for nodes the device cannot run."""
+    options = _options(threads)
+    if device.kind == "cpu":
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    if device.kind in ("cuda", "tensorrt"):
+        _preload_cuda_libraries()
+    available = ort.get_available_providers()
+    if device.provider in available:
+        providers: list = [(device.provider, _provider_options(device))]
+        if device.kind == "tensorrt" and "CUDAExecutionProvider" in available:
+            providers.append(("CUDAExecutionProvider", {"device_id": device.index}))
+        providers.append("CPUExecutionProvider")
+        return ort.InferenceSession(path, options, providers=providers)
+    # Plugin EPs (e.g. onnxruntime-gpu >= 1.2x's CUDA plugin) are attached per hardware device.
+    ep_devices = devices._ep_devices(device.provider)
+    if device.index >= len(ep_devices):
+        raise RuntimeError(f"{device.provider} has no device {device.index}")
+    options.add_provider_for_devices([ep_devices[device.index]], {})
+    return ort.InferenceSession(path, options)
+
+
+def _load(path: str, requested: str, threads: int) -> tuple[ort.InferenceSession, SessionInfo]:
+    placement = devices.resolve(requested)
+    reason = placement.reason
+    device = placement.device
+    try:
+        session = _create(path, device, threads)
+    except Exception as exc:  # onnxruntime raises several unrelated types
+        if device.kind == "cpu":
+            raise ModelFileError(f"cannot load model {path}: {_first_line(exc)}") from None
+        reason = f"{requested} failed to start, using CPU: {_first_line(exc)}"
+        device = devices.cpu_device()
+        try:
+            session = _create(path, device, threads)
+        except Exception as exc2:
+            raise ModelFileError(f"cannot load model {path}: {_first_line(exc2)}") from None
+    provider = session.get_providers()[0]
+    if device.kind != "cpu" and provider != device.provider:
+        reason = (f"{requested}: {device.provider} did not initialise (see onnxruntime log), "
+                  f"running on {provider}")
+        device = devices.cpu_device()
+    info = SessionInfo(path, requested, device.id, provider, threads, reason)
+    return session, info
+
+
+def open_session(path: str | Path, device: str = "cpu",
+                 threads: int = 0) -> tuple[ort.InferenceSession, SessionInfo]:
+    """A shared session for `path` on `device` plus where it really runs.
+
+    Raises ModelFileError if the file is missing or unloadable, DeviceError for a malformed
+    device string. A device that is not usable gives a CPU session whose info has a reason.
+    """
+    resolved = Path(path).resolve()
+    try:
+        stat = resolved.stat()
+    except OSError:
+        raise ModelFileError(f"model file not found: {resolved}") from None
+    threads = threads or default_threads()
+    devices.parse_device(device)  # malformed strings fail here, before any loading
+    # mtime and size in the key: a model file replaced on disk is loaded afresh.
+    key = (str(resolved), stat.st_mtime_ns, stat.st_size, device.strip().lower(), threads)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:
+        with _lock:
+            hit = _cache.get(key)
+        if hit is None:
+            hit = _load(str(resolved), device, threads)
+        with _lock:
+            _cache[key] = hit
+            _cache.move_to_end(key)
+            while len(_cache) > MAX_CACHED:
+                _cache.popitem(last=False)
+            _key_locks.pop(key, None)
+        return hit
+
+
 def get_session(path: str | Path, device: str = "cpu", threads: int = 0) -> ort.InferenceSession:
     """A shared InferenceSession for `path` on `device`; raises ModelFileError if unloadable."""
-    path = str(Path(path).resolve())
-    threads = threads or default_threads()
-    key = (path, device, threads)
+    return open_session(path, device, threads)[0]
+
+
+def session_info(session: ort.InferenceSession) -> SessionInfo:
+    """Where a session from this cache runs; for foreign sessions, what it reports itself."""
     with _lock:
-        session = _cache.get(key)
-        if session is None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            try:
-                session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises several unrelated types
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ModelFileError(f"cannot load model {path}: {first}") from None
-            _cache[key] = session
-        return session
+        for cached, info in _cache.values():
+            if cached is session:
+                return info
+    provider = session.get_providers()[0]
+    device = devices.kind_of_provider(provider)
+    return SessionInfo("", device, device, provider, 0)
+
+
+def clear_cache() -> None:
+    """Forget every cached session (their users keep working with their own references)."""
+    with _lock:
+        _cache.clear()
+
+
+def dummy_feed(session: ort.InferenceSession, batch: int = 1,
+               seed: int | None = None) -> dict[str, np.ndarray]:
+    """Inputs for every graph input, dynamic dims set to `batch`: zeros, or uniform [0,1)
+    noise when `seed` is given (for timing a model alone, as the benchmark does)."""
+    dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+              "tensor(uint8)": np.uint8, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+    rng = None if seed is None else np.random.default_rng(seed)
+    feed = {}
+    for arg in session.get_inputs():
+        dtype = dtypes.get(arg.type)
+        if dtype is None:
+            raise ValueError(f"cannot make an input for {arg.name} of type {arg.type}")
+        shape = [d if isinstance(d, int) and d > 0 else batch for d in arg.shape]
+        if rng is None or not np.issubdtype(dtype, np.floating):
+            feed[arg.name] = np.zeros(shape, dtype)
+        else:
+            feed[arg.name] = rng.random(shape, dtype=np.float32).astype(dtype)
+    return feed
+
+
+def time_runs(session: ort.InferenceSession, feed: dict[str, np.ndarray],
+              runs: int) -> list[float]:
+    """Milliseconds of each of `runs` session.run calls on `feed`."""
+    times = []
+    for _ in range(max(1, runs)):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def warm_up(session: ort.InferenceSession, runs: int = 1) -> float:
+    """Run the graph on zeros so first-call costs (allocation, kernel tuning, TensorRT engine
+    build) happen now rather than on a live frame; returns ms of the last run."""
+    return time_runs(session, dummy_feed(session), runs)[-1]

@@ -1,0 +1,332 @@
+"""`python -m core bench`: how fast the real-time path is, stage by stage, on this machine.
+
+Frames go through the same SwapService (worker thread, one-slot mailbox, pipeline) that
+the OBS filter uses. Per-stage times come from the pipeline; the swap network is also
+timed alone on the same session, so `overhead_ratio` (end-to-end frame time / model time)
+says how much the engine adds around the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from core import ROOT, runtime
+from core.benchdfm import BenchDfmConfig, ensure_bench_dfm, macs
+from core.errors import InputError
+from core.service import SwapService, default_factory
+from core.settings import SwapSettings
+from core.worker import percentile
+
+HELP = "benchmark the swap path: per-stage ms, fps, latency, model share"
+SYNTHETIC_IMAGE = ROOT / "tests" / "data" / "astronaut.png"
+BENCH_DFM = "bench-dfm"  # --model alias: the generated bench DFM in the user cache
+SYNTHETIC_FRAMES = 16  # distinct synthetic frames, cycled
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="persona:default",
+                        help=f"registry name, model path, or {BENCH_DFM!r} (generated SAEHD-224"
+                             "-like DFM with random weights)")
+    parser.add_argument("--reference", default="", help="reference portrait (persona/inswapper)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda:N, tensorrt:N, dml:N, coreml")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = default)")
+    parser.add_argument("--size", default="1280x720", help="frame size WxH (default 1280x720)")
+    parser.add_argument("--frames", type=int, default=100, help="frames to measure")
+    parser.add_argument("--warmup", type=int, default=3, help="frames run before measuring")
+    parser.add_argument("--input", help="image or video file instead of the synthetic frame")
+    parser.add_argument("--input-fps", type=float, default=0.0,
+                        help="feed frames at this rate like a camera (frames are dropped when "
+                             "the swap is slower); default: next frame when the last is done")
+    parser.add_argument("--model-runs", type=int, default=20,
+                        help="runs of the swap network alone for model_ms")
+    parser.add_argument("--no-label", action="store_true", help="skip the disclosure label")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--make-bench-dfm", nargs="?", const="", metavar="FOLDER",
+                        help="write the bench DFM (default folder: the user cache), print its "
+                             "path and exit")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """"1280x720" -> (1280, 720); InputError otherwise."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"bad --size {text!r}; expected WxH, e.g. 1280x720") from None
+    if width < 64 or height < 64:
+        raise InputError(f"--size {text} too small; at least 64x64")
+    return width, height
+
+
+def synthetic_frames(size: tuple[int, int], count: int = SYNTHETIC_FRAMES) -> list[np.ndarray]:
+    """BGR frames with a real photo of a face (about a third of the frame high) drifting a
+    little from frame to frame, so detection, tracking and swap all do real work."""
+    photo = cv2.imread(str(SYNTHETIC_IMAGE), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise InputError(f"synthetic input needs {SYNTHETIC_IMAGE}; pass --input FILE instead")
+    width, height = size
+    side = max(32, min(int(height * 0.8), width))
+    photo = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
+    frames = []
+    for i in range(count):
+        frame = np.full((height, width, 3), 96, np.uint8)
+        phase = 2 * np.pi * i / count
+        x = int((width - side) / 2 + 0.03 * width * np.sin(phase))
+        y = int((height - side) / 2 + 0.02 * height * np.cos(phase))
+        x, y = min(max(x, 0), width - side), min(max(y, 0), height - side)
+        frame[y:y + side, x:x + side] = photo
+        frames.append(frame)
+    return frames
+
+
+def file_frames(path: str, size: tuple[int, int] | None, limit: int) -> list[np.ndarray]:
+    """Frames of an image or video file (BGR), resized to `size` when given."""
+    if not Path(path).is_file():
+        raise InputError(f"input file not found: {path}")
+    frames = []
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is not None:
+        frames = [image]
+    else:
+        capture = cv2.VideoCapture(path)
+        while len(frames) < limit:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+        capture.release()
+    if not frames:
+        raise InputError(f"cannot read {path} as an image or a video")
+    if size:
+        frames = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+    return frames
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(percentile(values, 50), 3), "p95_ms": round(percentile(values, 95), 3)}
+
+
+class _Capture:
+    """A pipeline factory that keeps the pipeline it built (to time its model alone)."""
+
+    def __init__(self) -> None:
+        self.pipeline: Any = None
+
+    def __call__(self, settings: SwapSettings) -> Any:
+        self.pipeline = default_factory(settings)
+        return self.pipeline
+
+
+def _run_closed(service: SwapService, frames: list[np.ndarray], count: int,
+                timings: list[dict[str, float]], latency: list[float],
+                between: Callable[[int], float] | None = None) -> float:
+    """Submit, wait for that frame's result, repeat; returns elapsed seconds, not counting
+    the time spent in `between(i)` (called after frame i, while the worker is idle)."""
+    start = time.perf_counter()
+    paused = 0.0
+    for i in range(count):
+        if between is not None and i:
+            paused += between(i)
+        service.submit(frames[i % len(frames)])
+        seq = service.status()["frames_in"]
+        result = service.wait_result(after_seq=seq - 1, timeout=120)
+        if result is None:
+            raise InputError(f"no result within 120 s for frame {i}")
+        timings.append(service.status()["timings"])
+        latency.append(result.latency_ms)
+    return time.perf_counter() - start - paused
+
+
+def _run_open(service: SwapService, frames: list[np.ndarray], count: int, fps: float,
+              timings: list[dict[str, float]], latency: list[float]) -> float:
+    """Submit at `fps` like a camera while sampling each new result's stage times."""
+    done = threading.Event()
+
+    def sample() -> None:
+        seen = 0
+        while not done.is_set():
+            result = service.wait_result(after_seq=seen, timeout=0.2)
+            if result is not None:
+                seen = result.seq
+                timings.append(service.status()["timings"])
+                latency.append(result.latency_ms)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    for i in range(count):
+        service.submit(frames[i % len(frames)])
+        time.sleep(max(0.0, start + (i + 1) / fps - time.perf_counter()))
+    service.wait_result(after_seq=service.status()["frames_in"] - 1, timeout=120)
+    elapsed = time.perf_counter() - start
+    done.set()
+    sampler.join(1.0)
+    return elapsed
+
+
+class _ModelAlone:
+    """Times the swap network alone on the pipeline's own session, interleaved with the
+    frames, so a machine whose speed drifts (shared cores, thermal) affects both sides of
+    the overhead ratio alike. No network (the persona): nothing to time."""
+
+    def __init__(self, pipeline: Any, runs: int, frames: int) -> None:
+        self.session = getattr(getattr(pipeline, "swapper", None), "session", None)
+        self.times: list[float] = []
+        self.every = max(1, frames // max(1, runs))
+        self.runs = runs
+        if self.session is not None and runs > 0:
+            self.feed = runtime.dummy_feed(self.session, seed=0)
+            runtime.time_runs(self.session, self.feed, 1)
+
+    @property
+    def active(self) -> bool:
+        return self.session is not None and self.runs > 0
+
+    def run(self, count: int = 1) -> float:
+        """Time `count` runs; returns the seconds spent."""
+        if not self.active or count < 1:
+            return 0.0
+        start = time.perf_counter()
+        self.times += runtime.time_runs(self.session, self.feed, count)
+        return time.perf_counter() - start
+
+    def between(self, frame: int) -> float:
+        if frame % self.every == 0 and len(self.times) < self.runs:
+            return self.run()
+        return 0.0
+
+
+def run_bench(settings: SwapSettings, frames: list[np.ndarray], count: int, warmup: int = 3,
+              input_fps: float = 0.0, model_runs: int = 20) -> dict[str, Any]:
+    """Measure `count` frames through a SwapService; returns the report (see module doc)."""
+    if count < 1:
+        raise ValueError(f"frame count must be >= 1, got {count}")
+    capture = _Capture()
+    start = time.perf_counter()
+    service = SwapService(settings, fmt="bgr", pipeline_factory=capture)
+    try:
+        while service.status()["state"] == "loading":
+            time.sleep(0.01)
+        status = service.status()
+        if status["state"] == "error":
+            from core.errors import FaceSwapError
+
+            raise FaceSwapError(status["last_error"])
+        build_ms = (time.perf_counter() - start) * 1000.0
+        _run_closed(service, frames, warmup, [], [])
+        alone = _ModelAlone(capture.pipeline, model_runs, count)
+        before = service.status()
+        timings: list[dict[str, float]] = []
+        latency: list[float] = []
+        if input_fps > 0:
+            alone.run(model_runs // 2)
+            elapsed = _run_open(service, frames, count, input_fps, timings, latency)
+            alone.run(model_runs - model_runs // 2)
+        else:
+            elapsed = _run_closed(service, frames, count, timings, latency, alone.between)
+        after = service.status()
+    finally:
+        service.stop()
+    done = after["frames_out"] - before["frames_out"]
+    stage_names = [k for k in (timings[0] if timings else {}) if k != "total"]
+    stages = {name: _stats([t.get(name, 0.0) for t in timings]) for name in stage_names}
+    totals = [t.get("total", 0.0) for t in timings]
+    mean_total = float(np.mean(totals)) if totals else 0.0
+    for name in stage_names:
+        share = np.mean([t.get(name, 0.0) for t in timings]) / mean_total if mean_total else 0.0
+        stages[name]["share"] = round(float(share), 3)
+    stages["total"] = {**_stats(totals), "share": 1.0}
+    swapped = sum(1 for t in timings if t.get("swap", 0.0) > 0.0)
+    if alone.times:
+        model_ms, model_source = percentile(alone.times, 50), "onnx session alone"
+    else:
+        model_ms, model_source = stages.get("swap", {}).get("p50_ms", 0.0), "swap stage"
+    # end to end: submit -> result (hand-over included) when frames go one at a time; with a
+    # camera-like input, waiting behind the frame in flight is not overhead: pipeline total
+    end_to_end = percentile(totals if input_fps > 0 else latency, 50)
+    height, width = frames[0].shape[:2]
+    return {
+        "model": after["model"],
+        "provider": after["provider"],
+        "device": settings.device,
+        "device_note": after["device_note"],
+        "threads": settings.threads or runtime.default_threads(),
+        "size": f"{width}x{height}",
+        "frames": done,
+        "frames_with_swap": swapped,
+        "input_fps": input_fps or None,
+        "fps": round(done / elapsed, 2) if elapsed > 0 else 0.0,
+        "stages": stages,
+        "latency_ms": {"p50": round(percentile(latency, 50), 2),
+                       "p95": round(percentile(latency, 95), 2)},
+        "model_ms": round(model_ms, 3),
+        "model_source": model_source,
+        "model_share": round(model_ms / end_to_end, 3) if end_to_end else 0.0,
+        "overhead_ratio": round(end_to_end / model_ms, 3) if model_ms else None,
+        "dropped": after["dropped"] - before["dropped"],
+        "errors": after["errors"] - before["errors"],
+        "last_error": after["last_error"],
+        "build_ms": round(build_ms, 1),
+        "machine": {"cpu": platform.processor() or platform.machine(),
+                    "cores": os.cpu_count(), "onnxruntime": ort.__version__},
+    }
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"model {report['model']} on {report['provider'] or 'CPU (OpenCV)'} "
+          f"({report['device']}, {report['threads']} threads), {report['size']}, "
+          f"{report['frames']} frames ({report['frames_with_swap']} with a face swapped)")
+    if report["device_note"]:
+        print(f"note: {report['device_note']}")
+    print(f"{'stage':<12}{'p50 ms':>10}{'p95 ms':>10}{'share':>8}")
+    for name, s in report["stages"].items():
+        print(f"{name:<12}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['share'] * 100:>7.1f}%")
+    ratio = report["overhead_ratio"]
+    print(f"fps {report['fps']:.2f}   latency p50 {report['latency_ms']['p50']:.1f} ms, "
+          f"p95 {report['latency_ms']['p95']:.1f} ms   dropped {report['dropped']}   "
+          f"errors {report['errors']}")
+    print(f"model alone {report['model_ms']:.2f} ms ({report['model_source']}), "
+          f"{report['model_share'] * 100:.1f}% of a frame, overhead ratio "
+          f"{'n/a' if ratio is None else f'{ratio:.3f}'}")
+    if report["errors"]:
+        print(f"last error: {report['last_error']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.make_bench_dfm is not None:
+        folder = args.make_bench_dfm or None
+        path = ensure_bench_dfm(folder)
+        if not args.json:
+            print(path)
+        else:
+            gmacs = macs(onnx.load(str(path))) / 1e9
+            print(json.dumps({"path": str(path), "gmacs": round(gmacs, 2)}))
+        return 0
+    if args.frames < 1:
+        raise InputError(f"--frames must be >= 1, got {args.frames}")
+    size = parse_size(args.size)
+    model = args.model
+    if model == BENCH_DFM:
+        model = str(ensure_bench_dfm(config=BenchDfmConfig()))
+    frames = file_frames(args.input, size, args.frames) if args.input else synthetic_frames(size)
+    settings = SwapSettings(model=model, reference=args.reference, device=args.device,
+                            threads=args.threads, label=not args.no_label)
+    report = run_bench(settings, frames, args.frames, args.warmup, args.input_fps,
+                       args.model_runs)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_table(report)
+    return 0

@@ -1,0 +1,249 @@
+"""SwapService: the real-time face swap as a service a host (OBS, the CLI) feeds frames into.
+
+The host submits frames and draws the newest result; it never waits for a model. A Worker
+thread runs the current Pipeline. Settings that need no reload are applied live on the
+worker thread between two frames. Settings that need a new model or device are built in a
+background thread, warmed up on the newest real frame (so first-call costs are paid off
+the stream), and swapped in between two frames; until then the old pipeline keeps running
+(or frames pass through unchanged). A failed build keeps the old pipeline and reports the
+error. Builds are coalesced: settings changed during a build are applied to its result,
+or trigger one more build, never a pile of parallel ones.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from core import devices
+from core.errors import FaceSwapError
+from core.frame import check_frame
+from core.settings import SwapSettings
+from core.worker import Result, Worker
+
+STATES = ("loading", "ready", "error")
+WARMUP_SIZE = (640, 360)  # dummy warm-up frame when no real frame has arrived yet
+
+
+def default_factory(settings: SwapSettings) -> Any:
+    """core.pipeline.Pipeline(settings), imported late so a broken install is a status error."""
+    try:
+        from core.pipeline import Pipeline
+    except ImportError as exc:
+        raise FaceSwapError(f"swap pipeline unavailable: {exc}") from None
+    return Pipeline(settings)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if isinstance(exc, FaceSwapError):
+        return message or type(exc).__name__
+    return f"{type(exc).__name__}: {message}".rstrip(": ")
+
+
+class SwapService:
+    """Frames in, newest swapped frame out; models load and switch in the background."""
+
+    def __init__(self, settings: SwapSettings, fmt: str = "rgba",
+                 pipeline_factory: Callable[[SwapSettings], Any] | None = None) -> None:
+        if not isinstance(settings, SwapSettings):
+            raise ValueError(f"settings must be SwapSettings, got {type(settings).__name__}")
+        check_frame(np.zeros((2, 2, 4 if fmt in ("rgba", "bgra") else 3), np.uint8), fmt)
+        self.fmt = fmt
+        self._factory = pipeline_factory or default_factory
+        self._lock = threading.Lock()
+        self._pipeline: Any = None  # the installed, fully built and warmed-up pipeline
+        self._requested = settings  # newest settings asked for
+        self._requested_gen = 0
+        self._building = False
+        self._state = "loading"
+        self._build_error = ""
+        self._build_ms = 0.0
+        self._last_input: np.ndarray | None = None
+        self._stopped = False
+        self._builder: threading.Thread | None = None
+        self._worker = Worker(self._process, name="face-swap-worker")
+        self._start_build()
+
+    # --- host side -----------------------------------------------------------------------
+    def submit(self, frame: np.ndarray) -> None:
+        """Hand over a frame (the service owns it now); never blocks, newest wins."""
+        if self._stopped:
+            return
+        check_frame(frame, self.fmt)
+        self._last_input = frame
+        try:
+            self._worker.submit(frame)
+        except RuntimeError:  # stopped by another thread just now: the frame is not wanted
+            return
+
+    def latest(self) -> np.ndarray | None:
+        """Newest output frame (swapped, or the input passed through); None before any."""
+        result = self._worker.latest()
+        return None if result is None else result.frame
+
+    def latest_result(self) -> Result | None:
+        """Newest output with its sequence number, times and ok flag (see core.worker)."""
+        return self._worker.latest()
+
+    def wait_result(self, after_seq: int = 0, timeout: float | None = None) -> Result | None:
+        """Block until a result newer than input `after_seq` (for the CLI and tests)."""
+        return self._worker.wait_result(after_seq, timeout)
+
+    def apply(self, settings: SwapSettings) -> None:
+        """Use `settings` from now on: live if the pipeline can, else by a background build."""
+        if not isinstance(settings, SwapSettings):
+            raise ValueError(f"settings must be SwapSettings, got {type(settings).__name__}")
+        with self._lock:
+            if self._stopped:
+                return
+            self._requested = settings
+            self._requested_gen += 1
+            gen = self._requested_gen
+            if self._building:
+                return  # the running build picks the newest settings up when it finishes
+            if self._pipeline is None:
+                self._start_build_locked()
+                return
+        self._worker.call_soon(lambda: self._apply_live(settings, gen))
+
+    def status(self) -> dict[str, Any]:
+        """Everything a host shows: state, model, provider, speed, counts, errors."""
+        stats = self._worker.stats()
+        with self._lock:
+            pipeline, state, requested = self._pipeline, self._state, self._requested
+            build_error, build_ms = self._build_error, self._build_ms
+        provider = getattr(pipeline, "provider", "") if pipeline is not None else ""
+        return {
+            "state": state,
+            "model": getattr(pipeline, "model_name", "") if pipeline is not None else "",
+            "requested_model": requested.model,
+            "device": requested.device,
+            "provider": provider,
+            "device_note": self._device_note(requested.device, provider),
+            "fps": round(stats.fps, 2),
+            "latency_ms": {"p50": round(stats.latency_p50_ms, 2),
+                           "p95": round(stats.latency_p95_ms, 2)},
+            "process_ms": {"p50": round(stats.process_p50_ms, 2),
+                           "p95": round(stats.process_p95_ms, 2)},
+            "frames_in": stats.frames_in,
+            "frames_out": stats.frames_out,
+            "dropped": stats.dropped,
+            "errors": stats.errors,
+            "last_error": build_error if state == "error" else stats.last_error,
+            "build_ms": round(build_ms, 1),
+            "timings": dict(getattr(pipeline, "timings", {}) or {}),
+        }
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop the worker, joined within `timeout` s (True if it ended). A build still running
+        after that is discarded when it ends; the rest of `timeout` is spent waiting for it."""
+        deadline = time.perf_counter() + timeout
+        with self._lock:
+            self._stopped = True
+            builder = self._builder
+        stopped = self._worker.stop(timeout)
+        if builder is not None and builder is not threading.current_thread():
+            builder.join(max(0.0, deadline - time.perf_counter()))
+        return stopped
+
+    # --- internals -----------------------------------------------------------------------
+    @staticmethod
+    def _device_note(requested: str, provider: str) -> str:
+        """Why the model is not running where the user asked ("" when it is)."""
+        try:
+            placement = devices.resolve(requested)
+        except FaceSwapError as exc:
+            return str(exc)
+        if placement.reason:
+            return placement.reason
+        wanted = devices.PROVIDERS[placement.device.kind]
+        if provider and provider.endswith("ExecutionProvider") and provider != wanted:
+            return f"{requested} requested but the model runs on {provider}"
+        return ""
+
+    def _process(self, frame: np.ndarray) -> np.ndarray:
+        pipeline = self._pipeline  # read once: a swap never lands in the middle of a frame
+        if pipeline is None:
+            return frame  # loading, or no usable model: pass through unchanged
+        return pipeline.process(frame, self.fmt)
+
+    def _apply_live(self, settings: SwapSettings, gen: int) -> None:
+        """On the worker thread: live update, or a rebuild when the pipeline says so."""
+        with self._lock:
+            if gen != self._requested_gen or self._pipeline is None or self._building:
+                return  # superseded by newer settings, or a build will take care of them
+            pipeline = self._pipeline
+        if pipeline.update(settings):
+            with self._lock:
+                if self._state == "error":  # the live settings are valid again
+                    self._state, self._build_error = "ready", ""
+            return
+        with self._lock:
+            if gen == self._requested_gen and not self._building and not self._stopped:
+                self._start_build_locked()
+
+    def _start_build(self) -> None:
+        with self._lock:
+            self._start_build_locked()
+
+    def _start_build_locked(self) -> None:
+        self._building = True
+        self._state = "loading"
+        self._builder = threading.Thread(target=self._build_loop, name="face-swap-build",
+                                         daemon=True)
+        self._builder.start()
+
+    def _warm_up(self, pipeline: Any) -> None:
+        frame = self._last_input
+        if frame is None:
+            channels = 4 if self.fmt in ("rgba", "bgra") else 3
+            frame = np.zeros((WARMUP_SIZE[1], WARMUP_SIZE[0], channels), np.uint8)
+        pipeline.process(frame, self.fmt)
+
+    def _build_loop(self) -> None:
+        """Build for the newest settings until a build matches them, then install it."""
+        with self._lock:
+            settings, gen = self._requested, self._requested_gen
+        while True:
+            start = time.perf_counter()
+            try:
+                pipeline = self._factory(settings)
+                self._warm_up(pipeline)
+                error = ""
+            except Exception as exc:  # any failure must leave the old pipeline running
+                pipeline, error = None, _one_line(exc)
+            elapsed = (time.perf_counter() - start) * 1000.0
+            while True:
+                with self._lock:
+                    if self._stopped:
+                        self._building = False
+                        return
+                    if gen == self._requested_gen:
+                        if pipeline is None:
+                            self._state, self._build_error, self._building = "error", error, False
+                        else:
+                            self._install_locked(pipeline, elapsed)
+                        return
+                    settings, gen = self._requested, self._requested_gen
+                # settings changed during the build: live-apply them to the new pipeline if
+                # it can take them (checked again under the lock), else build once more
+                if pipeline is None or not self._try_update(pipeline, settings):
+                    break
+
+    @staticmethod
+    def _try_update(pipeline: Any, settings: SwapSettings) -> bool:
+        try:
+            return bool(pipeline.update(settings))
+        except Exception:  # a pipeline that cannot take the settings gets rebuilt
+            return False
+
+    def _install_locked(self, pipeline: Any, build_ms: float) -> None:
+        self._pipeline = pipeline  # one reference assignment: the next frame uses it whole
+        self._state, self._build_error, self._build_ms = "ready", "", build_ms
+        self._building = False

@@ -1,0 +1,222 @@
+"""A background thread between a frame source and a consumer that never builds a queue.
+
+The source `submit()`s frames into a one-slot mailbox (a newer frame replaces an unprocessed
+one, which counts as dropped); the thread processes the newest frame and publishes the
+newest result. So added latency is bounded by one frame plus processing, however slow the
+processing is. A frame whose processing raises passes through unchanged and the error is
+counted: one bad frame never stops the stream. The process callable can be switched
+atomically between two frames, which is how a newly loaded model goes live.
+The process callable must return a new array and leave its input untouched (that is what
+makes the pass-through on error truthful).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+Process = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One published output frame and where it came from."""
+
+    frame: np.ndarray
+    seq: int  # sequence number of the input frame (1, 2, ... in submit order)
+    t_in: float  # time.perf_counter() when the input was submitted
+    t_out: float  # time.perf_counter() when the result was published
+    ok: bool  # False: processing raised and `frame` is the input, unchanged
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.t_out - self.t_in) * 1000.0
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """Counters since start; fps and percentiles over recent frames."""
+
+    frames_in: int
+    frames_out: int
+    dropped: int  # frames replaced in the mailbox before the thread took them
+    errors: int
+    last_error: str
+    fps: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    process_p50_ms: float
+    process_p95_ms: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def percentile(values: list[float] | deque[float], q: float) -> float:
+    """q-th percentile (0..100) of `values`; 0.0 for none (nothing measured yet)."""
+    return float(np.percentile(np.fromiter(values, float), q)) if values else 0.0
+
+
+class Worker:
+    """One processing thread fed by a one-slot mailbox; see the module docstring."""
+
+    FPS_WINDOW_S = 10.0  # outputs older than this do not count (a stalled stream reads 0)
+    FPS_SAMPLES = 30  # fps over the last 30 outputs: responsive at 60 fps, stable at 2 fps
+
+    def __init__(self, process: Process, name: str = "face-swap-worker", history: int = 120,
+                 on_result: Callable[[Result], None] | None = None) -> None:
+        if not callable(process):
+            raise ValueError(f"process must be callable, got {type(process).__name__}")
+        self._process = process
+        self._on_result = on_result
+        self._cond = threading.Condition()
+        self._pending: tuple[np.ndarray, int, float] | None = None
+        self._calls: deque[Callable[[], None]] = deque()
+        self._latest: Result | None = None
+        self._stopping = False
+        self._seq = 0
+        self._frames_in = self._frames_out = self._dropped = self._errors = 0
+        self._last_error = ""
+        self._latency: deque[float] = deque(maxlen=history)
+        self._process_ms: deque[float] = deque(maxlen=history)
+        self._out_times: deque[float] = deque()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    # --- producer side -------------------------------------------------------------------
+    def submit(self, frame: np.ndarray) -> int:
+        """Hand over a frame (the worker owns it now); never blocks. Returns its sequence no."""
+        if not isinstance(frame, np.ndarray):
+            raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
+        now = time.perf_counter()
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("worker is stopped")
+            self._seq += 1
+            self._frames_in += 1
+            if self._pending is not None:
+                self._dropped += 1
+            self._pending = (frame, self._seq, now)
+            self._cond.notify_all()
+            return self._seq
+
+    def set_process(self, process: Process) -> None:
+        """Switch the callable; the frame being processed finishes with the old one."""
+        if not callable(process):
+            raise ValueError(f"process must be callable, got {type(process).__name__}")
+        with self._cond:
+            self._process = process
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on the worker thread before the next frame (state changes without locks)."""
+        with self._cond:
+            self._calls.append(fn)
+            self._cond.notify_all()
+
+    # --- consumer side -------------------------------------------------------------------
+    def latest(self) -> Result | None:
+        """The newest published result (None before the first)."""
+        return self._latest
+
+    def wait_result(self, after_seq: int = 0, timeout: float | None = None) -> Result | None:
+        """Block until a result newer than input `after_seq` exists; None on timeout/stop."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        with self._cond:
+            while self._latest is None or self._latest.seq <= after_seq:
+                if self._stopping:
+                    return None
+                remaining = None if deadline is None else deadline - time.perf_counter()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return self._latest
+
+    def stats(self) -> WorkerStats:
+        with self._cond:
+            now = time.perf_counter()
+            while self._out_times and now - self._out_times[0] > self.FPS_WINDOW_S:
+                self._out_times.popleft()
+            times = list(self._out_times)
+            fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and \
+                times[-1] > times[0] else 0.0
+            latency, proc = list(self._latency), list(self._process_ms)
+            return WorkerStats(self._frames_in, self._frames_out, self._dropped, self._errors,
+                               self._last_error, fps, percentile(latency, 50),
+                               percentile(latency, 95), percentile(proc, 50),
+                               percentile(proc, 95))
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop taking frames and join the thread; True if it ended within `timeout` seconds."""
+        with self._cond:
+            self._stopping = True
+            self._pending = None
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # --- the thread ----------------------------------------------------------------------
+    def _record_error(self, where: str, exc: BaseException) -> None:
+        text = str(exc).strip().splitlines()
+        with self._cond:
+            self._errors += 1
+            self._last_error = f"{where}{type(exc).__name__}: {text[0] if text else ''}".rstrip()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._calls and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                calls = list(self._calls)
+                self._calls.clear()
+                item, self._pending = self._pending, None
+                process = self._process
+            for fn in calls:
+                try:
+                    fn()
+                except Exception as exc:  # a failed control call must not kill the stream
+                    self._record_error("control: ", exc)
+            if item is None:
+                continue
+            if calls:  # a control call may have switched the callable
+                with self._cond:
+                    process = self._process
+            self._handle(process, *item)
+
+    def _handle(self, process: Process, frame: np.ndarray, seq: int, t_in: float) -> None:
+        start = time.perf_counter()
+        ok = True
+        try:
+            out = process(frame)
+            if not isinstance(out, np.ndarray):
+                raise TypeError(f"process returned {type(out).__name__}, not a numpy array")
+        except Exception as exc:  # isolate the stream from any failure in one frame
+            self._record_error(f"frame {seq}: ", exc)
+            out, ok = frame, False
+        end = time.perf_counter()
+        result = Result(out, seq, t_in, end, ok)
+        with self._cond:
+            self._latest = result
+            self._frames_out += 1
+            self._latency.append(result.latency_ms)
+            self._process_ms.append((end - start) * 1000.0)
+            self._out_times.append(end)
+            if len(self._out_times) > self.FPS_SAMPLES:
+                self._out_times.popleft()
+            self._cond.notify_all()
+        if self._on_result is not None:
+            try:
+                self._on_result(result)
+            except Exception as exc:
+                self._record_error("on_result: ", exc)

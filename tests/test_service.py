@@ -1,0 +1,246 @@
+"""SwapService on the real Pipeline (built-in persona, shipped detector and FaceMesh).
+
+A thin subclass of the real Pipeline records which instance processed each frame, whether
+its construction had finished, and on which thread, so a model switch can be checked
+frame by frame while frames flow.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from core.pipeline import Pipeline
+from core.service import SwapService
+from core.settings import SwapSettings
+from tests.conftest import DATA
+
+SETTINGS = SwapSettings(label=False)
+
+
+class Recorded(Pipeline):
+    """The real Pipeline, plus a log of (instance tag, fully built?, thread name) per frame."""
+
+    def __init__(self, settings, log, tag, gate=None):
+        self.complete = False
+        self.tag = tag
+        self.log = log
+        super().__init__(settings)
+        if gate is not None:
+            assert gate.wait(20), "test gate never opened"
+        self.complete = True
+
+    def process(self, frame, fmt, timestamp=None):
+        self.log.append((self.tag, self.complete, threading.current_thread().name))
+        return super().process(frame, fmt, timestamp)
+
+
+class Factory:
+    """Builds Recorded pipelines, counting builds; an optional gate holds a build open."""
+
+    def __init__(self):
+        self.log: list[tuple[int, bool, str]] = []
+        self.built: list[SwapSettings] = []
+        self.gate: threading.Event | None = None
+
+    def __call__(self, settings):
+        self.built.append(settings)
+        return Recorded(settings, self.log, len(self.built), self.gate)
+
+
+@pytest.fixture(scope="module")
+def frame(astronaut) -> np.ndarray:
+    return np.ascontiguousarray(cv2.cvtColor(astronaut, cv2.COLOR_RGB2RGBA))
+
+
+def wait_state(service, state, frame=None, timeout=30.0):
+    """Feed frames (if given) until status()["state"] == state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.status()["state"] == state:
+            return service.status()
+        if frame is not None:
+            service.submit(frame.copy())
+        time.sleep(0.02)
+    raise AssertionError(f"state stayed {service.status()['state']!r}: {service.status()}")
+
+
+def run_frames(service, frame, count):
+    """Closed loop: submit, wait for that frame's result. Returns the results."""
+    results = []
+    for _ in range(count):
+        service.submit(frame.copy())
+        seq = service.status()["frames_in"]
+        result = service.wait_result(after_seq=seq - 1, timeout=20)
+        assert result is not None and result.seq == seq
+        results.append(result)
+    return results
+
+
+def test_loads_in_background_then_swaps(frame):
+    service = SwapService(SETTINGS, fmt="rgba")
+    try:
+        assert service.status()["state"] in ("loading", "ready")
+        status = wait_state(service, "ready")
+        assert status["model"] == "persona:default" and status["provider"]
+        results = run_frames(service, frame, 5)
+        assert all(r.ok for r in results)
+        last = results[-1].frame
+        assert last.shape == frame.shape and last.dtype == np.uint8
+        assert np.abs(last.astype(int) - frame).sum() > 0  # the face was swapped
+        status = service.status()
+        assert status["frames_out"] >= 5 and status["errors"] == 0 and status["dropped"] == 0
+        assert status["fps"] > 0 and status["latency_ms"]["p95"] >= status["latency_ms"]["p50"]
+        assert status["timings"]["total"] > 0 and status["last_error"] == ""
+    finally:
+        assert service.stop(timeout=1.0)
+
+
+def test_frames_pass_through_while_loading(frame):
+    factory = Factory()
+    factory.gate = threading.Event()
+    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
+    try:
+        for _ in range(3):
+            sent = frame.copy()
+            service.submit(sent)
+            result = service.wait_result(after_seq=service.status()["frames_in"] - 1, timeout=5)
+            assert result is not None and result.frame is sent  # unchanged, not delayed
+        assert service.status()["state"] == "loading"
+        assert service.status()["model"] == ""
+        factory.gate.set()
+        wait_state(service, "ready")
+        assert not np.array_equal(run_frames(service, frame, 2)[-1].frame, frame)
+    finally:
+        factory.gate.set()
+        assert service.stop()
+
+
+def test_unknown_model_is_an_error_state_and_passes_frames_through(frame):
+    service = SwapService(SETTINGS.with_changes(model="no-such-model"), fmt="rgba")
+    try:
+        status = wait_state(service, "error")
+        assert "no-such-model" in status["last_error"]
+        assert "\n" not in status["last_error"]
+        result = run_frames(service, frame, 1)[0]
+        assert np.array_equal(result.frame, frame)
+        service.apply(SETTINGS)  # the user fixes the model: it loads
+        assert wait_state(service, "ready")["model"] == "persona:default"
+    finally:
+        assert service.stop()
+
+
+def test_failed_switch_keeps_the_running_model(frame):
+    service = SwapService(SETTINGS, fmt="rgba")
+    try:
+        wait_state(service, "ready")
+        service.apply(SETTINGS.with_changes(model="no-such-model"))
+        status = wait_state(service, "error", frame)
+        assert status["model"] == "persona:default" and "no-such-model" in status["last_error"]
+        result = run_frames(service, frame, 1)[0]
+        assert result.ok and not np.array_equal(result.frame, frame)  # still swapping
+    finally:
+        assert service.stop()
+
+
+def test_live_settings_apply_without_a_rebuild(frame):
+    factory = Factory()
+    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
+    try:
+        wait_state(service, "ready")
+        before = run_frames(service, frame, 2)[-1].frame
+        service.apply(SETTINGS.with_changes(opacity=0.3))
+        after = run_frames(service, frame, 2)[-1].frame  # the update runs before these frames
+        assert len(factory.built) == 1
+        assert service.status()["state"] == "ready"
+        # a weaker swap sits closer to the original frame
+        assert np.abs(after.astype(int) - frame).sum() < np.abs(before.astype(int) - frame).sum()
+    finally:
+        assert service.stop()
+
+
+def test_model_switch_while_frames_flow_is_atomic(frame):
+    """A new reference portrait needs a rebuild: frames keep flowing through the old
+    pipeline, the new one only ever sees frames after its construction and warm-up, and
+    no frame in the closed loop goes without a result."""
+    factory = Factory()
+    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
+    try:
+        wait_state(service, "ready")
+        factory.gate = threading.Event()
+        service.apply(SETTINGS.with_changes(reference=str(DATA / "grace_hopper.jpg")))
+        run_frames(service, frame, 3)  # the build is held open: old pipeline serves
+        assert service.status()["state"] == "loading"
+        factory.gate.set()
+        results = []
+        deadline = time.monotonic() + 30
+        while service.status()["state"] != "ready" and time.monotonic() < deadline:
+            results += run_frames(service, frame, 1)
+        results += run_frames(service, frame, 3)
+        seqs = [r.seq for r in results]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap
+        assert all(r.ok for r in results)
+        assert len(factory.built) == 2
+        assert all(complete for _, complete, _ in factory.log)  # never a half-built model
+        live = [tag for tag, _, thread in factory.log if thread == "face-swap-worker"]
+        switch = live.index(2)
+        assert live == [1] * switch + [2] * (len(live) - switch)
+        warmups = [tag for tag, _, thread in factory.log if thread == "face-swap-build"]
+        assert warmups == [1, 2]  # each pipeline was warmed up before going live
+    finally:
+        if factory.gate is not None:
+            factory.gate.set()
+        assert service.stop()
+
+
+def test_settings_changed_during_a_build_are_coalesced(frame):
+    factory = Factory()
+    factory.gate = threading.Event()
+    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
+    try:
+        for opacity in (0.9, 0.8, 0.7):
+            service.apply(SETTINGS.with_changes(opacity=opacity))
+        factory.gate.set()
+        wait_state(service, "ready", frame)
+        assert len(factory.built) == 1  # the live-able changes went onto the first build
+        run_frames(service, frame, 1)
+        assert service._pipeline.settings.opacity == 0.7
+    finally:
+        factory.gate.set()
+        assert service.stop()
+
+
+def test_unavailable_device_is_reported_not_hidden(frame):
+    service = SwapService(SETTINGS.with_changes(device="cuda:7"), fmt="rgba")
+    try:
+        status = wait_state(service, "ready")
+        assert "cuda:7" in status["device_note"] and "CPU" in status["device_note"]
+    finally:
+        assert service.stop()
+
+
+def test_stop_is_prompt_and_final(frame):
+    service = SwapService(SETTINGS, fmt="rgba")
+    wait_state(service, "ready")
+    service.submit(frame.copy())
+    assert service.stop(timeout=1.0)
+    service.submit(frame.copy())  # ignored after stop: never raises on a host's thread
+    service.apply(SETTINGS.with_changes(opacity=0.5))
+
+
+def test_bad_arguments(frame):
+    with pytest.raises(ValueError, match="format"):
+        SwapService(SETTINGS, fmt="yuv")
+    with pytest.raises(ValueError, match="SwapSettings"):
+        SwapService({"model": "x"})  # type: ignore[arg-type]
+    service = SwapService(SETTINGS, fmt="rgba")
+    try:
+        with pytest.raises(ValueError, match="shape"):
+            service.submit(frame[..., :3].copy())
+        wait_state(service, "ready")
+    finally:
+        service.stop()

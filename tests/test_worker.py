@@ -1,0 +1,278 @@
+"""Worker: one-slot mailbox, newest wins, fault isolation, clean stop, atomic switch.
+
+The processing is a real onnxruntime session of a tiny graph (frame + k as uint8), so a
+result tells which model produced it. Frames carry their sequence number in pixel 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from core import runtime
+from core.pacing import Pacer
+from core.worker import Worker
+
+
+def add_frame_model(path, value: int) -> str:
+    """Real ONNX graph: uint8 HxWx3 frame -> frame + value (as float, cast back to uint8)."""
+    x = helper.make_tensor_value_info("frame", TensorProto.UINT8, ["H", "W", 3])
+    y = helper.make_tensor_value_info("out", TensorProto.UINT8, ["H", "W", 3])
+    c = helper.make_tensor("c", TensorProto.FLOAT, [1], [float(value)])
+    nodes = [helper.make_node("Cast", ["frame"], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("Add", ["f", "c"], ["s"]),
+             helper.make_node("Cast", ["s"], ["out"], to=TensorProto.UINT8)]
+    graph = helper.make_graph(nodes, "addframe", [x], [y], [c])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def onnx_process(path: str):
+    session = runtime.get_session(path, "cpu", 1)
+    return lambda frame: session.run(None, {"frame": frame})[0]
+
+
+def frame_for(seq: int) -> np.ndarray:
+    """A small frame that carries its sequence number (mod 100) in every pixel."""
+    return np.full((8, 8, 3), seq % 100, np.uint8)
+
+
+@pytest.fixture()
+def plus1(tmp_path):
+    return onnx_process(add_frame_model(tmp_path / "plus1.onnx", 1))
+
+
+def test_slow_consumer_drops_old_frames_and_newest_wins(plus1):
+    processed: list[int] = []
+
+    def slow(frame):
+        processed.append(int(frame[0, 0, 0]))
+        time.sleep(0.03)
+        return plus1(frame)
+
+    worker = Worker(slow)
+    try:
+        for seq in range(1, 41):
+            worker.submit(frame_for(seq))
+            time.sleep(0.002)
+        last = worker.wait_result(after_seq=39, timeout=5)
+        assert last is not None and last.seq == 40  # the newest frame is always processed
+        assert int(last.frame[0, 0, 0]) == 41
+        stats = worker.stats()
+        assert stats.frames_in == 40
+        assert stats.dropped > 0
+        # no queue: every frame was either processed once or replaced in the mailbox
+        assert stats.frames_out + stats.dropped == stats.frames_in
+        assert processed == sorted(processed) and len(set(processed)) == len(processed)
+    finally:
+        assert worker.stop()
+
+
+def test_latency_is_one_frame_plus_processing(plus1):
+    """Frames arriving while one is processed collapse to the newest: it is processed next."""
+    gate = threading.Event()
+    started = threading.Event()
+    seen: list[int] = []
+
+    def gated(frame):
+        seen.append(int(frame[0, 0, 0]))
+        started.set()
+        gate.wait(5)
+        return plus1(frame)
+
+    worker = Worker(gated)
+    try:
+        worker.submit(frame_for(1))
+        assert started.wait(5)
+        for seq in range(2, 7):
+            worker.submit(frame_for(seq))
+        gate.set()
+        last = worker.wait_result(after_seq=5, timeout=5)
+        assert last is not None and last.seq == 6
+        assert seen == [1, 6]  # frames 2..5 never waited in a queue
+        assert worker.stats().dropped == 4
+    finally:
+        assert worker.stop()
+
+
+def test_exception_in_a_frame_passes_it_through_and_is_counted(plus1):
+    calls = {"n": 0}
+
+    def flaky(frame):
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise RuntimeError(f"model exploded on call {calls['n']}\nsecond line")
+        return plus1(frame)
+
+    worker = Worker(flaky)
+    try:
+        failed = 0
+        for seq in range(1, 31):
+            frame = frame_for(seq)
+            worker.submit(frame)
+            result = worker.wait_result(after_seq=seq - 1, timeout=5)
+            assert result is not None and result.seq == seq
+            if result.ok:
+                assert int(result.frame[0, 0, 0]) == seq % 100 + 1
+            else:
+                failed += 1
+                assert result.frame is frame  # passed through unchanged
+        stats = worker.stats()
+        assert failed == stats.errors == 10
+        assert stats.frames_out == 30
+        assert stats.last_error == "frame 30: RuntimeError: model exploded on call 30"
+        assert worker.running
+    finally:
+        assert worker.stop()
+
+
+def test_non_array_result_is_an_error_not_a_crash():
+    worker = Worker(lambda frame: None)
+    try:
+        worker.submit(frame_for(1))
+        result = worker.wait_result(timeout=5)
+        assert result is not None and not result.ok
+        assert "returned NoneType" in worker.stats().last_error
+    finally:
+        assert worker.stop()
+
+
+def test_stop_joins_promptly_even_mid_frame(plus1):
+    def slowish(frame):
+        time.sleep(0.2)
+        return plus1(frame)
+
+    worker = Worker(slowish)
+    worker.submit(frame_for(1))
+    time.sleep(0.05)  # the frame is being processed
+    assert worker.stop(timeout=1.0)
+    assert not worker.running
+    with pytest.raises(RuntimeError, match="stopped"):
+        worker.submit(frame_for(2))
+    assert worker.wait_result(after_seq=5, timeout=0.1) is None
+
+
+def test_idle_worker_stops(plus1):
+    worker = Worker(plus1)
+    assert worker.stop(timeout=1.0)
+
+
+def test_atomic_switch_while_frames_flow(plus1, tmp_path):
+    """A model built in the background goes live between two frames: every frame gets a
+    result (no gap), each from exactly one complete model, old before new, never mixed."""
+    worker = Worker(plus1)
+    built = threading.Event()
+
+    def build():
+        path = add_frame_model(tmp_path / "plus2.onnx", 2)
+        session = runtime.get_session(path, "cpu", 1)
+        runtime.warm_up(session)
+        worker.set_process(lambda frame: session.run(None, {"frame": frame})[0])
+        built.set()
+
+    builder = threading.Thread(target=build)
+    models: list[int] = []
+    try:
+        seq = 0
+        while seq < 2000:
+            seq += 1
+            if seq == 5:
+                builder.start()
+            frame = frame_for(seq)
+            worker.submit(frame)
+            result = worker.wait_result(after_seq=seq - 1, timeout=5)
+            assert result is not None and result.seq == seq and result.ok
+            models.append(int(result.frame[0, 0, 0]) - seq % 100)
+            if built.is_set() and models[-1] == 2 and models.count(2) >= 5:
+                break
+        builder.join(5)
+        assert set(models) == {1, 2}
+        switch = models.index(2)
+        assert models == [1] * switch + [2] * (len(models) - switch)
+        assert worker.stats().dropped == 0
+    finally:
+        assert worker.stop()
+
+
+def test_call_soon_runs_on_the_worker_thread_between_frames(plus1):
+    worker = Worker(plus1, name="test-worker")
+    names: list[str] = []
+    done = threading.Event()
+
+    def probe():
+        names.append(threading.current_thread().name)
+        done.set()
+
+    try:
+        worker.call_soon(probe)
+        assert done.wait(5)  # runs even with no frames flowing
+        assert names == ["test-worker"]
+        worker.call_soon(lambda: 1 / 0)
+        worker.submit(frame_for(3))
+        assert worker.wait_result(timeout=5) is not None
+        assert worker.stats().last_error.startswith("control: ZeroDivisionError")
+    finally:
+        assert worker.stop()
+
+
+def test_stats_after_a_run(plus1):
+    worker = Worker(plus1)
+    try:
+        for seq in range(1, 11):
+            worker.submit(frame_for(seq))
+            worker.wait_result(after_seq=seq - 1, timeout=5)
+        stats = worker.stats()
+        assert stats.frames_in == stats.frames_out == 10
+        assert stats.fps > 0 and stats.latency_p95_ms >= stats.latency_p50_ms > 0
+        assert stats.process_p50_ms > 0
+        assert set(stats.as_dict()) >= {"fps", "dropped", "errors", "last_error"}
+    finally:
+        assert worker.stop()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="callable"):
+        Worker(42)  # type: ignore[arg-type]
+    worker = Worker(lambda f: f)
+    try:
+        with pytest.raises(ValueError, match="numpy array"):
+            worker.submit([1, 2, 3])  # type: ignore[arg-type]
+    finally:
+        worker.stop()
+
+
+def test_pacer_releases_at_capture_time_plus_delay():
+    pacer: Pacer[str] = Pacer(delay_ms=100)
+    # results arrive unevenly (20 ms, 90 ms, 10 ms after capture) for captures 33 ms apart
+    pacer.push("a", t_in=0.000, now=0.020)
+    pacer.push("b", t_in=0.033, now=0.123)
+    pacer.push("c", t_in=0.066, now=0.076)
+    assert pacer.pop(now=0.099) is None
+    assert pacer.pop(now=0.100) == "a"
+    assert pacer.pop(now=0.120) is None
+    assert pacer.next_due() == pytest.approx(0.133)
+    assert pacer.pop(now=0.133) == "b"
+    assert pacer.pop(now=0.200) == "c"  # evenly spaced: 100 ms after each capture
+    assert pacer.late == 0
+    pacer.push("d", t_in=0.2, now=0.35)  # later than its due time: released at once, counted
+    assert pacer.pop(now=0.35) == "d" and pacer.late == 1
+
+
+def test_pacer_skips_to_newest_due_and_off_means_immediate():
+    pacer: Pacer[int] = Pacer(delay_ms=50)
+    for i in range(5):
+        pacer.push(i, t_in=i * 0.01, now=i * 0.01)
+    assert pacer.pop(now=1.0) == 4
+    off: Pacer[int] = Pacer()
+    assert not off.enabled
+    off.push(7, t_in=0.0, now=0.0)
+    assert off.pop(now=0.0) == 7
+    with pytest.raises(ValueError, match="delay"):
+        Pacer(delay_ms=-1)
