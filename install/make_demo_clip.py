@@ -22,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from core.imageio import read_rgb  # noqa: E402
 from core.landmarks import landmarks_for_image  # noqa: E402
 
 SOURCES = ("tests/data/astronaut.png", "tests/data/grace_hopper.jpg")
@@ -75,12 +76,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "models" / "demo" / "clip.mp4")
     args = parser.parse_args()
-    sources = []
-    for name in SOURCES:
-        bgr = cv2.imread(str(ROOT / name), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise SystemExit(f"make_demo_clip: cannot read {name}")
-        sources.append(cutout(np.ascontiguousarray(bgr[..., ::-1])))
+    sources = [cutout(read_rgb(ROOT / name)) for name in SOURCES]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(args.output), cv2.VideoWriter_fourcc(*"mp4v"), FPS,
                              (WIDTH, HEIGHT))

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from core.align import similarity, whole_face_template  # noqa: E402
 from core.face import FACE_OVAL  # noqa: E402
+from core.imageio import read_rgb  # noqa: E402
 from core.landmarks import landmarks_for_image  # noqa: E402
 from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate  # noqa: E402
 
@@ -78,12 +79,7 @@ def main() -> int:
     parser.add_argument("-o", "--output", type=Path,
                         default=ROOT / "models" / "personas" / "default.png")
     args = parser.parse_args()
-    images = []
-    for name in SOURCES:
-        bgr = cv2.imread(str(ROOT / name), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise SystemExit(f"make_persona: cannot read {name}")
-        images.append(np.ascontiguousarray(bgr[..., ::-1]))
+    images = [read_rgb(ROOT / name) for name in SOURCES]
     result = composite(images, args.size)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.output), np.ascontiguousarray(result[..., ::-1])):

@@ -26,6 +26,7 @@ import onnxruntime as ort
 from core import ROOT, runtime
 from core.benchdfm import BenchDfmConfig, ensure_bench_dfm, macs
 from core.errors import InputError
+from core.imageio import read_bgr
 from core.service import SwapService, default_factory
 from core.settings import SwapSettings
 from core.worker import percentile
@@ -73,9 +74,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def synthetic_frames(size: tuple[int, int], count: int = SYNTHETIC_FRAMES) -> list[np.ndarray]:
     """BGR frames with a real photo of a face (about a third of the frame high) drifting a
     little from frame to frame, so detection, tracking and swap all do real work."""
-    photo = cv2.imread(str(SYNTHETIC_IMAGE), cv2.IMREAD_COLOR)
-    if photo is None:
-        raise InputError(f"synthetic input needs {SYNTHETIC_IMAGE}; pass --input FILE instead")
+    photo = read_bgr(SYNTHETIC_IMAGE, "synthetic input (pass --input FILE instead)")
     width, height = size
     side = max(32, min(int(height * 0.8), width))
     photo = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)

@@ -15,6 +15,7 @@ from core import ROOT
 from core.align import align, arcface_template, whole_face_template
 from core.detect import FaceDetector
 from core.errors import InputError
+from core.imageio import read_bgr
 from core.landmarks import FaceMesh, faces_in_image, roi_from_landmarks
 from core.runtime import default_threads
 from core.settings import SwapSettings
@@ -46,20 +47,8 @@ def run(args: argparse.Namespace) -> int:
     return detect_image(Path(args.image), args.json)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """BGR image from a file; InputError with the reason when it cannot be read."""
-    if not path.is_file():
-        raise InputError(f"cannot read image {path}: no such file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise InputError(f"cannot read image {path}: not an image OpenCV can decode")
-    if min(image.shape[:2]) < 2:
-        raise InputError(f"cannot use image {path}: {image.shape[1]}x{image.shape[0]} is too small")
-    return image
-
-
 def detect_image(path: Path, as_json: bool) -> int:
-    image = read_image(path)
+    image = read_bgr(path)
     faces = faces_in_image(image, "bgr")
     entries = [{
         "id": f.id,
@@ -98,9 +87,7 @@ def _parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def bench_frame(width: int, height: int) -> np.ndarray:
     """An RGBA frame (OBS's layout) with the astronaut's face at ~1/5 of the frame height."""
-    photo = cv2.imread(str(ROOT / "tests" / "data" / "astronaut.png"), cv2.IMREAD_COLOR)
-    if photo is None:
-        raise InputError("bench needs tests/data/astronaut.png")
+    photo = read_bgr(ROOT / "tests" / "data" / "astronaut.png", "bench image")
     scale = 0.9 * height / photo.shape[0]  # the photo's face is ~1/5 of its height
     photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.full((height, width, 3), 60, np.uint8)

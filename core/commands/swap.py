@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.errors import FaceSwapError, InputError
+from core.imageio import read_bgr
 from core.pipeline import Pipeline
 from core.settings import FACE_SELECTIONS, SwapSettings
 
@@ -56,9 +57,7 @@ def is_image(path: Path) -> bool:
 
 def swap_image(pipeline: Pipeline, source: Path, output: Path) -> int:
     """Swap a still image; InputError when it cannot be read or holds no face."""
-    frame = cv2.imread(str(source), cv2.IMREAD_COLOR) if source.is_file() else None
-    if frame is None:
-        raise InputError(f"cannot read input image {source}")
+    frame = read_bgr(source, "input image")
     if not cv2.haveImageWriter(str(output)):
         raise FaceSwapError(f"cannot write {output}: unsupported image extension")
     result = pipeline.process(frame, "bgr")

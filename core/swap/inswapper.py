@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -20,6 +19,7 @@ from core.align import align, arcface_template
 from core.errors import InputError, ModelFileError
 from core.face import Face
 from core.frame import check_frame, to_rgb
+from core.imageio import read_rgb
 from core.runtime import get_session
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput
@@ -66,13 +66,6 @@ def _default_reference() -> str:
 
     default = persona_images().get("default")
     return str(default) if default else ""
-
-
-def _read_rgb(path: str) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise InputError(f"cannot read reference image {path}")
-    return np.ascontiguousarray(image[..., ::-1])
 
 
 class InswapperSwapper:
@@ -125,7 +118,7 @@ class InswapperSwapper:
         if cached is None:
             from core.landmarks import landmarks_for_image
 
-            image = _read_rgb(str(path))
+            image = read_rgb(path, "reference image")
             face = landmarks_for_image(image)
             if face is None:
                 raise InputError(f"no face found in reference image {path.name}")

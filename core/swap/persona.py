@@ -22,6 +22,7 @@ from core.align import similarity, whole_face_template
 from core.errors import InputError
 from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, Face
 from core.frame import check_frame
+from core.imageio import read_rgb
 from core.landmarks import landmarks_for_image
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput
@@ -51,14 +52,6 @@ class Portrait:
 
 _cache: dict[tuple[str, int, int, int], Portrait] = {}
 _lock = threading.Lock()
-
-
-def read_portrait(path: Path) -> np.ndarray:
-    """An RGB image from disk; InputError naming the file when it cannot be decoded."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-    if bgr is None:
-        raise InputError(f"cannot read reference portrait {path}")
-    return np.ascontiguousarray(bgr[..., ::-1])
 
 
 def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
@@ -91,7 +84,8 @@ def load_portrait(reference: str = "", size: int = CROP_SIZE,
     with _lock:
         portrait = _cache.get(key)
     if portrait is None:
-        portrait = prepare_portrait(read_portrait(path), size, points, source=str(path))
+        image = read_rgb(path, "reference portrait")
+        portrait = prepare_portrait(image, size, points, source=str(path))
         with _lock:
             _cache[key] = portrait
     return portrait

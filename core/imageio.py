@@ -1,0 +1,29 @@
+"""Reading still images: one place that turns an unreadable file into a one-line InputError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import InputError
+
+
+def read_bgr(path: str | Path, what: str = "image") -> np.ndarray:
+    """BGR uint8 image; InputError naming `what` and the file when it cannot be used."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"cannot read {what} {path}: no such file")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise InputError(f"cannot read {what} {path}: not an image OpenCV can decode")
+    if min(image.shape[:2]) < 2:
+        height, width = image.shape[:2]
+        raise InputError(f"cannot use {what} {path}: {width}x{height} is too small")
+    return image
+
+
+def read_rgb(path: str | Path, what: str = "image") -> np.ndarray:
+    """RGB uint8 image (contiguous); same errors as read_bgr."""
+    return np.ascontiguousarray(read_bgr(path, what)[..., ::-1])
