@@ -1,0 +1,159 @@
+"""One "Face Swap" filter instance: settings -> SwapService, and the per-frame render.
+
+video_render (graphics thread) only grabs, hands over and draws; the SwapService's worker
+does everything else. The instance passes the parent through while it has no result of
+the current size, until a model is loaded, and while its engine is in error (bad model,
+unusable device, model file gone) - checked by `poll()` from the status thread, never per
+frame. While a new model loads the old one keeps swapping (SwapService swaps atomically).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+
+from core.errors import FaceSwapError
+from core.registry import MODEL_SUFFIXES, resolve
+from core.service import SwapService
+from core.settings import SwapSettings
+from core.worker import percentile
+from obs_script import libobs as L
+from obs_script import obsdata, properties
+from obs_script.render import FrameExchange, render_directly
+
+HISTORY = 600  # render timings kept for the p50/p95 (about 10-20 s of frames)
+
+
+def percentiles(values: deque[float]) -> dict[str, float]:
+    """p50/p95 of recent values and how many there were (zeros when none)."""
+    data = list(values)  # one atomic copy: the graphics thread keeps appending
+    return {"p50": round(percentile(data, 50), 3), "p95": round(percentile(data, 95), 3),
+            "n": len(data)}
+
+
+def model_file(settings: SwapSettings) -> Path | None:
+    """The file behind settings.model, to notice it vanishing; None for packaged personas."""
+    text = settings.model.strip()
+    path = Path(text).expanduser()
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        return path
+    try:
+        return resolve(text).path
+    except FaceSwapError:
+        return None  # the service reports the unknown model itself
+
+
+class FaceSwapFilter:
+    """Per-source state: the frame exchange, the swap service and render statistics."""
+
+    def __init__(self, key: int, source: int, data: int) -> None:
+        self.key = key
+        self.source = source
+        self.exchange = FrameExchange()
+        self.render_ms: deque[float] = deque(maxlen=HISTORY)  # whole video_render
+        self.parent_ms: deque[float] = deque(maxlen=HISTORY)  # the parent's own render
+        self.stage_ms: deque[float] = deque(maxlen=HISTORY)  # gs_stage_texture
+        self.problem = ""  # set by poll(): pass through and show this instead of swapping
+        self.has_pipeline = False  # set by poll(): a model is loaded (results are swaps)
+        self.last_status: dict | None = None  # the last poll()'s status, for the panel
+        self.grabbed_at = -1  # obs_get_video_frame_time() of the last grab
+        self.settings_error = ""
+        self._watched: tuple[SwapSettings | None, Path | None] = (None, None)
+        self.settings = self._read(data) or SwapSettings()
+        self.service = SwapService(self.settings, fmt="rgba")
+
+    # --- UI thread -----------------------------------------------------------------------
+    def _read(self, data: int) -> SwapSettings | None:
+        try:
+            settings = obsdata.read(data)
+        except ValueError as exc:
+            self.settings_error = f"bad setting: {exc}"
+            return None
+        self.settings_error = ""
+        return settings
+
+    def update(self, data: int) -> None:
+        settings = self._read(data)
+        if settings is None:
+            return
+        self.settings = settings
+        self.problem = ""  # re-checked by the next poll()
+        self.service.apply(settings)
+
+    def properties(self) -> int:
+        return properties.build(self)
+
+    def on_property(self, name: str, props: int, prop: int, settings: int | None) -> bool:
+        return properties.on_property(self, name, props, prop, settings)
+
+    @property
+    def name(self) -> str:
+        return L.text(L.obs_source_get_name(self.source))
+
+    @property
+    def parent_name(self) -> str:
+        parent = L.obs_filter_get_parent(self.source)
+        return L.text(L.obs_source_get_name(parent)) if parent else ""
+
+    # --- graphics thread -----------------------------------------------------------------
+    def render(self) -> None:
+        start = time.perf_counter()
+        target = L.obs_filter_get_target(self.source)
+        width = L.obs_source_get_base_width(target) if target else 0
+        height = L.obs_source_get_base_height(target) if target else 0
+        if not width or not height or self.problem:
+            L.obs_source_skip_video_filter(self.source)
+            return
+        frame_time = L.obs_get_video_frame_time()
+        grab = frame_time != self.grabbed_at  # once per OBS frame, however often it is drawn
+        if grab:
+            self.grabbed_at = frame_time
+            direct = render_directly(target, L.obs_filter_get_parent(self.source))
+            frame = self.exchange.grab(target, direct, width, height)
+            if frame is not None:
+                self.service.submit(frame)
+        result = self.service.latest() if self.has_pipeline else None
+        if result is None or not self.exchange.draw(result):
+            L.obs_source_skip_video_filter(self.source)
+        self.render_ms.append((time.perf_counter() - start) * 1000.0)
+        if grab:
+            self.parent_ms.append(self.exchange.parent_ms)
+            self.stage_ms.append(self.exchange.stage_ms)
+
+    # --- status thread -------------------------------------------------------------------
+    def poll(self) -> dict:
+        """Refresh `problem` and return this filter's status (engine + render timings)."""
+        status = self.service.status()
+        settings = self.settings
+        watched_settings, path = self._watched
+        if watched_settings is not settings:
+            path = model_file(settings)
+            self._watched = (settings, path)
+        if self.settings_error:
+            problem = self.settings_error
+        elif status["state"] == "error":
+            problem = status["last_error"] or "engine error"
+        elif path is not None and not path.exists():
+            problem = f"model file removed while running: {path}"
+        else:
+            problem = ""
+        self.problem = problem
+        self.has_pipeline = bool(status["model"])
+        status.update(filter=self.name, source=self.parent_name, problem=problem,
+                      swapping=not problem and status["state"] == "ready",
+                      size=list(self.exchange.size),
+                      render_ms=percentiles(self.render_ms),
+                      parent_render_ms=percentiles(self.parent_ms),
+                      stage_ms=percentiles(self.stage_ms))
+        self.last_status = status
+        return status
+
+    def close(self) -> None:
+        """Free GPU resources and stop the worker (UI thread, or libobs' destroy)."""
+        L.obs_enter_graphics()
+        try:
+            self.exchange.free()
+        finally:
+            L.obs_leave_graphics()
+        self.service.stop(timeout=1.0)

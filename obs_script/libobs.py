@@ -1,0 +1,304 @@
+"""ctypes bindings to libobs: what obspython (SWIG) cannot do or must not do.
+
+obspython has no `obs_register_source` and rejects raw pixel pointers, so filter
+registration and the gs_* frame exchange go through ctypes. We also call every libobs
+function that may block (obs_enter_graphics, obs_source_update, ...) through ctypes:
+a ctypes call releases the GIL, a SWIG call does not, and the graphics thread needs the
+GIL to run our video_render - holding it while waiting for graphics would deadlock.
+
+Enum values below are libobs ABI constants; tests compare them with obspython's.
+"""
+
+from __future__ import annotations
+
+import ctypes as C
+import ctypes.util
+import sys
+
+VERIFIED_MAJORS = range(29, 33)  # struct obs_source_info prefix checked for OBS 29.x-32.x
+
+# enum obs_source_type / output flags
+OBS_SOURCE_TYPE_FILTER = 1
+OBS_SOURCE_VIDEO = 1 << 0
+OBS_SOURCE_ASYNC = 1 << 2
+OBS_SOURCE_CUSTOM_DRAW = 1 << 3
+# graphics
+GS_RGBA = 3
+GS_ZS_NONE = 0
+GS_DYNAMIC = 1 << 1
+GS_CLEAR_COLOR = 1 << 0
+GS_BLEND_ZERO = 0
+GS_BLEND_ONE = 1
+OBS_EFFECT_DEFAULT = 0
+# properties
+OBS_COMBO_TYPE_LIST = 2
+OBS_COMBO_FORMAT_STRING = 3
+OBS_PATH_FILE = 0
+OBS_TEXT_INFO = 3
+OBS_TEXT_INFO_NORMAL = 0
+OBS_TEXT_INFO_WARNING = 1
+OBS_TEXT_INFO_ERROR = 2
+# tasks and logging
+OBS_TASK_UI = 0
+LOG_ERROR = 100
+LOG_WARNING = 200
+LOG_INFO = 300
+
+vp = C.c_void_p
+u32 = C.c_uint32
+f32 = C.c_float
+cstr = C.c_char_p
+
+
+class SourceInfo(C.Structure):
+    """The leading fields of `struct obs_source_info` (libobs/obs-source.h).
+
+    obs_register_source_s copies `size` bytes and zero-fills the rest, so a prefix is a
+    complete, valid registration for a video filter.
+    """
+
+    _fields_ = [
+        ("id", cstr), ("type", C.c_int), ("output_flags", u32),
+        ("get_name", vp), ("create", vp), ("destroy", vp),
+        ("get_width", vp), ("get_height", vp), ("get_defaults", vp),
+        ("get_properties", vp), ("update", vp), ("activate", vp),
+        ("deactivate", vp), ("show", vp), ("hide", vp),
+        ("video_tick", vp), ("video_render", vp),
+    ]
+
+
+# callback signatures (libobs typedefs)
+GET_NAME = C.CFUNCTYPE(vp, vp)
+CREATE = C.CFUNCTYPE(vp, vp, vp)
+DESTROY = C.CFUNCTYPE(None, vp)
+GET_DEFAULTS = C.CFUNCTYPE(None, vp)
+GET_PROPERTIES = C.CFUNCTYPE(vp, vp)
+UPDATE = C.CFUNCTYPE(None, vp, vp)
+VIDEO_RENDER = C.CFUNCTYPE(None, vp, vp)
+BUTTON_CLICKED = C.CFUNCTYPE(C.c_bool, vp, vp, vp)  # (props, property, priv)
+MODIFIED2 = C.CFUNCTYPE(C.c_bool, vp, vp, vp, vp)  # (priv, props, property, settings)
+TASK = C.CFUNCTYPE(None, vp)
+ENUM_ITEM = C.CFUNCTYPE(C.c_bool, vp, vp, vp)  # (scene, scene item, param) -> continue
+
+
+def _candidates() -> list[str | None]:
+    """Where libobs lives: already loaded in OBS's process, so the process itself first."""
+    if sys.platform == "win32":
+        return ["obs.dll", "obs"]
+    names: list[str | None] = [None]  # dlopen(NULL): the OBS executable and what it links
+    if sys.platform == "darwin":
+        names += ["@rpath/libobs.framework/Versions/A/libobs", "libobs.framework/libobs",
+                  "/Applications/OBS.app/Contents/Frameworks/libobs.framework/libobs"]
+    else:
+        names += ["libobs.so.0", *(f"libobs.so.{v}" for v in reversed(VERIFIED_MAJORS))]
+    found = ctypes.util.find_library("obs")
+    if found:
+        names.append(found)
+    return names
+
+
+def load_library() -> C.CDLL:
+    """libobs for this platform; OSError naming the places tried if it is not found."""
+    tried = []
+    for name in _candidates():
+        try:
+            lib = C.CDLL(name)
+        except OSError as exc:
+            tried.append(f"{name}: {exc}")
+            continue
+        if hasattr(lib, "obs_get_version"):
+            return lib
+        tried.append(f"{name or 'process'}: no obs_get_version")
+    raise OSError("libobs not found; tried " + "; ".join(tried))
+
+
+lib = load_library()
+
+
+# The same library through PyDLL: these calls keep the GIL. The render path makes ~30
+# short gs_* calls per frame; releasing the GIL around each would hand it to the busy
+# worker thread 30 times and wait up to a switch interval to get it back every time.
+# Calls that render other sources (they may take scene locks that a thread waiting for the
+# GIL holds) and everything that can block stay on `lib`, which releases the GIL.
+_gil_lib = C.PyDLL(lib._name, handle=lib._handle)
+
+
+def _fn(name: str, res, *args, keep_gil: bool = False):
+    f = getattr(_gil_lib if keep_gil else lib, name)
+    f.restype = res
+    f.argtypes = list(args)
+    return f
+
+
+def _gfx(name: str, res, *args):
+    """A short, non-blocking call of the render path: keeps the GIL (see _gil_lib)."""
+    return _fn(name, res, *args, keep_gil=True)
+
+
+obs_get_version = _fn("obs_get_version", u32)
+obs_get_version_string = _fn("obs_get_version_string", cstr)
+obs_register_source_s = _fn("obs_register_source_s", None, vp, C.c_size_t)
+obs_enter_graphics = _fn("obs_enter_graphics", None)
+obs_leave_graphics = _fn("obs_leave_graphics", None)
+obs_queue_task = _fn("obs_queue_task", None, C.c_int, vp, vp, C.c_bool)
+obs_get_average_frame_time_ns = _fn("obs_get_average_frame_time_ns", C.c_uint64)
+obs_get_video_frame_time = _gfx("obs_get_video_frame_time", C.c_uint64)
+
+# sources
+obs_filter_get_target = _gfx("obs_filter_get_target", vp, vp)
+obs_filter_get_parent = _gfx("obs_filter_get_parent", vp, vp)
+obs_source_get_base_width = _gfx("obs_source_get_base_width", u32, vp)
+obs_source_get_base_height = _gfx("obs_source_get_base_height", u32, vp)
+obs_source_video_render = _fn("obs_source_video_render", None, vp)
+obs_source_default_render = _fn("obs_source_default_render", None, vp)
+obs_source_get_output_flags = _gfx("obs_source_get_output_flags", u32, vp)
+obs_source_skip_video_filter = _fn("obs_source_skip_video_filter", None, vp)
+obs_source_get_settings = _fn("obs_source_get_settings", vp, vp)
+obs_source_update = _fn("obs_source_update", None, vp, vp)
+obs_source_get_name = _fn("obs_source_get_name", cstr, vp)
+obs_source_enabled = _fn("obs_source_enabled", C.c_bool, vp)
+obs_source_set_enabled = _fn("obs_source_set_enabled", None, vp, C.c_bool)
+
+# scenes
+obs_scene_from_source = _fn("obs_scene_from_source", vp, vp)
+obs_group_from_source = _fn("obs_group_from_source", vp, vp)
+obs_scene_enum_items = _fn("obs_scene_enum_items", None, vp, vp, vp)
+obs_sceneitem_get_source = _fn("obs_sceneitem_get_source", vp, vp)
+obs_source_active = _fn("obs_source_active", C.c_bool, vp)
+
+# settings (obs_data_t)
+obs_data_create = _fn("obs_data_create", vp)
+obs_data_release = _fn("obs_data_release", None, vp)
+obs_data_get_string = _fn("obs_data_get_string", cstr, vp, cstr)
+obs_data_get_int = _fn("obs_data_get_int", C.c_longlong, vp, cstr)
+obs_data_get_double = _fn("obs_data_get_double", C.c_double, vp, cstr)
+obs_data_get_bool = _fn("obs_data_get_bool", C.c_bool, vp, cstr)
+obs_data_set_string = _fn("obs_data_set_string", None, vp, cstr, cstr)
+obs_data_set_default_string = _fn("obs_data_set_default_string", None, vp, cstr, cstr)
+obs_data_set_default_int = _fn("obs_data_set_default_int", None, vp, cstr, C.c_longlong)
+obs_data_set_default_double = _fn("obs_data_set_default_double", None, vp, cstr, C.c_double)
+obs_data_set_default_bool = _fn("obs_data_set_default_bool", None, vp, cstr, C.c_bool)
+
+# properties
+obs_properties_create = _fn("obs_properties_create", vp)
+obs_properties_get = _fn("obs_properties_get", vp, vp, cstr)
+obs_properties_add_list = _fn("obs_properties_add_list", vp, vp, cstr, cstr, C.c_int, C.c_int)
+obs_properties_add_float_slider = _fn("obs_properties_add_float_slider", vp, vp, cstr, cstr,
+                                      C.c_double, C.c_double, C.c_double)
+obs_properties_add_int_slider = _fn("obs_properties_add_int_slider", vp, vp, cstr, cstr,
+                                    C.c_int, C.c_int, C.c_int)
+obs_properties_add_int = _fn("obs_properties_add_int", vp, vp, cstr, cstr, C.c_int, C.c_int,
+                             C.c_int)
+obs_properties_add_bool = _fn("obs_properties_add_bool", vp, vp, cstr, cstr)
+obs_properties_add_path = _fn("obs_properties_add_path", vp, vp, cstr, cstr, C.c_int, cstr, cstr)
+obs_properties_add_text = _fn("obs_properties_add_text", vp, vp, cstr, cstr, C.c_int)
+obs_properties_add_button2 = _fn("obs_properties_add_button2", vp, vp, cstr, cstr, vp, vp)
+obs_property_list_add_string = _fn("obs_property_list_add_string", C.c_size_t, vp, cstr, cstr)
+obs_source_properties = _fn("obs_source_properties", vp, vp)
+obs_properties_destroy = _fn("obs_properties_destroy", None, vp)
+obs_properties_first = _fn("obs_properties_first", vp, vp)
+obs_property_next = _fn("obs_property_next", C.c_bool, C.POINTER(vp))
+obs_property_name = _fn("obs_property_name", cstr, vp)
+obs_property_visible = _fn("obs_property_visible", C.c_bool, vp)
+obs_property_list_item_count = _fn("obs_property_list_item_count", C.c_size_t, vp)
+obs_property_list_item_name = _fn("obs_property_list_item_name", cstr, vp, C.c_size_t)
+obs_property_list_clear = _fn("obs_property_list_clear", None, vp)
+obs_property_list_item_disable = _fn("obs_property_list_item_disable", None, vp, C.c_size_t,
+                                     C.c_bool)
+obs_property_set_modified_callback2 = _fn("obs_property_set_modified_callback2", None, vp, vp,
+                                          vp)
+obs_property_set_long_description = _fn("obs_property_set_long_description", None, vp, cstr)
+obs_property_set_visible = _fn("obs_property_set_visible", None, vp, C.c_bool)
+obs_property_text_set_info_type = _fn("obs_property_text_set_info_type", None, vp, C.c_int)
+
+# graphics (only inside video_render or between obs_enter_graphics / obs_leave_graphics)
+obs_get_base_effect = _gfx("obs_get_base_effect", vp, C.c_int)
+gs_texrender_create = _gfx("gs_texrender_create", vp, C.c_int, C.c_int)
+gs_texrender_destroy = _gfx("gs_texrender_destroy", None, vp)
+gs_texrender_reset = _gfx("gs_texrender_reset", None, vp)
+gs_texrender_begin = _gfx("gs_texrender_begin", C.c_bool, vp, u32, u32)
+gs_texrender_end = _gfx("gs_texrender_end", None, vp)
+gs_texrender_get_texture = _gfx("gs_texrender_get_texture", vp, vp)
+gs_clear = _gfx("gs_clear", None, u32, vp, f32, C.c_uint8)
+gs_ortho = _gfx("gs_ortho", None, f32, f32, f32, f32, f32, f32)
+gs_blend_state_push = _gfx("gs_blend_state_push", None)
+gs_blend_state_pop = _gfx("gs_blend_state_pop", None)
+gs_blend_function = _gfx("gs_blend_function", None, C.c_int, C.c_int)
+gs_stagesurface_create = _gfx("gs_stagesurface_create", vp, u32, u32, C.c_int)
+gs_stagesurface_destroy = _gfx("gs_stagesurface_destroy", None, vp)
+gs_stage_texture = _gfx("gs_stage_texture", None, vp, vp)
+gs_stagesurface_map = _gfx("gs_stagesurface_map", C.c_bool, vp, C.POINTER(C.c_void_p),
+                          C.POINTER(u32))
+gs_stagesurface_unmap = _gfx("gs_stagesurface_unmap", None, vp)
+gs_texture_create = _gfx("gs_texture_create", vp, u32, u32, C.c_int, u32, vp, u32)
+gs_texture_destroy = _gfx("gs_texture_destroy", None, vp)
+gs_texture_set_image = _gfx("gs_texture_set_image", None, vp, vp, u32, C.c_bool)
+gs_effect_get_param_by_name = _gfx("gs_effect_get_param_by_name", vp, vp, cstr)
+gs_effect_set_texture = _gfx("gs_effect_set_texture", None, vp, vp)
+gs_effect_loop = _gfx("gs_effect_loop", C.c_bool, vp, cstr)
+gs_draw_sprite = _gfx("gs_draw_sprite", None, vp, u32, u32, u32)
+
+_blog = lib.blog  # variadic: the fixed arguments typed, so ctypes passes the rest as varargs
+_blog.argtypes = [C.c_int, C.c_char_p]
+_blog.restype = None
+
+
+def scene_sources(scene_source: int) -> set[int]:
+    """Every source shown in a scene (nested scenes and groups included), as pointers."""
+    found: set[int] = set()
+
+    def visit(source: int) -> None:
+        scene = obs_scene_from_source(source) or obs_group_from_source(source)
+        if not scene:
+            return
+
+        def item(_scene, scene_item, _param) -> bool:
+            child = obs_sceneitem_get_source(scene_item)
+            if child and child not in found:
+                found.add(child)
+                pending.append(child)
+            return True
+
+        callback = ENUM_ITEM(item)  # alive until the call returns
+        obs_scene_enum_items(scene, C.cast(callback, vp), None)
+
+    pending = [scene_source]
+    while pending:
+        visit(pending.pop())
+    return found
+
+
+def log(level: int, message: str) -> None:
+    """One line in OBS's log (thread-safe in libobs), prefixed so users can grep for it."""
+    _blog(level, b"%s", C.c_char_p(f"[face_swap] {message}".encode("utf-8", "replace")))
+
+
+def version() -> tuple[int, int, int]:
+    """The running libobs version as (major, minor, patch)."""
+    v = obs_get_version()
+    return v >> 24, (v >> 16) & 0xFF, v & 0xFFFF
+
+
+def version_problem() -> str:
+    """'' when the running OBS is one the struct layout was verified for, else a warning."""
+    major, minor, patch = version()
+    if major in VERIFIED_MAJORS:
+        return ""
+    return (f"OBS {major}.{minor}.{patch} is outside the verified range "
+            f"{VERIFIED_MAJORS.start}.x-{VERIFIED_MAJORS.stop - 1}.x: the filter may misbehave")
+
+
+def text(value: bytes | None) -> str:
+    """A C string from libobs as str ('' for NULL)."""
+    return value.decode("utf-8", "replace") if value else ""
+
+
+_os_get_config_path = _fn("os_get_config_path", C.c_int, C.c_char_p, C.c_size_t, cstr)
+
+
+def config_path(name: str) -> str:
+    """OBS's per-user config folder joined with `name` (~/.config/<name> on Linux)."""
+    buf = C.create_string_buffer(4096)
+    if _os_get_config_path(buf, len(buf), name.encode()) <= 0:
+        raise OSError(f"libobs could not build a config path for {name!r}")
+    return buf.value.decode("utf-8", "replace")

@@ -1,0 +1,254 @@
+"""The filter's registration with libobs, kept alive for the life of the OBS process.
+
+libobs keeps pointers to our `SourceInfo` struct and CFUNCTYPE callbacks forever and
+refuses a second registration of the same id, while "Reload Scripts" re-executes the
+script. So this module is imported once and never reloaded (face_swap.py skips it): it
+registers once, owns the table of live filter instances, and forwards each callback to
+the current `Host` (the freshly loaded script code) - or, between an unload and the next
+load, passes the source through.
+
+A Host provides: defaults(settings_ptr), make(key, source_ptr, settings_ptr) -> instance.
+An instance provides: update(settings_ptr), properties() -> obs_properties_t* address,
+render(), close(), on_property(name, props, property, settings) -> bool (refresh view).
+Property buttons / modified callbacks use `button(name)` / `modified(name)`: stable
+callbacks that reach the instance whose key is passed as their private data.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ctypes as C
+import itertools
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from obs_script import libobs as L
+
+FILTER_ID = b"face_swap"
+DISPLAY_NAME = C.create_string_buffer(b"Face Swap")
+
+
+@dataclass
+class Entry:
+    """One filter source as libobs knows it; `impl` is None while no script is loaded."""
+
+    source: int
+    impl: Any = None
+    render_failed: bool = False  # a render error is logged once, then passed through quietly
+
+
+@dataclass
+class State:
+    host: Any = None
+    entries: dict[int, Entry] = field(default_factory=dict)
+    registrations: int = 0
+    loads: int = 0
+    callbacks: dict[Any, Any] = field(default_factory=dict)  # CFUNCTYPEs libobs holds
+    tasks: dict[int, Any] = field(default_factory=dict)  # queued UI-thread calls
+    info: L.SourceInfo | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+# Shared through builtins as well: should this module ever be imported a second time (its
+# sys.modules entry dropped), the old callbacks and the new code still see one state.
+STATE: State = getattr(builtins, "_face_swap_filter_state", None) or State()
+builtins._face_swap_filter_state = STATE
+_ids = itertools.count(max(STATE.entries, default=0) + 1)
+
+
+def _report(where: str) -> None:
+    L.log(L.LOG_ERROR, f"{where} failed: {traceback.format_exc(limit=6)}")
+
+
+def _impl(data: int | None):
+    entry = STATE.entries.get(data or 0)
+    return entry.impl if entry else None
+
+
+def _get_name(_type_data):
+    return C.addressof(DISPLAY_NAME)
+
+
+def _create(settings, source):
+    key = next(_ids)
+    entry = Entry(source)
+    host = STATE.host
+    if host is not None:
+        try:
+            entry.impl = host.make(key, source, settings)
+        except Exception:
+            _report("create")
+    with STATE.lock:
+        STATE.entries[key] = entry
+    return key
+
+
+def _destroy(data):
+    with STATE.lock:  # once this returns libobs frees the source: no poll may be using it
+        entry = STATE.entries.pop(data or 0, None)
+    if entry and entry.impl is not None:
+        try:
+            entry.impl.close()
+        except Exception:
+            _report("destroy")
+
+
+def _get_defaults(settings):
+    host = STATE.host
+    if host is not None:
+        try:
+            host.defaults(settings)
+        except Exception:
+            _report("get_defaults")
+
+
+def _get_properties(data):
+    impl = _impl(data)
+    if impl is not None:
+        try:
+            return impl.properties()
+        except Exception:
+            _report("get_properties")
+    return L.obs_properties_create()
+
+
+def _update(data, settings):
+    impl = _impl(data)
+    if impl is not None:
+        try:
+            impl.update(settings)
+        except Exception:
+            _report("update")
+
+
+def _video_render(data, _effect):
+    entry = STATE.entries.get(data or 0)
+    if entry is None:
+        return
+    impl = entry.impl
+    if impl is None:
+        L.obs_source_skip_video_filter(entry.source)
+        return
+    try:
+        impl.render()
+    except Exception:
+        if not entry.render_failed:
+            entry.render_failed = True
+            _report("video_render")
+        L.obs_source_skip_video_filter(entry.source)
+
+
+def _on_property(name: str, key, props, prop, settings) -> bool:
+    impl = _impl(key)
+    if impl is None:
+        return False
+    try:
+        return bool(impl.on_property(name, props, prop, settings))
+    except Exception:
+        _report(f"property {name}")
+        return False
+
+
+def button(name: str) -> int:
+    """Address of a stable obs_property_clicked_t that calls on_property(name, ...)."""
+    cb = STATE.callbacks.get(("button", name))
+    if cb is None:
+        cb = STATE.callbacks[("button", name)] = L.BUTTON_CLICKED(
+            lambda props, prop, key: _on_property(name, key, props, prop, None))
+    return C.cast(cb, C.c_void_p).value
+
+
+def modified(name: str) -> int:
+    """Address of a stable obs_property_modified2_t that calls on_property(name, ...)."""
+    cb = STATE.callbacks.get(("modified", name))
+    if cb is None:
+        cb = STATE.callbacks[("modified", name)] = L.MODIFIED2(
+            lambda key, props, prop, settings: _on_property(name, key, props, prop, settings))
+    return C.cast(cb, C.c_void_p).value
+
+
+def _run_task(param) -> None:
+    fn = STATE.tasks.pop(param or 0, None)
+    if fn is not None:
+        try:
+            fn()
+        except Exception:
+            _report("UI task")
+
+
+def queue_ui(fn) -> None:
+    """Run `fn()` soon on OBS's UI thread (obs_queue_task), through one stable callback."""
+    cb = STATE.callbacks.get("task")
+    if cb is None:
+        cb = STATE.callbacks["task"] = L.TASK(_run_task)
+    key = next(_ids)
+    STATE.tasks[key] = fn
+    L.obs_queue_task(L.OBS_TASK_UI, C.cast(cb, C.c_void_p), key, False)
+
+
+def _register() -> None:
+    cbs = dict(get_name=L.GET_NAME(_get_name), create=L.CREATE(_create),
+               destroy=L.DESTROY(_destroy), get_defaults=L.GET_DEFAULTS(_get_defaults),
+               get_properties=L.GET_PROPERTIES(_get_properties), update=L.UPDATE(_update),
+               video_render=L.VIDEO_RENDER(_video_render))
+    info = L.SourceInfo(id=FILTER_ID, type=L.OBS_SOURCE_TYPE_FILTER,
+                        output_flags=L.OBS_SOURCE_VIDEO)
+    for name, fn in cbs.items():
+        setattr(info, name, C.cast(fn, C.c_void_p))
+        STATE.callbacks[name] = fn
+    STATE.info = info
+    L.obs_register_source_s(C.byref(info), C.sizeof(info))
+    STATE.registrations += 1
+    L.log(L.LOG_INFO, f"registered filter '{FILTER_ID.decode()}' ({C.sizeof(info)} bytes of "
+                      f"obs_source_info, OBS {L.text(L.obs_get_version_string())})")
+
+
+def attach(host) -> None:
+    """Route callbacks to `host` (called by each script load); registers on first use."""
+    with STATE.lock:
+        STATE.host = host
+        STATE.loads += 1
+        if STATE.info is None:
+            _register()
+        pending = [(k, e) for k, e in STATE.entries.items() if e.impl is None]
+    for key, entry in pending:  # filters that outlived a reload get fresh instances
+        settings = L.obs_source_get_settings(entry.source)
+        try:
+            entry.impl = host.make(key, entry.source, settings)
+        except Exception:
+            _report("re-create after reload")
+        finally:
+            L.obs_data_release(settings)
+
+
+def detach() -> None:
+    """Close every instance and stop forwarding (script unload); sources pass through."""
+    with STATE.lock:
+        STATE.host = None
+    # Swap the instances out while holding the graphics context: video_render runs inside
+    # it, so no render can be using an instance we are closing.
+    L.obs_enter_graphics()
+    try:
+        with STATE.lock:
+            closing = [e.impl for e in STATE.entries.values() if e.impl is not None]
+            for entry in STATE.entries.values():
+                entry.impl = None
+    finally:
+        L.obs_leave_graphics()
+    for impl in closing:
+        try:
+            impl.close()
+        except Exception:
+            _report("close on unload")
+
+
+@contextmanager
+def live_instances() -> Iterator[list[Any]]:
+    """Every filter instance; libobs cannot destroy (and free) any of them inside the block.
+    Keep the block short: a filter's destroy waits for it."""
+    with STATE.lock:
+        yield [e.impl for e in STATE.entries.values() if e.impl is not None]

@@ -1,0 +1,156 @@
+"""Scene-based model switching and the script's hotkeys.
+
+The script setting "Scene -> model" maps a scene name to a model; when that scene goes on
+program, the Face Swap filters of the sources in it (nested scenes and groups included)
+switch to that model; their other settings stay their own. Mapped
+models are prepared in advance - sessions and portraits load into the engine's shared
+caches in a background thread - and SwapService keeps the old model swapping until the
+new pipeline is live, so a switch shows neither frozen nor unswapped frames.
+
+Hotkeys (Settings > Hotkeys, saved with the script) act on the Face Swap filters of the
+sources now on program (all filters when none is): toggle swap on/off, next / previous
+model.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+
+from core.errors import FaceSwapError
+from core.settings import SwapSettings
+from obs_script import libobs as L
+from obs_script import obsdata
+
+HOTKEYS = (("face_swap.toggle", "Face Swap: toggle swap on/off"),
+           ("face_swap.next_model", "Face Swap: next model"),
+           ("face_swap.previous_model", "Face Swap: previous model"))
+
+
+def parse_mapping(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """'Scene name = model' lines -> {scene: model}, plus one message per bad line."""
+    mapping: dict[str, str] = {}
+    errors = []
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        scene, sep, model = text.rpartition("=")
+        if not sep or not scene.strip() or not model.strip():
+            errors.append(f"ignored {text!r}: expected 'Scene name = model'")
+            continue
+        mapping[scene.strip()] = model.strip()
+    return mapping, errors
+
+
+def step_model(names: list[str], current: str, step: int) -> str:
+    """The model `step` places after `current` in `names`, wrapping around."""
+    if not names:
+        raise ValueError("no models to step through")
+    index = names.index(current) if current in names else (-1 if step > 0 else 0)
+    return names[(index + step) % len(names)]
+
+
+class Preparer:
+    """One background thread that loads models into the engine's caches ahead of use."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[SwapSettings | None] = queue.Queue()
+        self._done: set[tuple[str, str, str]] = set()
+        self.errors: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._run, name="face-swap-prepare", daemon=True)
+        self._thread.start()
+
+    def prepare(self, settings: SwapSettings) -> None:
+        self._queue.put(settings)
+
+    def _run(self) -> None:
+        from core.pipeline import build_swapper  # warms core.runtime's session cache
+
+        while (settings := self._queue.get()) is not None:
+            key = (settings.model, settings.device, settings.reference)
+            if key in self._done:
+                continue
+            try:
+                build_swapper(settings)
+                self._done.add(key)
+                self.errors.pop(settings.model, None)
+            except FaceSwapError as exc:
+                self.errors[settings.model] = str(exc)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+
+class SceneSwitcher:
+    """Applies the scene -> model mapping; `live()` is registration.live_instances."""
+
+    def __init__(self, live: Callable[[], AbstractContextManager[list]]) -> None:
+        self.live = live
+        self.mapping: dict[str, str] = {}
+        self.errors: list[str] = []
+        self.scene = ""
+        self.preparer = Preparer()
+
+    def set_mapping(self, lines: Iterable[str]) -> None:
+        self.mapping, self.errors = parse_mapping(lines)
+        for model in self.mapping.values():
+            self.prepare(model)
+
+    def prepare(self, model: str) -> None:
+        with self.live() as filters:
+            devices = {f.settings.device for f in filters} or {"cpu"}
+        for device in devices:
+            self.preparer.prepare(SwapSettings(model=model, device=device))
+
+    def scene_changed(self, scene: str, scene_source: int) -> None:
+        """Program scene is now `scene`: switch the filters shown in it to its model."""
+        self.scene = scene
+        model = self.mapping.get(scene)
+        if not model:
+            return
+        shown = L.scene_sources(scene_source)
+        switched = 0
+        with self.live() as filters:
+            for flt in filters:
+                if L.obs_filter_get_parent(flt.source) in shown and flt.settings.model != model:
+                    obsdata.update_source(flt.source, model=model)
+                    switched += 1
+        L.log(L.LOG_INFO, f"scene '{scene}': {switched} filter(s) switched to {model}")
+
+    def preview_changed(self, scene: str) -> None:
+        """Studio mode: the scene about to go live gets its model prepared now."""
+        model = self.mapping.get(scene)
+        if model:
+            self.prepare(model)
+
+    @staticmethod
+    def on_program(filters: list) -> list:
+        """The filters whose source is on program output, or every filter if none is."""
+        shown = [f for f in filters if L.obs_source_active(L.obs_filter_get_parent(f.source))]
+        return shown or filters
+
+    def toggle(self) -> None:
+        with self.live() as filters:
+            for flt in self.on_program(filters):
+                L.obs_source_set_enabled(flt.source, not L.obs_source_enabled(flt.source))
+
+    def step(self, step: int) -> None:
+        from core.registry import scan
+
+        names = [e.name for e in scan() if e.is_swapper]
+        with self.live() as filters:
+            for flt in self.on_program(filters):
+                model = step_model(names, flt.settings.model, step)
+                obsdata.update_source(flt.source, model=model)
+
+    def hotkey_actions(self) -> dict[str, Callable[[], None]]:
+        return {"face_swap.toggle": self.toggle,
+                "face_swap.next_model": lambda: self.step(1),
+                "face_swap.previous_model": lambda: self.step(-1)}
+
+    def stop(self) -> None:
+        self.preparer.stop()

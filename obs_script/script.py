@@ -1,0 +1,192 @@
+"""The script's side of OBS (Tools > Scripts): load/unload, description, script settings.
+
+face_swap.py forwards OBS's script_* calls here. A load attaches a fresh Host to the
+registration (which registers the filter once per process), starts the status poller,
+hotkeys and scene events; an unload undoes all of it, so a "Reload Scripts" leaves no
+threads behind and the filters continue with the reloaded code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import obspython as obs
+
+from obs_script import libobs as L
+from obs_script import obsdata, registration, testhooks
+from obs_script.filter import FaceSwapFilter
+from obs_script.scenes import HOTKEYS, SceneSwitcher
+from obs_script.status import StatusWriter, default_path
+
+# The render callback must take the GIL from a busy worker; Python hands it over only every
+# switch interval (default 5 ms). 1 ms bounds that wait; restored on unload.
+SWITCH_INTERVAL_S = 0.001
+MAPPING_KEY = "scene_models"
+
+
+class Host:
+    """What the registration forwards libobs' callbacks to while this code is loaded."""
+
+    def __init__(self) -> None:
+        self.scenes = SceneSwitcher(registration.live_instances)
+        self.status_path = default_path()
+        self.test_report: dict = {}  # filled by testhooks only
+        self.writer = StatusWriter(self.collect, self.status_path)
+
+    @staticmethod
+    def defaults(data: int) -> None:
+        obsdata.write_defaults(data)
+
+    @staticmethod
+    def make(key: int, source: int, data: int) -> FaceSwapFilter:
+        return FaceSwapFilter(key, source, data)
+
+    def collect(self) -> dict:
+        state = registration.STATE
+        with registration.live_instances() as filters:
+            polled = [f.poll() for f in filters]
+        return {"time": time.time(), "obs_version": L.text(L.obs_get_version_string()),
+                "pid": os.getpid(), "loads": state.loads, "registrations": state.registrations,
+                "scene": self.scenes.scene, "scene_models": self.scenes.mapping,
+                "mapping_errors": self.scenes.errors, "prepare_errors": self.scenes.preparer.errors,
+                "obs_frame_ms": L.obs_get_average_frame_time_ns() / 1e6,
+                "threads": sorted(t.name for t in threading.enumerate()),
+                "filters": polled,
+                **({"test_properties": self.test_report} if self.test_report else {})}
+
+    def stop(self) -> None:
+        self.writer.stop()
+        self.scenes.stop()
+
+
+_host: Host | None = None
+_saved_switch_interval: float | None = None
+_hotkeys: dict[str, int] = {}
+
+
+def engine_report() -> str:
+    """The description's engine lines: versions, devices, models, or what is broken."""
+    lines = []
+    problem = L.version_problem()
+    if problem:
+        lines.append(f"<b style='color:#d33'>Warning:</b> {problem}")
+    try:
+        import onnxruntime as ort
+
+        from core import devices, registry
+
+        found = [d.label for d in devices.list_devices()]
+        models = [e.name for e in registry.scan() if e.is_swapper]
+        lines.append(f"Engine ready: onnxruntime {ort.__version__}, Python "
+                     f"{sys.version.split()[0]}")
+        lines.append("Devices: " + "; ".join(found))
+        lines.append(f"Models ({len(models)}): " + ", ".join(models))
+    except Exception as exc:  # show any import/driver failure instead of failing the load
+        lines.append(f"<b style='color:#d33'>Engine error:</b> {type(exc).__name__}: {exc}")
+    return "<br>".join(lines)
+
+
+def script_description() -> str:
+    return ("<b>Face Swap</b> - adds the <i>Face Swap</i> filter to every video source "
+            "(Filters > +). Status of each filter: its properties, or "
+            f"{default_path()}.<br>OBS {L.text(L.obs_get_version_string())}<br>"
+            + engine_report())
+
+
+def _hotkey(name: str, action) -> None:
+    def pressed(down: bool) -> None:
+        if down:
+            action()
+    description = dict(HOTKEYS).get(name, name)
+    _hotkeys[name] = obs.obs_hotkey_register_frontend(name, description, pressed)
+
+
+def script_load(settings, module) -> None:
+    global _host, _saved_switch_interval
+    if _saved_switch_interval is None:
+        _saved_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+    _host = Host()
+    registration.attach(_host)
+    actions = _host.scenes.hotkey_actions()
+    if testhooks.enabled():
+        actions.update(testhooks.actions(module, _host.test_report, script_description))
+    for name, action in actions.items():
+        _hotkey(name, action)
+        saved = obs.obs_data_get_array(settings, name)
+        obs.obs_hotkey_load(_hotkeys[name], saved)
+        obs.obs_data_array_release(saved)
+    obs.obs_frontend_add_event_callback(_on_event)
+    script_update(settings)
+    L.log(L.LOG_INFO, f"script loaded (load #{registration.STATE.loads}, "
+                      f"status file {_host.status_path})")
+    if L.version_problem():
+        L.log(L.LOG_WARNING, L.version_problem())
+
+
+def script_unload() -> None:
+    global _host, _saved_switch_interval
+    if _host is not None:
+        _host.stop()
+        _host = None
+    registration.detach()
+    if _saved_switch_interval is not None:
+        sys.setswitchinterval(_saved_switch_interval)
+        _saved_switch_interval = None
+    _hotkeys.clear()
+    L.log(L.LOG_INFO, "script unloaded")
+
+
+def script_save(settings) -> None:
+    for name, hotkey in _hotkeys.items():
+        saved = obs.obs_hotkey_save(hotkey)
+        obs.obs_data_set_array(settings, name, saved)
+        obs.obs_data_array_release(saved)
+
+
+def script_update(settings) -> None:
+    if _host is None:
+        return
+    array = obs.obs_data_get_array(settings, MAPPING_KEY)
+    lines = []
+    for i in range(obs.obs_data_array_count(array)):
+        item = obs.obs_data_array_item(array, i)
+        lines.append(obs.obs_data_get_string(item, "value"))
+        obs.obs_data_release(item)
+    obs.obs_data_array_release(array)
+    _host.scenes.set_mapping(lines)
+
+
+def script_properties():
+    props = obs.obs_properties_create()
+    obs.obs_properties_add_editable_list(
+        props, MAPPING_KEY, "Scene -> model (one 'Scene name = model' per line)",
+        obs.OBS_EDITABLE_LIST_TYPE_STRINGS, None, None)
+    if _host is not None and _host.scenes.errors:
+        info = obs.obs_properties_add_text(props, "mapping_errors", "; ".join(_host.scenes.errors),
+                                           obs.OBS_TEXT_INFO)
+        obs.obs_property_text_set_info_type(info, obs.OBS_TEXT_INFO_WARNING)
+    return props
+
+
+def _on_event(event) -> None:
+    if _host is None:
+        return
+    if event in (obs.OBS_FRONTEND_EVENT_SCENE_CHANGED, obs.OBS_FRONTEND_EVENT_FINISHED_LOADING,
+                 obs.OBS_FRONTEND_EVENT_PREVIEW_SCENE_CHANGED):
+        preview = event == obs.OBS_FRONTEND_EVENT_PREVIEW_SCENE_CHANGED
+        scene = (obs.obs_frontend_get_current_preview_scene() if preview
+                 else obs.obs_frontend_get_current_scene())
+        if not scene:
+            return
+        try:
+            name = obs.obs_source_get_name(scene)
+            if preview:
+                _host.scenes.preview_changed(name)
+            else:
+                _host.scenes.scene_changed(name, int(scene))
+        finally:
+            obs.obs_source_release(scene)

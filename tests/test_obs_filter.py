@@ -1,0 +1,356 @@
+"""End to end in a real OBS (Xvfb + llvmpipe): the Face Swap filter, driven by obs-websocket.
+
+One OBS session serves the whole module (starting OBS is the slow part). Each test puts
+the scene it needs on program, so only that scene's filters are busy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import DATA
+from doubles import build_dfm, save, write_truncated
+from obs.bench_render import measure, write_bench_images
+from obs.harness import (
+    ObsSession,
+    face_swap_filter,
+    image_source,
+    media_source,
+    missing_tools,
+    scene,
+    scene_item,
+    wait_for,
+)
+
+from core.landmarks import landmarks_for_image
+
+pytestmark = pytest.mark.obs
+
+if missing_tools() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+    pytest.skip(f"needs {' and '.join(missing_tools())} (apt-get install obs-studio xvfb); "
+                "set CI=true to make this a failure", allow_module_level=True)
+
+ASTRONAUT = DATA / "astronaut.png"
+NO_LABEL = {"label": False}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("obs_files")
+    dfm = save(build_dfm(224), folder / "double_224.dfm")
+    amp = save(build_dfm(224, morph=True), folder / "double_amp_224.dfm")
+    removable = folder / "removable" / "gone_soon.dfm"
+    removable.parent.mkdir()
+    shutil.copy(dfm, removable)
+    odd = folder / "odd.png"
+    cv2.imwrite(str(odd), cv2.imread(str(ASTRONAUT))[20:277, 90:391])  # 301x257, face inside
+    truncated = write_truncated(dfm, folder / "truncated.dfm")
+    video = folder / "astronaut.avi"  # lossless (FFV1), so both decodes are identical
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 10, (512, 512))
+    for _ in range(10):
+        writer.write(cv2.imread(str(ASTRONAUT)))
+    writer.release()
+    return {"folder": folder, "dfm": dfm, "amp": amp, "truncated": truncated,
+            "removable": removable, "odd": odd, "video": video, **write_bench_images(folder)}
+
+
+@pytest.fixture(scope="module")
+def obs(files, tmp_path_factory):
+    if missing_tools():  # only reached under CI=true: there it is a failure, not a skip
+        pytest.fail(f"OBS tests need {' and '.join(missing_tools())} (obs-studio, xvfb)")
+    f = files
+    sources = [
+        image_source("Face", ASTRONAUT, [face_swap_filter(settings=NO_LABEL)]),
+        image_source("Plain", ASTRONAUT),
+        image_source("Odd", f["odd"], [face_swap_filter(settings=NO_LABEL)]),
+        image_source("OddPlain", f["odd"]),
+        image_source("Dfm", ASTRONAUT, [face_swap_filter(settings={"model": str(f["dfm"]),
+                                                                   **NO_LABEL})]),
+        image_source("Broken", ASTRONAUT,
+                     [face_swap_filter(settings={"model": "/nonexistent/missing.dfm"})]),
+        image_source("Corrupt", ASTRONAUT,
+                     [face_swap_filter(settings={"model": str(f["truncated"])})]),
+        image_source("Removable", ASTRONAUT,
+                     [face_swap_filter(settings={"model": str(f["removable"])})]),
+        image_source("Nothing", Path("/nonexistent/no_image.png"), [face_swap_filter()]),
+        media_source("Video", f["video"], [face_swap_filter(settings=NO_LABEL)]),
+        media_source("VideoPlain", f["video"]),
+        image_source("Mapped", ASTRONAUT, [face_swap_filter(settings=NO_LABEL)]),
+        image_source("Bench360", f["bench360"], [face_swap_filter(settings=NO_LABEL)]),
+        image_source("Bench720", f["bench720"], [face_swap_filter(settings=NO_LABEL)]),
+        scene("Main", [scene_item("Face", 1), scene_item("Plain", 2, x=320),
+                       scene_item("Odd", 3, y=200), scene_item("OddPlain", 4, x=320, y=200)]),
+        scene("Dfm scene", [scene_item("Dfm", 1)]),
+        scene("Video scene", [scene_item("Video", 1), scene_item("VideoPlain", 2, x=320)]),
+        scene("Errors", [scene_item("Broken", 1), scene_item("Corrupt", 2, x=100),
+                         scene_item("Removable", 3, x=200), scene_item("Nothing", 4)]),
+        scene("Second", [scene_item("Mapped", 1)]),
+        scene("Third", [scene_item("Mapped", 1)]),
+        scene("Bench 360", [scene_item("Bench360", 1)]),
+        scene("Bench 720", [scene_item("Bench720", 1, scale=0.5)]),
+    ]
+    mapping = [{"value": f"Second = {f['dfm']}"}, {"value": "Third = persona:default"}]
+    session = ObsSession(tmp_path_factory.mktemp("obs"), sources, {"scene_models": mapping},
+                         env={"FACESWAP_MODELS": str(f["folder"])})  # the doubles are models
+    session.expect_saved = {}  # source -> filter settings the scene collection must keep
+    with session:
+        wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
+        yield session
+    assert session.obs.returncode == 0, f"OBS exited with {session.obs.returncode}"
+    collection = session.saved_collection()  # what OBS wrote on exit
+    script_settings = collection["modules"]["scripts-tool"][0]["settings"]
+    assert "face_swap.toggle" in script_settings  # hotkey bindings saved with the script
+    saved = {s["name"]: s for s in collection["sources"]}
+    for source, settings in session.expect_saved.items():  # set over obs-websocket
+        stored = saved[source]["filters"][0]["settings"]
+        assert {k: stored.get(k) for k in settings} == settings
+
+
+def program(obs: ObsSession, name: str) -> None:
+    obs.client.set_current_program_scene(name)
+    wait_for(lambda: obs.status()["scene"] == name, 20, f"scene {name} on program")
+
+
+def face_zone(image_rgb: np.ndarray, margin: float = 0.6) -> tuple[slice, slice]:
+    """The face box grown by `margin` x face size: the feathered mask lies inside it."""
+    face = landmarks_for_image(image_rgb)
+    assert face is not None
+    x0, y0, x1, y1 = face.box
+    pad = margin * face.size
+    h, w = image_rgb.shape[:2]
+    return (slice(max(int(y0 - pad), 0), min(int(y1 + pad) + 1, h)),
+            slice(max(int(x0 - pad), 0), min(int(x1 + pad) + 1, w)))
+
+
+def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2) > 0
+
+
+def wait_swapped(obs: ObsSession, source: str, plain: str, timeout: float = 90.0):
+    obs.wait_filter(source, lambda f: f["swapping"] and f["frames_out"] > 3, timeout,
+                    f"{source} swapping")
+
+    def differs():
+        out, ref = obs.screenshot(source), obs.screenshot(plain)
+        return (out, ref) if changed(out, ref).sum() > 200 else None
+    return wait_for(differs, 30, f"{source} to differ from {plain}")
+
+
+def assert_swap_confined(out: np.ndarray, ref: np.ndarray) -> None:
+    assert out.shape == ref.shape
+    zone = face_zone(ref[..., :3])
+    diff = changed(out, ref)
+    inside = diff[zone].sum()
+    diff[zone] = False
+    assert diff.sum() == 0, f"{diff.sum()} pixels changed outside the face zone"
+    face_area = (zone[0].stop - zone[0].start) * (zone[1].stop - zone[1].start)
+    assert inside > 0.02 * face_area, f"only {inside} pixels changed inside the face"
+
+
+def test_persona_swaps_inside_the_face_only(obs):
+    program(obs, "Main")
+    out, ref = wait_swapped(obs, "Face", "Plain")
+    assert_swap_confined(out, ref)
+    status = obs.filter_status("Face")
+    assert status["model"] == "persona:default" and status["device"] == "cpu"
+    assert status["provider"], "status must name the active provider"
+
+
+def test_odd_sized_source(obs):
+    program(obs, "Main")
+    out, ref = wait_swapped(obs, "Odd", "OddPlain")
+    assert out.shape[:2] == (257, 301)
+    assert_swap_confined(out, ref)
+
+
+def test_media_source_async_frames(obs):
+    program(obs, "Video scene")
+    out, ref = wait_swapped(obs, "Video", "VideoPlain")
+    assert_swap_confined(out, ref)
+
+
+def test_resolution_change_while_rendering(obs, files):
+    program(obs, "Main")
+    wait_swapped(obs, "Odd", "OddPlain")
+    try:
+        for name in ("Odd", "OddPlain"):
+            obs.client.set_input_settings(name, {"file": str(files["bench360"])}, True)
+        obs.wait_filter("Odd", lambda f: f["size"] == [640, 360], 20, "the new size")
+        out, ref = wait_swapped(obs, "Odd", "OddPlain")
+        assert out.shape[:2] == (360, 640)
+        assert_swap_confined(out, ref)
+    finally:
+        for name in ("Odd", "OddPlain"):
+            obs.client.set_input_settings(name, {"file": str(files["odd"])}, True)
+
+
+def test_dfm_double_swaps_inside_the_face_only(obs):
+    program(obs, "Dfm scene")
+    out, ref = wait_swapped(obs, "Dfm", "Plain")
+    assert_swap_confined(out, ref)
+    status = obs.filter_status("Dfm")
+    assert status["provider"] == "CPUExecutionProvider"
+    assert status["model"] == "double_224"
+
+
+def properties_of(obs: ObsSession, key: str) -> dict:
+    """Build every filter's properties panel in OBS (test hook) and return `key`'s."""
+    obs.client.trigger_hot_key_by_name("face_swap.test_properties")
+    return wait_for(lambda: obs.status().get("test_properties", {}).get(key), 20,
+                    f"properties of {key}")
+
+
+def test_properties_panel(obs, files):
+    program(obs, "Dfm scene")
+    wait_swapped(obs, "Dfm", "Plain")
+    panel = properties_of(obs, "Dfm/Face Swap")
+    props = panel["properties"]
+    expected = {"model", "refresh_models", "reference", "device", "faces", "face_id", "morph",
+                "erode", "blur", "color_transfer", "opacity", "smoothing", "detect_interval",
+                "on_lost", "label", "label_corner", "status"}
+    assert expected <= set(props)
+    models = " ".join(props["model"]["items"])
+    assert "persona:default" in models and "double_224" in models and "double_amp_224" in models
+    assert any(item.startswith("cpu") and "CPUExecutionProvider" in item
+               for item in props["device"]["items"]), props["device"]["items"]
+    assert props["morph"]["visible"] is False  # not an AMP model
+    assert "CPUExecutionProvider" in panel["status"] and "double_224" in panel["status"]
+    description = obs.status()["test_properties"]["description"]
+    assert "Engine ready" in description and "Devices: cpu" in description
+    assert "double_224" in description and "Warning" not in description  # OBS 29 verified
+
+    obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": "double_amp_224"}, True)
+    obs.wait_filter("Dfm", lambda f: f["model"] == "double_amp_224", 60, "the AMP double")
+    obs.status_file.unlink()  # drop the old report
+    assert properties_of(obs, "Dfm/Face Swap")["properties"]["morph"]["visible"] is True
+    obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": str(files["dfm"])}, True)
+
+
+def test_settings_from_websocket_take_effect(obs):
+    program(obs, "Main")
+    wait_swapped(obs, "Face", "Plain")
+    obs.client.set_source_filter_settings("Face", "Face Swap",
+                                          {"label": True, "label_corner": "top-left"}, True)
+
+    def label_shown():
+        out, ref = obs.screenshot("Face"), obs.screenshot("Plain")
+        return changed(out, ref)[:60, :120].sum() > 50
+    wait_for(label_shown, 30, "disclosure label in the top-left corner")
+
+    obs.client.set_source_filter_settings("Face", "Face Swap", {"opacity": 0.0, "label": False},
+                                          True)
+    wait_for(lambda: not changed(obs.screenshot("Face"), obs.screenshot("Plain")).any(), 30,
+             "opacity 0 to show the source unchanged")
+    saved = obs.client.get_source_filter("Face", "Face Swap").filter_settings
+    assert saved["opacity"] == 0.0 and saved["label"] is False
+    obs.client.set_source_filter_settings("Face", "Face Swap", {"opacity": 1.0}, True)
+    obs.expect_saved["Face"] = {"label_corner": "top-left", "opacity": 1.0, "label": False}
+
+
+@pytest.mark.parametrize("source, needle", [("Broken", "not found"),
+                                            ("Corrupt", "truncated.dfm")])
+def test_bad_model_passes_through_with_the_error(obs, source, needle):
+    program(obs, "Errors")
+    status = obs.wait_filter(source, lambda f: f["problem"], 60, f"{source} error")
+    assert needle in status["problem"]
+    assert not changed(obs.screenshot(source), obs.screenshot("Plain")).any()
+    assert obs.running
+
+
+def test_model_removed_while_running(obs, files):
+    program(obs, "Errors")
+    obs.wait_filter("Removable", lambda f: f["swapping"], 60, "Removable swapping")
+    files["removable"].unlink()
+    status = obs.wait_filter("Removable", lambda f: f["problem"], 30, "removed-model error")
+    assert "removed" in status["problem"]
+    wait_for(lambda: not changed(obs.screenshot("Removable"), obs.screenshot("Plain")).any(), 10,
+             "pass-through after the model file went away")
+    assert obs.running
+
+
+def test_source_that_renders_nothing(obs):
+    program(obs, "Errors")
+    time.sleep(1.0)
+    status = obs.filter_status("Nothing")
+    assert status is not None and status["size"] == [0, 0] and status["frames_in"] == 0
+    assert obs.running
+
+
+def test_scene_switch_applies_the_mapping_without_unswapped_frames(obs, files):
+    program(obs, "Third")  # Third = persona:default; Mapped is in Third and in Second
+    wait_swapped(obs, "Mapped", "Plain")
+    zone = face_zone(obs.screenshot("Plain")[..., :3])
+    obs.client.set_current_program_scene("Second")  # Second = the DFM double
+    frames = 0
+    while obs.filter_status("Mapped")["model"] != "double_224":
+        out, ref = obs.screenshot("Mapped"), obs.screenshot("Plain")
+        assert changed(out, ref)[zone].sum() > 200, "an unswapped frame during the switch"
+        frames += 1
+        assert frames < 300, "the mapped model never went live"
+    status = obs.wait_filter("Mapped", lambda f: f["swapping"], 30, "Mapped swapping")
+    assert status["requested_model"] == str(files["dfm"]) and obs.status()["scene"] == "Second"
+    assert obs.filter_status("Face")["requested_model"] == "persona:default"  # not in Second
+    program(obs, "Third")
+    obs.wait_filter("Mapped", lambda f: f["model"] == "persona:default", 60,
+                    "Mapped back on the persona")
+
+
+def test_hotkeys_act_on_the_filters_on_program(obs):
+    program(obs, "Main")
+    names = [h for h in obs.client.get_hotkey_list().hotkeys if h.startswith("face_swap.")]
+    assert sorted(names) == sorted(set(names)), "a hotkey is registered twice"
+    assert {"face_swap.toggle", "face_swap.next_model", "face_swap.previous_model"} <= set(names)
+    dfm_model = obs.filter_status("Dfm")["requested_model"]
+    before = obs.client.get_source_filter("Face", "Face Swap").filter_enabled
+    obs.client.trigger_hot_key_by_name("face_swap.toggle")
+    wait_for(lambda: obs.client.get_source_filter("Face", "Face Swap").filter_enabled != before,
+             10, "toggle hotkey")
+    obs.client.trigger_hot_key_by_name("face_swap.toggle")
+    wait_for(lambda: obs.client.get_source_filter("Face", "Face Swap").filter_enabled == before,
+             10, "toggle back")
+    obs.client.trigger_hot_key_by_name("face_swap.next_model")
+    wait_for(lambda: obs.filter_status("Face")["requested_model"] != "persona:default", 10,
+             "next model")
+    obs.client.trigger_hot_key_by_name("face_swap.previous_model")
+    wait_for(lambda: obs.filter_status("Face")["requested_model"] == "persona:default", 10,
+             "previous model")
+    assert obs.filter_status("Dfm")["requested_model"] == dfm_model  # not on program
+
+
+def test_reload_scripts_ten_times_while_rendering(obs):
+    program(obs, "Main")
+    wait_swapped(obs, "Face", "Plain")
+    time.sleep(2.0)
+    threads_before = obs.thread_count()
+    loads = obs.status()["loads"]
+    for i in range(10):
+        obs.client.trigger_hot_key_by_name("face_swap.test_reload_scripts")
+        wait_for(lambda n=loads + i + 1: obs.status()["loads"] == n, 30, f"reload {i + 1}")
+        assert obs.running
+    status = obs.status()
+    assert status["registrations"] == 1
+    assert obs.log_text().count("registered filter 'face_swap'") == 1
+    assert "already exists" not in obs.log_text()
+    out, ref = wait_swapped(obs, "Face", "Plain")
+    assert_swap_confined(out, ref)
+    ours = [t for t in obs.status()["threads"] if t.startswith("face-swap")]
+    assert ours.count("face-swap-status") == 1 and ours.count("face-swap-prepare") == 1, ours
+    assert ours.count("face-swap-worker") == len(status["filters"]), ours
+    wait_for(lambda: obs.thread_count() <= threads_before, 30,
+             f"OS threads back to {threads_before} (now {obs.thread_count()})")
+
+
+def test_render_thread_cost_is_reported(obs, capsys):
+    rows = [measure(obs, "Bench 360", "Bench360"), measure(obs, "Bench 720", "Bench720")]
+    with capsys.disabled():
+        for row in rows:
+            print("\n" + row["line"])
+    for row in rows:
+        assert row["with_filter"]["render_ms"]["n"] > 10
+        assert row["without_filter"]["obs_frame_ms"] > 0
