@@ -1,14 +1,20 @@
 """One "Face Swap" filter instance: settings -> SwapService, and the per-frame render.
 
 video_render (graphics thread) only grabs, hands over and draws; the SwapService's worker
-does everything else. The instance passes the parent through while it has no result of
-the current size, until a model is loaded, and while its engine is in error (bad model,
-unusable device, model file gone) - checked by `poll()` from the status thread, never per
-frame. While a new model loads the old one keeps swapping (SwapService swaps atomically).
+does everything else. An async parent (webcam, capture card, media file) is grabbed
+cheaper: filter_video copies its raw frame's planes as libobs hands them over, a
+FrameFeed thread converts them to RGBA with the frame's own colour matrix and submits
+that; other parents (and unsupported raw formats) go through the texrender copy-back.
+
+The instance passes the parent through while it has no result of the current size,
+until a model is loaded, and while its engine is in error (bad model, unusable device,
+model file gone) - checked by `poll()` from the status thread, never per frame. While a
+new model loads the old one keeps swapping (SwapService swaps atomically).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from pathlib import Path
@@ -20,9 +26,11 @@ from core.settings import SwapSettings
 from core.worker import percentile
 from obs_script import libobs as L
 from obs_script import obsdata, properties
-from obs_script.render import FrameExchange, render_directly
+from obs_script.asyncframe import YUV_FORMATS, FrameFeed, format_name
+from obs_script.render import FrameExchange, copy_async_frame, frame_info, render_directly
 
 HISTORY = 600  # render timings kept for the p50/p95 (about 10-20 s of frames)
+ASYNC_ENV = "FACE_SWAP_ASYNC_FRAMES"  # "0": always use the texrender path (troubleshooting)
 
 
 def percentiles(values: deque[float]) -> dict[str, float]:
@@ -30,6 +38,23 @@ def percentiles(values: deque[float]) -> dict[str, float]:
     data = list(values)  # one atomic copy: the graphics thread keeps appending
     return {"p50": round(percentile(data, 50), 3), "p95": round(percentile(data, 95), 3),
             "n": len(data)}
+
+
+def takes_async_frames(target: int, parent: int) -> bool:
+    """Whether the parent's raw async frames are what this filter sees: the parent is an
+    async video source, nothing renders between it and us, and libobs shows its frames as
+    they are (deinterlacing would change them)."""
+    flags = L.obs_source_get_output_flags(parent) if parent else 0
+    return (target == parent and flags & L.OBS_SOURCE_ASYNC_VIDEO == L.OBS_SOURCE_ASYNC_VIDEO
+            and L.obs_source_get_deinterlace_mode(parent) == L.OBS_DEINTERLACE_MODE_DISABLE)
+
+
+def other_async_filter(parent: int, ours: int) -> bool:
+    """Whether another enabled async video filter (e.g. Video Delay) is on the parent: it
+    may act on the raw frames after we copied them, so the texrender path is the safe one."""
+    return any(f != ours and L.obs_source_enabled(f)
+               and L.obs_source_get_output_flags(f) & L.OBS_SOURCE_ASYNC
+               for f in L.source_filters(parent))
 
 
 def model_file(settings: SwapSettings) -> Path | None:
@@ -52,8 +77,15 @@ class FaceSwapFilter:
         self.source = source
         self.exchange = FrameExchange()
         self.render_ms: deque[float] = deque(maxlen=HISTORY)  # whole video_render
+        self.renders = 0  # video_render calls that drew or passed through a frame
         self.parent_ms: deque[float] = deque(maxlen=HISTORY)  # the parent's own render
         self.stage_ms: deque[float] = deque(maxlen=HISTORY)  # gs_stage_texture
+        self.copy_ms: deque[float] = deque(maxlen=HISTORY)  # filter_video (async parents)
+        self.async_size: tuple[int, int] | None = None  # last raw frame copied, if usable
+        self.async_stamp = -1  # its timestamp: the same frame is never handed over twice
+        self.async_format = ""  # its format, or why raw frames are not used
+        self.grab_path = ""  # "async <format>" or "texrender": how the last frame came in
+        self.async_enabled = os.environ.get(ASYNC_ENV, "1") != "0"
         self.problem = ""  # set by poll(): pass through and show this instead of swapping
         self.has_pipeline = False  # set by poll(): a model is loaded (results are swaps)
         self.last_status: dict | None = None  # the last poll()'s status, for the panel
@@ -62,6 +94,7 @@ class FaceSwapFilter:
         self._watched: tuple[SwapSettings | None, Path | None] = (None, None)
         self.settings = self._read(data) or SwapSettings()
         self.service = SwapService(self.settings, fmt="rgba")
+        self.feed = FrameFeed(self.service.submit)
 
     # --- UI thread -----------------------------------------------------------------------
     def _read(self, data: int) -> SwapSettings | None:
@@ -97,6 +130,35 @@ class FaceSwapFilter:
         return L.text(L.obs_source_get_name(parent)) if parent else ""
 
     # --- graphics thread -----------------------------------------------------------------
+    def filter_video(self, frame_ptr: int) -> None:
+        """A new raw frame of an async parent: copy its planes and hand them over. libobs
+        calls this before the parent draws (on the graphics thread) and keeps the frame."""
+        if self.problem or not frame_ptr or not self.async_enabled:
+            return
+        start = time.perf_counter()
+        target = L.obs_filter_get_target(self.source)
+        parent = L.obs_filter_get_parent(self.source)
+        if not target or not takes_async_frames(target, parent):
+            self.async_size, self.async_format = None, "not first filter, or deinterlaced"
+            return
+        if other_async_filter(parent, self.source):
+            self.async_size, self.async_format = None, "another async filter on the source"
+            return
+        frame = frame_info(frame_ptr)
+        size = (frame.width, frame.height)
+        if frame.timestamp == self.async_stamp and size == self.async_size:
+            return
+        raw = copy_async_frame(frame, self.feed)
+        if raw is None:
+            self.async_size = None
+            self.async_format = f"{format_name(frame.format)} {size[0]}x{size[1]} unsupported"
+            return
+        self.feed.put(raw)
+        self.async_size, self.async_stamp = size, frame.timestamp
+        full = raw.full_range and raw.fmt in YUV_FORMATS
+        self.async_format = format_name(frame.format) + (" full range" if full else "")
+        self.copy_ms.append((time.perf_counter() - start) * 1000.0)
+
     def render(self) -> None:
         start = time.perf_counter()
         target = L.obs_filter_get_target(self.source)
@@ -107,9 +169,13 @@ class FaceSwapFilter:
             return
         frame_time = L.obs_get_video_frame_time()
         grab = frame_time != self.grabbed_at  # once per OBS frame, however often it is drawn
-        if grab:
-            self.grabbed_at = frame_time
-            direct = render_directly(target, L.obs_filter_get_parent(self.source))
+        parent = L.obs_filter_get_parent(self.source)
+        if self.async_size == (width, height) and takes_async_frames(target, parent):
+            self.exchange.prepare(width, height)  # frames come in through filter_video
+            self.grab_path, grab = f"async {self.async_format}", False
+        elif grab:
+            self.grabbed_at, self.grab_path = frame_time, "texrender"
+            direct = render_directly(target, parent)
             frame = self.exchange.grab(target, direct, width, height)
             if frame is not None:
                 self.service.submit(frame)
@@ -117,6 +183,7 @@ class FaceSwapFilter:
         if result is None or not self.exchange.draw(result):
             L.obs_source_skip_video_filter(self.source)
         self.render_ms.append((time.perf_counter() - start) * 1000.0)
+        self.renders += 1
         if grab:
             self.parent_ms.append(self.exchange.parent_ms)
             self.stage_ms.append(self.exchange.stage_ms)
@@ -145,7 +212,12 @@ class FaceSwapFilter:
                       size=list(self.exchange.size),
                       render_ms=percentiles(self.render_ms),
                       parent_render_ms=percentiles(self.parent_ms),
-                      stage_ms=percentiles(self.stage_ms))
+                      stage_ms=percentiles(self.stage_ms),
+                      renders=self.renders, grab=self.grab_path,
+                      async_format=self.async_format,
+                      copy_ms=percentiles(self.copy_ms),
+                      convert_ms=percentiles(self.feed.convert_ms),
+                      convert_errors=self.feed.errors, convert_error=self.feed.last_error)
         self.last_status = status
         return status
 
@@ -156,4 +228,5 @@ class FaceSwapFilter:
             self.exchange.free()
         finally:
             L.obs_leave_graphics()
+        self.feed.stop(timeout=1.0)
         self.service.stop(timeout=1.0)

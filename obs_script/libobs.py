@@ -22,6 +22,9 @@ OBS_SOURCE_TYPE_FILTER = 1
 OBS_SOURCE_VIDEO = 1 << 0
 OBS_SOURCE_ASYNC = 1 << 2
 OBS_SOURCE_CUSTOM_DRAW = 1 << 3
+OBS_SOURCE_ASYNC_VIDEO = OBS_SOURCE_ASYNC | OBS_SOURCE_VIDEO
+OBS_DEINTERLACE_MODE_DISABLE = 0
+MAX_AV_PLANES = 8
 # graphics
 GS_RGBA = 3
 GS_ZS_NONE = 0
@@ -54,7 +57,9 @@ class SourceInfo(C.Structure):
     """The leading fields of `struct obs_source_info` (libobs/obs-source.h).
 
     obs_register_source_s copies `size` bytes and zero-fills the rest, so a prefix is a
-    complete, valid registration for a video filter.
+    complete, valid registration for a video filter. `filter_video` (right after
+    `video_render` in every version) makes libobs hand the filter each new raw frame of an
+    async parent, whatever the filter's own output flags (obs-source.c filter_async_video).
     """
 
     _fields_ = [
@@ -63,7 +68,21 @@ class SourceInfo(C.Structure):
         ("get_width", vp), ("get_height", vp), ("get_defaults", vp),
         ("get_properties", vp), ("update", vp), ("activate", vp),
         ("deactivate", vp), ("show", vp), ("hide", vp),
-        ("video_tick", vp), ("video_render", vp),
+        ("video_tick", vp), ("video_render", vp), ("filter_video", vp),
+    ]
+
+
+class SourceFrame(C.Structure):
+    """`struct obs_source_frame` up to `trc` (libobs/obs.h, same layout in OBS 28-32): the
+    raw frame an async source hands libobs, valid only during the callback it comes with."""
+
+    _fields_ = [
+        ("data", C.c_void_p * MAX_AV_PLANES), ("linesize", C.c_uint32 * MAX_AV_PLANES),
+        ("width", C.c_uint32), ("height", C.c_uint32), ("timestamp", C.c_uint64),
+        ("format", C.c_int), ("color_matrix", C.c_float * 16), ("full_range", C.c_bool),
+        ("max_luminance", C.c_uint16), ("color_range_min", C.c_float * 3),
+        ("color_range_max", C.c_float * 3), ("flip", C.c_bool), ("flags", C.c_uint8),
+        ("trc", C.c_uint8),
     ]
 
 
@@ -75,10 +94,12 @@ GET_DEFAULTS = C.CFUNCTYPE(None, vp)
 GET_PROPERTIES = C.CFUNCTYPE(vp, vp)
 UPDATE = C.CFUNCTYPE(None, vp, vp)
 VIDEO_RENDER = C.CFUNCTYPE(None, vp, vp)
+FILTER_VIDEO = C.CFUNCTYPE(vp, vp, vp)  # (data, obs_source_frame*) -> the frame to go on
 BUTTON_CLICKED = C.CFUNCTYPE(C.c_bool, vp, vp, vp)  # (props, property, priv)
 MODIFIED2 = C.CFUNCTYPE(C.c_bool, vp, vp, vp, vp)  # (priv, props, property, settings)
 TASK = C.CFUNCTYPE(None, vp)
 ENUM_ITEM = C.CFUNCTYPE(C.c_bool, vp, vp, vp)  # (scene, scene item, param) -> continue
+ENUM_SOURCE = C.CFUNCTYPE(None, vp, vp, vp)  # (parent, child, param)
 
 
 def _candidates() -> list[str | None]:
@@ -152,11 +173,13 @@ obs_source_get_base_height = _gfx("obs_source_get_base_height", u32, vp)
 obs_source_video_render = _fn("obs_source_video_render", None, vp)
 obs_source_default_render = _fn("obs_source_default_render", None, vp)
 obs_source_get_output_flags = _gfx("obs_source_get_output_flags", u32, vp)
+obs_source_get_deinterlace_mode = _gfx("obs_source_get_deinterlace_mode", C.c_int, vp)
 obs_source_skip_video_filter = _fn("obs_source_skip_video_filter", None, vp)
 obs_source_get_settings = _fn("obs_source_get_settings", vp, vp)
 obs_source_update = _fn("obs_source_update", None, vp, vp)
 obs_source_get_name = _fn("obs_source_get_name", cstr, vp)
 obs_source_enabled = _fn("obs_source_enabled", C.c_bool, vp)
+obs_source_enum_filters = _fn("obs_source_enum_filters", None, vp, vp, vp)
 obs_source_set_enabled = _fn("obs_source_set_enabled", None, vp, C.c_bool)
 
 # scenes
@@ -265,6 +288,14 @@ def scene_sources(scene_source: int) -> set[int]:
     pending = [scene_source]
     while pending:
         visit(pending.pop())
+    return found
+
+
+def source_filters(source: int) -> list[int]:
+    """The filters on `source`, in the order they apply, as pointers."""
+    found: list[int] = []
+    callback = ENUM_SOURCE(lambda _parent, child, _param: found.append(child))
+    obs_source_enum_filters(source, C.cast(callback, vp), None)
     return found
 
 

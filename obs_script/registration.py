@@ -9,7 +9,8 @@ load, passes the source through.
 
 A Host provides: defaults(settings_ptr), make(key, source_ptr, settings_ptr) -> instance.
 An instance provides: update(settings_ptr), properties() -> obs_properties_t* address,
-render(), close(), on_property(name, props, property, settings) -> bool (refresh view).
+render(), filter_video(frame_ptr) (a new raw frame of an async parent; the frame always
+goes on unchanged), close(), on_property(name, props, property, settings) -> bool.
 Property buttons / modified callbacks use `button(name)` / `modified(name)`: stable
 callbacks that reach the instance whose key is passed as their private data.
 """
@@ -142,6 +143,19 @@ def _video_render(data, _effect):
         L.obs_source_skip_video_filter(entry.source)
 
 
+def _filter_video(data, frame):
+    entry = STATE.entries.get(data or 0)
+    impl = entry.impl if entry else None
+    if impl is not None:
+        try:
+            impl.filter_video(frame)
+        except Exception:
+            if not entry.render_failed:
+                entry.render_failed = True
+                _report("filter_video")
+    return frame  # never withheld: the parent shows it whatever happened here
+
+
 def _on_property(name: str, key, props, prop, settings) -> bool:
     impl = _impl(key)
     if impl is None:
@@ -194,7 +208,8 @@ def _register() -> None:
     cbs = dict(get_name=L.GET_NAME(_get_name), create=L.CREATE(_create),
                destroy=L.DESTROY(_destroy), get_defaults=L.GET_DEFAULTS(_get_defaults),
                get_properties=L.GET_PROPERTIES(_get_properties), update=L.UPDATE(_update),
-               video_render=L.VIDEO_RENDER(_video_render))
+               video_render=L.VIDEO_RENDER(_video_render),
+               filter_video=L.FILTER_VIDEO(_filter_video))
     info = L.SourceInfo(id=FILTER_ID, type=L.OBS_SOURCE_TYPE_FILTER,
                         output_flags=L.OBS_SOURCE_VIDEO)
     for name, fn in cbs.items():

@@ -1,10 +1,13 @@
 """Graphics-thread frame exchange: grab the parent into numpy, draw the newest result.
 
-Everything here runs inside video_render (or with the graphics context entered) and
-does only what must happen there: render the filter's target into a texrender, stage it
-into one of two stage surfaces while mapping the one staged a frame earlier (mapping the
-surface just staged would stall on the GPU), copy the mapped rows once into a numpy
-frame, and upload/draw a finished result. No colour conversion, no inference.
+Everything here runs on the graphics thread and does only what must happen there. Two
+ways in: for an async parent (webcam, capture card, media) `copy_async_frame` copies the
+planes of its raw frame as libobs hands it to filter_video (conversion happens on the
+feed's thread, see asyncframe.py); for every other parent `FrameExchange.grab` renders
+the filter's target into a texrender, stages it into one of two stage surfaces while
+mapping the one staged a frame earlier (mapping the surface just staged would stall on the
+GPU), and copies the mapped rows once into a numpy frame. One way out: upload/draw a
+finished result. No colour conversion, no inference.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 
 import numpy as np
 
+from obs_script import asyncframe
 from obs_script import libobs as L
 
 _CLEAR = (C.c_float * 8)()  # vec4 zero; gs_clear reads 16 bytes, aligned inside this buffer
@@ -44,11 +48,15 @@ class FrameExchange:
         self.parent_ms = 0.0  # CPU time of the parent's own render in the last grab
         self.stage_ms = 0.0  # ... and of staging it (where a software GPU does its work)
 
-    def _resize(self, width: int, height: int) -> None:
-        self._free_sized()
-        self.stages = [L.gs_stagesurface_create(width, height, L.GS_RGBA) for _ in range(2)]
-        self.texture = L.gs_texture_create(width, height, L.GS_RGBA, 1, None, L.GS_DYNAMIC)
-        self.size = (width, height)
+    def prepare(self, width: int, height: int) -> None:
+        """Size the result texture for results of width x height (the async path's only
+        GPU resource); forget staged frames, which are stale once this path is used."""
+        if (width, height) != self.size:
+            self._free_sized()
+            self.texture = L.gs_texture_create(width, height, L.GS_RGBA, 1, None,
+                                               L.GS_DYNAMIC)
+            self.size = (width, height)
+        self.staged = [False, False]
 
     def _free_sized(self) -> None:
         for stage in self.stages:
@@ -67,7 +75,11 @@ class FrameExchange:
         refuses a step.
         """
         if (width, height) != self.size:
-            self._resize(width, height)
+            self.prepare(width, height)
+        if self.stages[0] is None:
+            self.stages = [L.gs_stagesurface_create(width, height, L.GS_RGBA)
+                           for _ in range(2)]
+            self.staged = [False, False]
         if self.texrender is None:
             self.texrender = L.gs_texrender_create(L.GS_RGBA, L.GS_ZS_NONE)
         L.gs_texrender_reset(self.texrender)
@@ -135,3 +147,33 @@ class FrameExchange:
         if self.texrender:
             L.gs_texrender_destroy(self.texrender)
             self.texrender = None
+
+
+def frame_info(frame_ptr: int) -> L.SourceFrame:
+    """The obs_source_frame at `frame_ptr` (read in place: valid during the callback only)."""
+    return L.SourceFrame.from_address(frame_ptr)
+
+
+def copy_async_frame(frame: L.SourceFrame, feed: asyncframe.FrameFeed
+                     ) -> asyncframe.RawFrame | None:
+    """Copy the planes of `frame` into pooled buffers of `feed` (one memcpy per plane row
+    block); None when the format or size is one asyncframe does not convert."""
+    width, height, fmt = frame.width, frame.height, frame.format
+    layout = asyncframe.plane_layout(fmt, width, height)
+    if layout is None:
+        return None
+    planes = feed.planes(layout)
+    for i, (rows, row_bytes) in enumerate(layout):
+        pitch, address = frame.linesize[i], frame.data[i]
+        if not address or pitch < row_bytes:
+            return None
+        size = pitch * (rows - 1) + row_bytes  # the last row may end right after its pixels
+        source = np.ndarray((rows, row_bytes), np.uint8,
+                            (C.c_uint8 * size).from_address(address), strides=(pitch, 1))
+        np.copyto(planes[i], source)
+    matrix = np.frombuffer(frame.color_matrix, np.float32).copy()
+    return asyncframe.RawFrame(
+        fmt, width, height, planes, matrix,
+        np.frombuffer(frame.color_range_min, np.float32).copy(),
+        np.frombuffer(frame.color_range_max, np.float32).copy(),
+        full_range=bool(frame.full_range), flip=bool(frame.flip), timestamp=frame.timestamp)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import DATA
 from doubles import build_dfm, save, write_truncated
-from obs.bench_render import measure, write_bench_images
+from obs.bench_render import CLIP_FPS, measure, write_bench_images, write_clip
 from obs.harness import (
     ObsSession,
     face_swap_filter,
@@ -38,6 +38,12 @@ if missing_tools() and os.environ.get("CI", "").lower() not in ("1", "true", "ye
 
 ASTRONAUT = DATA / "astronaut.png"
 NO_LABEL = {"label": False}
+# a neutral filter in front of ours: our target is then not the parent, so the texrender path
+CROP = {"id": "crop_filter", "versioned_id": "crop_filter", "name": "Crop", "enabled": True,
+        "settings": {}}
+# an async video filter (Video Delay) after ours: it would act on raw frames after we copy them
+DELAY = {"id": "async_delay_filter", "versioned_id": "async_delay_filter", "name": "Delay",
+         "enabled": True, "settings": {"delay_ms": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +62,12 @@ def files(tmp_path_factory) -> dict[str, Path]:
     for _ in range(10):
         writer.write(cv2.imread(str(ASTRONAUT)))
     writer.release()
+    clips = {"clip720": write_clip(folder / "clip720.mp4", 1280, 720),  # I420, BT.709 limited
+             "mjpg": write_clip(folder / "clip_mjpg.avi", 640, 360, "MJPG"),  # I420, full range
+             "raw": write_clip(folder / "clip_i422.avi", 320, 180, "HFYU", colour=False)}  # I422
     return {"folder": folder, "dfm": dfm, "amp": amp, "truncated": truncated,
-            "removable": removable, "odd": odd, "video": video, **write_bench_images(folder)}
+            "removable": removable, "odd": odd, "video": video, **clips,
+            **write_bench_images(folder)}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +91,14 @@ def obs(files, tmp_path_factory):
         image_source("Nothing", Path("/nonexistent/no_image.png"), [face_swap_filter()]),
         media_source("Video", f["video"], [face_swap_filter(settings=NO_LABEL)]),
         media_source("VideoPlain", f["video"]),
+        media_source("Clip", f["clip720"], [face_swap_filter(settings=NO_LABEL)]),
+        media_source("ClipTex", f["clip720"], [CROP, face_swap_filter(settings=NO_LABEL)]),
+        media_source("ClipPlain", f["clip720"]),
+        media_source("Mjpg", f["mjpg"], [face_swap_filter(settings=NO_LABEL)]),
+        media_source("MjpgPlain", f["mjpg"]),
+        media_source("Raw", f["raw"], [face_swap_filter(settings=NO_LABEL)]),
+        media_source("Delayed", f["mjpg"], [face_swap_filter(settings=NO_LABEL), DELAY]),
+        media_source("RawPlain", f["raw"]),
         image_source("Mapped", ASTRONAUT, [face_swap_filter(settings=NO_LABEL)]),
         image_source("Bench360", f["bench360"], [face_swap_filter(settings=NO_LABEL)]),
         image_source("Bench720", f["bench720"], [face_swap_filter(settings=NO_LABEL)]),
@@ -88,6 +106,15 @@ def obs(files, tmp_path_factory):
                        scene_item("Odd", 3, y=200), scene_item("OddPlain", 4, x=320, y=200)]),
         scene("Dfm scene", [scene_item("Dfm", 1)]),
         scene("Video scene", [scene_item("Video", 1), scene_item("VideoPlain", 2, x=320)]),
+        scene("Clip scene", [scene_item("Clip", 1, scale=0.25),
+                             scene_item("ClipTex", 2, x=320, scale=0.25),
+                             scene_item("ClipPlain", 3, y=180, scale=0.25)]),
+        scene("Clip alone", [scene_item("Clip", 1, scale=0.5)]),
+        scene("Formats scene", [scene_item("Mjpg", 1, scale=0.5),
+                                scene_item("MjpgPlain", 2, x=320, scale=0.5),
+                                scene_item("Raw", 3, y=180), scene_item("RawPlain", 4, x=320,
+                                                                          y=180),
+                                scene_item("Delayed", 5, x=160, y=180, scale=0.25)]),
         scene("Errors", [scene_item("Broken", 1), scene_item("Corrupt", 2, x=100),
                          scene_item("Removable", 3, x=200), scene_item("Nothing", 4)]),
         scene("Second", [scene_item("Mapped", 1)]),
@@ -173,6 +200,71 @@ def test_media_source_async_frames(obs):
     program(obs, "Video scene")
     out, ref = wait_swapped(obs, "Video", "VideoPlain")
     assert_swap_confined(out, ref)
+
+
+def wait_path(obs: ObsSession, source: str, path: str, timeout: float = 90.0) -> dict:
+    return obs.wait_filter(source, lambda f: f["swapping"] and f["frames_out"] > 3
+                           and f["grab"] == path, timeout, f"{source} swapping via {path}")
+
+
+def mean_diff_outside_face(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> float:
+    """Mean absolute RGB difference of a and b outside the face zone of `ref`."""
+    outside = np.ones(ref.shape[:2], bool)
+    outside[face_zone(ref[..., :3])] = False
+    diff = np.abs(a[..., :3].astype(np.int16) - b[..., :3].astype(np.int16))
+    return float(diff[outside].mean())
+
+
+def test_async_frames_match_texrender_colours(obs):
+    """A media source's raw I420 frames (BT.709, limited range), converted on our thread,
+    give the colours libobs' GPU conversion gives: the swapped output outside the face
+    matches the texrender path's output and the unfiltered source."""
+    program(obs, "Clip scene")
+    wait_path(obs, "Clip", "async I420")
+    wait_path(obs, "ClipTex", "texrender")
+    out_async, plain = wait_swapped(obs, "Clip", "ClipPlain")
+    out_tex, _ = wait_swapped(obs, "ClipTex", "ClipPlain")
+    assert out_async.shape == out_tex.shape == (720, 1280, 4)
+    assert mean_diff_outside_face(out_async, out_tex, plain) < 3.0
+    assert mean_diff_outside_face(out_async, plain, plain) < 3.0
+    zone = face_zone(plain[..., :3])
+    face_area = (zone[0].stop - zone[0].start) * (zone[1].stop - zone[1].start)
+    assert changed(out_async, plain)[zone].sum() > 0.02 * face_area, "no swap in the face"
+    status = obs.filter_status("Clip")
+    assert status["copy_ms"]["n"] > 0 and status["convert_ms"]["n"] > 0
+    assert status["convert_errors"] == 0
+
+
+def test_async_frames_are_handed_over_once_each(obs):
+    """The clip has CLIP_FPS frames a second and OBS draws it more often: each raw frame
+    reaches the engine once, not once per video_render."""
+    program(obs, "Clip alone")
+    wait_path(obs, "Clip", "async I420")
+    first = obs.filter_status("Clip")
+    start = time.monotonic()
+    time.sleep(4.0)
+    last = obs.wait_filter("Clip", lambda f: f["renders"] > first["renders"], 10, "renders")
+    elapsed = time.monotonic() - start
+    raw = last["frames_in"] - first["frames_in"]
+    renders = last["renders"] - first["renders"]
+    assert 0.5 * CLIP_FPS * elapsed <= raw <= 1.3 * CLIP_FPS * elapsed + 2, (raw, elapsed)
+    assert renders > 1.5 * raw, (renders, raw)
+
+
+def test_full_range_and_texrender_fallbacks(obs):
+    """MJPEG decodes to full-range I420 (converted here with its own range); grey HuffYUV
+    to I422, not converted here, and a source with a Video Delay filter: those filters
+    fall back to the texrender path."""
+    program(obs, "Formats scene")
+    wait_path(obs, "Mjpg", "async I420 full range")
+    out, plain = wait_swapped(obs, "Mjpg", "MjpgPlain")
+    assert mean_diff_outside_face(out, plain, plain) < 3.0
+    status = wait_path(obs, "Raw", "texrender")
+    assert status["async_format"] == "format 12 320x180 unsupported"  # VIDEO_FORMAT_I422
+    out, plain = wait_swapped(obs, "Raw", "RawPlain")
+    assert_swap_confined(out, plain)
+    status = wait_path(obs, "Delayed", "texrender")
+    assert status["async_format"] == "another async filter on the source"
 
 
 def test_resolution_change_while_rendering(obs, files):

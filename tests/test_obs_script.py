@@ -33,9 +33,9 @@ from obs_script.scenes import parse_mapping, step_model  # noqa: E402
 
 def test_source_info_prefix_layout():
     info = libobs.SourceInfo
-    assert ctypes.sizeof(info) == 128
+    assert ctypes.sizeof(info) == 136
     assert info.get_name.offset == 16 and info.get_defaults.offset == 56
-    assert info.video_render.offset == 120
+    assert info.video_render.offset == 120 and info.filter_video.offset == 128
 
 
 def test_version_is_in_the_verified_range():
