@@ -236,3 +236,18 @@ def resolve(requested: str) -> Placement:
 def kind_of_provider(provider: str) -> str:
     """"CUDAExecutionProvider" -> "cuda"; unknown providers map to their own name."""
     return _KIND_OF_PROVIDER.get(provider, provider)
+
+
+def device_note(requested: str, provider: str) -> str:
+    """Why work asked for `requested` is not running there ("" when it is): shown by every
+    host so a CPU fallback is never silent. `provider` is the session's active provider."""
+    try:
+        placement = resolve(requested)
+    except FaceSwapError as exc:
+        return str(exc)
+    if placement.reason:
+        return placement.reason
+    wanted = PROVIDERS[placement.device.kind]
+    if provider and provider.endswith("ExecutionProvider") and provider != wanted:
+        return f"{requested} requested but the model runs on {provider}"
+    return ""

@@ -11,3 +11,12 @@ class ModelFileError(FaceSwapError):
 
 class InputError(FaceSwapError):
     """An input image or video cannot be read or holds no usable face."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one status/CLI line: our errors as written, others with their type."""
+    lines = str(exc).strip().splitlines()
+    message = lines[0] if lines else ""
+    if isinstance(exc, FaceSwapError):
+        return message or type(exc).__name__
+    return f"{type(exc).__name__}: {message}".rstrip(": ")

@@ -24,6 +24,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_version(path: Path) -> tuple[str, int, int]:
+    """(resolved path, mtime ns, size): a cache key that changes when a file is replaced.
+    Raises OSError when the file cannot be stat'ed."""
+    stat = path.stat()
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
 @functools.cache
 def _manifest(folder: Path) -> dict[str, str]:
     path = folder / "MANIFEST.json"

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
+from core.devices import device_note
 from core.face import Face
 from core.frame import check_frame
 from core.label import draw_label
@@ -23,7 +25,7 @@ from core.swap.base import SwapOutput, Swapper
 from core.track import FaceTracker, select_faces
 
 # Settings that need a new swapper or tracker (a rebuild); all others apply live.
-REBUILD_FIELDS = ("model", "reference", "device", "threads")
+REBUILD_FIELDS = ("model", "models_dir", "reference", "device", "threads")
 STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "merge", "lost", "label",
           "total")
 PIXEL_BLOCKS = 10  # pixelate: blocks across the face, coarse enough to hide identity
@@ -37,11 +39,13 @@ class _Swapped:
     faces: list[Face]
     outputs: list[SwapOutput]
     time: float
+    shape: tuple[int, ...]  # the frame's shape: swaps of another resolution do not apply
 
 
 def build_swapper(settings: SwapSettings) -> Swapper:
     """The swapper for settings.model via the registry; FaceSwapError when unusable."""
-    entry = resolve(settings.model)
+    extra = [Path(settings.models_dir).expanduser()] if settings.models_dir else []
+    entry = resolve(settings.model, extra_dirs=extra)
     return load_swapper(entry, settings.device, settings.threads, settings.reference)
 
 
@@ -73,7 +77,10 @@ class Pipeline:
         self.settings = settings
         self.swapper = build_swapper(settings)
         self.tracker = FaceTracker(settings, device=settings.device, threads=settings.threads)
-        self.provider: str = self.swapper.provider or "opencv"
+        # the swap network's provider; a persona has none, so the landmark model's
+        self.provider: str = (self.swapper.provider
+                              or self.tracker.mesh.session.get_providers()[0])
+        self.device_note: str = device_note(settings.device, self.provider)
         self.model_name: str = self.swapper.name
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.faces: list[Face] = []  # the faces swapped in the last frame
@@ -101,6 +108,8 @@ class Pipeline:
         now = time.monotonic() if timestamp is None else float(timestamp)
         settings = self.settings
         timings = dict.fromkeys(STAGES, 0.0)
+        if self._last is not None and self._last.shape != frame.shape:
+            self.reset()  # new resolution: old tracks, held swaps and pixelated boxes are void
 
         faces = self.tracker.process(frame, fmt, timestamp=now)
         for stage, key in (("detect", "detect"), ("landmarks", "landmarks"), ("track", "smooth")):
@@ -125,7 +134,7 @@ class Pipeline:
 
         t = time.perf_counter()
         if selected:
-            self._last = _Swapped(selected, outputs, now)
+            self._last = _Swapped(selected, outputs, now, frame.shape)
         elif self._last is not None:
             self._on_lost(out, fmt, now, settings)
         timings["lost"] = (time.perf_counter() - t) * 1000.0

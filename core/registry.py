@@ -16,11 +16,12 @@ import onnx
 
 from core import MODELS_DIR
 from core.errors import ModelFileError
+from core.imageio import IMAGE_SUFFIXES
+from core.modelfiles import file_version
+from core.swap.persona import PERSONAS_DIR
 
 ENV_VAR = "FACESWAP_MODELS"  # os.pathsep-separated extra model folders
 MODEL_SUFFIXES = (".dfm", ".onnx")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-PERSONAS_DIR = MODELS_DIR / "personas"
 BUILTIN_DIR = MODELS_DIR / "builtin"
 SWAPPER_KINDS = ("persona", "dfm", "inswapper")
 KINDS = (*SWAPPER_KINDS, "arcface", "unusable")
@@ -164,10 +165,9 @@ def identify(path: str | Path) -> _Signature:
     """Kind of one model file, cached per (path, mtime, size) so rescans stay cheap."""
     path = Path(path)
     try:
-        stat = path.stat()
+        key = file_version(path)
     except OSError as exc:
         return _Signature("unusable", f"cannot read file: {exc.strerror or exc}")
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     found = _signature_cache.get(key)
     if found is None:
         found = _signature_cache[key] = _read_signature(path)
@@ -196,12 +196,7 @@ def persona_images(folder: Path = PERSONAS_DIR) -> dict[str, Path]:
 
 
 def _personas() -> list[ModelEntry]:
-    try:
-        from core.swap.persona import list_personas  # helper module; may list more sources
-    except ImportError:
-        found = persona_images()
-    else:
-        found = dict(list_personas())
+    found = persona_images()
     entries = {"default": ModelEntry("persona:default", "persona", found.get("default"))}
     for stem, path in found.items():
         entries.setdefault(stem, ModelEntry(f"persona:{stem}", "persona", Path(path)))

@@ -21,7 +21,8 @@ import numpy as np
 import onnxruntime as ort
 
 from core import devices
-from core.errors import ModelFileError
+from core.errors import ModelFileError, one_line
+from core.modelfiles import file_version
 
 SPIN = os.environ.get("OBS_FACE_SWAP_ORT_SPIN", "0")  # "1": onnxruntime's default spinning
 MAX_CACHED = 8  # sessions kept alive by the cache itself (users of a session keep their own ref)
@@ -56,11 +57,6 @@ def cache_dir() -> Path:
     path = Path(base)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _options(threads: int) -> ort.SessionOptions:
@@ -123,13 +119,13 @@ def _load(path: str, requested: str, threads: int) -> tuple[ort.InferenceSession
         session = _create(path, device, threads)
     except Exception as exc:  # onnxruntime raises several unrelated types
         if device.kind == "cpu":
-            raise ModelFileError(f"cannot load model {path}: {_first_line(exc)}") from None
-        reason = f"{requested} failed to start, using CPU: {_first_line(exc)}"
+            raise ModelFileError(f"cannot load model {path}: {one_line(exc)}") from None
+        reason = f"{requested} failed to start, using CPU: {one_line(exc)}"
         device = devices.cpu_device()
         try:
             session = _create(path, device, threads)
         except Exception as exc2:
-            raise ModelFileError(f"cannot load model {path}: {_first_line(exc2)}") from None
+            raise ModelFileError(f"cannot load model {path}: {one_line(exc2)}") from None
     provider = session.get_providers()[0]
     if device.kind != "cpu" and provider != device.provider:
         reason = (f"{requested}: {device.provider} did not initialise (see onnxruntime log), "
@@ -148,13 +144,13 @@ def open_session(path: str | Path, device: str = "cpu",
     """
     resolved = Path(path).resolve()
     try:
-        stat = resolved.stat()
+        version = file_version(resolved)
     except OSError:
         raise ModelFileError(f"model file not found: {resolved}") from None
     threads = threads or default_threads()
     devices.parse_device(device)  # malformed strings fail here, before any loading
     # mtime and size in the key: a model file replaced on disk is loaded afresh.
-    key = (str(resolved), stat.st_mtime_ns, stat.st_size, device.strip().lower(), threads)
+    key = (*version, device.strip().lower(), threads)
     with _lock:
         hit = _cache.get(key)
         if hit is not None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from core import devices
-from core.errors import FaceSwapError
+from core.errors import FaceSwapError, one_line
 from core.frame import check_frame
 from core.settings import SwapSettings
 from core.worker import Result, Worker
@@ -36,14 +36,6 @@ def default_factory(settings: SwapSettings) -> Any:
     except ImportError as exc:
         raise FaceSwapError(f"swap pipeline unavailable: {exc}") from None
     return Pipeline(settings)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else ""
-    if isinstance(exc, FaceSwapError):
-        return message or type(exc).__name__
-    return f"{type(exc).__name__}: {message}".rstrip(": ")
 
 
 class SwapService:
@@ -125,7 +117,7 @@ class SwapService:
             "requested_model": requested.model,
             "device": requested.device,
             "provider": provider,
-            "device_note": self._device_note(requested.device, provider),
+            "device_note": devices.device_note(requested.device, provider),
             "fps": round(stats.fps, 2),
             "latency_ms": {"p50": round(stats.latency_p50_ms, 2),
                            "p95": round(stats.latency_p95_ms, 2)},
@@ -153,20 +145,6 @@ class SwapService:
         return stopped
 
     # --- internals -----------------------------------------------------------------------
-    @staticmethod
-    def _device_note(requested: str, provider: str) -> str:
-        """Why the model is not running where the user asked ("" when it is)."""
-        try:
-            placement = devices.resolve(requested)
-        except FaceSwapError as exc:
-            return str(exc)
-        if placement.reason:
-            return placement.reason
-        wanted = devices.PROVIDERS[placement.device.kind]
-        if provider and provider.endswith("ExecutionProvider") and provider != wanted:
-            return f"{requested} requested but the model runs on {provider}"
-        return ""
-
     def _process(self, frame: np.ndarray) -> np.ndarray:
         pipeline = self._pipeline  # read once: a swap never lands in the middle of a frame
         if pipeline is None:
@@ -217,7 +195,7 @@ class SwapService:
                 self._warm_up(pipeline)
                 error = ""
             except Exception as exc:  # any failure must leave the old pipeline running
-                pipeline, error = None, _one_line(exc)
+                pipeline, error = None, one_line(exc)
             elapsed = (time.perf_counter() - start) * 1000.0
             while True:
                 with self._lock:

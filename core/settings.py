@@ -9,11 +9,18 @@ COLOR_TRANSFERS = ("none", "rct", "hist")
 MASK_MODES = ("both", "hull", "model")  # model mask x landmark hull, hull only, model only
 ON_LOST = ("original", "hold", "pixelate")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+_INF = float("inf")
+# numeric settings and their valid closed ranges (erode may be negative: it then dilates)
+_RANGES = (("threads", 0, _INF), ("face_id", 0, _INF), ("morph", 0.0, 1.0),
+           ("erode", -50.0, 50.0), ("blur", 0.0, 100.0), ("opacity", 0.0, 1.0),
+           ("face_scale", 0.1, 10.0), ("face_offset_x", -1.0, 1.0), ("face_offset_y", -1.0, 1.0),
+           ("smoothing", 0.0, 1.0), ("detect_interval", 1, _INF), ("hold_ms", 0.0, _INF))
 
 
 @dataclass(frozen=True)
 class SwapSettings:
     model: str = "persona:default"  # registry name or path to a model file
+    models_dir: str = ""  # a user folder searched for models besides models/ and $FACESWAP_MODELS
     reference: str = ""  # reference portrait for persona / inswapper ("" = model default)
     device: str = "cpu"  # "cpu", "cuda:0", "tensorrt:0", "dml:0", "coreml"
     threads: int = 0  # CPU intra-op threads; 0 = leave cores for OBS (see core.runtime)
@@ -44,6 +51,11 @@ class SwapSettings:
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"setting {name}={value!r}; expected one of {', '.join(allowed)}")
+        for name, low, high in _RANGES:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                bounds = f"at least {low}" if high == _INF else f"within {low}..{high}"
+                raise ValueError(f"setting {name}={value!r}; must be {bounds}")
 
     def with_pairs(self, pairs: list[str]) -> SwapSettings:
         """A copy with "name=value" strings applied (the CLI's --set), typed per field."""

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from core.errors import one_line
+
 Process = Callable[[np.ndarray], np.ndarray]
 
 
@@ -166,10 +168,9 @@ class Worker:
 
     # --- the thread ----------------------------------------------------------------------
     def _record_error(self, where: str, exc: BaseException) -> None:
-        text = str(exc).strip().splitlines()
         with self._cond:
             self._errors += 1
-            self._last_error = f"{where}{type(exc).__name__}: {text[0] if text else ''}".rstrip()
+            self._last_error = f"{where}{one_line(exc)}"
 
     def _run(self) -> None:
         while True:

@@ -138,14 +138,14 @@ def test_bench_persona_json(capsys):
     assert {"detect", "landmarks", "swap", "merge", "total"} <= set(report["stages"])
     for stage in report["stages"].values():
         assert stage["p95_ms"] >= stage["p50_ms"] >= 0
-    assert report["model_source"] == "swap stage" and report["overhead_ratio"] > 1
+    assert report["model_ms"] is None and report["overhead_ratio"] is None  # no network
 
 
 def test_bench_dfm_json_reports_model_and_overhead(capsys, small_dfm):
     report = _bench_json(capsys, "--model", str(small_dfm), "--size", "320x240",
                          "--frames", "3", "--warmup", "1", "--model-runs", "3")
     assert report["provider"] == "CPUExecutionProvider"
-    assert report["model_source"] == "onnx session alone" and report["model_ms"] > 0
+    assert report["model_ms"] > 0 and 0 < report["model_share"] <= 1
     assert report["overhead_ratio"] > 0 and report["frames_with_swap"] == 3
     assert report["stages"]["swap"]["p50_ms"] > 0
 
@@ -223,7 +223,7 @@ def test_live_without_gui_says_so_and_falls_back_to_a_file(capsys, tmp_path, vid
 
 def test_live_input_errors(capsys, tmp_path):
     assert main(["live", "--input", str(tmp_path / "none.mp4"), "--no-window"]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
     assert main(["live", "--screen", "0,0,5", "--no-window"]) == 2
     assert "X,Y,W,H" in capsys.readouterr().err
 

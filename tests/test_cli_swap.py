@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core import ROOT
+from core import ROOT, devices
 from core.cli import main
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -118,3 +118,31 @@ def test_demo_writes_video_and_before_after(tmp_path):
     assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) >= 50
     image = cv2.imread(str(picture))
     assert image is not None and image.shape[1] > 2 * 600
+
+
+@pytest.mark.parametrize("case", ["directory", "same-file", "folder-is-a-file", "bad-setting"])
+def test_path_and_setting_mistakes_exit_2_with_one_line(tmp_path, capsys, case):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes((DATA / "astronaut.png").read_bytes())
+    (tmp_path / "file").write_text("x")
+    argv, needle = {
+        "directory": ([str(tmp_path), "-o", str(tmp_path / "o.png")], "is a directory"),
+        "same-file": ([str(photo), "-o", str(photo)], "is the input file"),
+        "folder-is-a-file": ([str(photo), "-o", str(tmp_path / "file" / "o.png")],
+                             "cannot create output folder"),
+        "bad-setting": ([str(photo), "-o", str(tmp_path / "o.png"), "--set", "blur=-5"],
+                        "blur=-5.0; must be within"),
+    }[case]
+    assert main(["swap", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert photo.read_bytes() == (DATA / "astronaut.png").read_bytes()  # input untouched
+
+
+def test_unavailable_device_is_a_visible_note(tmp_path, capsys):
+    if not devices.resolve("cuda:0").reason:
+        pytest.skip("this machine has a usable CUDA device")
+    assert main(["swap", str(DATA / "astronaut.png"), "-o", str(tmp_path / "o.png"),
+                 "--device", "cuda:0"]) == 0
+    err = capsys.readouterr().err
+    assert "note: cuda:0 unavailable, using CPU" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from doubles import write_doubles
 
 from core.errors import ModelFileError
 from core.label import draw_label, label_rect
@@ -126,6 +127,16 @@ def test_on_lost_pixelate_hides_last_face_area(face_frame, empty_frame):
         assert len(np.unique(block, axis=0)) <= 13 * 13  # a coarse mosaic, not a face
 
 
+@pytest.mark.parametrize("on_lost", ["pixelate", "hold"])
+def test_a_new_resolution_drops_the_last_face_area(face_frame, empty_frame, on_lost):
+    pipeline = Pipeline(SwapSettings(label=False, on_lost=on_lost, hold_ms=5000.0))
+    pipeline.process(face_frame, "rgba", timestamp=0.0)
+    assert len(pipeline.faces) == 1
+    wider = np.ascontiguousarray(np.concatenate([empty_frame, empty_frame], axis=1))
+    out = pipeline.process(wider, "rgba", timestamp=0.1)  # e.g. the camera switched mode
+    np.testing.assert_array_equal(out, wider)
+
+
 def test_unknown_model_is_a_model_error():
     with pytest.raises(ModelFileError, match="unknown model"):
         Pipeline(SwapSettings(model="no-such-model"))
@@ -135,3 +146,13 @@ def test_bad_frame_is_a_value_error(face_frame):
     pipeline = Pipeline(SwapSettings())
     with pytest.raises(ValueError, match="format"):
         pipeline.process(face_frame, "rgb")
+
+
+def test_models_dir_setting_finds_user_models(tmp_path, monkeypatch):
+    monkeypatch.delenv("FACESWAP_MODELS", raising=False)
+    write_doubles(tmp_path)
+    with pytest.raises(ModelFileError, match="unknown model"):
+        Pipeline(SwapSettings(model="double_224"))
+    pipeline = Pipeline(SwapSettings(model="double_224", models_dir=str(tmp_path)))
+    assert pipeline.model_name == "double_224"
+    assert pipeline.provider == "CPUExecutionProvider" and pipeline.device_note == ""

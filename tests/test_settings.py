@@ -28,3 +28,20 @@ def test_bad_pairs_name_the_problem(pair, message):
 def test_unknown_field_in_with_changes_is_an_error():
     with pytest.raises(ValueError, match="unknown setting"):
         SwapSettings().with_changes(colour="red")
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("blur=-5", "blur=-5.0; must be within"),
+    ("opacity=7", "opacity=7.0; must be within"),
+    ("morph=3", "morph=3.0; must be within"),
+    ("face_scale=0", "face_scale=0.0; must be within"),
+    ("detect_interval=0", "detect_interval=0; must be at least 1"),
+    ("threads=-2", "threads=-2; must be at least 0"),
+])
+def test_out_of_range_values_are_refused_up_front(pair, message):
+    with pytest.raises(ValueError, match=message):
+        SwapSettings().with_pairs([pair])
+
+
+def test_negative_erode_is_a_dilation_and_allowed():
+    assert SwapSettings(erode=-5.0).erode == -5.0

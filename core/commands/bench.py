@@ -26,7 +26,7 @@ import onnxruntime as ort
 from core import ROOT, runtime
 from core.benchdfm import BenchDfmConfig, ensure_bench_dfm, macs
 from core.errors import InputError
-from core.imageio import read_bgr
+from core.imageio import check_input_file, read_bgr
 from core.service import SwapService, default_factory
 from core.settings import SwapSettings
 from core.worker import percentile
@@ -92,8 +92,7 @@ def synthetic_frames(size: tuple[int, int], count: int = SYNTHETIC_FRAMES) -> li
 
 def file_frames(path: str, size: tuple[int, int] | None, limit: int) -> list[np.ndarray]:
     """Frames of an image or video file (BGR), resized to `size` when given."""
-    if not Path(path).is_file():
-        raise InputError(f"input file not found: {path}")
+    check_input_file(Path(path), "input")
     frames = []
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is not None:
@@ -248,10 +247,8 @@ def run_bench(settings: SwapSettings, frames: list[np.ndarray], count: int, warm
         stages[name]["share"] = round(float(share), 3)
     stages["total"] = {**_stats(totals), "share": 1.0}
     swapped = sum(1 for t in timings if t.get("swap", 0.0) > 0.0)
-    if alone.times:
-        model_ms, model_source = percentile(alone.times, 50), "onnx session alone"
-    else:
-        model_ms, model_source = stages.get("swap", {}).get("p50_ms", 0.0), "swap stage"
+    # No swap network (the persona): no model time, so no model share or overhead ratio.
+    model_ms = percentile(alone.times, 50) if alone.times else None
     # end to end: submit -> result (hand-over included) when frames go one at a time; with a
     # camera-like input, waiting behind the frame in flight is not overhead: pipeline total
     end_to_end = percentile(totals if input_fps > 0 else latency, 50)
@@ -270,9 +267,8 @@ def run_bench(settings: SwapSettings, frames: list[np.ndarray], count: int, warm
         "stages": stages,
         "latency_ms": {"p50": round(percentile(latency, 50), 2),
                        "p95": round(percentile(latency, 95), 2)},
-        "model_ms": round(model_ms, 3),
-        "model_source": model_source,
-        "model_share": round(model_ms / end_to_end, 3) if end_to_end else 0.0,
+        "model_ms": round(model_ms, 3) if model_ms else None,
+        "model_share": round(model_ms / end_to_end, 3) if model_ms and end_to_end else None,
         "overhead_ratio": round(end_to_end / model_ms, 3) if model_ms else None,
         "dropped": after["dropped"] - before["dropped"],
         "errors": after["errors"] - before["errors"],
@@ -292,13 +288,15 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'stage':<12}{'p50 ms':>10}{'p95 ms':>10}{'share':>8}")
     for name, s in report["stages"].items():
         print(f"{name:<12}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['share'] * 100:>7.1f}%")
-    ratio = report["overhead_ratio"]
     print(f"fps {report['fps']:.2f}   latency p50 {report['latency_ms']['p50']:.1f} ms, "
           f"p95 {report['latency_ms']['p95']:.1f} ms   dropped {report['dropped']}   "
           f"errors {report['errors']}")
-    print(f"model alone {report['model_ms']:.2f} ms ({report['model_source']}), "
-          f"{report['model_share'] * 100:.1f}% of a frame, overhead ratio "
-          f"{'n/a' if ratio is None else f'{ratio:.3f}'}")
+    if report["model_ms"] is None:
+        print("no swap network (persona): model share and overhead ratio do not apply")
+    else:
+        print(f"model alone {report['model_ms']:.2f} ms (onnx session alone), "
+              f"{report['model_share'] * 100:.1f}% of a frame, overhead ratio "
+              f"{report['overhead_ratio']:.3f}")
     if report["errors"]:
         print(f"last error: {report['last_error']}")
 

@@ -15,6 +15,7 @@ import numpy as np
 from core import MODELS_DIR, ROOT
 from core.commands.swap import swap_video
 from core.errors import InputError
+from core.imageio import make_folder
 from core.pipeline import Pipeline
 from core.settings import SwapSettings
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not DEMO_CLIP.is_file():
         raise InputError(f"demo clip missing: {DEMO_CLIP} (rebuild: install/make_demo_clip.py)")
     folder = args.out / "demo"
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     video, picture = folder / "demo.mp4", folder / "before_after.png"
     pipeline = Pipeline(SwapSettings(device=args.device))
 

@@ -17,7 +17,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from core.errors import FaceSwapError, InputError
+from core.errors import FaceSwapError, InputError, one_line
+from core.imageio import check_input_file, make_folder
 from core.pacing import Pacer
 from core.service import SwapService
 from core.settings import FACE_SELECTIONS, SwapSettings
@@ -70,8 +71,8 @@ class CaptureSource:
     fmt = "bgr"
 
     def __init__(self, target: int | str, size: tuple[int, int] | None = None) -> None:
-        if isinstance(target, str) and not Path(target).is_file():
-            raise InputError(f"input file not found: {target}")
+        if isinstance(target, str):
+            check_input_file(Path(target), "input")
         self.capture = cv2.VideoCapture(target)
         if not self.capture.isOpened():
             what = f"camera {target}" if isinstance(target, int) else f"video {target}"
@@ -109,7 +110,7 @@ class ScreenSource:
             self.grabber.grab({"left": x, "top": y, "width": w, "height": h})
         except Exception as exc:  # mss raises its own ScreenShotError and OS errors
             raise InputError(f"cannot capture the screen region {region}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else exc}") from None
+                             f"{one_line(exc)}") from None
         self.region = {"left": x, "top": y, "width": w, "height": h}
         self.fps = fps
         self.realtime = True
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
                 frame = due.frame if args.no_overlay else overlay(due.frame, status)
                 bgr = frame if frame.shape[2] == 3 else cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
                 if output and writer is None:
-                    Path(output).parent.mkdir(parents=True, exist_ok=True)
+                    make_folder(Path(output).parent)
                     writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*"mp4v"),
                                              source.fps, (bgr.shape[1], bgr.shape[0]))
                     if not writer.isOpened():

@@ -12,12 +12,11 @@ import numpy as np
 from tqdm import tqdm
 
 from core.errors import FaceSwapError, InputError
-from core.imageio import read_bgr
+from core.imageio import IMAGE_SUFFIXES, check_input_file, make_folder, read_bgr
 from core.pipeline import Pipeline
 from core.settings import FACE_SELECTIONS, SwapSettings
 
 HELP = "swap the face in an image or video file (video: audio is not copied)"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".mkv": "mp4v",
                 ".avi": "MJPG"}
 
@@ -122,10 +121,13 @@ def swap_video(pipeline: Pipeline, source: Path, output: Path, progress: bool = 
 
 def run(args: argparse.Namespace) -> int:
     source, output = args.input, args.output
-    if not source.is_file():
-        raise InputError(f"cannot read input {source}: no such file")
+    check_input_file(source, "input")
+    if output.resolve() == source.resolve():
+        raise FaceSwapError(f"output {output} is the input file: choose another output path")
     pipeline = Pipeline(settings_from(args))
-    output.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(output.parent)
+    if pipeline.device_note:
+        print(f"note: {pipeline.device_note}", file=sys.stderr)
     if is_image(source):
         faces = swap_image(pipeline, source, output)
         print(f"swapped {faces} face(s) with {pipeline.model_name}: {output}")

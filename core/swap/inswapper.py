@@ -20,24 +20,21 @@ from core.errors import InputError, ModelFileError
 from core.face import Face
 from core.frame import check_frame, to_rgb
 from core.imageio import read_rgb
+from core.modelfiles import file_version
 from core.runtime import get_session
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput
 
 _emaps: dict[tuple[str, int, int], np.ndarray] = {}
-_identities: dict[tuple[str, str, int, int], np.ndarray] = {}
+# ArcFace embeddings per (embedder version, reference version); each model applies its emap
+_embeddings: dict[tuple, np.ndarray] = {}
 _lock = threading.Lock()
-
-
-def _file_key(path: Path) -> tuple[str, int, int]:
-    stat = path.stat()
-    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
 
 
 def load_emap(path: str | Path) -> np.ndarray:
     """The 512x512 emap (last initializer) of an inswapper model, read once per file version."""
     path = Path(path)
-    key = _file_key(path)
+    key = file_version(path)
     with _lock:
         if key not in _emaps:
             try:
@@ -111,22 +108,21 @@ class InswapperSwapper:
         path = Path(reference)
         if not path.is_file():
             raise InputError(f"reference image not found: {reference}")
-        _, mtime, size = _file_key(path)
-        key = (str(self.embedder_path.resolve()), str(path.resolve()), mtime, size)
+        key = (file_version(self.embedder_path), file_version(path))
         with _lock:
-            cached = _identities.get(key)
-        if cached is None:
+            embedding = _embeddings.get(key)
+        if embedding is None:
             from core.landmarks import landmarks_for_image
 
             image = read_rgb(path, "reference image")
             face = landmarks_for_image(image)
             if face is None:
                 raise InputError(f"no face found in reference image {path.name}")
-            cached = self.identity(self.embed(image, face.points5))
+            embedding = self.embed(image, face.points5)
             with _lock:
-                _identities[key] = cached
-        self.source = cached
-        return cached
+                _embeddings[key] = embedding
+        self.source = self.identity(embedding)  # this model's emap, never another's
+        return self.source
 
     def run(self, crop_rgb: np.ndarray) -> np.ndarray:
         """Swapped 128 px RGB uint8 face for one aligned 128 px RGB uint8 crop."""

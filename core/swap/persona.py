@@ -24,6 +24,7 @@ from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, Fa
 from core.frame import check_frame
 from core.imageio import read_rgb
 from core.landmarks import landmarks_for_image
+from core.modelfiles import file_version
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput
 from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate
@@ -77,10 +78,9 @@ def load_portrait(reference: str = "", size: int = CROP_SIZE,
     """The prepared portrait for a path ("" = default persona), cached per file version."""
     path = Path(reference).expanduser() if reference else DEFAULT_PERSONA
     try:
-        mtime = path.stat().st_mtime_ns
+        key = (*file_version(path), size, points)
     except OSError:
         raise InputError(f"cannot read reference portrait {path}") from None
-    key = (str(path.resolve()), mtime, size, points)
     with _lock:
         portrait = _cache.get(key)
     if portrait is None:
