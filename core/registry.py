@@ -262,8 +262,12 @@ def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEn
     if path.suffix.lower() in MODEL_SUFFIXES or path.is_file():
         if not path.is_file():
             raise ModelFileError(f"model file not found: {path}")
-        embedders = [p for p in _model_files(model_dirs([*extra_dirs, path.parent]))
-                     if identify(p).kind == "arcface"]
+        embedders: list[Path] = []
+        if identify(path).kind == "inswapper":  # only then look for its embedder: beside it
+            beside = [p.resolve() for p in sorted(path.parent.iterdir())  # (not recursively)
+                      if p.suffix.lower() in MODEL_SUFFIXES and p.is_file()]
+            embedders = [p for p in [*beside, *_model_files(model_dirs(extra_dirs))]
+                         if identify(p).kind == "arcface"]
         entry = _entry(path.resolve(), path.stem, embedders)
     else:
         entries = {e.name: e for e in scan(extra_dirs)}

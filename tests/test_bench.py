@@ -253,3 +253,22 @@ def test_live_virtual_camera_without_pyvirtualcam_is_a_clear_error(capsys, video
     assert main(["live", "--input", str(video), "--virtual-camera", "--no-window",
                  "--frames", "2"]) == 2
     assert "pyvirtualcam" in capsys.readouterr().err
+
+
+def test_live_file_output_keeps_real_time_when_frames_drop(tmp_path):
+    from core.commands.live import TimedWriter
+
+    path = tmp_path / "live.mp4"
+    writer = TimedWriter(str(path), 10.0, (64, 48))
+    frames = [np.full((48, 64, 3), v, np.uint8) for v in (0, 120, 240)]
+    for frame, t in zip(frames, (5.0, 5.1, 5.5), strict=True):  # 0.2-0.4 s of drops
+        writer.write(frame, t)
+    writer.release()
+    capture = cv2.VideoCapture(str(path))
+    levels = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        levels.append(int(round(frame.mean() / 120.0)))
+    assert levels == [0, 1, 1, 1, 1, 2]  # 0.5 s at 10 fps + the last frame; gaps repeated

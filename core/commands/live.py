@@ -195,6 +195,34 @@ def open_source(args: argparse.Namespace) -> Source:
     return CaptureSource(args.camera, size)
 
 
+class TimedWriter:
+    """Video file at the source's frame rate that keeps real time: a frame dropped by a slow
+    model is filled by repeating the previous one, so the file neither runs fast nor short."""
+
+    def __init__(self, path: str, fps: float, size: tuple[int, int]) -> None:
+        make_folder(Path(path).parent)
+        self.writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self.writer.isOpened():
+            raise InputError(f"cannot write video {path}")
+        self.fps, self.start, self.written = fps, None, 0
+        self.last: np.ndarray | None = None
+
+    def write(self, frame: np.ndarray, t_in: float) -> None:
+        """Write `frame` (captured at perf_counter time `t_in`) into its slot(s)."""
+        if self.start is None:
+            self.start = t_in
+        slot = int(round((t_in - self.start) * self.fps))
+        while self.last is not None and self.written < slot:  # dropped: the last one stays
+            self.writer.write(self.last)
+            self.written += 1
+        self.writer.write(frame)
+        self.written += 1
+        self.last = frame
+
+    def release(self) -> None:
+        self.writer.release()
+
+
 def run(args: argparse.Namespace) -> int:
     window = not args.no_window
     if window and not gui_available():
@@ -232,13 +260,9 @@ def run(args: argparse.Namespace) -> int:
                 frame = due.frame if args.no_overlay else overlay(due.frame, status)
                 bgr = frame if frame.shape[2] == 3 else cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
                 if output and writer is None:
-                    make_folder(Path(output).parent)
-                    writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*"mp4v"),
-                                             source.fps, (bgr.shape[1], bgr.shape[0]))
-                    if not writer.isOpened():
-                        raise InputError(f"cannot write video {output}")
+                    writer = TimedWriter(output, source.fps, (bgr.shape[1], bgr.shape[0]))
                 if writer is not None:
-                    writer.write(bgr)
+                    writer.write(bgr, due.t_in)
                 if args.virtual_camera:
                     camera = camera or open_virtual_camera(bgr.shape[1], bgr.shape[0],
                                                            source.fps)
