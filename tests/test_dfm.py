@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from doubles import build_dfm, build_foreign, dfm_masks, expected_dfm, save
 
-from core.align import align, similarity, whole_face_template
+from core.align import align, invert, similarity, whole_face_template
 from core.errors import ModelFileError
 from core.frame import from_rgb, to_bgr
 from core.landmarks import landmarks_for_image
-from core.merge import merge
+from core.merge import crop_mask, merge
 from core.settings import SwapSettings
 from core.swap.dfm import DFMSwapper
 
@@ -102,10 +103,14 @@ def test_dfm_merge_changes_only_the_face(models, astronaut, face):
     out = swapper.swap(frame, "bgra", face, SwapSettings())
     roi = merge(result, "bgra", face, out, SwapSettings())
     np.testing.assert_array_equal(frame, _layout(astronaut, "bgra"))  # swap did not write
+    # Outside the final mask warped into the frame (independently of merge's ROI): identical.
+    mask = cv2.warpAffine(crop_mask(face, out, SwapSettings()), invert(out.matrix),
+                          frame.shape[1::-1], flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    assert (mask == 0).mean() > 0.5
+    np.testing.assert_array_equal(result[mask == 0], frame[mask == 0])
+    assert (result[mask > 0.5] != frame[mask > 0.5]).any(axis=1).mean() > 0.5
     x0, y0, x1, y1 = roi
-    outside = np.ones(frame.shape[:2], bool)
-    outside[y0:y1, x0:x1] = False
-    np.testing.assert_array_equal(result[outside], frame[outside])
     assert (result[y0:y1, x0:x1] != frame[y0:y1, x0:x1]).any(axis=2).mean() > 0.2
     np.testing.assert_array_equal(result[..., 3], frame[..., 3])
 
