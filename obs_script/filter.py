@@ -9,12 +9,15 @@ that; other parents (and unsupported raw formats) go through the texrender copy-
 The instance passes the parent through while it has no result of the current size,
 until a model is loaded, and while its engine is in error (bad model, unusable device,
 model file gone) - checked by `poll()` from the status thread, never per frame. While a
-new model loads the old one keeps swapping (SwapService swaps atomically).
+new model loads the old one keeps swapping (SwapService swaps atomically). A result is
+drawn only if it is a swap (a worker error publishes the input unchanged) of a frame
+submitted since the filter last resumed (re-enabled, shown again, or its problem cleared).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -25,12 +28,39 @@ from core.service import SwapService
 from core.settings import SwapSettings
 from core.worker import percentile
 from obs_script import libobs as L
-from obs_script import obsdata, properties
+from obs_script import obsdata, properties, registration
 from obs_script.asyncframe import YUV_FORMATS, FrameFeed, format_name
 from obs_script.render import FrameExchange, copy_async_frame, frame_info, render_directly
 
 HISTORY = 600  # render timings kept for the p50/p95 (about 10-20 s of frames)
 ASYNC_ENV = "FACE_SWAP_ASYNC_FRAMES"  # "0": always use the texrender path (troubleshooting)
+FILTER_CHECK_FRAMES = 30  # raw frames between re-checks of the parent's other filters
+RESUME_GAP_NS = 500_000_000  # no render for this long: the filter was off, or not shown
+STOP_TIMEOUT_S = 1.0  # per thread a closed filter's reaper waits for
+
+_reapers: set[threading.Thread] = set()  # threads joining closed filters' threads
+_reapers_lock = threading.Lock()
+
+
+def join_reapers(timeout: float = 2 * STOP_TIMEOUT_S + 1.0) -> bool:
+    """Wait (at most `timeout` s in all) for the reapers of closed filters; True when none is
+    left. Script unload calls it, so a reload leaves no thread of the old code behind."""
+    deadline = time.monotonic() + timeout
+    with _reapers_lock:
+        pending = list(_reapers)
+    for thread in pending:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    with _reapers_lock:
+        return not _reapers
+
+
+def _reap(feed: FrameFeed, service: SwapService) -> None:
+    try:
+        feed.stop(timeout=STOP_TIMEOUT_S)
+        service.stop(timeout=STOP_TIMEOUT_S)
+    finally:
+        with _reapers_lock:
+            _reapers.discard(threading.current_thread())
 
 
 def percentiles(values: deque[float]) -> dict[str, float]:
@@ -84,17 +114,24 @@ class FaceSwapFilter:
         self.async_size: tuple[int, int] | None = None  # last raw frame copied, if usable
         self.async_stamp = -1  # its timestamp: the same frame is never handed over twice
         self.async_format = ""  # its format, or why raw frames are not used
+        self.async_checked = 0  # raw frames until the parent's filter list is checked again
+        self.async_filters = -1  # the parent's filter count at the last check
+        self.async_blocked = False  # that check found another async filter
         self.grab_path = ""  # "async <format>" or "texrender": how the last frame came in
         self.async_enabled = os.environ.get(ASYNC_ENV, "1") != "0"
         self.problem = ""  # set by poll(): pass through and show this instead of swapping
         self.has_pipeline = False  # set by poll(): a model is loaded (results are swaps)
         self.last_status: dict | None = None  # the last poll()'s status, for the panel
         self.grabbed_at = -1  # obs_get_video_frame_time() of the last grab
+        self.rendered_at = -1  # obs_get_video_frame_time() of the last render call
+        self.submitted = 0  # frames handed to the service (= the worker's last input seq)
+        self.first_seq = 1  # results of older inputs are never drawn (set on a resume)
+        self.skipped = 0  # renders that had a result but passed through (failed or stale)
         self.settings_error = ""
         self._watched: tuple[SwapSettings | None, Path | None] = (None, None)
         self.settings = self._read(data) or SwapSettings()
         self.service = SwapService(self.settings, fmt="rgba")
-        self.feed = FrameFeed(self.service.submit)
+        self.feed = FrameFeed(self._submit)
 
     # --- UI thread -----------------------------------------------------------------------
     def _read(self, data: int) -> SwapSettings | None:
@@ -111,7 +148,8 @@ class FaceSwapFilter:
         if settings is None:
             return
         self.settings = settings
-        self.problem = ""  # re-checked by the next poll()
+        # `problem` stays until poll() (every 0.5 s) sees the new engine state: clearing it
+        # here would draw the old model again until a failing build reports its error.
         self.service.apply(settings)
 
     def properties(self) -> int:
@@ -129,24 +167,41 @@ class FaceSwapFilter:
         parent = L.obs_filter_get_parent(self.source)
         return L.text(L.obs_source_get_name(parent)) if parent else ""
 
+    # --- frames to the engine (graphics thread, or the feed's thread) ---------------------
+    def _submit(self, frame) -> None:
+        """Hand a frame to the service, counting it: the worker numbers inputs 1, 2, ... in
+        the same order, so `submitted` is the seq of the newest input (see render)."""
+        self.service.submit(frame)
+        self.submitted += 1
+
     # --- graphics thread -----------------------------------------------------------------
+    def _blocked_by_other_filter(self, parent: int) -> bool:
+        """other_async_filter(), re-checked every FILTER_CHECK_FRAMES raw frames or when the
+        parent's filter count changes: enumerating filters calls back into Python per filter."""
+        count = L.obs_source_filter_count(parent)
+        self.async_checked -= 1
+        if self.async_checked <= 0 or count != self.async_filters:
+            self.async_blocked = other_async_filter(parent, self.source)
+            self.async_checked, self.async_filters = FILTER_CHECK_FRAMES, count
+        return self.async_blocked
+
     def filter_video(self, frame_ptr: int) -> None:
         """A new raw frame of an async parent: copy its planes and hand them over. libobs
         calls this before the parent draws (on the graphics thread) and keeps the frame."""
         if self.problem or not frame_ptr or not self.async_enabled:
             return
+        frame = frame_info(frame_ptr)
+        size = (frame.width, frame.height)
+        if frame.timestamp == self.async_stamp and size == self.async_size:
+            return  # the same frame again (libobs calls this per render): the cheap check first
         start = time.perf_counter()
         target = L.obs_filter_get_target(self.source)
         parent = L.obs_filter_get_parent(self.source)
         if not target or not takes_async_frames(target, parent):
             self.async_size, self.async_format = None, "not first filter, or deinterlaced"
             return
-        if other_async_filter(parent, self.source):
+        if self._blocked_by_other_filter(parent):
             self.async_size, self.async_format = None, "another async filter on the source"
-            return
-        frame = frame_info(frame_ptr)
-        size = (frame.width, frame.height)
-        if frame.timestamp == self.async_stamp and size == self.async_size:
             return
         raw = copy_async_frame(frame, self.feed)
         if raw is None:
@@ -159,15 +214,26 @@ class FaceSwapFilter:
         self.async_format = format_name(frame.format) + (" full range" if full else "")
         self.copy_ms.append((time.perf_counter() - start) * 1000.0)
 
+    def drawable(self, result) -> bool:
+        """Whether a worker Result may be drawn: a swap (not the input passed through after a
+        processing error) of an input submitted since the last resume. Results are not
+        dropped for lagging `submitted` by N frames: a slow engine always lags by several
+        inputs, and that would flicker between swapped and original frames."""
+        return result is not None and result.ok and result.seq >= self.first_seq
+
     def render(self) -> None:
         start = time.perf_counter()
         target = L.obs_filter_get_target(self.source)
         width = L.obs_source_get_base_width(target) if target else 0
         height = L.obs_source_get_base_height(target) if target else 0
+        frame_time = L.obs_get_video_frame_time()
+        if self.rendered_at >= 0 and frame_time - self.rendered_at > RESUME_GAP_NS:
+            self.first_seq = self.submitted + 1  # re-enabled or shown again: no old swaps
+            self.exchange.forget_staged()  # nor a frame staged before the gap
+        self.rendered_at = frame_time
         if not width or not height or self.problem:
             L.obs_source_skip_video_filter(self.source)
             return
-        frame_time = L.obs_get_video_frame_time()
         grab = frame_time != self.grabbed_at  # once per OBS frame, however often it is drawn
         parent = L.obs_filter_get_parent(self.source)
         if self.async_size == (width, height) and takes_async_frames(target, parent):
@@ -178,9 +244,12 @@ class FaceSwapFilter:
             direct = render_directly(target, parent)
             frame = self.exchange.grab(target, direct, width, height)
             if frame is not None:
-                self.service.submit(frame)
-        result = self.service.latest() if self.has_pipeline else None
-        if result is None or not self.exchange.draw(result):
+                self._submit(frame)
+        result = self.service.latest_result() if self.has_pipeline else None
+        drawable = self.drawable(result)
+        if result is not None and not drawable:
+            self.skipped += 1
+        if not drawable or not self.exchange.draw(result.frame):
             L.obs_source_skip_video_filter(self.source)
         self.render_ms.append((time.perf_counter() - start) * 1000.0)
         self.renders += 1
@@ -205,6 +274,8 @@ class FaceSwapFilter:
             problem = f"model file removed while running: {path}"
         else:
             problem = ""
+        if self.problem and not problem:
+            self.first_seq = self.submitted + 1  # swaps from before the problem stay unseen
         self.problem = problem
         self.has_pipeline = bool(status["model"])
         status.update(filter=self.name, source=self.parent_name, problem=problem,
@@ -213,20 +284,31 @@ class FaceSwapFilter:
                       render_ms=percentiles(self.render_ms),
                       parent_render_ms=percentiles(self.parent_ms),
                       stage_ms=percentiles(self.stage_ms),
-                      renders=self.renders, grab=self.grab_path,
+                      renders=self.renders, skipped_results=self.skipped,
+                      grab=self.grab_path,
                       async_format=self.async_format,
                       copy_ms=percentiles(self.copy_ms),
                       convert_ms=percentiles(self.feed.convert_ms),
-                      convert_errors=self.feed.errors, convert_error=self.feed.last_error)
+                      convert_errors=self.feed.errors, convert_error=self.feed.last_error,
+                      callback_errors=registration.callback_errors(self.key))
         self.last_status = status
         return status
 
     def close(self) -> None:
-        """Free GPU resources and stop the worker (UI thread, or libobs' destroy)."""
+        """Free GPU resources and stop the threads (UI thread, or libobs' destroy).
+
+        Never waits for the threads: the frame in flight can take a while, and the caller
+        (often the thread destroying the source) must not stall. The stop is signalled here
+        and a daemon reaper joins the threads (bounded); join_reapers() waits for it."""
         L.obs_enter_graphics()
         try:
             self.exchange.free()
         finally:
             L.obs_leave_graphics()
-        self.feed.stop(timeout=1.0)
-        self.service.stop(timeout=1.0)
+        self.feed.stop(timeout=0.0)  # stop taking frames now; joined by the reaper
+        self.service.stop(timeout=0.0)
+        reaper = threading.Thread(target=_reap, args=(self.feed, self.service),
+                                  name="face-swap-reaper", daemon=True)
+        with _reapers_lock:
+            _reapers.add(reaper)
+        reaper.start()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes as C
 import ctypes.util
+import itertools
 import sys
 
 VERIFIED_MAJORS = range(29, 33)  # struct obs_source_info prefix checked for OBS 29.x-32.x
@@ -181,6 +182,10 @@ obs_source_get_name = _fn("obs_source_get_name", cstr, vp)
 obs_source_enabled = _fn("obs_source_enabled", C.c_bool, vp)
 obs_source_enum_filters = _fn("obs_source_enum_filters", None, vp, vp, vp)
 obs_source_set_enabled = _fn("obs_source_set_enabled", None, vp, C.c_bool)
+obs_get_source_by_name = _fn("obs_get_source_by_name", vp, cstr)
+obs_source_release = _fn("obs_source_release", None, vp)
+obs_source_filter_count = _gfx("obs_source_filter_count", C.c_size_t, vp)
+obs_source_update_properties = _fn("obs_source_update_properties", None, vp)
 
 # scenes
 obs_scene_from_source = _fn("obs_scene_from_source", vp, vp)
@@ -291,11 +296,25 @@ def scene_sources(scene_source: int) -> set[int]:
     return found
 
 
+def _collect_filter(_parent, child, param) -> None:
+    _enumerations[param or 0].append(child)
+
+
+_enumerations: dict[int, list[int]] = {}  # enumeration key -> filters found so far
+_enum_keys = itertools.count(1)
+# One callback for every enumeration, made once: a CFUNCTYPE per call costs a closure, a
+# ctypes thunk and its teardown on the graphics thread. The key in `param` says whose list.
+_COLLECT_FILTER = ENUM_SOURCE(_collect_filter)
+
+
 def source_filters(source: int) -> list[int]:
     """The filters on `source`, in the order they apply, as pointers."""
-    found: list[int] = []
-    callback = ENUM_SOURCE(lambda _parent, child, _param: found.append(child))
-    obs_source_enum_filters(source, C.cast(callback, vp), None)
+    key = next(_enum_keys)
+    found = _enumerations[key] = []
+    try:
+        obs_source_enum_filters(source, C.cast(_COLLECT_FILTER, vp), key)
+    finally:
+        del _enumerations[key]
     return found
 
 

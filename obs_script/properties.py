@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core import devices, registry
-from core.settings import COLOR_TRANSFERS, CORNERS, FACE_SELECTIONS, ON_LOST
+from core.settings import COLOR_TRANSFERS, CORNERS, FACE_SELECTIONS, ON_LOST, SwapSettings
 from obs_script import libobs as L
 from obs_script import registration
+from obs_script.catalog import CATALOG
 
 if TYPE_CHECKING:
     from obs_script.filter import FaceSwapFilter
@@ -41,8 +42,13 @@ def status_line(status: dict | None) -> tuple[str, int]:
             f"dropped {status['dropped']} | render p50 {ren['p50']:.2f} / p95 {ren['p95']:.2f} ms")
     if status.get("last_error"):
         line += f" | last error: {status['last_error']}"
+    failures = {k: n for k, n in (status.get("callback_errors") or {}).items() if n}
+    if failures:  # exceptions in the per-frame callbacks: details in OBS's log
+        line += " | render errors: " + ", ".join(f"{k} {n}" for k, n in failures.items())
     if status.get("device_note"):
-        return f"{line} | {status['device_note']}", L.OBS_TEXT_INFO_WARNING
+        line += f" | {status['device_note']}"
+    if failures or status.get("device_note"):
+        return line, L.OBS_TEXT_INFO_WARNING
     return line, L.OBS_TEXT_INFO_NORMAL
 
 
@@ -56,10 +62,29 @@ def _add_items(prop: int, items: dict[str, str]) -> None:
         L.obs_property_list_add_string(prop, label.encode(), value.encode())
 
 
+def refresh_panels() -> None:
+    """Ask OBS (on its UI thread) to rebuild the open properties of every Face Swap filter:
+    how a finished background scan reaches a panel built from the older list."""
+    def update() -> None:
+        with registration.live_instances() as filters:
+            sources = [f.source for f in filters]
+        for source in sources:
+            L.obs_source_update_properties(source)
+    registration.queue_ui(update)
+
+
 def _fill_models(prop: int, current: str) -> None:
     _entries.clear()
     names = []
-    for entry in registry.scan():
+    scanned = CATALOG.entries()
+    if scanned is None:  # the first scan is still running: the built-in persona meanwhile
+        default = SwapSettings().model
+        L.obs_property_list_add_string(prop, f"{default}  (built-in persona)".encode(),
+                                       default.encode())
+        index = L.obs_property_list_add_string(prop, b"scanning models...", b"")
+        L.obs_property_list_item_disable(prop, index, True)
+        names.append(default)
+    for entry in scanned or ():
         if entry.kind == "arcface":
             continue  # an embedder is picked with its inswapper, never on its own
         _entries[entry.name] = entry
@@ -160,7 +185,8 @@ def on_property(flt: FaceSwapFilter, name: str, props: int, prop: int,
     if name == "model" and settings:
         _morph_visible(props, L.text(L.obs_data_get_string(settings, b"model")))
         return True
-    if name == "refresh_models":
+    if name == "refresh_models":  # rescan in the background; the panel is rebuilt after it
+        CATALOG.refresh(then=refresh_panels)
         model = L.obs_properties_get(props, b"model")
         L.obs_property_list_clear(model)
         _fill_models(model, flt.settings.model)

@@ -39,7 +39,17 @@ class Entry:
 
     source: int
     impl: Any = None
-    render_failed: bool = False  # a render error is logged once, then passed through quietly
+    # Errors raised by the instance per callback ("video_render", "filter_video"): each
+    # callback's first is logged with its traceback, the rest only counted (they repeat
+    # per frame), and the counts are shown in the filter's status.
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def failed(self, where: str) -> None:
+        """Count an exception from `where` (inside its except block); log the first."""
+        count = self.errors.get(where, 0)
+        self.errors[where] = count + 1
+        if not count:
+            _report(where)
 
 
 @dataclass
@@ -137,9 +147,7 @@ def _video_render(data, _effect):
     try:
         impl.render()
     except Exception:
-        if not entry.render_failed:
-            entry.render_failed = True
-            _report("video_render")
+        entry.failed("video_render")
         L.obs_source_skip_video_filter(entry.source)
 
 
@@ -150,10 +158,14 @@ def _filter_video(data, frame):
         try:
             impl.filter_video(frame)
         except Exception:
-            if not entry.render_failed:
-                entry.render_failed = True
-                _report("filter_video")
+            entry.failed("filter_video")
     return frame  # never withheld: the parent shows it whatever happened here
+
+
+def callback_errors(key: int) -> dict[str, int]:
+    """How many exceptions the instance `key` raised per per-frame callback (a copy)."""
+    entry = STATE.entries.get(key)
+    return dict(entry.errors) if entry else {}
 
 
 def _on_property(name: str, key, props, prop, settings) -> bool:

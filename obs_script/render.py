@@ -13,6 +13,7 @@ finished result. No colour conversion, no inference.
 from __future__ import annotations
 
 import ctypes as C
+import sys
 import time
 
 import numpy as np
@@ -22,6 +23,53 @@ from obs_script import libobs as L
 
 _CLEAR = (C.c_float * 8)()  # vec4 zero; gs_clear reads 16 bytes, aligned inside this buffer
 _CLEAR_PTR = (C.addressof(_CLEAR) + 15) & ~15
+
+
+POOL_SIZE = 4  # grab buffers kept: enough for the frames the engine can hold at once (below)
+
+
+def _references(pool: list[np.ndarray], index: int) -> int:
+    return sys.getrefcount(pool[index])
+
+
+# What _references reports for a buffer that only its pool list holds (the list + the call's
+# argument; measured rather than assumed, so a different interpreter cannot fool it).
+_UNSHARED = _references([np.empty(1, np.uint8)], 0)
+
+
+class FramePool:
+    """Reusable grab buffers: one full frame is ~3.6 MB at 720p, allocated per grab otherwise.
+
+    Invariant: a buffer is handed out again only when nothing but this pool references it -
+    no mailbox slot, no frame the worker is processing, no `Result` holding an input that
+    failed, no service "last input", no numpy view of it (a view holds its base). CPython's
+    reference count says exactly that; a buffer that only the pool references cannot be
+    picked up by another thread afterwards, so reusing it cannot race. With the engine
+    holding at most three frames (mailbox + in process + a failed result), POOL_SIZE = 4
+    means a free buffer normally exists; when none is, a new frame is allocated (the pool
+    never waits and never hands out a buffer in use).
+    """
+
+    def __init__(self, size: int = POOL_SIZE) -> None:
+        if size < 1:
+            raise ValueError(f"pool size must be at least 1, got {size}")
+        self.size = size
+        self._buffers: list[np.ndarray] = []
+        self.allocations = 0  # buffers made (pooled or not): stays flat once warm
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A uint8 array of `shape` that nobody else holds (contents undefined)."""
+        buffers = self._buffers
+        if buffers and buffers[0].shape != shape:
+            buffers.clear()  # size change: the old buffers go when their holders drop them
+        for i in range(len(buffers)):
+            if _references(buffers, i) <= _UNSHARED:
+                return buffers[i]
+        frame = np.empty(shape, np.uint8)
+        self.allocations += 1
+        if len(buffers) < self.size:
+            buffers.append(frame)
+        return frame
 
 
 def render_directly(target: int, parent: int) -> bool:
@@ -47,6 +95,7 @@ class FrameExchange:
         self.image_param = None
         self.parent_ms = 0.0  # CPU time of the parent's own render in the last grab
         self.stage_ms = 0.0  # ... and of staging it (where a software GPU does its work)
+        self.pool = FramePool()  # the numpy frames grab() returns
 
     def prepare(self, width: int, height: int) -> None:
         """Size the result texture for results of width x height (the async path's only
@@ -56,6 +105,10 @@ class FrameExchange:
             self.texture = L.gs_texture_create(width, height, L.GS_RGBA, 1, None,
                                                L.GS_DYNAMIC)
             self.size = (width, height)
+        self.staged = [False, False]
+
+    def forget_staged(self) -> None:
+        """Drop what is staged (after a pause: those frames are old)."""
         self.staged = [False, False]
 
     def _free_sized(self) -> None:
@@ -109,8 +162,7 @@ class FrameExchange:
         self.staged[previous] = False
         return self._read(self.stages[previous], width, height)
 
-    @staticmethod
-    def _read(stage: int, width: int, height: int) -> np.ndarray | None:
+    def _read(self, stage: int, width: int, height: int) -> np.ndarray | None:
         data, linesize = C.c_void_p(), C.c_uint32()
         if not L.gs_stagesurface_map(stage, C.byref(data), C.byref(linesize)):
             return None
@@ -118,7 +170,7 @@ class FrameExchange:
             pitch = linesize.value
             rows = np.frombuffer((C.c_uint8 * (pitch * height)).from_address(data.value),
                                  np.uint8).reshape(height, pitch)
-            frame = np.empty((height, width, 4), np.uint8)
+            frame = self.pool.take((height, width, 4))
             np.copyto(frame.reshape(height, width * 4), rows[:, : width * 4])
             return frame
         finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
@@ -53,13 +54,29 @@ def step_model(names: list[str], current: str, step: int) -> str:
     return names[(index + step) % len(names)]
 
 
-class Preparer:
-    """One background thread that loads models into the engine's caches ahead of use."""
+def _build_swapper(settings: SwapSettings) -> object:
+    from core.pipeline import build_swapper  # warms core.runtime's session cache
 
-    def __init__(self) -> None:
+    return build_swapper(settings)
+
+
+def prepare_key(settings: SwapSettings) -> tuple:
+    """What build_swapper loads by (and the engine caches sessions and portraits by)."""
+    return (settings.model, settings.device, settings.threads, settings.reference)
+
+
+class Preparer:
+    """One background thread that loads models into the engine's caches ahead of use.
+
+    `build` (build_swapper by default) is what warms the caches; any exception it raises is
+    recorded per model and logged once, and the thread goes on with the next request."""
+
+    def __init__(self, build: Callable[[SwapSettings], object] = _build_swapper) -> None:
+        self._build = build
         self._queue: queue.Queue[SwapSettings | None] = queue.Queue()
-        self._done: set[tuple[str, str, str]] = set()
+        self._done: set[tuple] = set()
         self.errors: dict[str, str] = {}
+        self.prepared: list[SwapSettings] = []  # what was built, in order
         self._thread = threading.Thread(target=self._run, name="face-swap-prepare", daemon=True)
         self._thread.start()
 
@@ -67,18 +84,45 @@ class Preparer:
         self._queue.put(settings)
 
     def _run(self) -> None:
-        from core.pipeline import build_swapper  # warms core.runtime's session cache
-
         while (settings := self._queue.get()) is not None:
-            key = (settings.model, settings.device, settings.reference)
-            if key in self._done:
-                continue
             try:
-                build_swapper(settings)
-                self._done.add(key)
-                self.errors.pop(settings.model, None)
-            except FaceSwapError as exc:
-                self.errors[settings.model] = str(exc)
+                self._prepare(settings)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _prepare(self, settings: SwapSettings) -> None:
+        key = prepare_key(settings)
+        if key in self._done:
+            return
+        try:
+            self._build(settings)
+        except FaceSwapError as exc:  # the user's model: shown in the status, not logged
+            self.errors[settings.model] = str(exc)
+            return
+        except Exception as exc:  # a bug or a broken install: keep preparing the rest
+            text = (str(exc).strip().splitlines() or [""])[0]
+            message = f"{type(exc).__name__}: {text}".rstrip(": ")
+            if self.errors.get(settings.model) != message:
+                L.log(L.LOG_WARNING, f"preparing {settings.model} failed: {message}")
+            self.errors[settings.model] = message
+            return
+        self._done.add(key)
+        self.prepared.append(settings)
+        self.errors.pop(settings.model, None)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every request so far is handled (tests); True if they were in time."""
+        end = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.01)
+        return True
 
     def stop(self, timeout: float = 2.0) -> None:
         self._queue.put(None)
@@ -97,14 +141,30 @@ class SceneSwitcher:
 
     def set_mapping(self, lines: Iterable[str]) -> None:
         self.mapping, self.errors = parse_mapping(lines)
-        for model in self.mapping.values():
-            self.prepare(model)
+        for scene, model in self.mapping.items():
+            self.prepare(model, scene)
 
-    def prepare(self, model: str) -> None:
+    def targets(self, model: str, scene: str) -> list[SwapSettings]:
+        """The settings the filters shown in `scene` will switch to (each filter keeps its
+        device, threads and reference, which the engine's caches are keyed by); every
+        filter's when the scene is not found, the defaults when there is no filter."""
+        shown: set[int] | None = None
+        scene_source = L.obs_get_source_by_name(scene.encode()) if scene else None
+        if scene_source:
+            try:
+                shown = L.scene_sources(scene_source)
+            finally:
+                L.obs_source_release(scene_source)
         with self.live() as filters:
-            devices = {f.settings.device for f in filters} or {"cpu"}
-        for device in devices:
-            self.preparer.prepare(SwapSettings(model=model, device=device))
+            settings = [f.settings for f in filters
+                        if shown is None or L.obs_filter_get_parent(f.source) in shown]
+        wanted = [s.with_changes(model=model) for s in settings]
+        unique = {prepare_key(s): s for s in wanted}
+        return list(unique.values()) or [SwapSettings(model=model)]
+
+    def prepare(self, model: str, scene: str = "") -> None:
+        for settings in self.targets(model, scene):
+            self.preparer.prepare(settings)
 
     def scene_changed(self, scene: str, scene_source: int) -> None:
         """Program scene is now `scene`: switch the filters shown in it to its model."""
@@ -125,7 +185,7 @@ class SceneSwitcher:
         """Studio mode: the scene about to go live gets its model prepared now."""
         model = self.mapping.get(scene)
         if model:
-            self.prepare(model)
+            self.prepare(model, scene)
 
     @staticmethod
     def on_program(filters: list) -> list:
@@ -139,9 +199,13 @@ class SceneSwitcher:
                 L.obs_source_set_enabled(flt.source, not L.obs_source_enabled(flt.source))
 
     def step(self, step: int) -> None:
-        from core.registry import scan
+        from obs_script.catalog import CATALOG  # scanned in the background, not on the UI
 
-        names = [e.name for e in scan() if e.is_swapper]
+        scanned = CATALOG.entries()
+        if scanned is None:
+            L.log(L.LOG_INFO, "model list still being scanned: try the hotkey again")
+            return
+        names = [e.name for e in scanned if e.is_swapper]
         with self.live() as filters:
             for flt in self.on_program(filters):
                 model = step_model(names, flt.settings.model, step)

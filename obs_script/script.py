@@ -15,8 +15,11 @@ import time
 
 import obspython as obs
 
+from core.settings import SwapSettings
+from obs_script import filter as filters
 from obs_script import libobs as L
-from obs_script import obsdata, registration, testhooks
+from obs_script import obsdata, properties, registration, testhooks
+from obs_script.catalog import CATALOG
 from obs_script.filter import FaceSwapFilter
 from obs_script.scenes import HOTKEYS, SceneSwitcher
 from obs_script.status import StatusWriter, default_path
@@ -76,14 +79,20 @@ def engine_report() -> str:
     try:
         import onnxruntime as ort
 
-        from core import devices, registry
+        from core import devices
 
         found = [d.label for d in devices.list_devices()]
-        models = [e.name for e in registry.scan() if e.is_swapper]
         lines.append(f"Engine ready: onnxruntime {ort.__version__}, Python "
                      f"{sys.version.split()[0]}")
         lines.append("Devices: " + "; ".join(found))
-        lines.append(f"Models ({len(models)}): " + ", ".join(models))
+        scanned = CATALOG.entries()  # scanned in the background: this runs on the UI thread
+        if scanned is None:
+            lines.append(f"Models: scanning models... ({SwapSettings().model} is ready)")
+        else:
+            models = [e.name for e in scanned if e.is_swapper]
+            lines.append(f"Models ({len(models)}): " + ", ".join(models))
+        if CATALOG.error:
+            lines.append(f"<b style='color:#d33'>Model scan failed:</b> {CATALOG.error}")
     except Exception as exc:  # show any import/driver failure instead of failing the load
         lines.append(f"<b style='color:#d33'>Engine error:</b> {type(exc).__name__}: {exc}")
     return "<br>".join(lines)
@@ -110,6 +119,7 @@ def script_load(settings, module) -> None:
         _saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
     _host = Host()
+    CATALOG.refresh(then=properties.refresh_panels)
     registration.attach(_host)
     actions = _host.scenes.hotkey_actions()
     if testhooks.enabled():
@@ -133,6 +143,11 @@ def script_unload() -> None:
         _host.stop()
         _host = None
     registration.detach()
+    # close() only signals the filters' threads: wait for them (bounded), so an unload or
+    # "Reload Scripts" leaves nothing of this code running
+    if not filters.join_reapers():
+        L.log(L.LOG_WARNING, "some filter threads did not stop in time")
+    CATALOG.wait(timeout=5.0)
     if _saved_switch_interval is not None:
         sys.setswitchinterval(_saved_switch_interval)
         _saved_switch_interval = None

@@ -20,6 +20,7 @@ from obs_script import libobs as L
 ENV_VAR = "FACE_SWAP_STATUS_FILE"
 PERIOD_S = 0.5
 LOG_EVERY_S = 30.0
+MAX_LOGGED = 50  # distinct poll errors logged (a bound, should messages keep changing)
 
 
 def default_path() -> Path:
@@ -34,6 +35,8 @@ class StatusWriter:
         self.collect = collect
         self.path = path
         self._stop = threading.Event()
+        self.failures = 0  # polls or writes that failed
+        self.logged: set[str] = set()  # errors already in the log: each is logged once
         self._thread = threading.Thread(target=self._run, name="face-swap-status", daemon=True)
         self._thread.start()
 
@@ -44,7 +47,12 @@ class StatusWriter:
                 status = self.collect()
                 self._write(status)
             except Exception as exc:  # a status hiccup must never kill the poller
-                L.log(L.LOG_WARNING, f"status poll failed: {type(exc).__name__}: {exc}")
+                self.failures += 1
+                message = f"status poll failed: {type(exc).__name__}: {exc}"
+                if message not in self.logged and len(self.logged) < MAX_LOGGED:
+                    # e.g. an unwritable file fails every poll: once in the log is enough
+                    self.logged.add(message)
+                    L.log(L.LOG_WARNING, message + " (logged once)")
                 continue
             if time.monotonic() - last_log >= LOG_EVERY_S:
                 last_log = time.monotonic()

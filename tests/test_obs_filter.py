@@ -102,6 +102,7 @@ def obs(files, tmp_path_factory):
         image_source("Mapped", ASTRONAUT, [face_swap_filter(settings=NO_LABEL)]),
         image_source("Bench360", f["bench360"], [face_swap_filter(settings=NO_LABEL)]),
         image_source("Bench720", f["bench720"], [face_swap_filter(settings=NO_LABEL)]),
+        image_source("Scratch", ASTRONAUT),  # filters are added to it and removed
         scene("Main", [scene_item("Face", 1), scene_item("Plain", 2, x=320),
                        scene_item("Odd", 3, y=200), scene_item("OddPlain", 4, x=320, y=200)]),
         scene("Dfm scene", [scene_item("Dfm", 1)]),
@@ -121,6 +122,7 @@ def obs(files, tmp_path_factory):
         scene("Third", [scene_item("Mapped", 1)]),
         scene("Bench 360", [scene_item("Bench360", 1)]),
         scene("Bench 720", [scene_item("Bench720", 1, scale=0.5)]),
+        scene("Scratch scene", [scene_item("Scratch", 1)]),  # never on program
     ]
     mapping = [{"value": f"Second = {f['dfm']}"}, {"value": "Third = persona:default"}]
     session = ObsSession(tmp_path_factory.mktemp("obs"), sources, {"scene_models": mapping},
@@ -265,6 +267,48 @@ def test_full_range_and_texrender_fallbacks(obs):
     assert_swap_confined(out, plain)
     status = wait_path(obs, "Delayed", "texrender")
     assert status["async_format"] == "another async filter on the source"
+
+
+def test_async_filter_added_and_removed_while_running(obs):
+    """The other-async-filter check is cached: adding one (the parent's filter count
+    changes) still moves us to the texrender path at once, and removing it moves us back."""
+    program(obs, "Formats scene")
+    wait_path(obs, "Mjpg", "async I420 full range")
+    obs.client.create_source_filter("Mjpg", "Delay", "async_delay_filter", {"delay_ms": 0})
+    try:
+        status = wait_path(obs, "Mjpg", "texrender", 30)
+        assert status["async_format"] == "another async filter on the source"
+    finally:
+        obs.client.remove_source_filter("Mjpg", "Delay")
+    wait_path(obs, "Mjpg", "async I420 full range", 30)
+
+
+def test_reenabled_filter_never_shows_swaps_from_before(obs):
+    """After the filter was off, results of frames from before are skipped (passed through)
+    until a swap of a new frame arrives; then it swaps again."""
+    program(obs, "Main")
+    wait_swapped(obs, "Face", "Plain")
+    before = obs.filter_status("Face")
+    obs.client.set_source_filter_enabled("Face", "Face Swap", False)
+    time.sleep(1.5)  # longer than the resume gap
+    obs.client.set_source_filter_enabled("Face", "Face Swap", True)
+    status = obs.wait_filter("Face", lambda f: f["skipped_results"] > before["skipped_results"]
+                             and f["renders"] > before["renders"] + 5, 30, "skipped old result")
+    assert status["callback_errors"] == {}
+    wait_swapped(obs, "Face", "Plain")
+
+
+def test_removed_filter_stops_its_threads(obs):
+    """Destroying a filter does not wait for its threads; a reaper joins them shortly after."""
+    def workers() -> int:
+        return obs.status()["threads"].count("face-swap-worker")
+    start = workers()
+    obs.client.create_source_filter("Scratch", "Face Swap", "face_swap", NO_LABEL)
+    wait_for(lambda: workers() == start + 1, 30, "the new filter's worker")
+    obs.client.remove_source_filter("Scratch", "Face Swap")
+    wait_for(lambda: workers() == start and "face-swap-reaper" not in obs.status()["threads"],
+             30, "the removed filter's threads to end")
+    assert obs.running
 
 
 def test_resolution_change_while_rendering(obs, files):
@@ -433,6 +477,7 @@ def test_reload_scripts_ten_times_while_rendering(obs):
     assert_swap_confined(out, ref)
     ours = [t for t in obs.status()["threads"] if t.startswith("face-swap")]
     assert ours.count("face-swap-status") == 1 and ours.count("face-swap-prepare") == 1, ours
+    assert "face-swap-reaper" not in ours, ours  # unload waited for the closed filters
     assert ours.count("face-swap-worker") == len(status["filters"]), ours
     wait_for(lambda: obs.thread_count() <= threads_before, 30,
              f"OS threads back to {threads_before} (now {obs.thread_count()})")

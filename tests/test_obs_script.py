@@ -9,10 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from core.errors import FaceSwapError
 from core.settings import SwapSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,9 +30,14 @@ except OSError as exc:  # no libobs on this machine
         raise
     pytest.skip(f"libobs not installed ({exc})", allow_module_level=True)
 
-from obs_script import env, obsdata  # noqa: E402
+from obs_script import env, obsdata, registration  # noqa: E402
+from obs_script.catalog import ModelCatalog  # noqa: E402
 from obs_script.properties import status_line  # noqa: E402
-from obs_script.scenes import parse_mapping, step_model  # noqa: E402
+from obs_script.render import FramePool  # noqa: E402
+from obs_script.scenes import Preparer, parse_mapping, step_model  # noqa: E402
+from obs_script.status import StatusWriter  # noqa: E402
+
+OBS_HEADERS = Path("/usr/include/obs/obs.h")
 
 
 def test_source_info_prefix_layout():
@@ -36,6 +45,36 @@ def test_source_info_prefix_layout():
     assert ctypes.sizeof(info) == 136
     assert info.get_name.offset == 16 and info.get_defaults.offset == 56
     assert info.video_render.offset == 120 and info.filter_video.offset == 128
+
+
+SOURCE_INFO_FIELDS = [name for name, _ in libobs.SourceInfo._fields_]
+SOURCE_FRAME_FIELDS = [name for name, _ in libobs.SourceFrame._fields_]
+
+
+@pytest.mark.skipif(not OBS_HEADERS.exists() or shutil.which("gcc") is None,
+                    reason="the layout check against the C headers needs libobs-dev and gcc "
+                           "(apt-get install libobs-dev gcc); a developer check, not a runtime "
+                           "dependency")
+def test_struct_layouts_match_the_libobs_headers(tmp_path):
+    """Our ctypes structs against offsetof() of the installed headers, compiled here."""
+    lines = [f'printf("info {n} %zu\\n", offsetof(struct obs_source_info, {n}));'
+             for n in SOURCE_INFO_FIELDS]
+    lines += [f'printf("frame {n} %zu\\n", offsetof(struct obs_source_frame, {n}));'
+              for n in SOURCE_FRAME_FIELDS]
+    program = tmp_path / "offsets.c"
+    program.write_text("#include <stddef.h>\n#include <stdio.h>\n#include <obs.h>\n"
+                       "int main(void) {\n" + "\n".join(lines) + "\nreturn 0;\n}\n")
+    exe = tmp_path / "offsets"
+    built = subprocess.run(["gcc", f"-I{OBS_HEADERS.parent}", str(program), "-o", str(exe)],
+                           capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr[-2000:]
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30, check=True)
+    theirs = {(kind, name): int(offset)
+              for kind, name, offset in (line.split() for line in out.stdout.splitlines())}
+    ours = {("info", n): getattr(libobs.SourceInfo, n).offset for n in SOURCE_INFO_FIELDS}
+    ours.update({("frame", n): getattr(libobs.SourceFrame, n).offset
+                 for n in SOURCE_FRAME_FIELDS})
+    assert ours == theirs
 
 
 def test_version_is_in_the_verified_range():
@@ -150,3 +189,162 @@ def test_obs_setup_adds_the_script_once_with_a_backup(tmp_path):
     (config / "global.ini").unlink()
     third = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=300)
     assert third.returncode != 0 and "start OBS once" in third.stderr
+
+
+def test_status_line_counts_render_errors():
+    status = {"state": "ready", "model": "m", "provider": "CPUExecutionProvider",
+              "requested_model": "m", "fps": 30.0, "dropped": 0, "last_error": "",
+              "device_note": "", "problem": "", "callback_errors": {"video_render": 3},
+              "latency_ms": {"p50": 40.0, "p95": 52.0}, "render_ms": {"p50": 1.1, "p95": 1.9}}
+    line, kind = status_line(status)
+    assert "render errors: video_render 3" in line and kind == libobs.OBS_TEXT_INFO_WARNING
+
+
+class _Failing:
+    """A filter instance whose per-frame callbacks raise (what a bug in them does)."""
+
+    def render(self) -> None:
+        raise RuntimeError("render bug")
+
+    def filter_video(self, frame) -> None:
+        raise RuntimeError("filter_video bug")
+
+
+def test_render_errors_are_counted_per_callback():
+    key = 10**9  # far from the keys libobs-created entries get
+    registration.STATE.entries[key] = registration.Entry(0, _Failing())
+    try:
+        for _ in range(3):
+            registration._video_render(key, None)
+        assert registration._filter_video(key, 1234) == 1234  # the frame always goes on
+        assert registration.callback_errors(key) == {"video_render": 3, "filter_video": 1}
+    finally:
+        del registration.STATE.entries[key]
+    assert registration.callback_errors(key) == {}
+
+
+def test_preparer_survives_unexpected_errors():
+    calls = []
+
+    def build(settings: SwapSettings) -> None:
+        calls.append(settings.model)
+        if settings.model == "crash":
+            raise RuntimeError("not a FaceSwapError")
+        if settings.model == "bad":
+            raise FaceSwapError("model file not found: bad")
+
+    preparer = Preparer(build)
+    try:
+        for model in ("crash", "bad", "good"):
+            preparer.prepare(SwapSettings(model=model))
+        assert preparer.wait_idle(10)
+        assert preparer.alive, "one exception ended the preparer thread"
+        assert calls == ["crash", "bad", "good"]
+        assert [s.model for s in preparer.prepared] == ["good"]
+        assert preparer.errors == {"crash": "RuntimeError: not a FaceSwapError",
+                                   "bad": "model file not found: bad"}
+    finally:
+        preparer.stop()
+    assert not preparer.alive
+
+
+def test_preparer_builds_each_distinct_session_key():
+    """Filters with their own threads / reference need their own sessions prepared."""
+    built = []
+    preparer = Preparer(built.append)
+    try:
+        base = SwapSettings(model="persona:default")
+        for settings in (base, base.with_changes(threads=2), base,
+                         base.with_changes(reference="/x.png")):
+            preparer.prepare(settings)
+        assert preparer.wait_idle(10)
+    finally:
+        preparer.stop()
+    assert [(s.threads, s.reference) for s in built] == [(0, ""), (2, ""), (0, "/x.png")]
+
+
+def test_status_writer_logs_a_repeating_error_once(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the status folder should be")
+    writer = StatusWriter(lambda: {"filters": []}, blocker / "status.json")
+    try:
+        deadline = time.monotonic() + 10
+        while writer.failures < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        writer.stop()
+    assert writer.failures >= 3
+    assert len(writer.logged) == 1 and "status poll failed" in next(iter(writer.logged))
+
+
+def test_frame_pool_reuses_only_unreferenced_buffers():
+    pool = FramePool(size=3)
+    shape = (4, 6, 4)
+    held = [pool.take(shape) for _ in range(3)]  # all three in use (mailbox, worker, ...)
+    assert len({id(a) for a in held}) == 3
+    extra = pool.take(shape)  # none free: a new, unpooled frame, never a buffer in use
+    assert all(extra is not a for a in held)
+    view = held[1][..., :3]  # a view keeps its base in use
+    del held[1]
+    assert all(pool.take(shape) is not view.base for _ in range(3))
+    del view
+    again = pool.take(shape)
+    assert again is pool._buffers[1] and pool.allocations == 7  # 3 + 1 + 3 while in use
+    other = pool.take((2, 2, 4))  # a new size drops the old buffers
+    assert other.shape == (2, 2, 4) and all(b.shape == (2, 2, 4) for b in pool._buffers)
+
+
+def test_frame_pool_frames_are_safe_with_the_swap_service():
+    """Pooled frames through a real SwapService: no frame the engine holds is overwritten."""
+    from core.service import SwapService
+
+    service = SwapService(SwapSettings(label=False), fmt="rgba")
+    pool = FramePool()
+    try:
+        for seq in range(1, 121):  # the worker numbers inputs 1, 2, ...
+            frame = pool.take((64, 64, 4))
+            frame[...] = seq  # a buffer the engine still held would change under it here
+            service.submit(frame)
+            del frame
+            result = service.latest_result()
+            if result is not None:  # no face: the output shows its input's pixels
+                assert np.all(result.frame == result.seq % 256), result.seq
+            time.sleep(0.002)
+        result = service.wait_result(119, timeout=30)
+        assert result is not None and np.all(result.frame == 120)
+        assert pool.allocations < 120 / 4  # the pool does recycle
+    finally:
+        service.stop(timeout=5.0)
+
+
+def test_model_catalog_scans_in_the_background(tmp_path):
+    release = threading.Event()
+
+    def slow_scan() -> list:
+        release.wait(10)
+        return ["entry"]
+
+    catalog = ModelCatalog(slow_scan)
+    done = threading.Event()
+    catalog.refresh(then=done.set)
+    assert catalog.entries() is None  # the caller never waits for the scan
+    release.set()
+    assert done.wait(10) and catalog.entries() == ["entry"]
+    assert catalog.wait(10) and catalog.scans == 1
+
+
+def test_model_catalog_keeps_the_last_list_when_a_scan_fails():
+    results: list = [["a"], OSError("folder unreadable")]
+
+    def scan() -> list:
+        item = results.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    catalog = ModelCatalog(scan)
+    catalog.refresh()
+    assert catalog.wait(10) and catalog.entries() == ["a"]
+    catalog.refresh()
+    assert catalog.wait(10) and catalog.entries() == ["a"]
+    assert catalog.error == "OSError: folder unreadable"
