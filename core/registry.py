@@ -174,9 +174,19 @@ def identify(path: str | Path) -> _Signature:
     return found
 
 
+_user_dirs: tuple[Path, ...] = ()
+
+
+def set_user_dirs(folders: Iterable[str | Path]) -> None:
+    """Process-wide user model folders (the OBS script's "Models folder" setting)."""
+    global _user_dirs
+    _user_dirs = tuple(Path(f).expanduser() for f in folders if str(f).strip())
+
+
 def model_dirs(extra_dirs: Iterable[str | Path] = ()) -> list[Path]:
-    """models/, then $FACESWAP_MODELS entries, then `extra_dirs` (CLI / OBS), deduplicated."""
-    candidates = [MODELS_DIR, *os.environ.get(ENV_VAR, "").split(os.pathsep), *extra_dirs]
+    """models/, $FACESWAP_MODELS, the user folders, then `extra_dirs` (CLI), deduplicated."""
+    candidates = [MODELS_DIR, *os.environ.get(ENV_VAR, "").split(os.pathsep), *_user_dirs,
+                  *extra_dirs]
     seen: list[Path] = []
     for entry in candidates:
         if not str(entry).strip():

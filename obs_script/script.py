@@ -15,6 +15,7 @@ import time
 
 import obspython as obs
 
+from core import registry
 from core.settings import SwapSettings
 from obs_script import filter as filters
 from obs_script import libobs as L
@@ -28,6 +29,7 @@ from obs_script.status import StatusWriter, default_path
 # switch interval (default 5 ms). 1 ms bounds that wait; restored on unload.
 SWITCH_INTERVAL_S = 0.001
 MAPPING_KEY = "scene_models"
+MODELS_DIR_KEY = "models_dir"
 
 
 class Host:
@@ -35,6 +37,7 @@ class Host:
 
     def __init__(self) -> None:
         self.scenes = SceneSwitcher(registration.live_instances)
+        self.models_dir: tuple[str, ...] | None = None  # applied "Models folder" (None: not yet)
         self.status_path = default_path()
         self.test_report: dict = {}  # filled by testhooks only
         self.writer = StatusWriter(self.collect, self.status_path)
@@ -118,8 +121,7 @@ def script_load(settings, module) -> None:
     if _saved_switch_interval is None:
         _saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-    _host = Host()
-    CATALOG.refresh(then=properties.refresh_panels)
+    _host = Host()  # script_update below applies the models folder and starts the scan
     registration.attach(_host)
     actions = _host.scenes.hotkey_actions()
     if testhooks.enabled():
@@ -173,10 +175,18 @@ def script_update(settings) -> None:
         obs.obs_data_release(item)
     obs.obs_data_array_release(array)
     _host.scenes.set_mapping(lines)
+    folder = obs.obs_data_get_string(settings, MODELS_DIR_KEY).strip()
+    if (folder,) != _host.models_dir:
+        _host.models_dir = (folder,)
+        registry.set_user_dirs([folder])
+        CATALOG.refresh(then=properties.refresh_panels)
 
 
 def script_properties():
     props = obs.obs_properties_create()
+    obs.obs_properties_add_path(props, MODELS_DIR_KEY,
+                                "Models folder (your .dfm / inswapper files)",
+                                obs.OBS_PATH_DIRECTORY, None, None)
     obs.obs_properties_add_editable_list(
         props, MAPPING_KEY, "Scene -> model (one 'Scene name = model' per line)",
         obs.OBS_EDITABLE_LIST_TYPE_STRINGS, None, None)

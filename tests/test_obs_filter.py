@@ -124,9 +124,11 @@ def obs(files, tmp_path_factory):
         scene("Bench 720", [scene_item("Bench720", 1, scale=0.5)]),
         scene("Scratch scene", [scene_item("Scratch", 1)]),  # never on program
     ]
-    mapping = [{"value": f"Second = {f['dfm']}"}, {"value": "Third = persona:default"}]
-    session = ObsSession(tmp_path_factory.mktemp("obs"), sources, {"scene_models": mapping},
-                         env={"FACESWAP_MODELS": str(f["folder"])})  # the doubles are models
+    # by registry name: resolvable only through the models folder
+    mapping = [{"value": "Second = double_224"}, {"value": "Third = persona:default"}]
+    # the doubles are found through the script's "Models folder" setting
+    session = ObsSession(tmp_path_factory.mktemp("obs"), sources,
+                         {"scene_models": mapping, "models_dir": str(f["folder"])})
     session.expect_saved = {}  # source -> filter settings the scene collection must keep
     with session:
         wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
@@ -430,7 +432,7 @@ def test_scene_switch_applies_the_mapping_without_unswapped_frames(obs, files):
         frames += 1
         assert frames < 300, "the mapped model never went live"
     status = obs.wait_filter("Mapped", lambda f: f["swapping"], 30, "Mapped swapping")
-    assert status["requested_model"] == str(files["dfm"]) and obs.status()["scene"] == "Second"
+    assert status["requested_model"] == "double_224" and obs.status()["scene"] == "Second"
     assert obs.filter_status("Face")["requested_model"] == "persona:default"  # not in Second
     program(obs, "Third")
     obs.wait_filter("Mapped", lambda f: f["model"] == "persona:default", 60,

@@ -177,3 +177,16 @@ def test_models_command_json_and_text(folder, capsys):
     text = capsys.readouterr().out
     assert "unusable files:" in text and "not an ONNX file" in text
     assert "inswapper 128px, embedder w600k_r50.onnx" in text
+
+
+def test_user_dirs_add_a_models_folder_for_the_whole_process(tmp_path, monkeypatch):
+    monkeypatch.delenv(registry.ENV_VAR, raising=False)
+    write_doubles(tmp_path)
+    with pytest.raises(ModelFileError, match="unknown model"):
+        registry.resolve("double_224")
+    registry.set_user_dirs([str(tmp_path)])
+    try:
+        assert registry.resolve("double_224").kind == "dfm"
+        assert tmp_path.resolve() in registry.model_dirs()
+    finally:
+        registry.set_user_dirs([])
