@@ -210,6 +210,100 @@ def test_chroma_is_left_sited_and_bilinear():
     assert list(red[3]) == [128] * 8  # edge: chroma row 1
 
 
+# --- exactness against a float64 model of the shader ---------------------------------
+def shader_model(raw: A.RawFrame) -> np.ndarray:
+    """float64 RGB (0..255, unrounded) as format_conversion.effect computes it: chroma
+    bilinear at x / 2 (left-sited) and (y + 0.5) / 2 - 0.5 (4:2:0, centred), edges
+    clamped; then YUV clamped to the range (unless full range); then the matrix."""
+    h, w = raw.height, raw.width
+    if raw.fmt in A.PACKED_422:
+        y0, u, y1, v = A.PACKED_422[raw.fmt]
+        quads = raw.planes[0].reshape(h, w // 2, 4).astype(np.float64)
+        luma = quads[..., [y0, y1]].reshape(h, w)
+        chroma = quads[..., [u, v]]
+    else:
+        luma = raw.planes[0].astype(np.float64)
+        if raw.fmt == A.VIDEO_FORMAT_NV12:
+            chroma = raw.planes[1].reshape(h // 2, w // 2, 2).astype(np.float64)
+        else:
+            chroma = np.stack(raw.planes[1:], axis=2).astype(np.float64)
+
+    def bilinear(a: np.ndarray, pos: np.ndarray, axis: int) -> np.ndarray:
+        pos = np.clip(pos, 0, a.shape[axis] - 1)
+        i0 = np.floor(pos).astype(int)
+        i1 = np.minimum(i0 + 1, a.shape[axis] - 1)
+        f = (pos - i0).reshape([-1 if d == axis else 1 for d in range(a.ndim)])
+        return np.take(a, i0, axis) * (1 - f) + np.take(a, i1, axis) * f
+
+    rows = (np.arange(h) + 0.5) / 2 - 0.5 if chroma.shape[0] != h else np.arange(h) * 1.0
+    chroma = bilinear(bilinear(chroma, rows, 0), np.arange(w) / 2, 1)
+    yuv = np.concatenate([luma[..., None], chroma], axis=2)
+    if not raw.full_range:
+        yuv = np.clip(yuv, np.asarray(raw.range_min) * 255, np.asarray(raw.range_max) * 255)
+    m = np.asarray(raw.matrix, np.float64)
+    return np.clip(yuv @ m[:3, :3].T + m[:3, 3] * 255, 0, 255)
+
+
+@pytest.mark.parametrize("fmt", sorted(A.YUV_FORMATS))
+@pytest.mark.parametrize("space, full", [("601", False), ("709", False), ("709", True)])
+def test_yuv_is_the_shader_result_rounded(fmt, space, full):
+    """Noise YUV (chroma far outside the limited range, so the clamp order matters; sizes
+    down to 2x2 for the edges): every value is the shader's rounded to nearest. A clamp
+    before the upsampling, nearest chroma or a coarse fixed point would be levels off."""
+    rng = np.random.default_rng(fmt * 10 + full)
+    for w, h in ((2, 2), (6, 4), (38, 22), (160, 90)):
+        planes = [rng.integers(0, 256, shape, dtype=np.uint8)
+                  for shape in A.plane_layout(fmt, w, h)]
+        raw = frame(fmt, planes, w, h, space, full)
+        out = A.to_rgba(raw)
+        assert out.shape == (h, w, 4) and (out[..., 3] == 255).all()
+        error = np.abs(out[..., :3] - shader_model(raw))
+        assert error.max() <= 0.5 + 1e-3, (A.format_name(fmt), w, h, error.max())
+
+
+@pytest.mark.parametrize("fmt", [A.VIDEO_FORMAT_NV12, A.VIDEO_FORMAT_YUY2])
+def test_yuv_flip_and_reused_buffers(fmt, photo):
+    """Conversions reuse per-thread buffers: results stay independent of each other and
+    of format/size changes, and a flipped frame (stored bottom-up) comes out upright."""
+    h, w = photo.shape[:2]
+    planes, _ = yuv_to_formats(cv2.cvtColor(photo, cv2.COLOR_RGB2YUV))[fmt]
+    first = A.to_rgba(frame(fmt, planes, w, h))
+    kept = first.copy()
+    small, _ = yuv_to_formats(cv2.cvtColor(photo[:64, :96], cv2.COLOR_RGB2YUV))[fmt]
+    raw_small = frame(fmt, small, 96, 64, "709", True)
+    other = A.to_rgba(raw_small)
+    flipped = A.to_rgba(frame(fmt, [p[::-1] for p in planes], w, h, flip=True))
+    again = A.to_rgba(frame(fmt, planes, w, h))
+    assert np.abs(other[..., :3] - shader_model(raw_small)).max() <= 0.5 + 1e-3
+    assert np.array_equal(first, kept) and np.array_equal(again, first)
+    assert np.array_equal(flipped, first) and flipped.flags.c_contiguous
+    assert not any(np.shares_memory(a, b) for a, b in [(first, again), (first, flipped)])
+
+
+def test_threads_convert_concurrently(photo):
+    """Each converter thread has its own buffers: parallel conversions of different sizes
+    give exactly the serial results."""
+    jobs = []
+    for fmt, (w, h) in [(A.VIDEO_FORMAT_NV12, (320, 480)), (A.VIDEO_FORMAT_I420, (96, 64)),
+                        (A.VIDEO_FORMAT_UYVY, (320, 480))]:
+        planes, _ = yuv_to_formats(cv2.cvtColor(photo[:h, :w], cv2.COLOR_RGB2YUV))[fmt]
+        raw = frame(fmt, planes, w, h)
+        jobs.append((raw, A.to_rgba(raw)))
+    failures: list[str] = []
+
+    def run(raw: A.RawFrame, want: np.ndarray) -> None:
+        for _ in range(20):
+            if not np.array_equal(A.to_rgba(raw), want):
+                failures.append(A.format_name(raw.fmt))
+
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not failures
+
+
 # --- RGB formats, flip ------------------------------------------------------------------
 def test_rgb_formats_are_exact(photo):
     h, w = photo.shape[:2]
