@@ -155,6 +155,8 @@ def test_merge_of_an_inswapper_face(files, faces, astronaut):
 
 
 def test_reference_problems_are_input_errors(files, tmp_path, monkeypatch):
+    with pytest.raises(InputError, match="needs a reference photo"):
+        InswapperSwapper(files["model"], files["embedder"], reference="")
     with pytest.raises(InputError, match="not found"):
         InswapperSwapper(files["model"], files["embedder"], reference=str(tmp_path / "none.jpg"))
     blank = tmp_path / "blank.png"

@@ -58,13 +58,6 @@ def _normalise(vector: np.ndarray) -> np.ndarray:
     return (vector / norm).astype(np.float32)
 
 
-def _default_reference() -> str:
-    from core.registry import persona_images
-
-    default = persona_images().get("default")
-    return str(default) if default else ""
-
-
 class InswapperSwapper:
     """inswapper_128 + its ArcFace embedder, bound to one reference identity."""
 
@@ -101,10 +94,9 @@ class InswapperSwapper:
 
     def set_reference(self, reference: str) -> np.ndarray:
         """Load (or reuse from cache) the identity of the face in `reference`; returns it."""
-        reference = reference or _default_reference()
-        if not reference:
+        if not reference:  # never a silent stand-in identity: the user picks whose face
             raise InputError("inswapper needs a reference photo of the face to apply "
-                             "(--reference IMAGE)")
+                             "(--reference IMAGE, or the filter's Reference image)")
         path = Path(reference)
         if not path.is_file():
             raise InputError(f"reference image not found: {reference}")
