@@ -27,6 +27,13 @@ from core.modelfiles import file_version
 SPIN = os.environ.get("OBS_FACE_SWAP_ORT_SPIN", "0")  # "1": onnxruntime's default spinning
 MAX_CACHED = 8  # sessions kept alive by the cache itself (users of a session keep their own ref)
 
+# onnxruntime-gpu 1.31 warns "No registered plugin EP device found for CUDAExecutionProvider"
+# on every CUDA session, which then runs on CUDA as asked: it reads like a failure. Where a
+# session runs is reported by session_info (and `devices --check`), so only onnxruntime's
+# errors are printed; OBS_FACE_SWAP_ORT_WARNINGS=1 brings its warnings back.
+if os.environ.get("OBS_FACE_SWAP_ORT_WARNINGS", "0") != "1":
+    ort.set_default_logger_severity(3)
+
 
 @dataclass(frozen=True)
 class SessionInfo:
@@ -38,6 +45,7 @@ class SessionInfo:
     provider: str  # session.get_providers()[0]: the provider running the graph
     threads: int
     reason: str = ""  # non-empty when `device` differs from `requested`
+    first_run_ms: float = 0.0  # the warm-up run of a GPU session at load (0 on the CPU)
 
 
 _Key = tuple[str, int, int, str, int]
@@ -115,13 +123,18 @@ def _load(path: str, requested: str, threads: int) -> tuple[ort.InferenceSession
     placement = devices.resolve(requested)
     reason = placement.reason
     device = placement.device
+    first_run_ms = 0.0
     try:
         session = _create(path, device, threads)
+        if device.kind != "cpu":
+            # A GPU session's first run allocates and picks convolution algorithms (~0.5 s
+            # per model on CUDA): done here, on the loading thread, not on a live frame.
+            first_run_ms = warm_up(session)
     except Exception as exc:  # onnxruntime raises several unrelated types
         if device.kind == "cpu":
             raise ModelFileError(f"cannot load model {path}: {one_line(exc)}") from None
         reason = f"{requested} failed to start, using CPU: {one_line(exc)}"
-        device = devices.cpu_device()
+        device, first_run_ms = devices.cpu_device(), 0.0
         try:
             session = _create(path, device, threads)
         except Exception as exc2:
@@ -131,7 +144,7 @@ def _load(path: str, requested: str, threads: int) -> tuple[ort.InferenceSession
         reason = (f"{requested}: {device.provider} did not initialise (see onnxruntime log), "
                   f"running on {provider}")
         device = devices.cpu_device()
-    info = SessionInfo(path, requested, device.id, provider, threads, reason)
+    info = SessionInfo(path, requested, device.id, provider, threads, reason, first_run_ms)
     return session, info
 
 

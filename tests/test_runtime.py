@@ -56,6 +56,7 @@ def test_cpu_session_reports_provider_without_reason(model):
     session, info = runtime.open_session(model, "cpu", 1)
     assert info.provider == session.get_providers()[0] == "CPUExecutionProvider"
     assert info.device == "cpu" and info.reason == ""
+    assert info.first_run_ms == 0.0  # only GPU sessions are run once at load
     assert runtime.session_info(session) == info
 
 
@@ -73,7 +74,7 @@ def test_unavailable_device_falls_back_to_cpu_with_reason(model):
     session, info = runtime.open_session(model, wanted, 1)
     assert session.get_providers()[0] == "CPUExecutionProvider"
     assert info.requested == wanted and info.device == "cpu"
-    assert info.reason == placement.reason
+    assert info.reason == placement.reason and info.first_run_ms == 0.0
     assert session.run(None, {"x": np.zeros((1, 4), np.float32)})[0][0, 0] == 1.0
 
 

@@ -24,7 +24,8 @@ def _check(device: str) -> dict[str, object]:
     session, info = runtime.open_session(builtin_model(DETECTOR_SHORT), device)
     ms = runtime.warm_up(session, runs=3)
     return {"requested": device, "device": info.device, "provider": info.provider,
-            "reason": info.reason, "detector_ms": round(ms, 2)}
+            "reason": info.reason, "detector_ms": round(ms, 2),
+            "first_run_ms": round(info.first_run_ms, 1)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {d.label}")
         if check:
             print(f"check {check['requested']}: runs on {check['provider']} "
-                  f"({check['device']}), detector {check['detector_ms']} ms")
+                  f"({check['device']}), detector {check['detector_ms']} ms"
+                  + (f" (first run at load {check['first_run_ms']} ms)"
+                     if check["first_run_ms"] else ""))
             if check["reason"]:
                 print(f"  {check['reason']}")
     return 1 if check and check["reason"] else 0
