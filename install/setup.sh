@@ -4,6 +4,8 @@
 #   install/setup.sh            choose onnxruntime by hardware (nvidia-smi answers -> GPU build)
 #   install/setup.sh --cpu      force the CPU build of onnxruntime
 #   install/setup.sh --gpu      force onnxruntime-gpu (CUDA)
+# onnxruntime-gpu comes with NVIDIA's CUDA and cuDNN wheels (no CUDA toolkit needed): the CUDA 13
+# build for drivers 580 and newer, the last CUDA 12 build (1.26) for older drivers.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
@@ -13,7 +15,7 @@ for arg in "$@"; do
   case "$arg" in
     --cpu) choice=cpu ;;
     --gpu) choice=gpu ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup: unknown option '$arg' (use --cpu or --gpu)" >&2; exit 2 ;;
   esac
 done
@@ -47,19 +49,27 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv"
 fi
 
+extra=$choice
+if [ "$choice" = gpu ]; then
+  driver="$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1 || true)"
+  if [ -n "$driver" ] && [ "${driver%%.*}" -lt 580 ] 2>/dev/null; then
+    extra=gpu-cuda12; reason="$reason; driver $driver predates CUDA 13 (580): CUDA 12 build"
+  fi
+fi
+
 stamp="$venv/.setup-stamp"
-want_stamp="$choice $(sha256sum "$root/pyproject.toml" | cut -c1-16)"
+want_stamp="$extra $(sha256sum "$root/pyproject.toml" | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ]; then
-  echo "setup: .venv is up to date (onnxruntime: $choice)"
+  echo "setup: .venv is up to date (onnxruntime: $extra)"
   exit 0
 fi
 
-echo "setup: onnxruntime build: $choice ($reason)"
+echo "setup: onnxruntime build: $extra ($reason)"
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
 # The CPU and GPU builds provide the same module: remove the other one before installing.
 other=onnxruntime-gpu; [ "$choice" = gpu ] && other=onnxruntime
 "${pip[@]}" uninstall -y "$other" >/dev/null 2>&1 || true
-"${pip[@]}" install -e "$root[$choice,test]"
+"${pip[@]}" install -e "$root[$extra,test]"
 "$venv/bin/python" -c 'import cv2, numpy, onnxruntime as ort; print("setup: ok - numpy", numpy.__version__, "| opencv", cv2.__version__, "| onnxruntime", ort.__version__, ort.get_available_providers())'
 echo "$want_stamp" > "$stamp"
