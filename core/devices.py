@@ -227,9 +227,14 @@ def resolve(requested: str) -> Placement:
     same_kind = [d.id for d in devices if d.kind == kind]
     if same_kind:
         reason = f"{requested} not found (this machine has {', '.join(same_kind)})"
-    else:
+    elif PROVIDERS[kind] not in ort.get_available_providers():
         reason = (f"{PROVIDERS[kind]} is not available in this onnxruntime build "
                   f"({ort.get_device()}, providers: {', '.join(ort.get_available_providers())})")
+    elif kind == "tensorrt" and not _tensorrt_present():
+        reason = "TensorRT's libraries (libnvinfer) are not installed"
+    else:
+        driver = " (NVIDIA driver: libcuda)" if kind in ("cuda", "tensorrt") else ""
+        reason = f"onnxruntime has {PROVIDERS[kind]} but no {kind} device answered{driver}"
     return Placement(requested, cpu_device(), f"{requested} unavailable, using CPU: {reason}")
 
 

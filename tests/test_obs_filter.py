@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import DATA
 from doubles import build_dfm, save, write_truncated
-from obs.bench_render import CLIP_FPS, measure, write_bench_images, write_clip
+from obs.bench_render import CLIP_FPS, builtin_filter, measure, write_bench_images, write_clip
 from obs.harness import (
     ObsSession,
     face_swap_filter,
@@ -100,8 +100,10 @@ def obs(files, tmp_path_factory):
         media_source("Delayed", f["mjpg"], [face_swap_filter(settings=NO_LABEL), DELAY]),
         media_source("RawPlain", f["raw"]),
         image_source("Mapped", ASTRONAUT, [face_swap_filter(settings=NO_LABEL)]),
-        image_source("Bench360", f["bench360"], [face_swap_filter(settings=NO_LABEL)]),
-        image_source("Bench720", f["bench720"], [face_swap_filter(settings=NO_LABEL)]),
+        image_source("Bench360", f["bench360"], [face_swap_filter(settings=NO_LABEL),
+                                                 builtin_filter()]),
+        image_source("Bench720", f["bench720"], [face_swap_filter(settings=NO_LABEL),
+                                                 builtin_filter()]),
         image_source("Scratch", ASTRONAUT),  # filters are added to it and removed
         scene("Main", [scene_item("Face", 1), scene_item("Plain", 2, x=320),
                        scene_item("Odd", 3, y=200), scene_item("OddPlain", 4, x=320, y=200)]),
@@ -493,3 +495,4 @@ def test_render_thread_cost_is_reported(obs, capsys):
     for row in rows:
         assert row["with_filter"]["render_ms"]["n"] > 10
         assert row["without_filter"]["obs_frame_ms"] > 0
+        assert row["builtin_filter"]["obs_frame_ms"] > 0

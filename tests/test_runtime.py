@@ -78,6 +78,21 @@ def test_unavailable_device_falls_back_to_cpu_with_reason(model):
     assert session.run(None, {"x": np.zeros((1, 4), np.float32)})[0][0, 0] == 1.0
 
 
+def test_gpu_build_without_a_gpu_blames_the_device_not_the_build(monkeypatch):
+    """onnxruntime-gpu where no driver answers (checked for real with a GPU build on this
+    machine; CI has the CPU build, so only its provider list is stood in here)."""
+    if any(d.kind == "cuda" for d in devices.list_devices()):
+        pytest.skip("this machine has a CUDA device")
+    monkeypatch.setattr(devices.ort, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                                 "CPUExecutionProvider"])
+    reason = devices.resolve("cuda:0").reason
+    assert "no cuda device answered" in reason and "CPU" in reason
+    assert "not available in this onnxruntime build" not in reason
+    if not devices._tensorrt_present():
+        assert "libnvinfer" in devices.resolve("tensorrt:0").reason
+
+
 @pytest.mark.parametrize("text", ["gpu", "cuda:x", "cpu:1", "", "cuda:-1"])
 def test_malformed_device_is_a_clear_error(text, model):
     with pytest.raises(devices.DeviceError, match="device"):

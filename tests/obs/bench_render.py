@@ -4,7 +4,8 @@ For 640x360 and 1280x720 sources showing a face - an image source (texrender cop
 and a media source playing a clip (raw async frames, copied in filter_video): the
 filter's video_render time per frame (grab + hand-over + draw, p50/p95, from the script's
 status), the parent's own render inside it or the raw-frame copy, and OBS's average frame
-time with the filter on and off.
+time with the filter on, off, and with OBS's own Color Correction filter instead (a built-in
+effect filter: it too renders the parent into a texture, but never reads it back).
 Run alone:  .venv/bin/python tests/obs/bench_render.py   (prints one line per source)
             .venv/bin/python tests/obs/bench_render.py --texrender   (media sources through
             the texrender path too, FACE_SWAP_ASYNC_FRAMES=0: the cost before raw frames)
@@ -35,6 +36,7 @@ from obs.harness import (  # noqa: E402
 )
 
 SIZES = {"bench360": (640, 360), "bench720": (1280, 720)}
+BUILTIN = "Color Correction"  # OBS's own effect filter, the reference beside ours
 SETTLE_S = 6.0
 CLIP_FPS = 5  # well below OBS's 30 fps: a frame is handed over once, however often it is drawn
 CLIP_FRAMES = 20
@@ -92,8 +94,15 @@ def write_bench_clips(folder: Path) -> dict[str, Path]:
             for name, size in SIZES.items()}
 
 
+def builtin_filter() -> dict:
+    """OBS's Color Correction filter, disabled, with a visible change when enabled."""
+    return {"id": "color_filter_v2", "versioned_id": "color_filter_v2", "name": BUILTIN,
+            "enabled": False, "settings": {"saturation": 0.5}}
+
+
 def measure(obs: ObsSession, scene_name: str, source: str) -> dict:
-    """Figures for `source` (alone on program) with its filter on, then off."""
+    """Figures for `source` (alone on program) with its filter on, then off, then with
+    OBS's Color Correction filter alone."""
     obs.client.set_current_program_scene(scene_name)
     obs.client.set_source_filter_enabled(source, "Face Swap", True)
     obs.wait_filter(source, lambda f: f["swapping"] and f["frames_out"] > 5, 120,
@@ -104,6 +113,10 @@ def measure(obs: ObsSession, scene_name: str, source: str) -> dict:
     obs.client.set_source_filter_enabled(source, "Face Swap", False)
     time.sleep(SETTLE_S)
     off = {"obs_frame_ms": obs.status()["obs_frame_ms"]}
+    obs.client.set_source_filter_enabled(source, BUILTIN, True)
+    time.sleep(SETTLE_S)
+    builtin = {"obs_frame_ms": obs.status()["obs_frame_ms"]}
+    obs.client.set_source_filter_enabled(source, BUILTIN, False)
     obs.client.set_source_filter_enabled(source, "Face Swap", True)
     size = "x".join(map(str, on["size"]))
     r, p, s = on["render_ms"], on["parent_render_ms"], on["stage_ms"]
@@ -117,8 +130,9 @@ def measure(obs: ObsSession, scene_name: str, source: str) -> dict:
     line = (f"{source} {size} [{on['grab']}]: video_render p50 {r['p50']:.2f} / p95 "
             f"{r['p95']:.2f} ms (n={r['n']}; {grab}); worker {on['fps']} fps, "
             f"{on['model']} latency p50 {on['latency_ms']['p50']} ms; OBS avg frame "
-            f"{on['obs_frame_ms']:.2f} ms with the filter, {off['obs_frame_ms']:.2f} ms without")
-    return {"with_filter": on, "without_filter": off, "line": line}
+            f"{on['obs_frame_ms']:.2f} ms with the filter, {off['obs_frame_ms']:.2f} ms without, "
+            f"{builtin['obs_frame_ms']:.2f} ms with OBS's {BUILTIN} filter instead")
+    return {"with_filter": on, "without_filter": off, "builtin_filter": builtin, "line": line}
 
 
 def main(argv: list[str]) -> int:
@@ -129,7 +143,8 @@ def main(argv: list[str]) -> int:
         for name, path in files.items():
             source = name.capitalize()
             make = media_source if path.suffix == ".mp4" else image_source
-            sources.append(make(source, path, [face_swap_filter(settings={"label": False})]))
+            sources.append(make(source, path, [face_swap_filter(settings={"label": False}),
+                                               builtin_filter()]))
             scenes.append(scene(f"Scene {name}", [scene_item(source, 1, scale=0.5)]))
         with ObsSession(Path(tmp), sources + scenes, env=env) as obs:
             wait_for(lambda: obs.status_file.exists(), 60, "status file")
