@@ -4,7 +4,10 @@ Per frame, each live track runs FaceMesh on a crop predicted from its previous (
 smoothed) landmarks. The full-frame detector runs only when a track is lost (presence
 drops), when no face is tracked, or every `detect_interval` frames to pick up new faces.
 Ids are stable while a face is tracked, and a face lost for a moment and found again near
-where it vanished gets its old id back.
+where it vanished gets its old id back. When only one face is swapped (settings.faces
+largest or centre), only that face is followed between detection rounds: the others cost
+a FaceMesh run each per frame otherwise. They are seen again at every detection round
+(with their ids back), where the choice is made afresh.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ MATCH_IOU = 0.3  # a detection overlapping a track this much is that track's fac
 DUPLICATE_IOU = 0.6  # two tracks overlapping this much have converged on one face
 LOST_MEMORY_FRAMES = 30  # how long a lost face's id can be given back
 MIN_TRACKED_FACE = 16.0  # px: smaller faces are too coarse for FaceMesh to be of use
+SINGLE_FACE_MODES = ("largest", "centre")  # settings.faces that swap one face, chosen afresh
 
 
 @dataclass
@@ -46,7 +50,8 @@ class _Track:
 class FaceTracker:
     """Faces of a video stream with stable ids, smoothed landmarks and head pose.
 
-    `process` returns every tracked face (no selection: see select_faces); `timings` holds
+    `process` returns the tracked faces (in largest/centre mode only the chosen one, see the
+    module docstring; selection proper is select_faces); `timings` holds
     the last call's milliseconds per stage; `detections` / `frames` count full detections.
     min_face: faces from this size (px) up are searched for in big frames too, one tile
     per detection round (see FaceDetector.tiles); bigger faces are found at once.
@@ -104,9 +109,19 @@ class FaceTracker:
             face = make_face(smoothed, track.presence, track.id)
             face.extra["frame_size"] = (w, h)
             faces.append(face)
+        if self.settings.faces in SINGLE_FACE_MODES and len(faces) > 1:
+            faces = select_faces(faces, self.settings, (w, h))
+            self._park_all_but(faces[0].id)
         timings["smooth"] = (time.perf_counter() - start) * 1000.0
         self.timings = timings
         return faces
+
+    def _park_all_but(self, face_id: int) -> None:
+        """Stop following every track but `face_id`; they keep their ids for the next round."""
+        for track in self._tracks:
+            if track.id != face_id:
+                self._lost.append((track.id, track.box, self.frames))
+        self._tracks = [track for track in self._tracks if track.id == face_id]
 
     def _follow(self, frame: np.ndarray, fmt: str) -> tuple[list[_Track], bool]:
         """FaceMesh on each track's predicted ROI; tracks whose presence drops are lost."""

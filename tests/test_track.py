@@ -115,7 +115,7 @@ def test_lost_face_is_found_again_with_its_id(stage):
 def test_two_faces_keep_two_ids(astronaut):
     half = cv2.resize(astronaut[:256, 128:384], (200, 200))
     frame = np.full((H, W, 3), 80, np.uint8)
-    tracker = FaceTracker(SwapSettings(detect_interval=5))
+    tracker = FaceTracker(SwapSettings(faces="all", detect_interval=5))
     seen = []
     for i in range(15):
         frame[:] = 80
@@ -125,6 +125,34 @@ def test_two_faces_keep_two_ids(astronaut):
         seen.append(sorted((f.id, round(float(f.box[0]) / 320)) for f in faces))
     assert all(s == [(0, 0), (1, 1)] or s == [(0, 1), (1, 0)] for s in seen)
     assert len({tuple(s) for s in seen}) == 1
+
+
+def test_single_face_modes_follow_only_the_chosen_face(astronaut):
+    """largest/centre: one face is followed between detection rounds (one FaceMesh run a
+    frame instead of one per face); the others come back with their ids at each round."""
+    face = astronaut[:256, 128:384]
+    frame = np.full((H, W, 3), 80, np.uint8)
+    frame[120:340, 10:230] = cv2.resize(face, (220, 220))  # big, left
+    frame[160:310, 250:400] = cv2.resize(face, (150, 150))  # small, nearest the centre
+    tracker = FaceTracker(SwapSettings(detect_interval=5))  # faces="largest"
+    chosen = []
+    for i in range(12):
+        faces = tracker.process(frame, "rgb", timestamp=i / FPS)
+        assert len(faces) == 1 and faces[0].box[0] < 120, f"frame {i}: not the big face"
+        assert len(tracker._tracks) == 1  # the small face is not followed
+        chosen.append(faces[0].id)
+    assert len(set(chosen)) == 1
+    assert tracker.detections == 3  # frames 0, 5, 10: the small face is seen again there
+
+    tracker.update(SwapSettings(faces="centre", detect_interval=5))
+    picks = [tracker.process(frame, "rgb", timestamp=(12 + i) / FPS) for i in range(6)]
+    assert all(len(p) == 1 for p in picks)
+    assert picks[-1][0].box[0] > 200 and picks[-1][0].id != chosen[0]  # the centre face
+
+    tracker.update(SwapSettings(faces="all", detect_interval=5))
+    for i in range(6):
+        faces = tracker.process(frame, "rgb", timestamp=(18 + i) / FPS)
+    assert sorted(f.id for f in faces) == [0, 1]  # both followed again, no new ids
 
 
 def test_no_faces_on_blank_noise_and_pattern():
