@@ -187,7 +187,16 @@ class ObsSession:
         def connect():
             if self.obs.poll() is not None:
                 raise RuntimeError(f"OBS exited with {self.obs.returncode}:\n{self.log_tail()}")
-            return obsws_python.ReqClient(host="127.0.0.1", port=self.port, timeout=30)
+            client = obsws_python.ReqClient(host="127.0.0.1", port=self.port, timeout=30)
+            try:
+                # OBS 30+ accepts connections before it has loaded the scene collection and
+                # answers "not ready" (207) until then; OBS 29 answers once it listens.
+                client.get_scene_list()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    client.disconnect()
+                raise
+            return client
 
         self.client = self._retry_connect(connect)
 
