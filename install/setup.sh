@@ -33,10 +33,10 @@ find_python() {
   # OBS on Debian/Ubuntu embeds the system Python: prefer its version so OBS can import our venv.
   local want="" cand
   if [ -x /usr/bin/python3 ]; then want="$(/usr/bin/python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"; fi
-  for cand in "python$want" python3.11 python3.12 python3.13 python3.10 python3; do
+  for cand in "python$want" python3.11 python3.12 python3.13 python3.14 python3.10 python3; do
     [ -n "$cand" ] || continue
     command -v "$cand" >/dev/null 2>&1 || continue
-    if "$cand" -c 'import sys, venv; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 13)))' 2>/dev/null; then
+    if "$cand" -c 'import sys, venv; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 14)))' 2>/dev/null; then
       echo "$cand"; return 0
     fi
   done
@@ -44,7 +44,7 @@ find_python() {
 }
 
 if [ ! -x "$venv/bin/python" ]; then
-  py="$(find_python)" || { echo "setup: need Python 3.10-3.13 with the venv module (Debian: apt-get install python3-venv)" >&2; exit 1; }
+  py="$(find_python)" || { echo "setup: need Python 3.10-3.14 with the venv module (Debian: apt-get install python3-venv)" >&2; exit 1; }
   echo "setup: creating .venv with $("$py" --version 2>&1) ($(command -v "$py"))"
   "$py" -m venv "$venv"
 fi
