@@ -25,10 +25,26 @@ def enabled() -> bool:
     return os.environ.get(ENV_VAR) == "1"
 
 
+def _scripting_library() -> C.CDLL:
+    """OBS's scripting library, already loaded in this process (its soname differs by
+    build: libobs-scripting.so.1 in Debian's OBS 29/30, .so.0 in OBS 32)."""
+    names = {"win32": ["obs-scripting.dll"], "darwin": ["libobs-scripting.dylib"]}
+    tried = []
+    for name in [None, *names.get(sys.platform, ["libobs-scripting.so.0",
+                                                 "libobs-scripting.so.1"])]:
+        try:
+            lib = C.CDLL(name)
+        except OSError as exc:
+            tried.append(str(exc))
+            continue
+        if hasattr(lib, "obs_script_reload"):
+            return lib
+    raise OSError("obs_script_reload not found: " + "; ".join(tried))
+
+
 def reload_script(module) -> None:
     """obs_script_reload() on this script's obs_script_t (from the module's capsule)."""
-    names = {"win32": "obs-scripting.dll", "darwin": "libobs-scripting.dylib"}
-    scripting = C.CDLL(names.get(sys.platform, "libobs-scripting.so.1"))
+    scripting = _scripting_library()
     scripting.obs_script_reload.argtypes = [C.c_void_p]
     get_pointer = C.pythonapi.PyCapsule_GetPointer
     get_pointer.restype, get_pointer.argtypes = C.c_void_p, [C.py_object, C.c_char_p]
