@@ -25,7 +25,7 @@ from core.frame import check_frame
 from core.settings import SwapSettings
 from core.worker import Result, Worker
 
-STATES = ("loading", "ready", "error")
+# states a service reports: "loading" -> "ready" | "error" (see status())
 WARMUP_SIZE = (640, 360)  # dummy warm-up frame when no real frame has arrived yet
 
 
@@ -73,6 +73,11 @@ class SwapService:
             self._worker.submit(frame)
         except RuntimeError:  # stopped by another thread just now: the frame is not wanted
             return
+
+    def wants_frame(self, within_s: float) -> bool:
+        """Whether a frame submitted now would be taken within `within_s` seconds (see
+        Worker.ready_within): hosts skip grabbing frames a slow model would never see."""
+        return self._worker.ready_within(within_s)
 
     def latest(self) -> np.ndarray | None:
         """Newest output frame (swapped, or the input passed through); None before any."""

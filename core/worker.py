@@ -87,6 +87,8 @@ class Worker:
         self._latency: deque[float] = deque(maxlen=history)
         self._process_ms: deque[float] = deque(maxlen=history)
         self._out_times: deque[float] = deque()
+        self._busy_since: float | None = None  # perf_counter() the frame in process began
+        self._last_s = 0.0  # how long the last frame took: the guess for the next one
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -113,6 +115,16 @@ class Worker:
             raise ValueError(f"process must be callable, got {type(process).__name__}")
         with self._cond:
             self._process = process
+
+    def ready_within(self, seconds: float) -> bool:
+        """Whether a frame handed over now would be taken within `seconds`: the worker is
+        idle or, if its frame takes as long as the last one did, done with it by then. A producer
+        skips making frames that would only be replaced in the mailbox: a slow model takes
+        one frame in many, and grabbing or converting the others costs CPU it needs."""
+        with self._cond:
+            if self._busy_since is None:
+                return True
+            return self._last_s - (time.perf_counter() - self._busy_since) <= seconds
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run `fn` on the worker thread before the next frame (state changes without locks)."""
@@ -183,6 +195,8 @@ class Worker:
                 self._calls.clear()
                 item, self._pending = self._pending, None
                 process = self._process
+                if item is not None:
+                    self._busy_since = time.perf_counter()
             for fn in calls:
                 try:
                     fn()
@@ -212,6 +226,8 @@ class Worker:
             self._frames_out += 1
             self._latency.append(result.latency_ms)
             self._process_ms.append((end - start) * 1000.0)
+            self._last_s = end - (self._busy_since or start)
+            self._busy_since = None
             self._out_times.append(end)
             if len(self._out_times) > self.FPS_SAMPLES:
                 self._out_times.popleft()

@@ -36,6 +36,11 @@ HISTORY = 600  # render timings kept for the p50/p95 (about 10-20 s of frames)
 ASYNC_ENV = "FACE_SWAP_ASYNC_FRAMES"  # "0": always use the texrender path (troubleshooting)
 FILTER_CHECK_FRAMES = 30  # raw frames between re-checks of the parent's other filters
 RESUME_GAP_NS = 500_000_000  # no render for this long: the filter was off, or not shown
+# Frames ahead of the worker's expected finish at which grabbing resumes: a texrender grab
+# reaches the worker two frames after it starts (stage, then map); a raw frame after its
+# conversion, well within two.
+TEXRENDER_LEAD_FRAMES = 2.5
+ASYNC_LEAD_FRAMES = 1.5
 STOP_TIMEOUT_S = 1.0  # per thread a closed filter's reaper waits for
 
 _reapers: set[threading.Thread] = set()  # threads joining closed filters' threads
@@ -108,6 +113,7 @@ class FaceSwapFilter:
         self.exchange = FrameExchange()
         self.render_ms: deque[float] = deque(maxlen=HISTORY)  # whole video_render
         self.renders = 0  # video_render calls that drew or passed through a frame
+        self.frames_not_grabbed = 0  # frames left alone: the busy worker would not take them
         self.parent_ms: deque[float] = deque(maxlen=HISTORY)  # the parent's own render
         self.stage_ms: deque[float] = deque(maxlen=HISTORY)  # gs_stage_texture
         self.copy_ms: deque[float] = deque(maxlen=HISTORY)  # filter_video (async parents)
@@ -168,6 +174,16 @@ class FaceSwapFilter:
         return L.text(L.obs_source_get_name(parent)) if parent else ""
 
     # --- frames to the engine (graphics thread, or the feed's thread) ---------------------
+    def _engine_wants_frame(self, frames: float) -> bool:
+        """Whether the worker takes a frame made now within `frames` OBS frame intervals.
+        With a model slower than the source, every frame the worker will not take would be
+        grabbed (or converted) only to be replaced in its mailbox: that costs the graphics
+        thread and the CPU the model needs. Until a model is loaded, every frame goes."""
+        if not self.has_pipeline:
+            return True
+        interval_s = L.obs_get_frame_interval_ns() / 1e9
+        return self.service.wants_frame(frames * interval_s)
+
     def _submit(self, frame) -> None:
         """Hand a frame to the service, counting it: the worker numbers inputs 1, 2, ... in
         the same order, so `submitted` is the seq of the newest input (see render)."""
@@ -202,6 +218,10 @@ class FaceSwapFilter:
             return
         if self._blocked_by_other_filter(parent):
             self.async_size, self.async_format = None, "another async filter on the source"
+            return
+        if self.async_size == size and not self._engine_wants_frame(ASYNC_LEAD_FRAMES):
+            self.async_stamp = frame.timestamp  # seen, and left alone
+            self.frames_not_grabbed += 1
             return
         raw = copy_async_frame(frame, self.feed)
         if raw is None:
@@ -239,6 +259,10 @@ class FaceSwapFilter:
         if self.async_size == (width, height) and takes_async_frames(target, parent):
             self.exchange.prepare(width, height)  # frames come in through filter_video
             self.grab_path, grab = f"async {self.async_format}", False
+        elif grab and not self._engine_wants_frame(TEXRENDER_LEAD_FRAMES):
+            self.grabbed_at, self.grab_path, grab = frame_time, "texrender", False
+            self.exchange.forget_staged()  # a later grab must not hand over this old frame
+            self.frames_not_grabbed += 1
         elif grab:
             self.grabbed_at, self.grab_path = frame_time, "texrender"
             direct = render_directly(target, parent)
@@ -285,6 +309,7 @@ class FaceSwapFilter:
                       parent_render_ms=percentiles(self.parent_ms),
                       stage_ms=percentiles(self.stage_ms),
                       renders=self.renders, skipped_results=self.skipped,
+                      frames_not_grabbed=self.frames_not_grabbed,
                       grab=self.grab_path,
                       async_format=self.async_format,
                       copy_ms=percentiles(self.copy_ms),

@@ -16,7 +16,9 @@ import ctypes.util
 import itertools
 import sys
 
-VERIFIED_MAJORS = range(29, 33)  # struct obs_source_info prefix checked for OBS 29.x-32.x
+# Struct layouts checked against the headers, and the test suite run, on OBS 29.0.2, 30.2.3
+# and 32.2.2 (Linux; install/test_debian.sh); 31 only by reading its headers.
+VERIFIED_MAJORS = range(29, 33)
 
 # enum obs_source_type / output flags
 OBS_SOURCE_TYPE_FILTER = 1
@@ -165,6 +167,7 @@ obs_leave_graphics = _fn("obs_leave_graphics", None)
 obs_queue_task = _fn("obs_queue_task", None, C.c_int, vp, vp, C.c_bool)
 obs_get_average_frame_time_ns = _fn("obs_get_average_frame_time_ns", C.c_uint64)
 obs_get_video_frame_time = _gfx("obs_get_video_frame_time", C.c_uint64)
+obs_get_frame_interval_ns = _gfx("obs_get_frame_interval_ns", C.c_uint64)
 
 # sources
 obs_filter_get_target = _gfx("obs_filter_get_target", vp, vp)

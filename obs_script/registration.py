@@ -17,10 +17,12 @@ callbacks that reach the instance whose key is passed as their private data.
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import ctypes as C
 import itertools
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +33,27 @@ from obs_script import libobs as L
 
 FILTER_ID = b"face_swap"
 DISPLAY_NAME = C.create_string_buffer(b"Face Swap")
+EXIT_WAIT_S = 10.0  # at most this long at OBS's exit for our threads' frames in flight
+THREAD_PREFIX = "face-swap"  # every thread the engine and the script start
+
+
+def wait_for_threads_at_exit(timeout: float = EXIT_WAIT_S) -> list[str]:
+    """Let our threads finish before Python is finalised; the names of those still alive.
+
+    OBS finalises its Python when it exits, after the script is unloaded and the filters
+    are destroyed (which tells every thread to stop without waiting for it). A daemon thread
+    that touches Python after that is ended on the spot: a worker returning from a slow
+    onnxruntime call would be unwound through C++ frames, and OBS crashes (seen with a
+    model taking 750 ms a frame). Exit callbacks still run with Python intact, so this one
+    waits for the frame in flight, bounded."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith(THREAD_PREFIX) and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+
+
+atexit.register(wait_for_threads_at_exit)  # once: this module is never reloaded
 
 
 @dataclass

@@ -28,6 +28,7 @@ from obs.harness import (
     wait_for,
 )
 
+from core.benchdfm import ensure_bench_dfm
 from core.landmarks import landmarks_for_image
 
 pytestmark = pytest.mark.obs
@@ -38,6 +39,7 @@ if missing_tools() and os.environ.get("CI", "").lower() not in ("1", "true", "ye
 
 ASTRONAUT = DATA / "astronaut.png"
 NO_LABEL = {"label": False}
+SLOW = {"label": False}  # + the slow model's path and one thread, once it is written
 # a neutral filter in front of ours: our target is then not the parent, so the texrender path
 CROP = {"id": "crop_filter", "versioned_id": "crop_filter", "name": "Crop", "enabled": True,
         "settings": {}}
@@ -65,13 +67,17 @@ def files(tmp_path_factory) -> dict[str, Path]:
     clips = {"clip720": write_clip(folder / "clip720.mp4", 1280, 720),  # I420, BT.709 limited
              "mjpg": write_clip(folder / "clip_mjpg.avi", 640, 360, "MJPG"),  # I420, full range
              "raw": write_clip(folder / "clip_i422.avi", 320, 180, "HFYU", colour=False)}  # I422
-    return {"folder": folder, "dfm": dfm, "amp": amp, "truncated": truncated,
+    # a model much slower than OBS's frames (SAEHD-224-sized, one thread: >= 100 ms a frame
+    # on any CPU), outside the models folder so catalog scans do not read its 270 MB
+    slow = ensure_bench_dfm(tmp_path_factory.mktemp("slow_model"))
+    return {"folder": folder, "dfm": dfm, "amp": amp, "truncated": truncated, "slow": slow,
             "removable": removable, "odd": odd, "video": video, **clips,
             **write_bench_images(folder)}
 
 
 @pytest.fixture(scope="module")
 def obs(files, tmp_path_factory):
+    SLOW.update(model=str(files["slow"]), threads=1)
     if missing_tools():  # only reached under CI=true: there it is a failure, not a skip
         pytest.fail(f"OBS tests need {' and '.join(missing_tools())} (obs-studio, xvfb)")
     f = files
@@ -105,6 +111,8 @@ def obs(files, tmp_path_factory):
         image_source("Bench720", f["bench720"], [face_swap_filter(settings=NO_LABEL),
                                                  builtin_filter()]),
         image_source("Scratch", ASTRONAUT),  # filters are added to it and removed
+        image_source("Slow", ASTRONAUT, [face_swap_filter(settings=SLOW)]),
+        media_source("SlowVideo", f["video"], [face_swap_filter(settings=SLOW)]),
         scene("Main", [scene_item("Face", 1), scene_item("Plain", 2, x=320),
                        scene_item("Odd", 3, y=200), scene_item("OddPlain", 4, x=320, y=200)]),
         scene("Dfm scene", [scene_item("Dfm", 1)]),
@@ -125,6 +133,8 @@ def obs(files, tmp_path_factory):
         scene("Bench 360", [scene_item("Bench360", 1)]),
         scene("Bench 720", [scene_item("Bench720", 1, scale=0.5)]),
         scene("Scratch scene", [scene_item("Scratch", 1)]),  # never on program
+        scene("Slow scene", [scene_item("Slow", 1, scale=0.5),
+                             scene_item("SlowVideo", 2, x=320, scale=0.5)]),
     ]
     # by registry name: resolvable only through the models folder
     mapping = [{"value": "Second = double_224"}, {"value": "Third = persona:default"}]
@@ -485,6 +495,29 @@ def test_reload_scripts_ten_times_while_rendering(obs):
     assert ours.count("face-swap-worker") == len(status["filters"]), ours
     wait_for(lambda: obs.thread_count() <= threads_before, 30,
              f"OS threads back to {threads_before} (now {obs.thread_count()})")
+
+
+def test_a_slow_model_is_not_fed_frames_it_would_drop(obs):
+    """Texrender and raw-frame paths grab only when the worker is about to take a frame:
+    with a model several OBS frames slow, most frames are left alone (and none of them is
+    an old frame handed over later), and the swap goes on."""
+    program(obs, "Slow scene")
+    for source in ("Slow", "SlowVideo"):
+        ready = obs.wait_filter(source, lambda f: f["swapping"], 180,
+                                f"{source} swapping with the slow model")
+        obs.wait_filter(source, lambda f, n=ready["frames_out"]: f["frames_out"] >= n + 2,
+                        60, f"{source}: two slow swaps")
+    before = {s: obs.filter_status(s) for s in ("Slow", "SlowVideo")}
+    time.sleep(4.0)
+    for source in ("Slow", "SlowVideo"):
+        now = obs.filter_status(source)
+        left = now["frames_not_grabbed"] - before[source]["frames_not_grabbed"]
+        taken = now["frames_in"] - before[source]["frames_in"]
+        swapped = now["frames_out"] - before[source]["frames_out"]
+        assert left > taken, f"{source}: {left} frames left alone, {taken} handed over"
+        assert swapped >= 2 and now["errors"] == 0, now
+    # what is drawn is the swap (random weights: a faint change, but a change)
+    assert not np.array_equal(obs.screenshot("Slow"), obs.screenshot("Plain"))
 
 
 def test_render_thread_cost_is_reported(obs, capsys):

@@ -222,6 +222,38 @@ def test_call_soon_runs_on_the_worker_thread_between_frames(plus1):
         assert worker.stop()
 
 
+def test_ready_within_predicts_when_a_busy_worker_takes_the_next_frame(plus1):
+    """A producer asks before making a frame; the answer comes from recent frame times."""
+    gate, started = threading.Event(), threading.Event()
+    calls = []
+
+    def slow(frame):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.3)  # a typical frame: 0.3 s
+        else:
+            started.set()
+            assert gate.wait(5)
+        return plus1(frame)
+
+    worker = Worker(slow)
+    try:
+        assert worker.ready_within(0.0)  # idle
+        worker.submit(frame_for(1))
+        assert worker.wait_result(after_seq=0, timeout=5) is not None
+        assert worker.ready_within(0.0)  # idle again
+        worker.submit(frame_for(2))
+        assert started.wait(5)
+        assert not worker.ready_within(0.05)  # a ~0.3 s frame has only just begun
+        assert worker.ready_within(1.0)
+        gate.set()
+        assert worker.wait_result(after_seq=1, timeout=5) is not None
+        assert worker.ready_within(0.0)
+    finally:
+        gate.set()
+        assert worker.stop()
+
+
 def test_stats_after_a_run(plus1):
     worker = Worker(plus1)
     try:
