@@ -2,8 +2,9 @@
 
 CI has no GPU, so these skip there; run them on a machine with an NVIDIA GPU and
 onnxruntime-gpu (`install/setup.sh --gpu`): `.venv/bin/python -m pytest tests/test_gpu.py`.
-They load the shipped detector and FaceMesh, a DFM test double, the SAEHD-like bench DFM
-and the whole persona pipeline on cuda:0 and compare each with the same work on the CPU.
+They load the shipped detector and FaceMesh, DFM and inswapper test doubles, the SAEHD-like
+bench DFM and the whole persona pipeline on cuda:0 and compare each with the same work on
+the CPU.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from doubles import build_dfm, expected_dfm, save
+from conftest import DATA
+from doubles import build_arcface, build_dfm, build_inswapper, expected_dfm, save
 
 from core import devices, runtime
 from core.align import align, whole_face_template
@@ -23,6 +25,7 @@ from core.pipeline import Pipeline
 from core.service import SwapService
 from core.settings import SwapSettings
 from core.swap.dfm import DFMSwapper
+from core.swap.inswapper import InswapperSwapper
 
 CUDA = "cuda:0"
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -66,6 +69,20 @@ def test_dfm_double_on_cuda_keeps_the_contract(tmp_path, astronaut, face):
     bgr = to_bgr(crop, "rgb").astype(np.float32) / 255.0
     expected = np.clip(expected_dfm(bgr[None])[0][..., ::-1] * 255.0, 0, 255)
     assert np.abs(out.crop.astype(np.float32) - expected).max() <= 1.5
+
+
+def test_inswapper_double_on_cuda_matches_cpu(tmp_path, astronaut, face):
+    model = save(build_inswapper(), tmp_path / "inswapper_128.onnx")
+    embedder = save(build_arcface(), tmp_path / "w600k_r50.onnx")
+    reference = str(DATA / "grace_hopper.jpg")
+    gpu = InswapperSwapper(model, embedder, reference=reference, device=CUDA)
+    cpu = InswapperSwapper(model, embedder, reference=reference)
+    assert gpu.provider == CUDA_PROVIDER
+    assert gpu.embedder.get_providers()[0] == CUDA_PROVIDER
+    np.testing.assert_allclose(gpu.source, cpu.source, atol=1e-3)
+    a = gpu.swap(astronaut, "rgb", face, SwapSettings()).crop.astype(int)
+    b = cpu.swap(astronaut, "rgb", face, SwapSettings()).crop.astype(int)
+    assert np.abs(a - b).max() <= 2
 
 
 def test_bench_dfm_network_on_cuda_matches_cpu(tmp_path):
