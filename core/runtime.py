@@ -30,7 +30,8 @@ MAX_CACHED = 8  # sessions kept alive by the cache itself (users of a session ke
 # onnxruntime-gpu 1.31 warns "No registered plugin EP device found for CUDAExecutionProvider"
 # on every CUDA session, which then runs on CUDA as asked: it reads like a failure. Where a
 # session runs is reported by session_info (and `devices --check`), so only onnxruntime's
-# errors are printed; OBS_FACE_SWAP_ORT_WARNINGS=1 brings its warnings back.
+# errors are printed; OBS_FACE_SWAP_ORT_WARNINGS=1 brings its warnings back (among them why a
+# provider did not initialise, which a fallback's reason points to).
 if os.environ.get("OBS_FACE_SWAP_ORT_WARNINGS", "0") != "1":
     ort.set_default_logger_severity(3)
 
@@ -123,27 +124,33 @@ def _load(path: str, requested: str, threads: int) -> tuple[ort.InferenceSession
     placement = devices.resolve(requested)
     reason = placement.reason
     device = placement.device
-    first_run_ms = 0.0
     try:
         session = _create(path, device, threads)
-        if device.kind != "cpu":
-            # A GPU session's first run allocates and picks convolution algorithms (~0.5 s
-            # per model on CUDA): done here, on the loading thread, not on a live frame.
-            first_run_ms = warm_up(session)
     except Exception as exc:  # onnxruntime raises several unrelated types
         if device.kind == "cpu":
             raise ModelFileError(f"cannot load model {path}: {one_line(exc)}") from None
         reason = f"{requested} failed to start, using CPU: {one_line(exc)}"
-        device, first_run_ms = devices.cpu_device(), 0.0
+        device = devices.cpu_device()
         try:
             session = _create(path, device, threads)
         except Exception as exc2:
             raise ModelFileError(f"cannot load model {path}: {one_line(exc2)}") from None
     provider = session.get_providers()[0]
     if device.kind != "cpu" and provider != device.provider:
-        reason = (f"{requested}: {device.provider} did not initialise (see onnxruntime log), "
-                  f"running on {provider}")
+        reason = (f"{requested}: {device.provider} did not initialise, running on {provider} "
+                  f"(a driver or library it needs, e.g. CUDA/cuDNN, is missing or does not "
+                  f"match onnxruntime {ort.__version__}; `python -m core devices --check "
+                  f"{requested}` with OBS_FACE_SWAP_ORT_WARNINGS=1 prints onnxruntime's reason)")
         device = devices.cpu_device()
+    first_run_ms = 0.0
+    if device.kind != "cpu":
+        # A GPU session's first run allocates and picks convolution algorithms (~0.5 s per
+        # model on CUDA): done here, on the loading thread, not on a live frame. A model
+        # that cannot run on the zero input (dynamic sizes of 1) keeps its GPU session.
+        try:
+            first_run_ms = warm_up(session)
+        except Exception:  # the first real frame pays for it instead
+            first_run_ms = 0.0
     info = SessionInfo(path, requested, device.id, provider, threads, reason, first_run_ms)
     return session, info
 

@@ -74,11 +74,15 @@ class FaceTracker:
         self._lost: list[tuple[int, np.ndarray, int]] = []  # (id, box, frame lost)
         self._next_id = 0
         self._since_detect = 0
+        self._detect_now = False
         self.frames = 0
         self.detections = 0
 
     def update(self, settings: SwapSettings) -> None:
-        """Live settings: smoothing strength and detect interval apply from the next frame."""
+        """Live settings: smoothing strength and detect interval apply from the next frame;
+        a new face selection detects on the next frame (faces not followed come back)."""
+        if settings.faces != self.settings.faces:
+            self._detect_now = True
         self.settings = settings
         for track in self._tracks:
             track.smoother.set_strength(settings.smoothing)
@@ -96,10 +100,13 @@ class FaceTracker:
         timings["landmarks"] += (time.perf_counter() - start) * 1000.0
 
         interval = max(1, int(self.settings.detect_interval))
-        if not alive or lost_any or self._since_detect >= interval:
+        if not alive or lost_any or self._detect_now or self._since_detect >= interval:
             alive = self._detect(frame, fmt, alive, timings)
+            self._detect_now = False
         self._tracks = alive
-        self._lost = [e for e in self._lost if self.frames - e[2] <= LOST_MEMORY_FRAMES]
+        # ids are kept at least until the next detection round (faces left unfollowed)
+        memory = max(LOST_MEMORY_FRAMES, interval + 1)
+        self._lost = [e for e in self._lost if self.frames - e[2] <= memory]
 
         start = time.perf_counter()
         h, w = frame.shape[:2]

@@ -4,7 +4,8 @@
 #   sudo install/test_debian.sh trixie     # Debian 13: OBS 30.2, Python 3.13
 #   sudo install/test_debian.sh forky      # Debian 14 (testing): OBS 32.x, Python 3.14
 # Needs root, debootstrap and the Debian mirror; the chroot stays in /srv/face-swap-SUITE for
-# the next run (delete it to start afresh). The repository is cloned into it (committed
+# the next run (to start afresh: rm -rf --one-file-system /srv/face-swap-SUITE, after a run:
+# never while /proc, /sys or /dev are mounted inside it). The repository is cloned into it (committed
 # state, HEAD), so commit what you want checked. Extra arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,11 +24,13 @@ if [ ! -x "$chroot_dir/usr/bin/obs" ]; then
     "$suite" "$chroot_dir" "$mirror" "$script"
 fi
 
-mounts=()
+mounts=()  # unmounted on any exit, also those a killed earlier run left behind
 cleanup() { for ((i=${#mounts[@]}-1; i>=0; i--)); do umount -l "${mounts[i]}" || true; done; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 for d in proc sys dev dev/pts; do
-  if ! mountpoint -q "$chroot_dir/$d"; then mount --bind "/$d" "$chroot_dir/$d"; mounts+=("$chroot_dir/$d"); fi
+  mountpoint -q "$chroot_dir/$d" || mount --bind "/$d" "$chroot_dir/$d"
+  mounts+=("$chroot_dir/$d")
 done
 cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
 # A TLS-intercepting proxy's CA (if this machine trusts extra ones) must be trusted inside too.

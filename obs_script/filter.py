@@ -37,8 +37,8 @@ ASYNC_ENV = "FACE_SWAP_ASYNC_FRAMES"  # "0": always use the texrender path (trou
 FILTER_CHECK_FRAMES = 30  # raw frames between re-checks of the parent's other filters
 RESUME_GAP_NS = 500_000_000  # no render for this long: the filter was off, or not shown
 # Frames ahead of the worker's expected finish at which grabbing resumes: a texrender grab
-# reaches the worker two frames after it starts (stage, then map); a raw frame after its
-# conversion, well within two.
+# reaches the worker two OBS frames after it starts (stage, then map); a raw frame after its
+# conversion, well within one of the source's frames, which may come slower than OBS's.
 TEXRENDER_LEAD_FRAMES = 2.5
 ASYNC_LEAD_FRAMES = 1.5
 STOP_TIMEOUT_S = 1.0  # per thread a closed filter's reaper waits for
@@ -174,15 +174,16 @@ class FaceSwapFilter:
         return L.text(L.obs_source_get_name(parent)) if parent else ""
 
     # --- frames to the engine (graphics thread, or the feed's thread) ---------------------
-    def _engine_wants_frame(self, frames: float) -> bool:
-        """Whether the worker takes a frame made now within `frames` OBS frame intervals.
-        With a model slower than the source, every frame the worker will not take would be
-        grabbed (or converted) only to be replaced in its mailbox: that costs the graphics
-        thread and the CPU the model needs. Until a model is loaded, every frame goes."""
+    def _engine_wants_frame(self, frames: float, frame_ns: int = 0) -> bool:
+        """Whether the worker takes a frame made now within `frames` frame intervals (OBS's,
+        or the source's `frame_ns` when longer). With a model slower than the source, every
+        frame the worker will not take would be grabbed (or converted) only to be replaced
+        in its mailbox: that costs the graphics thread and the CPU the model needs. Until a
+        model is loaded, every frame goes."""
         if not self.has_pipeline:
             return True
-        interval_s = L.obs_get_frame_interval_ns() / 1e9
-        return self.service.wants_frame(frames * interval_s)
+        interval_ns = max(L.obs_get_frame_interval_ns(), frame_ns)
+        return self.service.wants_frame(frames * interval_ns / 1e9)
 
     def _submit(self, frame) -> None:
         """Hand a frame to the service, counting it: the worker numbers inputs 1, 2, ... in
@@ -219,7 +220,10 @@ class FaceSwapFilter:
         if self._blocked_by_other_filter(parent):
             self.async_size, self.async_format = None, "another async filter on the source"
             return
-        if self.async_size == size and not self._engine_wants_frame(ASYNC_LEAD_FRAMES):
+        gap = frame.timestamp - self.async_stamp  # the source's frame interval, if steady
+        source_ns = gap if self.async_size == size and 0 < gap < 1_000_000_000 else 0
+        if self.async_size == size and not self._engine_wants_frame(ASYNC_LEAD_FRAMES,
+                                                                    source_ns):
             self.async_stamp = frame.timestamp  # seen, and left alone
             self.frames_not_grabbed += 1
             return

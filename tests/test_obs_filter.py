@@ -67,8 +67,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     clips = {"clip720": write_clip(folder / "clip720.mp4", 1280, 720),  # I420, BT.709 limited
              "mjpg": write_clip(folder / "clip_mjpg.avi", 640, 360, "MJPG"),  # I420, full range
              "raw": write_clip(folder / "clip_i422.avi", 320, 180, "HFYU", colour=False)}  # I422
-    # a model much slower than OBS's frames (SAEHD-224-sized, one thread: >= 100 ms a frame
-    # on any CPU), outside the models folder so catalog scans do not read its 270 MB
+    # a model much slower than OBS's frames (SAEHD-224-sized, one thread: ~750 ms a frame
+    # here), outside the models folder so catalog scans do not read its 270 MB
     slow = ensure_bench_dfm(tmp_path_factory.mktemp("slow_model"))
     return {"folder": folder, "dfm": dfm, "amp": amp, "truncated": truncated, "slow": slow,
             "removable": removable, "odd": odd, "video": video, **clips,
@@ -514,8 +514,11 @@ def test_a_slow_model_is_not_fed_frames_it_would_drop(obs):
         left = now["frames_not_grabbed"] - before[source]["frames_not_grabbed"]
         taken = now["frames_in"] - before[source]["frames_in"]
         swapped = now["frames_out"] - before[source]["frames_out"]
-        assert left > taken, f"{source}: {left} frames left alone, {taken} handed over"
         assert swapped >= 2 and now["errors"] == 0, now
+        # a few frames handed over per swap at most (before: every frame, ~20 per swap here)
+        assert taken <= 4 * swapped + 2, f"{source}: {taken} handed over for {swapped} swaps"
+        if now["timings"]["total"] > 300:  # a swap spans many frames: most are left alone
+            assert left > taken, f"{source}: {left} frames left alone, {taken} handed over"
     # what is drawn is the swap (random weights: a faint change, but a change)
     assert not np.array_equal(obs.screenshot("Slow"), obs.screenshot("Plain"))
 
