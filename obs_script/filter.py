@@ -263,7 +263,8 @@ class FaceSwapFilter:
         if self.async_size == (width, height) and takes_async_frames(target, parent):
             self.exchange.prepare(width, height)  # frames come in through filter_video
             self.grab_path, grab = f"async {self.async_format}", False
-        elif grab and not self._engine_wants_frame(TEXRENDER_LEAD_FRAMES):
+        elif (grab and (width, height) == self.exchange.size
+              and not self._engine_wants_frame(TEXRENDER_LEAD_FRAMES)):
             self.grabbed_at, self.grab_path, grab = frame_time, "texrender", False
             self.exchange.forget_staged()  # a later grab must not hand over this old frame
             self.frames_not_grabbed += 1

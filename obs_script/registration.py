@@ -50,7 +50,10 @@ def wait_for_threads_at_exit(timeout: float = EXIT_WAIT_S) -> list[str]:
     for thread in threading.enumerate():
         if thread.name.startswith(THREAD_PREFIX) and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
-    return [t.name for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+    if alive:
+        L.log(L.LOG_WARNING, f"still running at exit after {timeout:.0f} s: {', '.join(alive)}")
+    return alive
 
 
 atexit.register(wait_for_threads_at_exit)  # once: this module is never reloaded
