@@ -1,4 +1,5 @@
-"""Reading still images: one place that turns an unreadable file into a one-line InputError."""
+"""Reading images and video frames: one place that turns an unreadable file into a one-line
+InputError."""
 
 from __future__ import annotations
 
@@ -44,3 +45,18 @@ def read_bgr(path: str | Path, what: str = "image") -> np.ndarray:
 def read_rgb(path: str | Path, what: str = "image") -> np.ndarray:
     """RGB uint8 image (contiguous); same errors as read_bgr."""
     return np.ascontiguousarray(read_bgr(path, what)[..., ::-1])
+
+
+def read_video_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
+    """The first `limit` (default: all) frames of a video file, BGR; [] if none decode."""
+    capture = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    try:
+        while limit is None or len(frames) < limit:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(frame)
+    finally:
+        capture.release()
+    return frames

@@ -19,6 +19,7 @@ from core.benchdfm import BenchDfmConfig, build_bench_dfm, ensure_bench_dfm, mac
 from core.cli import main
 from core.commands.bench import parse_size, synthetic_frames
 from core.errors import InputError
+from core.imageio import read_video_frames
 from core.registry import identify
 from core.track import FaceTracker
 from tests.conftest import DATA
@@ -188,23 +189,14 @@ def video(tmp_path_factory) -> Path:
     return path
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(frame)
-
 
 def test_live_from_a_video_file_writes_swapped_frames(capsys, tmp_path, video):
     out = tmp_path / "live.mp4"
     assert main(["live", "--input", str(video), "--output", str(out), "--no-window"]) == 0
     printed = capsys.readouterr().out
     assert "20 captured" in printed and "0 errors" in printed
-    written = _frames(out)
-    source = _frames(video)
+    written = read_video_frames(out)
+    source = read_video_frames(video)
     assert 1 <= len(written) <= 20
     assert written[-1].shape == source[-1].shape
     assert np.abs(written[-1].astype(int) - source[-1]).mean() > 0.5  # swapped + overlay
@@ -239,7 +231,7 @@ def test_live_screen_region_under_xvfb(tmp_path):
          "--screen", "0,0,320,240", "--frames", "3", "--output", str(out), "--no-window"],
         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert code.returncode == 0, code.stderr
-    frames = _frames(out)
+    frames = read_video_frames(out)
     assert frames and frames[0].shape == (240, 320, 3)
 
 
@@ -264,11 +256,5 @@ def test_live_file_output_keeps_real_time_when_frames_drop(tmp_path):
     for frame, t in zip(frames, (5.0, 5.1, 5.5), strict=True):  # 0.2-0.4 s of drops
         writer.write(frame, t)
     writer.release()
-    capture = cv2.VideoCapture(str(path))
-    levels = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        levels.append(int(round(frame.mean() / 120.0)))
+    levels = [int(round(frame.mean() / 120.0)) for frame in read_video_frames(path)]
     assert levels == [0, 1, 1, 1, 1, 2]  # 0.5 s at 10 fps + the last frame; gaps repeated

@@ -12,6 +12,7 @@ import pytest
 
 from core import ROOT, devices
 from core.cli import main
+from core.imageio import read_video_frames
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -91,13 +92,7 @@ def test_video_swap_writes_every_frame(tiny_clip, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "audio is not copied" in captured.err
     assert "8/8 frames" in captured.out
-    capture = cv2.VideoCapture(str(out))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
+    frames = read_video_frames(out)
     assert len(frames) == 8 and frames[0].shape == (192, 256, 3)
     source = cv2.VideoCapture(str(tiny_clip)).read()[1]
     # The face changed; a far corner (background) did not beyond codec noise.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import BAD_FRAMES
 
 from core.detect import FaceDetector, iou, letterbox, ssd_anchors, weighted_nms
 from core.landmarks import landmarks_for_image
@@ -164,14 +165,7 @@ def test_frames_without_faces(name, full, short):
     assert landmarks_for_image(frame) is None
 
 
-@pytest.mark.parametrize("frame, fmt, message", [
-    (np.zeros((0, 0, 3), np.uint8), "rgb", "too small"),
-    (np.zeros((1, 1, 3), np.uint8), "rgb", "too small"),
-    (np.zeros((64, 64, 3), np.float32), "rgb", "dtype"),
-    (np.zeros((64, 64, 4), np.uint8), "rgb", "does not match"),
-    (np.zeros((64, 64), np.uint8), "bgr", "does not match"),
-    (np.zeros((64, 64, 3), np.uint8), "yuv", "unknown pixel format"),
-])
+@pytest.mark.parametrize("frame, fmt, message", BAD_FRAMES)
 def test_bad_frames_raise_value_error(full, frame, fmt, message):
     with pytest.raises(ValueError, match=message):
         full.detect(frame, fmt)

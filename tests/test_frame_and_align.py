@@ -2,22 +2,13 @@
 
 import numpy as np
 import pytest
+from conftest import BAD_FRAMES
 
 from core.align import ARCFACE_112, align, arcface_template, similarity, whole_face_template
 from core.frame import check_frame, from_rgb, to_bgr, to_rgb
 
 
-@pytest.mark.parametrize(
-    "frame, fmt, reason",
-    [
-        (np.zeros((0, 0, 3), np.uint8), "rgb", "too small"),
-        (np.zeros((1, 1, 4), np.uint8), "rgba", "too small"),
-        (np.zeros((8, 8, 3), np.float32), "rgb", "dtype"),
-        (np.zeros((8, 8, 4), np.uint8), "rgb", "does not match"),
-        (np.zeros((8, 8), np.uint8), "bgr", "does not match"),
-        (np.zeros((8, 8, 3), np.uint8), "yuv", "unknown pixel format"),
-    ],
-)
+@pytest.mark.parametrize("frame, fmt, reason", BAD_FRAMES)
 def test_bad_frames_raise_one_line_value_error(frame, fmt, reason):
     with pytest.raises(ValueError, match=reason):
         check_frame(frame, fmt)

@@ -26,7 +26,7 @@ import onnxruntime as ort
 from core import ROOT, runtime
 from core.benchdfm import BenchDfmConfig, ensure_bench_dfm, macs
 from core.errors import InputError
-from core.imageio import check_input_file, read_bgr
+from core.imageio import check_input_file, read_bgr, read_video_frames
 from core.service import SwapService, default_factory
 from core.settings import SwapSettings
 from core.worker import percentile
@@ -93,18 +93,8 @@ def synthetic_frames(size: tuple[int, int], count: int = SYNTHETIC_FRAMES) -> li
 def file_frames(path: str, size: tuple[int, int] | None, limit: int) -> list[np.ndarray]:
     """Frames of an image or video file (BGR), resized to `size` when given."""
     check_input_file(Path(path), "input")
-    frames = []
     image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is not None:
-        frames = [image]
-    else:
-        capture = cv2.VideoCapture(path)
-        while len(frames) < limit:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame)
-        capture.release()
+    frames = [image] if image is not None else read_video_frames(path, limit)
     if not frames:
         raise InputError(f"cannot read {path} as an image or a video")
     if size:
