@@ -20,12 +20,11 @@ from core.frame import check_frame
 from core.label import draw_label
 from core.merge import merge
 from core.registry import load_swapper, resolve
-from core.settings import SwapSettings
+from core.settings import REBUILD_FIELDS, SwapSettings
 from core.swap.base import SwapOutput, Swapper
 from core.track import FaceTracker, select_faces
 
 # Settings that need a new swapper or tracker (a rebuild); all others apply live.
-REBUILD_FIELDS = ("model", "models_dir", "reference", "device", "threads")
 STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "merge", "lost", "label",
           "total")
 PIXEL_BLOCKS = 10  # pixelate: blocks across the face, coarse enough to hide identity

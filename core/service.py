@@ -63,16 +63,17 @@ class SwapService:
         self._start_build()
 
     # --- host side -----------------------------------------------------------------------
-    def submit(self, frame: np.ndarray) -> None:
-        """Hand over a frame (the service owns it now); never blocks, newest wins."""
+    def submit(self, frame: np.ndarray) -> int | None:
+        """Hand over a frame (the service owns it now); never blocks, newest wins. Returns
+        its input sequence number (results carry it), None if the service is stopped."""
         if self._stopped:
-            return
+            return None
         check_frame(frame, self.fmt)
         self._last_input = frame
         try:
-            self._worker.submit(frame)
+            return self._worker.submit(frame)
         except RuntimeError:  # stopped by another thread just now: the frame is not wanted
-            return
+            return None
 
     def wants_frame(self, within_s: float) -> bool:
         """Whether a frame submitted now would be taken within `within_s` seconds (see

@@ -17,6 +17,11 @@ _RANGES = (("threads", 0, _INF), ("face_id", 0, _INF), ("morph", 0.0, 1.0),
            ("smoothing", 0.0, 1.0), ("detect_interval", 1, _INF), ("hold_ms", 0.0, _INF))
 
 
+# Settings that change which model files and sessions are loaded: a change rebuilds the
+# pipeline (the rest apply live), and models are prepared and cached by these.
+REBUILD_FIELDS = ("model", "models_dir", "reference", "device", "threads")
+
+
 @dataclass(frozen=True)
 class SwapSettings:
     model: str = "persona:default"  # registry name or path to a model file

@@ -130,7 +130,7 @@ class FaceSwapFilter:
         self.last_status: dict | None = None  # the last poll()'s status, for the panel
         self.grabbed_at = -1  # obs_get_video_frame_time() of the last grab
         self.rendered_at = -1  # obs_get_video_frame_time() of the last render call
-        self.submitted = 0  # frames handed to the service (= the worker's last input seq)
+        self.submitted = 0  # the worker's seq of the newest frame handed to the service
         self.first_seq = 1  # results of older inputs are never drawn (set on a resume)
         self.skipped = 0  # renders that had a result but passed through (failed or stale)
         self.settings_error = ""
@@ -186,10 +186,12 @@ class FaceSwapFilter:
         return self.service.wants_frame(frames * interval_ns / 1e9)
 
     def _submit(self, frame) -> None:
-        """Hand a frame to the service, counting it: the worker numbers inputs 1, 2, ... in
-        the same order, so `submitted` is the seq of the newest input (see render)."""
-        self.service.submit(frame)
-        self.submitted += 1
+        """Hand a frame to the service; `submitted` is the seq of the newest input (see
+        render). Called from the graphics thread and the feed's thread: the worker numbers
+        inputs, so no counter of ours can race."""
+        seq = self.service.submit(frame)
+        if seq is not None:
+            self.submitted = max(self.submitted, seq)
 
     # --- graphics thread -----------------------------------------------------------------
     def _blocked_by_other_filter(self, parent: int) -> bool:
@@ -258,22 +260,23 @@ class FaceSwapFilter:
         if not width or not height or self.problem:
             L.obs_source_skip_video_filter(self.source)
             return
-        grab = frame_time != self.grabbed_at  # once per OBS frame, however often it is drawn
         parent = L.obs_filter_get_parent(self.source)
         if self.async_size == (width, height) and takes_async_frames(target, parent):
             self.exchange.prepare(width, height)  # frames come in through filter_video
-            self.grab_path, grab = f"async {self.async_format}", False
-        elif (grab and (width, height) == self.exchange.size
-              and not self._engine_wants_frame(TEXRENDER_LEAD_FRAMES)):
-            self.grabbed_at, self.grab_path, grab = frame_time, "texrender", False
-            self.exchange.forget_staged()  # a later grab must not hand over this old frame
-            self.frames_not_grabbed += 1
-        elif grab:
+            self.grab_path = f"async {self.async_format}"
+        elif frame_time != self.grabbed_at:  # once per OBS frame, however often it is drawn
             self.grabbed_at, self.grab_path = frame_time, "texrender"
-            direct = render_directly(target, parent)
-            frame = self.exchange.grab(target, direct, width, height)
-            if frame is not None:
-                self._submit(frame)
+            if ((width, height) == self.exchange.size
+                    and not self._engine_wants_frame(TEXRENDER_LEAD_FRAMES)):
+                self.exchange.forget_staged()  # a later grab must not hand over this frame
+                self.frames_not_grabbed += 1
+            else:
+                frame = self.exchange.grab(target, render_directly(target, parent), width,
+                                           height)
+                self.parent_ms.append(self.exchange.parent_ms)
+                self.stage_ms.append(self.exchange.stage_ms)
+                if frame is not None:
+                    self._submit(frame)
         result = self.service.latest_result() if self.has_pipeline else None
         drawable = self.drawable(result)
         if result is not None and not drawable:
@@ -282,9 +285,6 @@ class FaceSwapFilter:
             L.obs_source_skip_video_filter(self.source)
         self.render_ms.append((time.perf_counter() - start) * 1000.0)
         self.renders += 1
-        if grab:
-            self.parent_ms.append(self.exchange.parent_ms)
-            self.stage_ms.append(self.exchange.stage_ms)
 
     # --- status thread -------------------------------------------------------------------
     def poll(self) -> dict:

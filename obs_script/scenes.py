@@ -20,14 +20,14 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
-from core.errors import FaceSwapError
-from core.settings import SwapSettings
+from core.errors import FaceSwapError, one_line
+from core.settings import REBUILD_FIELDS, SwapSettings
 from obs_script import libobs as L
 from obs_script import obsdata
 
-HOTKEYS = (("face_swap.toggle", "Face Swap: toggle swap on/off"),
-           ("face_swap.next_model", "Face Swap: next model"),
-           ("face_swap.previous_model", "Face Swap: previous model"))
+HOTKEYS = {"face_swap.toggle": "Face Swap: toggle swap on/off",
+           "face_swap.next_model": "Face Swap: next model",
+           "face_swap.previous_model": "Face Swap: previous model"}
 
 
 def parse_mapping(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
@@ -62,7 +62,7 @@ def _build_swapper(settings: SwapSettings) -> object:
 
 def prepare_key(settings: SwapSettings) -> tuple:
     """What build_swapper loads by (and the engine caches sessions and portraits by)."""
-    return (settings.model, settings.device, settings.threads, settings.reference)
+    return tuple(getattr(settings, name) for name in REBUILD_FIELDS)
 
 
 class Preparer:
@@ -101,8 +101,7 @@ class Preparer:
             self.errors[settings.model] = str(exc)
             return
         except Exception as exc:  # a bug or a broken install: keep preparing the rest
-            text = (str(exc).strip().splitlines() or [""])[0]
-            message = f"{type(exc).__name__}: {text}".rstrip(": ")
+            message = one_line(exc)
             if self.errors.get(settings.model) != message:
                 L.log(L.LOG_WARNING, f"preparing {settings.model} failed: {message}")
             self.errors[settings.model] = message

@@ -112,7 +112,7 @@ def _hotkey(name: str, action) -> None:
     def pressed(down: bool) -> None:
         if down:
             action()
-    description = dict(HOTKEYS).get(name, name)
+    description = HOTKEYS.get(name, name)
     _hotkeys[name] = obs.obs_hotkey_register_frontend(name, description, pressed)
 
 
@@ -135,8 +135,8 @@ def script_load(settings, module) -> None:
     script_update(settings)
     L.log(L.LOG_INFO, f"script loaded (load #{registration.STATE.loads}, "
                       f"status file {_host.status_path})")
-    if L.version_problem():
-        L.log(L.LOG_WARNING, L.version_problem())
+    if problem := L.version_problem():
+        L.log(L.LOG_WARNING, problem)
 
 
 def script_unload() -> None:
