@@ -94,7 +94,7 @@ def test_video_swap_writes_every_frame(tiny_clip, tmp_path, capsys):
     assert "8/8 frames" in captured.out
     frames = read_video_frames(out)
     assert len(frames) == 8 and frames[0].shape == (192, 256, 3)
-    source = cv2.VideoCapture(str(tiny_clip)).read()[1]
+    source = read_video_frames(tiny_clip, 1)[0]
     # The face changed; a far corner (background) did not beyond codec noise.
     assert np.abs(frames[0][40:120, 90:170].astype(int) - source[40:120, 90:170]).mean() > 3
     assert np.abs(frames[0][150:, :40].astype(int) - source[150:, :40]).mean() < 3
@@ -110,7 +110,8 @@ def test_demo_writes_video_and_before_after(tmp_path):
     assert result.returncode == 0, result.stderr
     video, picture = tmp_path / "demo" / "demo.mp4", tmp_path / "demo" / "before_after.png"
     assert str(video) in result.stdout and str(picture) in result.stdout
-    assert cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT) >= 50
+    assert len(read_video_frames(video)) == 75  # the demo clip, every frame
+    assert "demo: swapped 75/75 frames" in result.stdout
     image = cv2.imread(str(picture))
     assert image is not None and image.shape[1] > 2 * 600
 

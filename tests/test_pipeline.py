@@ -71,6 +71,7 @@ def test_pipeline_is_exactly_swap_merge_label(face_frame):
     pipeline = Pipeline(settings)
     out = pipeline.process(face_frame, "rgba", timestamp=0.0)
     expected = face_frame.copy()
+    assert len(pipeline.faces) == 1  # else the comparison below would hold with no swap
     for face in pipeline.faces:
         merge(expected, "rgba", face, pipeline.swapper.swap(face_frame, "rgba", face, settings),
               settings)

@@ -228,8 +228,9 @@ def test_stop_is_prompt_and_final(frame):
     wait_state(service, "ready")
     service.submit(frame.copy())
     assert service.stop(timeout=1.0)
-    service.submit(frame.copy())  # ignored after stop: never raises on a host's thread
-    service.apply(SETTINGS.with_changes(opacity=0.5))
+    assert service.submit(frame.copy()) is None  # ignored after stop: never raises
+    service.apply(SETTINGS.with_changes(model="no-such-model"))
+    assert service.status()["requested_model"] == "persona:default"  # nothing after stop
 
 
 def test_bad_arguments(frame):
