@@ -176,8 +176,7 @@ def macs(model: onnx.ModelProto) -> int:
     """Multiply-accumulates of one batch-1 inference (Conv and MatMul; the rest is noise)."""
     import onnx.shape_inference
 
-    r = next(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim[1:2])
-    inferred = onnx.shape_inference.infer_shapes(_batch_one(model, r))
+    inferred = onnx.shape_inference.infer_shapes(_batch_one(model))
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
     weights = {i.name: list(i.dims) for i in model.graph.initializer}
@@ -193,7 +192,7 @@ def macs(model: onnx.ModelProto) -> int:
     return total
 
 
-def _batch_one(model: onnx.ModelProto, r: int) -> onnx.ModelProto:
+def _batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     copy.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1

@@ -14,19 +14,9 @@ import cv2
 import numpy as np
 
 from core.face import FACE_OVAL, Face
-from core.frame import check_frame
+from core.frame import check_frame, to_bgr, to_rgb
 from core.settings import COLOR_TRANSFERS, SwapSettings
 from core.swap.base import SwapOutput
-
-# OpenCV conversions of small crops: contiguous output, several times faster than numpy's
-# fancy-indexed channel views (core.frame's to_rgb / from_rgb).
-_TO_RGB = {"rgb": None, "bgr": cv2.COLOR_BGR2RGB, "rgba": cv2.COLOR_RGBA2RGB,
-           "bgra": cv2.COLOR_BGRA2RGB}
-_FROM_RGB = {"rgb": None, "bgr": cv2.COLOR_RGB2BGR, "rgba": None, "bgra": cv2.COLOR_RGB2BGR}
-
-
-def _convert(crop: np.ndarray, code: int | None) -> np.ndarray:
-    return np.ascontiguousarray(crop) if code is None else cv2.cvtColor(crop, code)
 
 
 def _as3x3(matrix: np.ndarray) -> np.ndarray:
@@ -133,8 +123,6 @@ def placement(face: Face, matrix: np.ndarray, settings: SwapSettings) -> np.ndar
     face size, so the paste mapping is T(offset) S(scale about centre) matrix^-1.
     """
     scale = float(settings.face_scale)
-    if scale <= 0:
-        raise ValueError(f"face_scale must be > 0, got {scale}")
     if scale == 1.0 and settings.face_offset_x == 0 and settings.face_offset_y == 0:
         return np.asarray(matrix, np.float32)
     centre = face.landmarks[FACE_OVAL, :2].mean(axis=0).astype(np.float64)
@@ -173,17 +161,15 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
     Returns None when nothing was written (empty mask, face outside the frame, opacity 0).
     """
     check_frame(frame, fmt)
-    size = _check_output(out)
-    if not 0.0 <= settings.opacity <= 1.0:
-        raise ValueError(f"opacity must be within 0..1, got {settings.opacity}")
-    mask = crop_mask(face, out, settings)
+    mask = crop_mask(face, out, settings)  # checks `out` (settings are checked when made)
+    size = mask.shape[0]
     if settings.opacity <= 0.0:
         return None
     swap = out.crop
     if settings.color_transfer != "none":
         original = cv2.warpAffine(frame, np.asarray(out.matrix, np.float32), (size, size),
                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        swap = transfer_color(swap, _convert(original, _TO_RGB[fmt]), mask,
+        swap = transfer_color(swap, to_rgb(original, fmt), mask,
                               settings.color_transfer)
     if settings.opacity < 1.0:
         mask = mask * np.float32(settings.opacity)
@@ -212,7 +198,8 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     roi_mask = cv2.warpAffine(mask, roi_to_crop, dsize, flags=flags,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    colour = _convert(swap, _FROM_RGB[fmt])
+    # the swap (RGB) in the frame's colour order; the frame's alpha is kept below
+    colour = to_bgr(swap, "rgb") if fmt.startswith("bgr") else np.ascontiguousarray(swap)
     roi_swap = cv2.warpAffine(colour, roi_to_crop, dsize, flags=flags,
                               borderMode=cv2.BORDER_REPLICATE)
 

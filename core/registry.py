@@ -17,12 +17,11 @@ import onnx
 from core import MODELS_DIR
 from core.errors import ModelFileError
 from core.imageio import IMAGE_SUFFIXES
-from core.modelfiles import file_version
+from core.modelfiles import BUILTIN_DIR, file_version
 from core.swap.persona import PERSONAS_DIR
 
 ENV_VAR = "FACESWAP_MODELS"  # os.pathsep-separated extra model folders
 MODEL_SUFFIXES = (".dfm", ".onnx")
-BUILTIN_DIR = MODELS_DIR / "builtin"
 SWAPPER_KINDS = ("persona", "dfm", "inswapper")
 KINDS = (*SWAPPER_KINDS, "arcface", "unusable")
 

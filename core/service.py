@@ -21,7 +21,7 @@ import numpy as np
 
 from core import devices
 from core.errors import FaceSwapError, one_line
-from core.frame import check_frame
+from core.frame import check_frame, color_channels
 from core.settings import SwapSettings
 from core.worker import Result, Worker
 
@@ -79,11 +79,6 @@ class SwapService:
         """Whether a frame submitted now would be taken within `within_s` seconds (see
         Worker.ready_within): hosts skip grabbing frames a slow model would never see."""
         return self._worker.ready_within(within_s)
-
-    def latest(self) -> np.ndarray | None:
-        """Newest output frame (swapped, or the input passed through); None before any."""
-        result = self._worker.latest()
-        return None if result is None else result.frame
 
     def latest_result(self) -> Result | None:
         """Newest output with its sequence number, times and ok flag (see core.worker)."""
@@ -186,8 +181,8 @@ class SwapService:
     def _warm_up(self, pipeline: Any) -> None:
         frame = self._last_input
         if frame is None:
-            channels = 4 if self.fmt in ("rgba", "bgra") else 3
-            frame = np.zeros((WARMUP_SIZE[1], WARMUP_SIZE[0], channels), np.uint8)
+            frame = np.zeros((WARMUP_SIZE[1], WARMUP_SIZE[0], color_channels(self.fmt)),
+                             np.uint8)
         pipeline.process(frame, self.fmt)
 
     def _build_loop(self) -> None:

@@ -36,8 +36,7 @@ class OneEuroFilter:
     """One Euro filter over an (N, D) array of points (D >= 2; cutoff from the first 2)."""
 
     def __init__(self, strength: float = 0.5) -> None:
-        self.strength = float(strength)
-        self.min_cutoff, self.beta = params_for_strength(strength)
+        self.set_strength(strength)
         self.reset()
 
     def set_strength(self, strength: float) -> None:

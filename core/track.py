@@ -44,7 +44,7 @@ class _Track:
     raw: np.ndarray  # last unsmoothed landmarks: the next ROI comes from these
     presence: float
     smoother: OneEuroFilter
-    box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box_of(raw)
 
 
 class FaceTracker:
@@ -112,7 +112,7 @@ class FaceTracker:
         h, w = frame.shape[:2]
         faces = []
         for track in alive:
-            smoothed = track.smoother(track.raw, t, scale=_face_scale(track.raw))
+            smoothed = track.smoother(track.raw, t, scale=_face_scale(track.box))
             face = make_face(smoothed, track.presence, track.id)
             face.extra["frame_size"] = (w, h)
             faces.append(face)
@@ -137,8 +137,9 @@ class FaceTracker:
         for track in self._tracks:
             landmarks, presence = self.mesh.run(frame, fmt, roi_from_landmarks(track.raw),
                                                 check=False)
-            if presence >= PRESENCE_THRESHOLD and _on_frame(landmarks, frame.shape):
-                track.raw, track.presence, track.box = landmarks, presence, box_of(landmarks)
+            box = box_of(landmarks)
+            if presence >= PRESENCE_THRESHOLD and _on_frame(box, frame.shape):
+                track.raw, track.presence, track.box = landmarks, presence, box
                 alive.append(track)
             else:
                 self._lost.append((track.id, track.box, self.frames))
@@ -197,14 +198,12 @@ class FaceTracker:
         return face_id
 
 
-def _face_scale(landmarks: np.ndarray) -> float:
-    box = box_of(landmarks)
+def _face_scale(box: np.ndarray) -> float:
     return float(max(box[2] - box[0], box[3] - box[1], 1.0))
 
 
-def _on_frame(landmarks: np.ndarray, shape: tuple[int, ...]) -> bool:
-    """At least half of the face's box lies inside the frame."""
-    box = box_of(landmarks)
+def _on_frame(box: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """At least half of the face's box (x0, y0, x1, y1) lies inside the frame."""
     h, w = shape[:2]
     inside = (np.clip(box[2], 0, w) - np.clip(box[0], 0, w)) * \
              (np.clip(box[3], 0, h) - np.clip(box[1], 0, h))

@@ -127,8 +127,7 @@ def _run_closed(service: SwapService, frames: list[np.ndarray], count: int,
     for i in range(count):
         if between is not None and i:
             paused += between(i)
-        service.submit(frames[i % len(frames)])
-        seq = service.status()["frames_in"]
+        seq = service.submit(frames[i % len(frames)])
         result = service.wait_result(after_seq=seq - 1, timeout=120)
         if result is None:
             raise InputError(f"no result within 120 s for frame {i}")
@@ -154,10 +153,11 @@ def _run_open(service: SwapService, frames: list[np.ndarray], count: int, fps: f
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
+    seq = 0
     for i in range(count):
-        service.submit(frames[i % len(frames)])
+        seq = service.submit(frames[i % len(frames)])
         time.sleep(max(0.0, start + (i + 1) / fps - time.perf_counter()))
-    service.wait_result(after_seq=service.status()["frames_in"] - 1, timeout=120)
+    service.wait_result(after_seq=seq - 1, timeout=120)
     elapsed = time.perf_counter() - start
     done.set()
     sampler.join(1.0)
