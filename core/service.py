@@ -76,9 +76,9 @@ class SwapService:
             return None
 
     def wants_frame(self, within_s: float) -> bool:
-        """Whether a frame submitted now would be taken within `within_s` seconds (see
-        Worker.ready_within): hosts skip grabbing frames a slow model would never see."""
-        return self._worker.ready_within(within_s)
+        """Whether a frame submitted now is worth it (see Worker.wants_frame): hosts skip
+        grabbing frames a slow model would never see."""
+        return self._worker.wants_frame(within_s)
 
     def latest_result(self) -> Result | None:
         """Newest output with its sequence number, times and ok flag (see core.worker)."""

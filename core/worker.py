@@ -116,15 +116,21 @@ class Worker:
         with self._cond:
             self._process = process
 
-    def ready_within(self, seconds: float) -> bool:
-        """Whether a frame handed over now would be taken within `seconds`: the worker is
-        idle or, if its frame takes as long as the last one did, done with it by then. A producer
+    def wants_frame(self, within_s: float) -> bool:
+        """Whether a frame made now is worth handing over: the worker takes it within
+        `within_s` (it is idle or, if its frame takes as long as the last one did, done with
+        it by then) and no frame younger than `within_s` is already waiting for it. A producer
         skips making frames that would only be replaced in the mailbox: a slow model takes
-        one frame in many, and grabbing or converting the others costs CPU it needs."""
+        one frame in many, and grabbing or converting the others costs CPU it needs. The age
+        rule bounds the cost when a frame runs longer than the last: one frame per `within_s`
+        instead of every frame until the worker is done."""
         with self._cond:
+            now = time.perf_counter()
+            if self._pending is not None and now - self._pending[2] < within_s:
+                return False
             if self._busy_since is None:
                 return True
-            return self._last_s - (time.perf_counter() - self._busy_since) <= seconds
+            return self._last_s - (now - self._busy_since) <= within_s
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run `fn` on the worker thread before the next frame (state changes without locks)."""

@@ -222,7 +222,7 @@ def test_call_soon_runs_on_the_worker_thread_between_frames(plus1):
         assert worker.stop()
 
 
-def test_ready_within_predicts_when_a_busy_worker_takes_the_next_frame(plus1):
+def test_wants_frame_predicts_when_a_busy_worker_takes_the_next_frame(plus1):
     """A producer asks before making a frame; the answer comes from recent frame times."""
     gate, started = threading.Event(), threading.Event()
     calls = []
@@ -238,17 +238,50 @@ def test_ready_within_predicts_when_a_busy_worker_takes_the_next_frame(plus1):
 
     worker = Worker(slow)
     try:
-        assert worker.ready_within(0.0)  # idle
+        assert worker.wants_frame(0.0)  # idle
         worker.submit(frame_for(1))
         assert worker.wait_result(after_seq=0, timeout=5) is not None
-        assert worker.ready_within(0.0)  # idle again
+        assert worker.wants_frame(0.0)  # idle again
         worker.submit(frame_for(2))
         assert started.wait(5)
-        assert not worker.ready_within(0.05)  # a ~0.3 s frame has only just begun
-        assert worker.ready_within(1.0)
+        assert not worker.wants_frame(0.05)  # a ~0.3 s frame has only just begun
+        assert worker.wants_frame(1.0)
         gate.set()
         assert worker.wait_result(after_seq=1, timeout=5) is not None
-        assert worker.ready_within(0.0)
+        assert worker.wants_frame(0.0)
+    finally:
+        gate.set()
+        assert worker.stop()
+
+
+def test_a_frame_running_late_is_fed_one_frame_per_lead_not_every_frame(plus1):
+    """Past its predicted end a busy worker would take a frame at once, but a frame already
+    waiting and younger than the lead is fresh enough: the producer makes one frame per lead
+    instead of one per tick until the worker is done."""
+    gate, started = threading.Event(), threading.Event()
+    calls = []
+
+    def late(frame):
+        calls.append(1)
+        if len(calls) == 2:  # the first is quick, the second runs past that guess
+            started.set()
+            assert gate.wait(5)
+        return plus1(frame)
+
+    worker = Worker(late)
+    try:
+        worker.submit(frame_for(1))
+        assert worker.wait_result(after_seq=0, timeout=5) is not None
+        worker.submit(frame_for(2))
+        assert started.wait(5)
+        time.sleep(0.05)
+        assert worker.wants_frame(0.2)  # overdue: a frame is wanted now
+        worker.submit(frame_for(3))
+        assert not worker.wants_frame(0.2)  # frame 3 waits and is fresh
+        time.sleep(0.3)
+        assert worker.wants_frame(0.2)  # frame 3 is older than the lead: replace it
+        gate.set()
+        assert worker.wait_result(after_seq=2, timeout=5) is not None
     finally:
         gate.set()
         assert worker.stop()
