@@ -145,6 +145,10 @@ def obs(files, tmp_path_factory):
     with session:
         wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
         yield session
+        # OBS 29 itself crashes at exit (a Qt repaint of a deleted widget) in about one exit
+        # in five with "Slow scene" on program, even with our filters disabled there (3 of
+        # 16 runs; 0 of 16 after this switch). Exiting mid-swap is test_obs_exit's job.
+        program(session, "Scratch scene")
     assert session.obs.returncode == 0, f"OBS exited with {session.obs.returncode}"
     collection = session.saved_collection()  # what OBS wrote on exit
     script_settings = collection["modules"]["scripts-tool"][0]["settings"]
@@ -532,3 +536,4 @@ def test_render_thread_cost_is_reported(obs, capsys):
         assert row["with_filter"]["render_ms"]["n"] > 10
         assert row["without_filter"]["obs_frame_ms"] > 0
         assert row["builtin_filter"]["obs_frame_ms"] > 0
+

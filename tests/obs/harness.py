@@ -45,6 +45,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+DISCONNECTED = "has disconnected with code"  # obs-websocket's log line for a closed client
+
+
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.25):
     """Poll `check()` until it returns something truthy; TimeoutError naming `what`."""
     deadline = time.monotonic() + timeout
@@ -229,9 +232,16 @@ class ObsSession:
     def stop(self) -> int | None:
         """Stop OBS (then Xvfb); OBS's exit code, or None if it was not running."""
         if self.client is not None:
+            closed = self.log_text().count(DISCONNECTED) + 1
             with contextlib.suppress(Exception):  # OBS may already be gone
                 self.client.disconnect()
             self.client = None
+            # obs-websocket 5 (OBS 29) can crash when a client's close is still being
+            # handled as OBS shuts down its server: let it finish first
+            with contextlib.suppress(TimeoutError):
+                wait_for(lambda: not self.running
+                         or self.log_text().count(DISCONNECTED) >= closed, 5,
+                         "obs-websocket to log the disconnection", interval=0.05)
         code = self._end(self.obs, signal.SIGINT, 30)
         self._end(self.xvfb, signal.SIGTERM, 10)
         if getattr(self, "obs_log", None):
