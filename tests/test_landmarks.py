@@ -127,22 +127,30 @@ def test_horizontal_flip_swaps_left_and_right(photo):
     assert face.points5[0, 0] < face.points5[1, 0]
 
 
-@pytest.mark.parametrize("canvas", [(640, 480), (1280, 720)])
-def test_every_face_of_48_px_or_more_is_found(astronaut, canvas):
+@pytest.mark.parametrize("canvas, sizes", [((640, 480), (48, 64, 96, 160)),
+                                           ((1280, 720), (48, 64, 96, 160, 300))])
+def test_every_face_of_48_px_or_more_is_found(astronaut, canvas, sizes):
     box = FaceDetector("full").detect(astronaut, "rgb")[0]
+    # the face with a margin of 0.4 face sizes each side, so large faces still fit the canvas
+    cx, cy = (box.box[:2] + box.box[2:]) / 2
+    half = 0.9 * box.size
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    crop = astronaut[y0:int(cy + half), x0:int(cx + half)]
     w, h = canvas
-    for target in (48, 64, 96, 160, 300):
+    for target in sizes:
         s = target / box.size
-        if 512 * s > min(w, h):
-            continue
-        small = cv2.resize(astronaut, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(crop, None, fx=s, fy=s,
+                           interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
         frame = np.full((h, w, 3), 100, np.uint8)
         x, y = w - small.shape[1] - 7, h - small.shape[0] - 5
+        assert x >= 0 and y >= 0, f"{target} px face does not fit {w}x{h}"
         frame[y:y + small.shape[0], x:x + small.shape[1]] = small
         faces = faces_in_image(frame, "rgb")
         assert len(faces) == 1, f"{target} px face in {w}x{h}"
         found = faces[0].box
         assert found[0] > x and found[2] < x + small.shape[1]
+        size = max(found[2] - found[0], found[3] - found[1])
+        assert 0.8 * target < size < 1.25 * target, f"{target} px face found as {size:.0f} px"
 
 
 def test_points68_and_named_subsets(astronaut):

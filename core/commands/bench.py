@@ -141,8 +141,10 @@ def _run_open(service: SwapService, frames: list[np.ndarray], count: int, fps: f
     """Submit at `fps` like a camera while sampling each new result's stage times."""
     done = threading.Event()
 
+    before = service.latest_result()  # the warm-up's: not one of these frames
+
     def sample() -> None:
-        seen = 0
+        seen = before.seq if before is not None else 0
         while not done.is_set():
             result = service.wait_result(after_seq=seen, timeout=0.2)
             if result is not None:
