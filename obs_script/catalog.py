@@ -34,6 +34,11 @@ class ModelCatalog:
         """The last scan's entries; None while the first scan is still running."""
         return self._entries
 
+    def swapper_names(self) -> list[str] | None:
+        """Names of the usable swap models, in scan order; None while the first scan runs."""
+        entries = self._entries
+        return None if entries is None else [e.name for e in entries if e.is_swapper]
+
     def refresh(self, then: Callable[[], None] | None = None) -> None:
         """Scan again in the background (never blocks); `then()` runs on the scan thread
         once a scan that started after this call has finished."""

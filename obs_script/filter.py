@@ -287,14 +287,20 @@ class FaceSwapFilter:
         self.renders += 1
 
     # --- status thread -------------------------------------------------------------------
+    def watch_model_file(self) -> None:
+        """Find the file behind the current model (see poll). Resolving a registry name can
+        scan the models folder, so the status thread calls this outside the registration
+        lock (which a filter's create and destroy wait for); Python state only."""
+        settings = self.settings
+        if self._watched[0] is not settings:
+            self._watched = (settings, model_file(settings))
+
     def poll(self) -> dict:
         """Refresh `problem` and return this filter's status (engine + render timings)."""
         status = self.service.status()
-        settings = self.settings
         watched_settings, path = self._watched
-        if watched_settings is not settings:
-            path = model_file(settings)
-            self._watched = (settings, path)
+        if watched_settings is not self.settings:
+            path = None  # settings changed since watch_model_file: checked next time
         if self.settings_error:
             problem = self.settings_error
         elif status["state"] == "error":

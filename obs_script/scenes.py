@@ -200,11 +200,10 @@ class SceneSwitcher:
     def step(self, step: int) -> None:
         from obs_script.catalog import CATALOG  # scanned in the background, not on the UI
 
-        scanned = CATALOG.entries()
-        if scanned is None:
+        names = CATALOG.swapper_names()
+        if names is None:
             L.log(L.LOG_INFO, "model list still being scanned: try the hotkey again")
             return
-        names = [e.name for e in scanned if e.is_swapper]
         with self.live() as filters:
             for flt in self.on_program(filters):
                 model = step_model(names, flt.settings.model, step)

@@ -52,8 +52,12 @@ class Host:
 
     def collect(self) -> dict:
         state = registration.STATE
-        with registration.live_instances() as filters:
-            polled = [f.poll() for f in filters]
+        with registration.live_instances() as live:
+            watched = list(live)
+        for f in watched:  # may scan the models folder: not while create/destroy wait
+            f.watch_model_file()
+        with registration.live_instances() as live:
+            polled = [f.poll() for f in live]
         return {"time": time.time(), "obs_version": L.text(L.obs_get_version_string()),
                 "pid": os.getpid(), "loads": state.loads, "registrations": state.registrations,
                 "scene": self.scenes.scene, "scene_models": self.scenes.mapping,
@@ -88,11 +92,10 @@ def engine_report() -> str:
         lines.append(f"Engine ready: onnxruntime {ort.__version__}, Python "
                      f"{sys.version.split()[0]}")
         lines.append("Devices: " + "; ".join(found))
-        scanned = CATALOG.entries()  # scanned in the background: this runs on the UI thread
-        if scanned is None:
+        models = CATALOG.swapper_names()  # scanned in the background: this is the UI thread
+        if models is None:
             lines.append(f"Models: scanning models... ({SwapSettings().model} is ready)")
         else:
-            models = [e.name for e in scanned if e.is_swapper]
             lines.append(f"Models ({len(models)}): " + ", ".join(models))
         if CATALOG.error:
             lines.append(f"<b style='color:#d33'>Model scan failed:</b> {CATALOG.error}")

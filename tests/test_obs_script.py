@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from doubles import write_doubles
 
+from core import registry
 from core.errors import FaceSwapError
 from core.settings import SwapSettings
 
@@ -331,6 +333,20 @@ def test_model_catalog_scans_in_the_background(tmp_path):
     release.set()
     assert done.wait(10) and catalog.entries() == ["entry"]
     assert catalog.wait(10) and catalog.scans == 1
+
+
+def test_model_catalog_names_the_swap_models_only(tmp_path):
+    """What the hotkeys step through and the description lists: swappers, not helpers or
+    unusable files."""
+    write_doubles(tmp_path, resolution=64, broken=True)
+    catalog = ModelCatalog(lambda: registry.scan([tmp_path]))
+    assert catalog.swapper_names() is None  # not scanned yet
+    catalog.refresh()
+    assert catalog.wait(30)
+    names = catalog.swapper_names()
+    assert names[0] == "persona:default"
+    assert {"double_64", "double_amp_64", "inswapper_128"} <= set(names)
+    assert not {"w600k_r50", "truncated", "not_onnx", "foreign"} & set(names)
 
 
 def test_model_catalog_keeps_the_last_list_when_a_scan_fails():
