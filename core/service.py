@@ -75,6 +75,19 @@ class SwapService:
         except RuntimeError:  # stopped by another thread just now: the frame is not wanted
             return None
 
+    def wait_loaded(self, timeout: float = 300.0) -> None:
+        """Block until the model is loaded. For hosts with nothing to show meanwhile (files,
+        benchmarks): frames sent during a load only pass through. FaceSwapError with the
+        load's error if it failed, or if it takes longer than `timeout` seconds."""
+        deadline = time.perf_counter() + timeout
+        while (status := self.status())["state"] == "loading":
+            if time.perf_counter() > deadline:
+                raise FaceSwapError(f"model {status['requested_model']} still loading after "
+                                    f"{timeout:.0f} s")
+            time.sleep(0.01)
+        if status["state"] == "error":
+            raise FaceSwapError(status["last_error"])
+
     def wants_frame(self, within_s: float) -> bool:
         """Whether a frame submitted now is worth it (see Worker.wants_frame): hosts skip
         grabbing frames a slow model would never see."""

@@ -232,6 +232,9 @@ def test_live_input_errors(capsys, tmp_path):
     assert "no such file" in capsys.readouterr().err
     assert main(["live", "--screen", "0,0,5", "--no-window"]) == 2
     assert "X,Y,W,H" in capsys.readouterr().err
+    image = str(DATA / "astronaut.png")
+    assert main(["live", "--input", image, "--model", "nope", "--no-window"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb for a screen to capture")

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from core.errors import FaceSwapError
 from core.pipeline import Pipeline
 from core.service import SwapService
 from core.settings import SwapSettings
@@ -117,6 +118,27 @@ def test_frames_pass_through_while_loading(frame):
         assert not np.array_equal(run_frames(service, frame, 2)[-1].frame, frame)
     finally:
         factory.gate.set()
+        assert service.stop()
+
+
+def test_wait_loaded_returns_once_ready_and_raises_the_load_error():
+    factory = Factory()
+    factory.gate = threading.Event()
+    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
+    try:
+        with pytest.raises(FaceSwapError, match="still loading after 0 s"):
+            service.wait_loaded(timeout=0.2)  # the gate holds the build open
+        factory.gate.set()
+        service.wait_loaded(timeout=30)
+        assert service.status()["state"] == "ready"
+    finally:
+        factory.gate.set()
+        assert service.stop()
+    service = SwapService(SETTINGS.with_changes(model="no-such-model"), fmt="rgba")
+    try:
+        with pytest.raises(FaceSwapError, match="no-such-model"):
+            service.wait_loaded(timeout=30)
+    finally:
         assert service.stop()
 
 

@@ -207,13 +207,7 @@ def run_bench(settings: SwapSettings, frames: list[np.ndarray], count: int, warm
     start = time.perf_counter()
     service = SwapService(settings, fmt="bgr", pipeline_factory=capture)
     try:
-        while service.status()["state"] == "loading":
-            time.sleep(0.01)
-        status = service.status()
-        if status["state"] == "error":
-            from core.errors import FaceSwapError
-
-            raise FaceSwapError(status["last_error"])
+        service.wait_loaded()
         build_ms = (time.perf_counter() - start) * 1000.0
         _run_closed(service, frames, warmup, [], [])
         alone = _ModelAlone(capture.pipeline, model_runs, count)

@@ -240,12 +240,12 @@ def run(args: argparse.Namespace) -> int:
                                name="face-swap-capture", daemon=True)
     writer = camera = None
     shown, seen = 0, 0
-    while service.status()["state"] == "loading":  # frames would only pass through
-        time.sleep(0.02)
-    if service.status()["state"] == "error":
+    try:
+        service.wait_loaded()  # frames would only pass through
+    except FaceSwapError:
         service.stop()
         source.close()
-        raise FaceSwapError(service.status()["last_error"])
+        raise
     started = time.perf_counter()
     capture.start()
     try:
