@@ -18,6 +18,7 @@ from conftest import DATA
 from doubles import build_dfm, save, write_truncated
 from obs.bench_render import CLIP_FPS, builtin_filter, measure, write_bench_images, write_clip
 from obs.harness import (
+    OBS_FPS,
     ObsSession,
     face_swap_filter,
     image_source,
@@ -521,7 +522,8 @@ def test_a_slow_model_is_not_fed_frames_it_would_drop(obs):
         assert swapped >= 2 and now["errors"] == 0, now
         # a few frames handed over per swap at most (before: every frame, ~20 per swap here)
         assert taken <= 4 * swapped + 2, f"{source}: {taken} handed over for {swapped} swaps"
-        if now["timings"]["total"] > 300:  # a swap spans many frames: most are left alone
+        # a swap spanning many OBS frames: most of them are left alone
+        if now["timings"]["total"] > 8 * 1000 / OBS_FPS:
             assert left > taken, f"{source}: {left} frames left alone, {taken} handed over"
     # what is drawn is the swap (random weights: a faint change, but a change)
     assert not np.array_equal(obs.screenshot("Slow"), obs.screenshot("Plain"))

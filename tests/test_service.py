@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -53,6 +55,20 @@ class Factory:
         return Recorded(settings, self.log, len(self.built), self.gate)
 
 
+@contextmanager
+def serving(settings: SwapSettings = SETTINGS, factory: Factory | None = None
+            ) -> Iterator[SwapService]:
+    """A service for one test, stopped (promptly) however the test ends; a build the
+    factory's gate holds open is released first."""
+    service = SwapService(settings, fmt="rgba", pipeline_factory=factory)
+    try:
+        yield service
+    finally:
+        if factory is not None and factory.gate is not None:
+            factory.gate.set()
+        assert service.stop()
+
+
 @pytest.fixture(scope="module")
 def frame(astronaut) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(astronaut, cv2.COLOR_RGB2RGBA))
@@ -83,8 +99,7 @@ def run_frames(service, frame, count):
 
 
 def test_loads_in_background_then_swaps(frame):
-    service = SwapService(SETTINGS, fmt="rgba")
-    try:
+    with serving() as service:
         assert service.status()["state"] in ("loading", "ready")
         status = wait_state(service, "ready")
         assert status["model"] == "persona:default" and status["provider"]
@@ -97,15 +112,12 @@ def test_loads_in_background_then_swaps(frame):
         assert status["frames_out"] >= 5 and status["errors"] == 0 and status["dropped"] == 0
         assert status["fps"] > 0 and status["latency_ms"]["p95"] >= status["latency_ms"]["p50"]
         assert status["timings"]["total"] > 0 and status["last_error"] == ""
-    finally:
-        assert service.stop(timeout=1.0)
 
 
 def test_frames_pass_through_while_loading(frame):
     factory = Factory()
     factory.gate = threading.Event()
-    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
-    try:
+    with serving(factory=factory) as service:
         for _ in range(3):
             sent = frame.copy()
             service.submit(sent)
@@ -116,35 +128,24 @@ def test_frames_pass_through_while_loading(frame):
         factory.gate.set()
         wait_state(service, "ready")
         assert not np.array_equal(run_frames(service, frame, 2)[-1].frame, frame)
-    finally:
-        factory.gate.set()
-        assert service.stop()
 
 
 def test_wait_loaded_returns_once_ready_and_raises_the_load_error():
     factory = Factory()
     factory.gate = threading.Event()
-    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
-    try:
+    with serving(factory=factory) as service:
         with pytest.raises(FaceSwapError, match="still loading after 0 s"):
             service.wait_loaded(timeout=0.2)  # the gate holds the build open
         factory.gate.set()
         service.wait_loaded(timeout=30)
         assert service.status()["state"] == "ready"
-    finally:
-        factory.gate.set()
-        assert service.stop()
-    service = SwapService(SETTINGS.with_changes(model="no-such-model"), fmt="rgba")
-    try:
-        with pytest.raises(FaceSwapError, match="no-such-model"):
-            service.wait_loaded(timeout=30)
-    finally:
-        assert service.stop()
+    with (serving(SETTINGS.with_changes(model="no-such-model")) as service,
+          pytest.raises(FaceSwapError, match="no-such-model")):
+        service.wait_loaded(timeout=30)
 
 
 def test_unknown_model_is_an_error_state_and_passes_frames_through(frame):
-    service = SwapService(SETTINGS.with_changes(model="no-such-model"), fmt="rgba")
-    try:
+    with serving(SETTINGS.with_changes(model="no-such-model")) as service:
         status = wait_state(service, "error")
         assert "no-such-model" in status["last_error"]
         assert "\n" not in status["last_error"]
@@ -152,27 +153,21 @@ def test_unknown_model_is_an_error_state_and_passes_frames_through(frame):
         assert np.array_equal(result.frame, frame)
         service.apply(SETTINGS)  # the user fixes the model: it loads
         assert wait_state(service, "ready")["model"] == "persona:default"
-    finally:
-        assert service.stop()
 
 
 def test_failed_switch_keeps_the_running_model(frame):
-    service = SwapService(SETTINGS, fmt="rgba")
-    try:
+    with serving() as service:
         wait_state(service, "ready")
         service.apply(SETTINGS.with_changes(model="no-such-model"))
         status = wait_state(service, "error", frame)
         assert status["model"] == "persona:default" and "no-such-model" in status["last_error"]
         result = run_frames(service, frame, 1)[0]
         assert result.ok and not np.array_equal(result.frame, frame)  # still swapping
-    finally:
-        assert service.stop()
 
 
 def test_live_settings_apply_without_a_rebuild(frame):
     factory = Factory()
-    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
-    try:
+    with serving(factory=factory) as service:
         wait_state(service, "ready")
         before = run_frames(service, frame, 2)[-1].frame
         service.apply(SETTINGS.with_changes(opacity=0.3))
@@ -181,8 +176,6 @@ def test_live_settings_apply_without_a_rebuild(frame):
         assert service.status()["state"] == "ready"
         # a weaker swap sits closer to the original frame
         assert np.abs(after.astype(int) - frame).sum() < np.abs(before.astype(int) - frame).sum()
-    finally:
-        assert service.stop()
 
 
 def test_model_switch_while_frames_flow_is_atomic(frame):
@@ -190,8 +183,7 @@ def test_model_switch_while_frames_flow_is_atomic(frame):
     pipeline, the new one only ever sees frames after its construction and warm-up, and
     no frame in the closed loop goes without a result."""
     factory = Factory()
-    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
-    try:
+    with serving(factory=factory) as service:
         wait_state(service, "ready")
         factory.gate = threading.Event()
         service.apply(SETTINGS.with_changes(reference=str(DATA / "grace_hopper.jpg")))
@@ -213,17 +205,12 @@ def test_model_switch_while_frames_flow_is_atomic(frame):
         assert live == [1] * switch + [2] * (len(live) - switch)
         warmups = [tag for tag, _, thread in factory.log if thread == "face-swap-build"]
         assert warmups == [1, 2]  # each pipeline was warmed up before going live
-    finally:
-        if factory.gate is not None:
-            factory.gate.set()
-        assert service.stop()
 
 
 def test_settings_changed_during_a_build_are_coalesced(frame):
     factory = Factory()
     factory.gate = threading.Event()
-    service = SwapService(SETTINGS, fmt="rgba", pipeline_factory=factory)
-    try:
+    with serving(factory=factory) as service:
         for opacity in (0.9, 0.8, 0.7):
             service.apply(SETTINGS.with_changes(opacity=opacity))
         factory.gate.set()
@@ -231,18 +218,12 @@ def test_settings_changed_during_a_build_are_coalesced(frame):
         assert len(factory.built) == 1  # the live-able changes went onto the first build
         run_frames(service, frame, 1)
         assert service._pipeline.settings.opacity == 0.7
-    finally:
-        factory.gate.set()
-        assert service.stop()
 
 
 def test_unavailable_device_is_reported_not_hidden(frame):
-    service = SwapService(SETTINGS.with_changes(device="cuda:7"), fmt="rgba")
-    try:
+    with serving(SETTINGS.with_changes(device="cuda:7")) as service:
         status = wait_state(service, "ready")
         assert "cuda:7" in status["device_note"] and "CPU" in status["device_note"]
-    finally:
-        assert service.stop()
 
 
 def test_stop_is_prompt_and_final(frame):
@@ -260,10 +241,7 @@ def test_bad_arguments(frame):
         SwapService(SETTINGS, fmt="yuv")
     with pytest.raises(ValueError, match="SwapSettings"):
         SwapService({"model": "x"})  # type: ignore[arg-type]
-    service = SwapService(SETTINGS, fmt="rgba")
-    try:
+    with serving() as service:
         with pytest.raises(ValueError, match="shape"):
             service.submit(frame[..., :3].copy())
         wait_state(service, "ready")
-    finally:
-        service.stop()

@@ -32,6 +32,7 @@ logging.getLogger("obsws_python").setLevel(logging.CRITICAL)  # refused connects
 SCRIPT = ROOT / "obs_script" / "face_swap.py"
 COLLECTION = "FaceSwapTest"
 PROFILE = "FaceSwapTest"
+OBS_FPS = 30  # the profile's frame rate
 
 
 def missing_tools() -> list[str]:
@@ -141,7 +142,7 @@ class ObsSession:
         self._write_ini(self.config / "basic" / "profiles" / PROFILE / "basic.ini", {
             "General": {"Name": PROFILE},
             "Video": {"BaseCX": width, "BaseCY": height, "OutputCX": width, "OutputCY": height,
-                      "FPSType": 1, "FPSInt": 30},
+                      "FPSType": 1, "FPSInt": OBS_FPS},
         })
         scenes = [s for s in self.sources if s["id"] == "scene"]
         collection = {
