@@ -13,7 +13,7 @@ import numpy as np
 
 from core.frame import check_frame, to_rgb
 from core.modelfiles import DETECTOR_FULL, DETECTOR_SHORT, builtin_model
-from core.runtime import get_session
+from core.runtime import get_session, run
 
 KINDS = ("short", "full", "auto")
 MIN_INPUT_FACE = 16.0  # px in the model input: smaller faces are missed (measured ~12)
@@ -224,7 +224,7 @@ class FaceDetector:
         image, m = letterbox(frame, size)
         x = to_rgb(image, fmt).astype(np.float32) * (2.0 / 255.0) - 1.0
         x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-        reg, cls = session.run(None, {session.get_inputs()[0].name: x})
+        reg, cls = run(session, {session.get_inputs()[0].name: x})
         logits = np.clip(cls[0, :, 0], -100.0, 100.0)
         keep = np.flatnonzero(logits > self._logit_threshold)
         if keep.size == 0:

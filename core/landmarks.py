@@ -17,7 +17,7 @@ from core.face import Face
 from core.frame import check_frame, to_rgb
 from core.modelfiles import FACE_MESH, builtin_model
 from core.pose import head_pose
-from core.runtime import get_session
+from core.runtime import get_session, run
 
 INPUT_SIZE = 192
 ROI_SCALE = 1.5  # crop side = 1.5 x face extent, as MediaPipe's face_landmark graph does
@@ -132,7 +132,7 @@ class FaceMesh:
                               borderMode=cv2.BORDER_CONSTANT)
         x = to_rgb(crop, fmt).astype(np.float32) * (1.0 / 255.0)
         x = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-        points, logit = self.session.run(None, {self._input: x})
+        points, logit = run(self.session, {self._input: x})
         pts = points.reshape(468, 3).astype(np.float64)
         inv = cv2.invertAffineTransform(m.astype(np.float64))
         out = np.empty((468, 3), np.float32)

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,13 +234,39 @@ def dummy_feed(session: ort.InferenceSession, batch: int = 1,
     return feed
 
 
+_run_options: weakref.WeakKeyDictionary[threading.Thread, ort.RunOptions] = \
+    weakref.WeakKeyDictionary()
+_run_options_lock = threading.Lock()
+
+
+def _thread_run_options(thread: threading.Thread) -> ort.RunOptions:
+    with _run_options_lock:
+        options = _run_options.get(thread)
+        if options is None:
+            options = _run_options[thread] = ort.RunOptions()
+        return options
+
+
+def run(session: ort.InferenceSession, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Every output of `session` for `feed`, under the calling thread's RunOptions, which
+    cancel_runs() can trip from another thread: every model run of the engine goes here."""
+    return session.run(None, feed, _thread_run_options(threading.current_thread()))
+
+
+def cancel_runs(thread: threading.Thread) -> None:
+    """End `thread`'s model runs with an error: the one in progress (at its next graph node)
+    and every later one. For a worker being stopped: a frame nobody will see is not worth
+    seconds of a slow model, nor a thread still inside onnxruntime when its host exits."""
+    _thread_run_options(thread).terminate = True
+
+
 def time_runs(session: ort.InferenceSession, feed: dict[str, np.ndarray],
               runs: int) -> list[float]:
     """Milliseconds of each of `runs` session.run calls on `feed`."""
     times = []
     for _ in range(max(1, runs)):
         start = time.perf_counter()
-        session.run(None, feed)
+        run(session, feed)
         times.append((time.perf_counter() - start) * 1000.0)
     return times
 

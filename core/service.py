@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from core import devices
+from core import devices, runtime
 from core.errors import FaceSwapError, one_line
 from core.frame import check_frame, color_channels
 from core.settings import SwapSettings
@@ -153,6 +153,10 @@ class SwapService:
         with self._lock:
             self._stopped = True
             builder = self._builder
+        # the frame in flight and a warm-up in progress end at their next graph node
+        runtime.cancel_runs(self._worker.thread)
+        if builder is not None:
+            runtime.cancel_runs(builder)
         stopped = self._worker.stop(timeout)
         if builder is not None and builder is not threading.current_thread():
             builder.join(max(0.0, deadline - time.perf_counter()))

@@ -174,6 +174,11 @@ class Worker:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread that runs `process` (a host may cancel its model runs at stop)."""
+        return self._thread
+
     def stop(self, timeout: float = 1.0) -> bool:
         """Stop taking frames and join the thread; True if it ended within `timeout` seconds."""
         with self._cond:
@@ -223,6 +228,10 @@ class Worker:
             if not isinstance(out, np.ndarray):
                 raise TypeError(f"process returned {type(out).__name__}, not a numpy array")
         except Exception as exc:  # isolate the stream from any failure in one frame
+            with self._cond:
+                stopping = self._stopping
+            if stopping:
+                return  # cut short by stop (a host cancels its model runs): not an error
             self._record_error(f"frame {seq}: ", exc)
             out, ok = frame, False
         end = time.perf_counter()

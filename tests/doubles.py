@@ -190,6 +190,20 @@ def build_foreign() -> onnx.ModelProto:
     return _model(graph)
 
 
+def build_slow_chain(nodes: int = 2000, size: int = 512) -> onnx.ModelProto:
+    """x (size, size) -> x @ W @ W ... (`nodes` MatMuls): seconds of CPU in many small
+    graph nodes, the shape of a slow model that a cancelled run stops part-way through."""
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((size, size)) / np.sqrt(size)).astype(np.float32)
+    names = ["x"] + [f"h{i}" for i in range(nodes)]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", [names[i], "w"], [names[i + 1]]) for i in range(nodes)],
+        "slow_chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, [size, size])],
+        [_const("w", w)])
+    return _model(graph)
+
+
 def synthetic_face(cx: float, cy: float, size: float, angle_deg: float = 0.0):
     """A Face with plausible FaceMesh geometry (oval, eyes, nose, mouth) for merge tests.
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 
 import numpy as np
 import onnx
 import pytest
+from doubles import build_slow_chain, save
 from onnx import TensorProto, helper
 
 from core import devices, runtime
@@ -125,6 +128,43 @@ def test_missing_and_corrupt_model_files(tmp_path):
     bad.write_bytes(b"not an onnx file")
     with pytest.raises(ModelFileError, match="cannot load model"):
         runtime.get_session(bad)
+
+
+@pytest.fixture(scope="module")
+def slow_session(tmp_path_factory):
+    path = save(build_slow_chain(size=256), tmp_path_factory.mktemp("slow") / "chain.onnx")
+    return runtime.get_session(path, "cpu", threads=1)
+
+
+def test_cancel_runs_ends_a_run_part_way_and_only_on_that_thread(slow_session, model):
+    feed = {"x": np.ones((256, 256), np.float32)}
+    outcome: dict[str, object] = {}
+
+    def worker() -> None:
+        start = time.perf_counter()
+        try:
+            runtime.run(slow_session, feed)
+            outcome["error"] = None
+        except Exception as exc:
+            outcome["error"] = str(exc)
+        outcome["seconds"] = time.perf_counter() - start
+        try:
+            runtime.run(slow_session, feed)  # a cancelled thread never runs a model again
+        except Exception as exc:
+            outcome["later"] = str(exc)
+
+    full = runtime.time_runs(slow_session, feed, 1)[0] / 1000.0  # this thread: not cancelled
+    thread = threading.Thread(target=worker)
+    thread.start()
+    time.sleep(full / 10)
+    runtime.cancel_runs(thread)
+    thread.join(full + 10)
+    assert "terminate" in str(outcome["error"]), outcome
+    took = outcome["seconds"]
+    assert took < full / 2, f"cancelled after {took:.2f} s of a {full:.2f} s run"
+    assert "terminate" in str(outcome["later"])
+    ones = np.ones((1, 4), np.float32)
+    assert runtime.run(runtime.get_session(model), {"x": ones})[0][0, 0] == 2.0  # others go on
 
 
 def test_warm_up_fills_dynamic_dims(model):

@@ -16,11 +16,13 @@ import cv2
 import numpy as np
 import pytest
 
+from core import runtime
 from core.errors import FaceSwapError
 from core.pipeline import Pipeline
 from core.service import SwapService
 from core.settings import SwapSettings
 from tests.conftest import DATA
+from tests.doubles import build_slow_chain, save
 
 SETTINGS = SwapSettings(label=False)
 
@@ -234,6 +236,41 @@ def test_stop_is_prompt_and_final(frame):
     assert service.submit(frame.copy()) is None  # ignored after stop: never raises
     service.apply(SETTINGS.with_changes(model="no-such-model"))
     assert service.status()["requested_model"] == "persona:default"  # nothing after stop
+
+
+class SlowModelPipeline(Pipeline):
+    """The real Pipeline behind a model that takes seconds a frame (a chain of MatMuls run
+    through core.runtime like every model of the engine)."""
+
+    def __init__(self, settings, session, started):
+        super().__init__(settings)
+        self.session, self.started, self.frames = session, started, 0
+
+    def process(self, frame, fmt, timestamp=None):
+        self.frames += 1
+        if self.frames > 1:  # the service's warm-up frame is quick
+            self.started.set()
+            runtime.run(self.session, {"x": np.ones((256, 256), np.float32)})
+        return super().process(frame, fmt, timestamp)
+
+
+def test_stop_cancels_the_slow_frame_in_flight(frame, tmp_path):
+    """Removing a filter (or quitting OBS) mid-frame must not wait out a slow model: the run
+    ends at its next graph node and the worker thread is gone within the stop's timeout."""
+    path = save(build_slow_chain(nodes=6000, size=256), tmp_path / "slow.onnx")
+    session = runtime.get_session(path, "cpu", threads=1)
+    started = threading.Event()
+    service = SwapService(SETTINGS, fmt="rgba",
+                          pipeline_factory=lambda s: SlowModelPipeline(s, session, started))
+    service.wait_loaded(timeout=60)
+    service.submit(frame.copy())
+    assert started.wait(10)
+    time.sleep(0.2)
+    begun = time.perf_counter()
+    assert service.stop(timeout=2.0), "worker still inside the model after 2 s"
+    assert time.perf_counter() - begun < 2.0
+    status = service.status()  # a frame cut short by stop is not an error
+    assert status["errors"] == 0 and status["last_error"] == "", status
 
 
 def test_bad_arguments(frame):

@@ -15,7 +15,7 @@ from core.align import align, whole_face_template
 from core.errors import ModelFileError
 from core.face import Face
 from core.frame import check_frame, to_bgr
-from core.runtime import get_session
+from core.runtime import get_session, run
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput
 
@@ -53,7 +53,7 @@ class DFMSwapper:
             if not 0.0 <= morph <= 1.0:
                 raise ValueError(f"morph must be within 0..1, got {morph}")
             feed[self.morph_name] = np.array([morph], np.float32)
-        face_mask, celeb, celeb_mask = self.session.run(None, feed)  # by position
+        face_mask, celeb, celeb_mask = run(self.session, feed)  # by position
         rgb = np.clip(celeb[0, ..., ::-1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
         mask = (face_mask[0, ..., 0] * celeb_mask[0, ..., 0]).astype(np.float32)
         return np.ascontiguousarray(rgb), mask

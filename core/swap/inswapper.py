@@ -21,7 +21,7 @@ from core.face import Face
 from core.frame import check_frame, to_rgb
 from core.imageio import read_rgb
 from core.modelfiles import file_version
-from core.runtime import get_session
+from core.runtime import get_session, run
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput
 
@@ -86,7 +86,7 @@ class InswapperSwapper:
         blob = (crop.astype(np.float32) - 127.5) / 127.5
         blob = np.ascontiguousarray(blob.transpose(2, 0, 1)[None])
         name = self.embedder.get_inputs()[0].name
-        return _normalise(self.embedder.run(None, {name: blob})[0].reshape(-1))
+        return _normalise(run(self.embedder, {name: blob})[0].reshape(-1))
 
     def identity(self, embedding: np.ndarray) -> np.ndarray:
         """The model's `source` input (1, 512) for a normalised ArcFace embedding."""
@@ -120,7 +120,7 @@ class InswapperSwapper:
         """Swapped 128 px RGB uint8 face for one aligned 128 px RGB uint8 crop."""
         blob = np.ascontiguousarray(
             (crop_rgb.astype(np.float32) * np.float32(1 / 255)).transpose(2, 0, 1)[None])
-        out = self.session.run(None, {self.target_name: blob, self.source_name: self.source})[0]
+        out = run(self.session, {self.target_name: blob, self.source_name: self.source})[0]
         rgb = np.clip(out[0].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(rgb)
 
