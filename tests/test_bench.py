@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import DATA
 
 from core import runtime
 from core.benchdfm import BenchDfmConfig, build_bench_dfm, ensure_bench_dfm, macs
@@ -23,7 +24,6 @@ from core.imageio import read_video_frames
 from core.landmarks import landmarks_for_image
 from core.registry import identify
 from core.track import FaceTracker
-from tests.conftest import DATA
 
 SMALL = BenchDfmConfig(resolution=64, ae_dims=32, e_dims=8, d_dims=8, d_mask_dims=4)
 

@@ -15,14 +15,14 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 import pytest
+from conftest import DATA
+from doubles import build_slow_chain, save
 
 from core import runtime
 from core.errors import FaceSwapError
 from core.pipeline import Pipeline
 from core.service import SwapService
 from core.settings import SwapSettings
-from tests.conftest import DATA
-from tests.doubles import build_slow_chain, save
 
 SETTINGS = SwapSettings(label=False)
 
