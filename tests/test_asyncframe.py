@@ -9,8 +9,11 @@ for YCrCb) and, for BT.709, the original RGB image the YUV was made from.
 from __future__ import annotations
 
 import ctypes as C
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -487,3 +490,14 @@ def test_source_frame_layout_matches_libobs_29_headers():
                        "timestamp": 104, "format": 112, "color_matrix": 116,
                        "full_range": 180, "max_luminance": 182, "color_range_min": 184,
                        "color_range_max": 196, "flip": 208, "flags": 209, "trc": 210}
+
+
+def test_conversion_benchmark_prints_every_case():
+    """tests/obs/bench_convert.py, the README's conversion figures: runs and prints a line per
+    format and size."""
+    script = Path(__file__).parent / "obs" / "bench_convert.py"
+    done = subprocess.run([sys.executable, str(script), "--frames", "2"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if " ms" in line]
+    assert len(lines) == 8 and all("p50" in line and "p95" in line for line in lines), lines
