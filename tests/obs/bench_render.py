@@ -9,10 +9,13 @@ effect filter: it too renders the parent into a texture, but never reads it back
 Run alone:  .venv/bin/python tests/obs/bench_render.py   (prints one line per source)
             .venv/bin/python tests/obs/bench_render.py --texrender   (media sources through
             the texrender path too, FACE_SWAP_ASYNC_FRAMES=0: the cost before raw frames)
+            ... --model PATH --threads 1   (another swap model, e.g. the bench DFM from
+            `python -m core bench --make-bench-dfm DIR`: a model slower than OBS's frames)
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -105,11 +108,12 @@ def measure(obs: ObsSession, scene_name: str, source: str) -> dict:
     OBS's Color Correction filter alone."""
     obs.client.set_current_program_scene(scene_name)
     obs.client.set_source_filter_enabled(source, "Face Swap", True)
-    obs.wait_filter(source, lambda f: f["swapping"] and f["frames_out"] > 5, 120,
-                    f"{source} swapping")
+    before = obs.wait_filter(source, lambda f: f["swapping"] and f["frames_out"] > 5, 120,
+                             f"{source} swapping")
     time.sleep(SETTLE_S)
     status = obs.status()
     on = dict(obs.filter_status(source), obs_frame_ms=status["obs_frame_ms"])
+    counts = {k: on[k] - before[k] for k in ("frames_not_grabbed", "frames_in", "frames_out")}
     obs.client.set_source_filter_enabled(source, "Face Swap", False)
     time.sleep(SETTLE_S)
     off = {"obs_frame_ms": obs.status()["obs_frame_ms"]}
@@ -128,7 +132,9 @@ def measure(obs: ObsSession, scene_name: str, source: str) -> dict:
         grab = (f"parent render p50 {p['p50']:.2f}, gs_stage_texture p50 {s['p50']:.2f} / "
                 f"p95 {s['p95']:.2f}")
     line = (f"{source} {size} [{on['grab']}]: video_render p50 {r['p50']:.2f} / p95 "
-            f"{r['p95']:.2f} ms (n={r['n']}; {grab}); worker {on['fps']} fps, "
+            f"{r['p95']:.2f} ms (n={r['n']}; {grab}); in {SETTLE_S:.0f} s: "
+            f"{counts['frames_in']} frames handed over, {counts['frames_not_grabbed']} left alone, "
+            f"{counts['frames_out']} swapped; worker {on['fps']} fps, "
             f"{on['model']} latency p50 {on['latency_ms']['p50']} ms; OBS avg frame "
             f"{on['obs_frame_ms']:.2f} ms with the filter, {off['obs_frame_ms']:.2f} ms without, "
             f"{builtin['obs_frame_ms']:.2f} ms with OBS's {BUILTIN} filter instead")
@@ -136,14 +142,22 @@ def measure(obs: ObsSession, scene_name: str, source: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    env = {"FACE_SWAP_ASYNC_FRAMES": "0"} if "--texrender" in argv else {}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texrender", action="store_true",
+                        help="media sources through the texrender path too")
+    parser.add_argument("--model", help="swap model (default: the built-in persona)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: automatic)")
+    args = parser.parse_args(argv)
+    env = {"FACE_SWAP_ASYNC_FRAMES": "0"} if args.texrender else {}
+    settings = {"label": False, "threads": args.threads,
+                **({"model": str(Path(args.model).resolve())} if args.model else {})}
     with tempfile.TemporaryDirectory(prefix="obs_bench_") as tmp:
         files = {**write_bench_images(Path(tmp)), **write_bench_clips(Path(tmp))}
         sources, scenes = [], []
         for name, path in files.items():
             source = name.capitalize()
             make = media_source if path.suffix == ".mp4" else image_source
-            sources.append(make(source, path, [face_swap_filter(settings={"label": False}),
+            sources.append(make(source, path, [face_swap_filter(settings=settings),
                                                builtin_filter()]))
             scenes.append(scene(f"Scene {name}", [scene_item(source, 1, scale=0.5)]))
         with ObsSession(Path(tmp), sources + scenes, env=env) as obs:
