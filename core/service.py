@@ -242,4 +242,5 @@ class SwapService:
     def _install_locked(self, pipeline: Any, build_ms: float) -> None:
         self._pipeline = pipeline  # one reference assignment: the next frame uses it whole
         self._state, self._build_error, self._build_ms = "ready", "", build_ms
+        self._worker.reset_timings()  # latency of this model, not of frames passed through
         self._building = False

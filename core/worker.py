@@ -132,6 +132,14 @@ class Worker:
                 return True
             return self._last_s - (now - self._busy_since) <= within_s
 
+    def reset_timings(self) -> None:
+        """Forget the latency and processing-time history (not the counters): a host that
+        switches what `process` does (a new model, or one after frames passed through while
+        it loaded) reports the new one's times, not a mix."""
+        with self._cond:
+            self._latency.clear()
+            self._process_ms.clear()
+
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run `fn` on the worker thread before the next frame (state changes without locks)."""
         with self._cond:

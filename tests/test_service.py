@@ -130,6 +130,9 @@ def test_frames_pass_through_while_loading(frame):
         factory.gate.set()
         wait_state(service, "ready")
         assert not np.array_equal(run_frames(service, frame, 2)[-1].frame, frame)
+        # the times reported are the model's, not those of the frames passed through
+        process_ms = service.status()["process_ms"]
+        assert process_ms["p50"] > 1.0, process_ms
 
 
 def test_wait_loaded_returns_once_ready_and_raises_the_load_error():
