@@ -24,7 +24,7 @@ import itertools
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +95,7 @@ class State:
 STATE: State = getattr(builtins, "_face_swap_filter_state", None) or State()
 builtins._face_swap_filter_state = STATE
 _ids = itertools.count(max(STATE.entries, default=0) + 1)
+_callbacks_lock = threading.Lock()  # this module is never reloaded: one lock for the process
 
 
 def _report(where: str) -> None:
@@ -205,22 +206,27 @@ def _on_property(name: str, key, props, prop, settings) -> bool:
         return False
 
 
+def _stable_callback(key: Any, make: Callable[[], Any]) -> int:
+    """Address of the CFUNCTYPE kept under `key`, made on first use. libobs holds these
+    pointers (property callbacks, queued tasks) across script reloads, so each is made once
+    and never replaced or collected; the lock keeps two threads from making one twice."""
+    with _callbacks_lock:
+        cb = STATE.callbacks.get(key)
+        if cb is None:
+            cb = STATE.callbacks[key] = make()
+    return C.cast(cb, C.c_void_p).value
+
+
 def button(name: str) -> int:
     """Address of a stable obs_property_clicked_t that calls on_property(name, ...)."""
-    cb = STATE.callbacks.get(("button", name))
-    if cb is None:
-        cb = STATE.callbacks[("button", name)] = L.BUTTON_CLICKED(
-            lambda props, prop, key: _on_property(name, key, props, prop, None))
-    return C.cast(cb, C.c_void_p).value
+    return _stable_callback(("button", name), lambda: L.BUTTON_CLICKED(
+        lambda props, prop, key: _on_property(name, key, props, prop, None)))
 
 
 def modified(name: str) -> int:
     """Address of a stable obs_property_modified2_t that calls on_property(name, ...)."""
-    cb = STATE.callbacks.get(("modified", name))
-    if cb is None:
-        cb = STATE.callbacks[("modified", name)] = L.MODIFIED2(
-            lambda key, props, prop, settings: _on_property(name, key, props, prop, settings))
-    return C.cast(cb, C.c_void_p).value
+    return _stable_callback(("modified", name), lambda: L.MODIFIED2(
+        lambda key, props, prop, settings: _on_property(name, key, props, prop, settings)))
 
 
 def _run_task(param) -> None:
@@ -234,12 +240,10 @@ def _run_task(param) -> None:
 
 def queue_ui(fn) -> None:
     """Run `fn()` soon on OBS's UI thread (obs_queue_task), through one stable callback."""
-    cb = STATE.callbacks.get("task")
-    if cb is None:
-        cb = STATE.callbacks["task"] = L.TASK(_run_task)
+    task = _stable_callback("task", lambda: L.TASK(_run_task))
     key = next(_ids)
     STATE.tasks[key] = fn
-    L.obs_queue_task(L.OBS_TASK_UI, C.cast(cb, C.c_void_p), key, False)
+    L.obs_queue_task(L.OBS_TASK_UI, task, key, False)
 
 
 def _register() -> None:
