@@ -121,19 +121,25 @@ def _candidates() -> list[str | None]:
     return names
 
 
-def load_library() -> C.CDLL:
-    """libobs for this platform; OSError naming the places tried if it is not found."""
+def find_library(names: list[str | None], symbol: str, what: str) -> C.CDLL:
+    """The first of `names` (None: this process) that loads and exports `symbol`; OSError
+    naming `what` and every place tried otherwise."""
     tried = []
-    for name in _candidates():
+    for name in names:
         try:
-            lib = C.CDLL(name)
+            found = C.CDLL(name)
         except OSError as exc:
             tried.append(f"{name}: {exc}")
             continue
-        if hasattr(lib, "obs_get_version"):
-            return lib
-        tried.append(f"{name or 'process'}: no obs_get_version")
-    raise OSError("libobs not found; tried " + "; ".join(tried))
+        if hasattr(found, symbol):
+            return found
+        tried.append(f"{name or 'process'}: no {symbol}")
+    raise OSError(f"{what} not found; tried " + "; ".join(tried))
+
+
+def load_library() -> C.CDLL:
+    """libobs for this platform; OSError naming the places tried if it is not found."""
+    return find_library(_candidates(), "obs_get_version", "libobs")
 
 
 lib = load_library()

@@ -29,17 +29,9 @@ def _scripting_library() -> C.CDLL:
     """OBS's scripting library, already loaded in this process (its soname differs by
     build: libobs-scripting.so.1 in Debian's OBS 29/30, .so.0 in OBS 32)."""
     names = {"win32": ["obs-scripting.dll"], "darwin": ["libobs-scripting.dylib"]}
-    tried = []
-    for name in [None, *names.get(sys.platform, ["libobs-scripting.so.0",
-                                                 "libobs-scripting.so.1"])]:
-        try:
-            lib = C.CDLL(name)
-        except OSError as exc:
-            tried.append(str(exc))
-            continue
-        if hasattr(lib, "obs_script_reload"):
-            return lib
-    raise OSError("obs_script_reload not found: " + "; ".join(tried))
+    return L.find_library(
+        [None, *names.get(sys.platform, ["libobs-scripting.so.0", "libobs-scripting.so.1"])],
+        "obs_script_reload", "OBS's scripting library")
 
 
 def reload_script(module) -> None:

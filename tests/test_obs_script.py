@@ -364,3 +364,10 @@ def test_model_catalog_keeps_the_last_list_when_a_scan_fails():
     catalog.refresh()
     assert catalog.wait(10) and catalog.entries() == ["a"]
     assert catalog.error == "OSError: folder unreadable"
+
+
+def test_find_library_names_every_place_tried():
+    with pytest.raises(OSError, match=r"^thing not found; tried libnope\.so\.9: .*; "
+                                      r"libc\.so\.6: no obs_nothing$"):
+        libobs.find_library(["libnope.so.9", "libc.so.6"], "obs_nothing", "thing")
+    assert hasattr(libobs.find_library([None], "obs_get_version", "libobs"), "obs_get_version")
