@@ -370,4 +370,5 @@ def test_find_library_names_every_place_tried():
     with pytest.raises(OSError, match=r"^thing not found; tried libnope\.so\.9: .*; "
                                       r"libc\.so\.6: no obs_nothing$"):
         libobs.find_library(["libnope.so.9", "libc.so.6"], "obs_nothing", "thing")
-    assert hasattr(libobs.find_library([None], "obs_get_version", "libobs"), "obs_get_version")
+    found = libobs.find_library(["libnope.so.9", libobs.lib._name], "obs_get_version", "libobs")
+    assert found._name == libobs.lib._name
