@@ -64,7 +64,7 @@ class SwapSettings:
 
     def with_pairs(self, pairs: list[str]) -> SwapSettings:
         """A copy with "name=value" strings applied (the CLI's --set), typed per field."""
-        types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
+        types = field_types()
         changes: dict[str, object] = {}
         for pair in pairs:
             name, sep, text = pair.partition("=")
@@ -91,3 +91,10 @@ class SwapSettings:
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         return replace(self, **changes)
+
+
+def field_types() -> dict[str, type]:
+    """Each setting's name and value type (bool, int, float or str), in field order: what
+    hosts that store settings as typed key/value pairs (the CLI's --set, OBS data) go by."""
+    defaults = SwapSettings()
+    return {f.name: type(getattr(defaults, f.name)) for f in fields(SwapSettings)}

@@ -6,42 +6,33 @@ a filter added with no settings at all gets SwapSettings() (built-in persona on 
 
 from __future__ import annotations
 
-from dataclasses import fields
-
-from core.settings import SwapSettings
+from core.settings import SwapSettings, field_types
 from obs_script import libobs as L
 
 DEFAULTS = SwapSettings()
-_KINDS = {f.name: type(getattr(DEFAULTS, f.name)) for f in fields(SwapSettings)}
+_KINDS = field_types()
+# value type -> (obs_data set-default, obs_data get, Python -> C, C -> Python)
+_ACCESS = {
+    bool: (L.obs_data_set_default_bool, L.obs_data_get_bool, bool, bool),
+    int: (L.obs_data_set_default_int, L.obs_data_get_int, int, int),
+    float: (L.obs_data_set_default_double, L.obs_data_get_double, float, float),
+    str: (L.obs_data_set_default_string, L.obs_data_get_string, str.encode, L.text),
+}
 
 
 def write_defaults(data: int) -> None:
     """Register SwapSettings' defaults on `data` (what an unset key reads as)."""
     for name, kind in _KINDS.items():
-        key, value = name.encode(), getattr(DEFAULTS, name)
-        if kind is bool:
-            L.obs_data_set_default_bool(data, key, value)
-        elif kind is int:
-            L.obs_data_set_default_int(data, key, value)
-        elif kind is float:
-            L.obs_data_set_default_double(data, key, value)
-        else:
-            L.obs_data_set_default_string(data, key, value.encode())
+        set_default, _, to_c, _ = _ACCESS[kind]
+        set_default(data, name.encode(), to_c(getattr(DEFAULTS, name)))
 
 
 def read(data: int) -> SwapSettings:
     """The SwapSettings stored in `data`; ValueError naming a bad value (e.g. faces='x')."""
     values: dict[str, object] = {}
     for name, kind in _KINDS.items():
-        key = name.encode()
-        if kind is bool:
-            values[name] = bool(L.obs_data_get_bool(data, key))
-        elif kind is int:
-            values[name] = int(L.obs_data_get_int(data, key))
-        elif kind is float:
-            values[name] = float(L.obs_data_get_double(data, key))
-        else:
-            values[name] = L.text(L.obs_data_get_string(data, key))
+        _, get, _, from_c = _ACCESS[kind]
+        values[name] = from_c(get(data, name.encode()))
     if not str(values["model"]).strip():
         values["model"] = DEFAULTS.model
     if not str(values["device"]).strip():

@@ -1,8 +1,10 @@
 """SwapSettings: validation and the CLI's NAME=VALUE overrides."""
 
+from dataclasses import fields
+
 import pytest
 
-from core.settings import SwapSettings
+from core.settings import SwapSettings, field_types
 
 
 def test_pairs_are_typed_per_field():
@@ -45,3 +47,11 @@ def test_out_of_range_values_are_refused_up_front(pair, message):
 
 def test_negative_erode_is_a_dilation_and_allowed():
     assert SwapSettings(erode=-5.0).erode == -5.0
+
+
+def test_field_types_cover_every_setting_with_its_value_type():
+    types = field_types()
+    assert list(types) == [f.name for f in fields(SwapSettings)]
+    assert set(types.values()) <= {bool, int, float, str}
+    assert types["label"] is bool and types["threads"] is int and types["erode"] is float
+    assert types["model"] is str
