@@ -145,9 +145,10 @@ def _load(path: str, requested: str, threads: int) -> tuple[ort.InferenceSession
         device = devices.cpu_device()
     first_run_ms = 0.0
     if device.kind != "cpu":
-        # A GPU session's first run allocates and picks convolution algorithms (~0.5 s per
-        # model on CUDA): done here, on the loading thread, not on a live frame. A model
-        # that cannot run on the zero input (dynamic sizes of 1) keeps its GPU session.
+        # A GPU session's first run allocates and picks convolution algorithms (on CUDA ~3 s
+        # for a process's first model, ~0.5 s after): done here, on the loading thread, not
+        # on a live frame. A model that cannot run on the zero input (dynamic sizes of 1)
+        # keeps its GPU session.
         try:
             first_run_ms = warm_up(session)
         except Exception:  # the first real frame pays for it instead
@@ -237,6 +238,7 @@ def dummy_feed(session: ort.InferenceSession, batch: int = 1,
 _run_options: weakref.WeakKeyDictionary[threading.Thread, ort.RunOptions] = \
     weakref.WeakKeyDictionary()
 _run_options_lock = threading.Lock()
+_local = threading.local()  # this thread's RunOptions, read without the lock on every run
 
 
 def _thread_run_options(thread: threading.Thread) -> ort.RunOptions:
@@ -250,7 +252,10 @@ def _thread_run_options(thread: threading.Thread) -> ort.RunOptions:
 def run(session: ort.InferenceSession, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Every output of `session` for `feed`, under the calling thread's RunOptions, which
     cancel_runs() can trip from another thread: every model run of the engine goes here."""
-    return session.run(None, feed, _thread_run_options(threading.current_thread()))
+    options = getattr(_local, "run_options", None)
+    if options is None:
+        options = _local.run_options = _thread_run_options(threading.current_thread())
+    return session.run(None, feed, options)
 
 
 def cancel_runs(thread: threading.Thread) -> None:

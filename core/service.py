@@ -75,13 +75,14 @@ class SwapService:
         except RuntimeError:  # stopped by another thread just now: the frame is not wanted
             return None
 
-    def wait_loaded(self, timeout: float = 300.0) -> None:
+    def wait_loaded(self, timeout: float | None = None) -> None:
         """Block until the model is loaded. For hosts with nothing to show meanwhile (files,
         benchmarks): frames sent during a load only pass through. FaceSwapError with the
-        load's error if it failed, or if it takes longer than `timeout` seconds."""
-        deadline = time.perf_counter() + timeout
+        load's error if it failed, or if it takes longer than `timeout` seconds (None: as
+        long as it takes - a first TensorRT engine build can take minutes)."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
         while (status := self.status())["state"] == "loading":
-            if time.perf_counter() > deadline:
+            if deadline is not None and time.perf_counter() > deadline:
                 raise FaceSwapError(f"model {status['requested_model']} still loading after "
                                     f"{timeout:.0f} s")
             time.sleep(0.01)
@@ -92,6 +93,10 @@ class SwapService:
         """Whether a frame submitted now is worth it (see Worker.wants_frame): hosts skip
         grabbing frames a slow model would never see."""
         return self._worker.wants_frame(within_s)
+
+    def last_seq(self) -> int:
+        """Sequence number of the newest frame submitted (results carry it); 0 before any."""
+        return self._worker.last_seq
 
     def latest_result(self) -> Result | None:
         """Newest output with its sequence number, times and ok flag (see core.worker)."""
@@ -128,6 +133,8 @@ class SwapService:
         return {
             "state": state,
             "model": getattr(pipeline, "model_name", "") if pipeline is not None else "",
+            # the file the running model was loaded from ("" for packaged personas)
+            "model_file": str(getattr(getattr(pipeline, "swapper", None), "path", "") or ""),
             "requested_model": requested.model,
             "device": requested.device,
             "provider": provider,
@@ -153,11 +160,13 @@ class SwapService:
         with self._lock:
             self._stopped = True
             builder = self._builder
-        # the frame in flight and a warm-up in progress end at their next graph node
+        # stopping first, so the worker sees a cancelled frame as cut short, not as an error;
+        # then the frame in flight and a warm-up in progress end at their next graph node
+        self._worker.stop(timeout=0.0)
         runtime.cancel_runs(self._worker.thread)
         if builder is not None:
             runtime.cancel_runs(builder)
-        stopped = self._worker.stop(timeout)
+        stopped = self._worker.stop(max(0.0, deadline - time.perf_counter()))
         if builder is not None and builder is not threading.current_thread():
             builder.join(max(0.0, deadline - time.perf_counter()))
         return stopped

@@ -183,6 +183,11 @@ class Worker:
         return self._thread.is_alive()
 
     @property
+    def last_seq(self) -> int:
+        """Sequence number of the newest frame handed over (0 before the first)."""
+        return self._seq
+
+    @property
     def thread(self) -> threading.Thread:
         """The thread that runs `process` (a host may cancel its model runs at stop)."""
         return self._thread
