@@ -248,7 +248,7 @@ class FrameFeed:
     `sink` (the swap service's submit). Older unconverted frames are dropped.
     """
 
-    def __init__(self, sink: Callable[[np.ndarray], None],
+    def __init__(self, sink: Callable[[np.ndarray], object],
                  name: str = "face-swap-convert") -> None:
         if not callable(sink):
             raise ValueError(f"sink must be callable, got {type(sink).__name__}")

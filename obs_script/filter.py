@@ -20,10 +20,7 @@ import os
 import threading
 import time
 from collections import deque
-from pathlib import Path
 
-from core.errors import FaceSwapError
-from core.registry import MODEL_SUFFIXES, resolve
 from core.service import SwapService
 from core.settings import SwapSettings
 from core.worker import percentile
@@ -62,7 +59,8 @@ def join_reapers(timeout: float = 2 * STOP_TIMEOUT_S + 1.0) -> bool:
 def _reap(feed: FrameFeed, service: SwapService) -> None:
     try:
         feed.stop(timeout=STOP_TIMEOUT_S)
-        service.stop(timeout=STOP_TIMEOUT_S)
+        if not service.stop(timeout=STOP_TIMEOUT_S):
+            L.log(L.LOG_WARNING, f"a closed filter's worker still ran after {STOP_TIMEOUT_S} s")
     finally:
         with _reapers_lock:
             _reapers.discard(threading.current_thread())
@@ -92,18 +90,6 @@ def other_async_filter(parent: int, ours: int) -> bool:
                for f in L.source_filters(parent))
 
 
-def model_file(settings: SwapSettings) -> Path | None:
-    """The file behind settings.model, to notice it vanishing; None for packaged personas."""
-    text = settings.model.strip()
-    path = Path(text).expanduser()
-    if path.suffix.lower() in MODEL_SUFFIXES:
-        return path
-    try:
-        return resolve(text).path
-    except FaceSwapError:
-        return None  # the service reports the unknown model itself
-
-
 class FaceSwapFilter:
     """Per-source state: the frame exchange, the swap service and render statistics."""
 
@@ -114,6 +100,7 @@ class FaceSwapFilter:
         self.render_ms: deque[float] = deque(maxlen=HISTORY)  # whole video_render
         self.renders = 0  # video_render calls that drew or passed through a frame
         self.frames_not_grabbed = 0  # frames left alone: the busy worker would not take them
+        self.obs_frame_ns = L.obs_get_frame_interval_ns()  # refreshed by poll(), not per frame
         self.parent_ms: deque[float] = deque(maxlen=HISTORY)  # the parent's own render
         self.stage_ms: deque[float] = deque(maxlen=HISTORY)  # gs_stage_texture
         self.copy_ms: deque[float] = deque(maxlen=HISTORY)  # filter_video (async parents)
@@ -130,14 +117,12 @@ class FaceSwapFilter:
         self.last_status: dict | None = None  # the last poll()'s status, for the panel
         self.grabbed_at = -1  # obs_get_video_frame_time() of the last grab
         self.rendered_at = -1  # obs_get_video_frame_time() of the last render call
-        self.submitted = 0  # the worker's seq of the newest frame handed to the service
         self.first_seq = 1  # results of older inputs are never drawn (set on a resume)
         self.skipped = 0  # renders that had a result but passed through (failed or stale)
         self.settings_error = ""
-        self._watched: tuple[SwapSettings | None, Path | None] = (None, None)
         self.settings = self._read(data) or SwapSettings()
         self.service = SwapService(self.settings, fmt="rgba")
-        self.feed = FrameFeed(self._submit)
+        self.feed = FrameFeed(self.service.submit)
 
     # --- UI thread -----------------------------------------------------------------------
     def _read(self, data: int) -> SwapSettings | None:
@@ -182,16 +167,8 @@ class FaceSwapFilter:
         model is loaded, every frame goes."""
         if not self.has_pipeline:
             return True
-        interval_ns = max(L.obs_get_frame_interval_ns(), frame_ns)
+        interval_ns = max(self.obs_frame_ns, frame_ns)
         return self.service.wants_frame(frames * interval_ns / 1e9)
-
-    def _submit(self, frame) -> None:
-        """Hand a frame to the service; `submitted` is the seq of the newest input (see
-        render). Called from the graphics thread and the feed's thread: the worker numbers
-        inputs, so no counter of ours can race."""
-        seq = self.service.submit(frame)
-        if seq is not None:
-            self.submitted = max(self.submitted, seq)
 
     # --- graphics thread -----------------------------------------------------------------
     def _blocked_by_other_filter(self, parent: int) -> bool:
@@ -243,7 +220,7 @@ class FaceSwapFilter:
     def drawable(self, result) -> bool:
         """Whether a worker Result may be drawn: a swap (not the input passed through after a
         processing error) of an input submitted since the last resume. Results are not
-        dropped for lagging `submitted` by N frames: a slow engine always lags by several
+        dropped for lagging the newest input by N frames: a slow engine always lags by several
         inputs, and that would flicker between swapped and original frames."""
         return result is not None and result.ok and result.seq >= self.first_seq
 
@@ -254,7 +231,7 @@ class FaceSwapFilter:
         height = L.obs_source_get_base_height(target) if target else 0
         frame_time = L.obs_get_video_frame_time()
         if self.rendered_at >= 0 and frame_time - self.rendered_at > RESUME_GAP_NS:
-            self.first_seq = self.submitted + 1  # re-enabled or shown again: no old swaps
+            self.first_seq = self.service.last_seq() + 1  # re-enabled or shown again: no old swaps
             self.exchange.forget_staged()  # nor a frame staged before the gap
         self.rendered_at = frame_time
         if not width or not height or self.problem:
@@ -276,7 +253,7 @@ class FaceSwapFilter:
                 self.parent_ms.append(self.exchange.parent_ms)
                 self.stage_ms.append(self.exchange.stage_ms)
                 if frame is not None:
-                    self._submit(frame)
+                    self.service.submit(frame)
         result = self.service.latest_result() if self.has_pipeline else None
         drawable = self.drawable(result)
         if result is not None and not drawable:
@@ -287,30 +264,21 @@ class FaceSwapFilter:
         self.renders += 1
 
     # --- status thread -------------------------------------------------------------------
-    def watch_model_file(self) -> None:
-        """Find the file behind the current model (see poll). Resolving a registry name can
-        scan the models folder, so the status thread calls this outside the registration
-        lock (which a filter's create and destroy wait for); Python state only."""
-        settings = self.settings
-        if self._watched[0] is not settings:
-            self._watched = (settings, model_file(settings))
-
     def poll(self) -> dict:
         """Refresh `problem` and return this filter's status (engine + render timings)."""
         status = self.service.status()
-        watched_settings, path = self._watched
-        if watched_settings is not self.settings:
-            path = None  # settings changed since watch_model_file: checked next time
+        self.obs_frame_ns = L.obs_get_frame_interval_ns()  # changes only on a video reset
+        path = status["model_file"]  # what the engine loaded: no registry lookup here
         if self.settings_error:
             problem = self.settings_error
         elif status["state"] == "error":
             problem = status["last_error"] or "engine error"
-        elif path is not None and not path.exists():
+        elif path and not os.path.exists(path):
             problem = f"model file removed while running: {path}"
         else:
             problem = ""
         if self.problem and not problem:
-            self.first_seq = self.submitted + 1  # swaps from before the problem stay unseen
+            self.first_seq = self.service.last_seq() + 1  # swaps from before it stay unseen
         self.problem = problem
         self.has_pipeline = bool(status["model"])
         status.update(filter=self.name, source=self.parent_name, problem=problem,

@@ -129,7 +129,7 @@ def find_library(names: list[str | None], symbol: str, what: str) -> C.CDLL:
         try:
             found = C.CDLL(name)
         except OSError as exc:
-            tried.append(f"{name}: {exc}")
+            tried.append(f"{name or 'process'}: {exc}")
             continue
         if hasattr(found, symbol):
             return found

@@ -53,10 +53,6 @@ class Host:
     def collect(self) -> dict:
         state = registration.STATE
         with registration.live_instances() as live:
-            watched = list(live)
-        for f in watched:  # may scan the models folder: not while create/destroy wait
-            f.watch_model_file()
-        with registration.live_instances() as live:
             polled = [f.poll() for f in live]
         return {"time": time.time(), "obs_version": L.text(L.obs_get_version_string()),
                 "pid": os.getpid(), "loads": state.loads, "registrations": state.registrations,

@@ -29,8 +29,9 @@ def _scripting_library() -> C.CDLL:
     """OBS's scripting library, already loaded in this process (its soname differs by
     build: libobs-scripting.so.1 in Debian's OBS 29/30, .so.0 in OBS 32)."""
     names = {"win32": ["obs-scripting.dll"], "darwin": ["libobs-scripting.dylib"]}
+    process = [] if sys.platform == "win32" else [None]  # CDLL(None) is POSIX-only
     return L.find_library(
-        [None, *names.get(sys.platform, ["libobs-scripting.so.0", "libobs-scripting.so.1"])],
+        [*process, *names.get(sys.platform, ["libobs-scripting.so.0", "libobs-scripting.so.1"])],
         "obs_script_reload", "OBS's scripting library")
 
 
