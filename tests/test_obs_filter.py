@@ -522,11 +522,12 @@ def test_a_slow_model_is_not_fed_frames_it_would_drop(obs):
         assert swapped >= 2 and now["errors"] == 0, now
         # a few frames handed over per swap at most (before: every frame, ~20 per swap here)
         assert taken <= 4 * swapped + 2, f"{source}: {taken} handed over for {swapped} swaps"
-        # a swap spanning many OBS frames: most of them are left alone
-        if now["timings"]["total"] > 8 * 1000 / OBS_FPS:
-            assert left > taken, f"{source}: {left} frames left alone, {taken} handed over"
+        # a swap spanning many OBS frames (the premise): most of them are left alone
+        assert now["timings"]["total"] > 8 * 1000 / OBS_FPS, now["timings"]
+        assert left > taken, f"{source}: {left} frames left alone, {taken} handed over"
     # what is drawn is the swap (random weights: a faint change, but a change)
-    assert not np.array_equal(obs.screenshot("Slow"), obs.screenshot("Plain"))
+    out, ref = obs.screenshot("Slow"), obs.screenshot("Plain")
+    assert changed(out, ref).sum() > 200
 
 
 def test_render_thread_cost_is_reported(obs, capsys):
