@@ -254,7 +254,7 @@ class Worker:
             self._frames_out += 1
             self._latency.append(result.latency_ms)
             self._process_ms.append((end - start) * 1000.0)
-            self._last_s = end - (self._busy_since or start)
+            self._last_s = end - self._busy_since
             self._busy_since = None
             self._out_times.append(end)
             if len(self._out_times) > self.FPS_SAMPLES:

@@ -19,7 +19,7 @@ import numpy as np
 TESTS = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(TESTS), str(TESTS.parent)]
 
-from test_asyncframe import LIMITED, obs_matrix  # noqa: E402
+from test_asyncframe import frame  # noqa: E402
 
 from core.worker import percentile  # noqa: E402
 from obs_script import asyncframe as A  # noqa: E402
@@ -31,7 +31,7 @@ FORMATS = (A.VIDEO_FORMAT_NV12, A.VIDEO_FORMAT_I420, A.VIDEO_FORMAT_YUY2, A.VIDE
 def raw_frame(fmt: int, width: int, height: int, rng: np.random.Generator) -> A.RawFrame:
     planes = [rng.integers(0, 256, shape, np.uint8) for shape in A.plane_layout(fmt, width,
                                                                                 height)]
-    return A.RawFrame(fmt, width, height, planes, obs_matrix("709", False), *LIMITED)
+    return frame(fmt, planes, width, height, space="709")
 
 
 def measure(frame: A.RawFrame, frames: int) -> tuple[float, float]:
