@@ -9,6 +9,10 @@ class ModelFileError(FaceSwapError):
     """A model file is missing, corrupt, or has the wrong signature."""
 
 
+class ModelOutputError(FaceSwapError):
+    """A model ran but its output is unusable (NaN, infinite): the model is broken."""
+
+
 class InputError(FaceSwapError):
     """An input image or video cannot be read or holds no usable face."""
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from core.frame import check_frame, color_channels, from_rgb
-from core.settings import CORNERS
+from core.settings import CORNERS, SwapSettings
 
 LABEL_TEXT = "AI face swap"
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -21,15 +21,18 @@ _BACKGROUND = (24, 24, 24)  # RGB
 _FOREGROUND = (255, 255, 255)
 
 
-def label_height(width: int, height: int) -> int:
-    """Box height: 4% of the shorter side, at least 16 px (still readable when small)."""
-    return max(16, int(round(0.04 * min(width, height))))
+DEFAULT_SIZE = SwapSettings.label_size  # % of the frame's shorter side
+
+
+def label_height(width: int, height: int, size: float = DEFAULT_SIZE) -> int:
+    """Box height: `size` % of the shorter side, at least 16 px (still readable when small)."""
+    return max(16, int(round(size / 100.0 * min(width, height))))
 
 
 @functools.lru_cache(maxsize=16)
-def _patch(width: int, height: int, fmt: str, text: str) -> np.ndarray:
+def _patch(width: int, height: int, fmt: str, text: str, size: float) -> np.ndarray:
     """The rendered label in `fmt` layout (opaque alpha); read-only, shared by all frames."""
-    box_h = min(label_height(width, height), height)
+    box_h = min(label_height(width, height, size), height)
     thickness = max(1, box_h // 14)
     scale = cv2.getFontScaleFromHeight(_FONT, int(box_h * 0.55), thickness)
     (text_w, text_h), _ = cv2.getTextSize(text, _FONT, scale, thickness)
@@ -48,11 +51,11 @@ def _patch(width: int, height: int, fmt: str, text: str) -> np.ndarray:
 
 
 def label_rect(width: int, height: int, fmt: str, corner: str = "bottom-right",
-               text: str = LABEL_TEXT) -> tuple[int, int, int, int]:
+               text: str = LABEL_TEXT, size: float = DEFAULT_SIZE) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the label in a width x height frame: a margin from `corner`."""
     if corner not in CORNERS:
         raise ValueError(f"label corner {corner!r}; expected one of {', '.join(CORNERS)}")
-    box_h, box_w = _patch(width, height, fmt, text).shape[:2]
+    box_h, box_w = _patch(width, height, fmt, text, size).shape[:2]
     margin = min(box_h // 2, width - box_w, height - box_h)
     x0 = margin if corner.endswith("left") else width - box_w - margin
     y0 = margin if corner.startswith("top") else height - box_h - margin
@@ -60,10 +63,10 @@ def label_rect(width: int, height: int, fmt: str, corner: str = "bottom-right",
 
 
 def draw_label(frame: np.ndarray, fmt: str, corner: str = "bottom-right",
-               text: str = LABEL_TEXT) -> tuple[int, int, int, int]:
+               text: str = LABEL_TEXT, size: float = DEFAULT_SIZE) -> tuple[int, int, int, int]:
     """Draw the label into `frame` in place; returns the only rectangle that was written."""
     check_frame(frame, fmt)
     height, width = frame.shape[:2]
-    x0, y0, x1, y1 = label_rect(width, height, fmt, corner, text)
-    frame[y0:y1, x0:x1] = _patch(width, height, fmt, text)
+    x0, y0, x1, y1 = label_rect(width, height, fmt, corner, text, size)
+    frame[y0:y1, x0:x1] = _patch(width, height, fmt, text, size)
     return x0, y0, x1, y1

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from core import privacy
 from core.devices import device_note
 from core.face import Face
 from core.frame import check_frame
@@ -24,21 +24,20 @@ from core.settings import REBUILD_FIELDS, SwapSettings
 from core.swap.base import SwapOutput, Swapper
 from core.track import FaceTracker, select_faces
 
-# Settings that need a new swapper or tracker (a rebuild); all others apply live.
 STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "merge", "lost", "label",
-          "total")
-PIXEL_BLOCKS = 10  # pixelate: blocks across the face, coarse enough to hide identity
-PIXELATE_MARGIN = 0.25  # pixelate: extra face size added on each side of the face box
+           "total")
+NO_LIMIT = 90.0  # degrees: a pose limit this wide never stops a swap
 
 
 @dataclass
-class _Swapped:
-    """The last frame's swap results, for on_lost = "hold" / "pixelate"."""
+class _FaceState:
+    """One face id over time: where it is, the swap last drawn on it, and the cross-fade."""
 
-    faces: list[Face]
-    outputs: list[SwapOutput]
-    time: float
-    shape: tuple[int, ...]  # the frame's shape: swaps of another resolution do not apply
+    face: Face  # last known position (tracked this frame, or when last seen)
+    seen: float  # when it was last tracked (s)
+    drawn: tuple[Face, SwapOutput] | None = None  # the last live swap and the face it fits
+    swapped: float | None = None  # when that swap was made (s)
+    weight: float = 1.0  # how much of the swap layer is shown (the cross-fade, 0..1)
 
 
 def build_swapper(settings: SwapSettings) -> Swapper:
@@ -48,28 +47,30 @@ def build_swapper(settings: SwapSettings) -> Swapper:
     return load_swapper(entry, settings.device, settings.threads, settings.reference)
 
 
-def pixelate(frame: np.ndarray, face: Face, blocks: int = PIXEL_BLOCKS) -> None:
-    """Coarse mosaic over `face`'s box plus a margin, in place, only inside that box."""
-    margin = PIXELATE_MARGIN * face.size
-    height, width = frame.shape[:2]
-    x0 = max(int(face.box[0] - margin), 0)
-    y0 = max(int(face.box[1] - margin), 0)
-    x1 = min(int(np.ceil(face.box[2] + margin)), width)
-    y1 = min(int(np.ceil(face.box[3] + margin)), height)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return
-    region = frame[y0:y1, x0:x1]
-    side = max(x1 - x0, y1 - y0) / blocks
-    small = cv2.resize(region, (max(1, round((x1 - x0) / side)), max(1, round((y1 - y0) / side))),
-                       interpolation=cv2.INTER_AREA)
-    region[...] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+def pose_limits(settings: SwapSettings, swapper: Swapper) -> tuple[float, float]:
+    """(max yaw, max pitch) in degrees: the settings', or the model family's where 0."""
+    default_yaw, default_pitch = getattr(swapper, "pose_limits", (NO_LIMIT, NO_LIMIT))
+    return (settings.max_yaw or default_yaw, settings.max_pitch or default_pitch)
+
+
+def within(face: Face, limits: tuple[float, float]) -> bool:
+    """Whether the face's head pose is inside the (yaw, pitch) limits."""
+    yaw, pitch, _ = face.pose
+    return (limits[0] >= NO_LIMIT or abs(yaw) <= limits[0]) and \
+        (limits[1] >= NO_LIMIT or abs(pitch) <= limits[1])
 
 
 class Pipeline:
     """A loaded tracker + swapper applied frame by frame.
 
     `timings` holds the last frame's milliseconds per stage (see STAGES); "align" is the
-    swapper's own alignment time when it reports one (else it is part of "swap").
+    swapper's own alignment time when it reports one (else it is part of "swap"). `faces`
+    are the faces swapped live in the last frame; `shown` says per face id what the last
+    frame showed on it ("swap", or a core.privacy view) - what benchmarks count.
+
+    Where a face is not swapped - lost, turned past a pose limit - the swap cross-fades
+    over `fade_ms` into the `on_lost` view (core.privacy.lost_view) and back, never a pop.
+    A privacy mode never fades its mosaic: only the swap layer above it fades.
     """
 
     def __init__(self, settings: SwapSettings) -> None:
@@ -82,8 +83,11 @@ class Pipeline:
         self.device_note: str = device_note(settings.device, self.provider)
         self.model_name: str = self.swapper.name
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-        self.faces: list[Face] = []  # the faces swapped in the last frame
-        self._last: _Swapped | None = None
+        self.faces: list[Face] = []  # the faces swapped live in the last frame
+        self.shown: dict[int, str] = {}  # face id -> "swap" or the privacy view it got
+        self._states: dict[int, _FaceState] = {}
+        self._shape: tuple[int, ...] | None = None
+        self._time: float | None = None  # the last frame's timestamp (s)
 
     def update(self, settings: SwapSettings) -> bool:
         """Apply settings that need no reload; False (nothing applied) when a rebuild is due."""
@@ -94,64 +98,95 @@ class Pipeline:
         return True
 
     def reset(self) -> None:
-        """Forget tracked faces and the held swap (a new video or a scene cut)."""
+        """Forget tracked faces and the held swaps (a new video or a scene cut)."""
         self.tracker.reset()
         self.faces = []
-        self._last = None
+        self.shown = {}
+        self._states = {}
+        self._time = None
 
     def process(self, frame: np.ndarray, fmt: str, timestamp: float | None = None) -> np.ndarray:
         """The swapped copy of `frame` (same shape and layout); `timestamp` in seconds
-        (default: the monotonic clock) times the "hold" behaviour and the smoothing."""
+        (default: the monotonic clock) times the hold, the cross-fade and the smoothing."""
         start = time.perf_counter()
         check_frame(frame, fmt)
         now = time.monotonic() if timestamp is None else float(timestamp)
         settings = self.settings
         timings = dict.fromkeys(STAGES, 0.0)
-        if self._last is not None and self._last.shape != frame.shape:
-            self.reset()  # new resolution: old tracks, held swaps and pixelated boxes are void
+        if self._shape is not None and self._shape != frame.shape:
+            self.reset()  # new resolution: old tracks, held swaps and face areas are void
+        self._shape = frame.shape
+        step = 1.0 if self._time is None or settings.fade_ms <= 0 else \
+            max(0.0, now - self._time) * 1000.0 / settings.fade_ms
+        self._time = now
 
         faces = self.tracker.process(frame, fmt, timestamp=now)
         for stage, key in (("detect", "detect"), ("landmarks", "landmarks"), ("track", "smooth")):
             timings[stage] = self.tracker.timings.get(key, 0.0)
         selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))
+        limits = pose_limits(settings, self.swapper)
 
         t = time.perf_counter()
         out = frame.copy()
         timings["copy"] = (time.perf_counter() - t) * 1000.0
-        outputs = []
+        live: dict[int, SwapOutput] = {}
         for face in selected:
+            state = self._states.get(face.id)
+            if state is None:
+                state = self._states[face.id] = _FaceState(face, now)
+            state.face, state.seen = face, now
+            if not within(face, limits):
+                continue
             t = time.perf_counter()
-            swapped = self.swapper.swap(frame, fmt, face, settings)
+            live[face.id] = self.swapper.swap(frame, fmt, face, settings)
             timings["swap"] += (time.perf_counter() - t) * 1000.0
             timings["align"] += getattr(self.swapper, "timings", {}).get("align", 0.0)
-            t = time.perf_counter()
-            merge(out, fmt, face, swapped, settings)
-            timings["merge"] += (time.perf_counter() - t) * 1000.0
-            outputs.append(swapped)
         timings["swap"] -= timings["align"]
-        self.faces = selected
+        self.faces = [f for f in selected if f.id in live]
 
         t = time.perf_counter()
-        if selected:
-            self._last = _Swapped(selected, outputs, now, frame.shape)
-        elif self._last is not None:
-            self._on_lost(out, fmt, now, settings)
+        layers = self._views(out, live, now, step, settings)
         timings["lost"] = (time.perf_counter() - t) * 1000.0
+        t = time.perf_counter()
+        for face, swapped, weight in layers:
+            merge(out, fmt, face, swapped, settings if weight >= 1.0 else
+                  settings.with_changes(opacity=settings.opacity * weight))
+        timings["merge"] = (time.perf_counter() - t) * 1000.0
 
         if settings.label:
             t = time.perf_counter()
-            draw_label(out, fmt, settings.label_corner)
+            draw_label(out, fmt, settings.label_corner, size=settings.label_size)
             timings["label"] = (time.perf_counter() - t) * 1000.0
         timings["total"] = (time.perf_counter() - start) * 1000.0
         self.timings = timings
         return out
 
-    def _on_lost(self, out: np.ndarray, fmt: str, now: float, settings: SwapSettings) -> None:
-        """No face to swap this frame: show the original, hold the last swap, or pixelate."""
-        last, mode = self._last, settings.on_lost
-        if mode == "hold" and (now - last.time) * 1000.0 <= settings.hold_ms:
-            for face, swapped in zip(last.faces, last.outputs, strict=True):
-                merge(out, fmt, face, swapped, settings)
-        elif mode == "pixelate":
-            for face in last.faces:
-                pixelate(out, face)
+    def _views(self, out: np.ndarray, live: dict[int, SwapOutput], now: float, step: float,
+               settings: SwapSettings) -> list[tuple[Face, SwapOutput, float]]:
+        """Apply each face's on_lost view to `out` (mosaics now, in place) and return the
+        swap layers to merge over them: (face, swap, weight of the cross-fade)."""
+        layers = []
+        self.shown = {}
+        for face_id, state in list(self._states.items()):
+            known = (now - state.seen) * 1000.0 <= privacy.FACE_MEMORY_MS
+            if face_id in live:
+                state.drawn, state.swapped = (state.face, live[face_id]), now
+                view = "swap"
+            else:
+                lost_ms = None if state.swapped is None else (now - state.swapped) * 1000.0
+                view = privacy.lost_view(settings.on_lost, lost_ms, settings.hold_ms, known)
+            target = 1.0 if view in ("swap", privacy.HOLD) else 0.0
+            state.weight = min(target, state.weight + step) if target > state.weight else \
+                max(target, state.weight - step)
+            if view == privacy.PIXELATE_FACE:
+                privacy.pixelate_face(out, state.face.box, state.face.size)
+            if state.drawn is not None and state.weight > 0.0:
+                layers.append((*state.drawn, state.weight))
+            if view == privacy.COVER or (view == privacy.ORIGINAL and not known):
+                if state.weight <= 0.0:  # faded out and its position no longer known
+                    del self._states[face_id]
+                continue
+            self.shown[face_id] = view
+        if settings.on_lost != "original" and not self.shown:
+            privacy.cover(out)  # no face position is known: the whole frame
+        return layers

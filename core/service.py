@@ -144,6 +144,7 @@ class SwapService:
                            "p95": round(stats.latency_p95_ms, 2)},
             "process_ms": {"p50": round(stats.process_p50_ms, 2),
                            "p95": round(stats.process_p95_ms, 2)},
+            "busy_ms": round(stats.busy_ms, 1),  # the frame in process so far (a stall)
             "frames_in": stats.frames_in,
             "frames_out": stats.frames_out,
             "dropped": stats.dropped,

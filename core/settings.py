@@ -14,7 +14,9 @@ _INF = float("inf")
 _RANGES = (("threads", 0, _INF), ("face_id", 0, _INF), ("morph", 0.0, 1.0),
            ("erode", -50.0, 50.0), ("blur", 0.0, 100.0), ("opacity", 0.0, 1.0),
            ("face_scale", 0.1, 10.0), ("face_offset_x", -1.0, 1.0), ("face_offset_y", -1.0, 1.0),
-           ("smoothing", 0.0, 1.0), ("detect_interval", 1, _INF), ("hold_ms", 0.0, _INF))
+           ("smoothing", 0.0, 1.0), ("detect_interval", 1, _INF), ("hold_ms", 0, 60_000),
+           ("fade_ms", 0, 2_000), ("max_yaw", 0.0, 90.0), ("max_pitch", 0.0, 90.0),
+           ("label_size", 2.0, 25.0))
 
 
 # Settings that change which model files and sessions are loaded: a change rebuilds the
@@ -44,10 +46,16 @@ class SwapSettings:
     keep_mouth: bool = True  # persona: keep the live inner mouth
     smoothing: float = 0.5  # landmark smoothing strength 0 (off) .. 1 (strong)
     detect_interval: int = 10  # full detection at least every N frames
-    on_lost: str = "original"  # one of ON_LOST
-    hold_ms: float = 500.0  # how long "hold" keeps the last swap
+    on_lost: str = "original"  # one of ON_LOST (see core.privacy)
+    hold_ms: int = 500  # how long "hold" keeps the last swap, then as "pixelate"
+    fade_ms: int = 150  # cross-fade between the swap and the on_lost view (pose limits, loss)
+    max_yaw: float = 0.0  # degrees left/right past which a face is not swapped; 0 = model's
+    max_pitch: float = 0.0  # degrees up/down, likewise; 0 = the model family's default
     label: bool = True  # "AI face swap" disclosure label
     label_corner: str = "bottom-right"  # one of CORNERS
+    # label height, % of the frame's shorter side: at a quarter of a 1080p canvas (a 720p
+    # source scaled 0.75) its box is 32 px and its text 18 px high, legible on the stream
+    label_size: float = 6.0
 
     def __post_init__(self) -> None:
         for name, allowed in (("faces", FACE_SELECTIONS), ("color_transfer", COLOR_TRANSFERS),

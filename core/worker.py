@@ -54,6 +54,7 @@ class WorkerStats:
     latency_p95_ms: float
     process_p50_ms: float
     process_p95_ms: float
+    busy_ms: float  # how long the frame in process has run so far (0 when idle)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -173,10 +174,11 @@ class Worker:
             fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and \
                 times[-1] > times[0] else 0.0
             latency, proc = list(self._latency), list(self._process_ms)
+            busy = 0.0 if self._busy_since is None else (now - self._busy_since) * 1000.0
             return WorkerStats(self._frames_in, self._frames_out, self._dropped, self._errors,
                                self._last_error, fps, percentile(latency, 50),
                                percentile(latency, 95), percentile(proc, 50),
-                               percentile(proc, 95))
+                               percentile(proc, 95), busy)
 
     @property
     def running(self) -> bool:

@@ -5,15 +5,17 @@ filter (id `face_swap`) and shows the engine's status in this description. Every
 else lives in the obs_script package beside this file.
 
 "Reload Scripts" re-executes this file: the glue modules are re-imported fresh, except
-obs_script.registration (libobs keeps its callbacks for the whole process) and the
-engine (`core`, whose model caches the filters share).
+obs_script.registration (libobs keeps its callbacks for the whole process), the privacy
+cover it draws (obs_script.cover) and the engine (`core`, whose model caches the filters
+share).
 """
 
 import sys
 from pathlib import Path
 
 _ROOT = Path(__file__).resolve().parent.parent
-_PERSISTENT = {"obs_script", "obs_script.libobs", "obs_script.registration"}
+_PERSISTENT = {"obs_script", "obs_script.libobs", "obs_script.registration",
+               "obs_script.cover"}
 
 for _name in [n for n in sys.modules if n.startswith("obs_script.") and n not in _PERSISTENT]:
     del sys.modules[_name]

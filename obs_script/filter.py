@@ -6,12 +6,16 @@ cheaper: filter_video copies its raw frame's planes as libobs hands them over, a
 FrameFeed thread converts them to RGBA with the frame's own colour matrix and submits
 that; other parents (and unsupported raw formats) go through the texrender copy-back.
 
-The instance passes the parent through while it has no result of the current size,
-until a model is loaded, and while its engine is in error (bad model, unusable device,
-model file gone) - checked by `poll()` from the status thread, never per frame. While a
-new model loads the old one keeps swapping (SwapService swaps atomically). A result is
-drawn only if it is a swap (a worker error publishes the input unchanged) of a frame
-submitted since the filter last resumed (re-enabled, shown again, or its problem cleared).
+Where the engine has no swap to show - no result of the current size yet, a model
+loading, its engine in error (bad model, unusable device, model file gone, reference
+unreadable), a frame that failed, a stalled worker - the filter shows what
+core.privacy.lost_view says for `on_lost` with no face position known: the parent as it is
+("original"), the last swap drawn (within "hold"'s time), or the whole source as a mosaic
+(obs_script.cover). Engine state is checked by `poll()` from the status thread, never per
+frame. While a new model loads the old one keeps swapping (SwapService swaps atomically).
+A result is drawn only if it is a swap (a worker error publishes the input unchanged) of a
+frame submitted since the filter last resumed (re-enabled, shown again, or its problem
+cleared).
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import threading
 import time
 from collections import deque
 
+from core import privacy
 from core.service import SwapService
 from core.settings import SwapSettings
 from core.worker import percentile
+from obs_script import cover, obsdata, properties, registration
 from obs_script import libobs as L
-from obs_script import obsdata, properties, registration
 from obs_script.asyncframe import YUV_FORMATS, FrameFeed, format_name
 from obs_script.render import FrameExchange, copy_async_frame, frame_info, render_directly
 
@@ -39,6 +44,18 @@ RESUME_GAP_NS = 500_000_000  # no render for this long: the filter was off, or n
 TEXRENDER_LEAD_FRAMES = 2.5
 ASYNC_LEAD_FRAMES = 1.5
 STOP_TIMEOUT_S = 1.0  # per thread a closed filter's reaper waits for
+# A frame running STALL_FACTOR times the engine's usual (p95) ones, and at least
+# STALL_MIN_MS, means a stalled engine; FACE_SWAP_STALL_MS in OBS's environment sets a fixed
+# limit instead (troubleshooting, tests).
+STALL_FACTOR = 4.0
+STALL_MIN_MS = 3000.0
+STALL_ENV = "FACE_SWAP_STALL_MS"
+
+
+def stall_limit_ms(process_p95_ms: float) -> float:
+    """How long one frame may run before the engine counts as stalled."""
+    fixed = os.environ.get(STALL_ENV)
+    return float(fixed) if fixed else max(STALL_MIN_MS, STALL_FACTOR * process_p95_ms)
 
 _reapers: set[threading.Thread] = set()  # threads joining closed filters' threads
 _reapers_lock = threading.Lock()
@@ -118,7 +135,9 @@ class FaceSwapFilter:
         self.grabbed_at = -1  # obs_get_video_frame_time() of the last grab
         self.rendered_at = -1  # obs_get_video_frame_time() of the last render call
         self.first_seq = 1  # results of older inputs are never drawn (set on a resume)
-        self.skipped = 0  # renders that had a result but passed through (failed or stale)
+        self.skipped = 0  # renders that had a result but did not draw it (failed or stale)
+        self.swap_drawn_at: float | None = None  # time.monotonic() a swap was last drawn
+        self.views: dict[str, int] = {}  # renders without a swap, per lost_view view
         self.settings_error = ""
         self.settings = self._read(data) or SwapSettings()
         self.service = SwapService(self.settings, fmt="rgba")
@@ -234,8 +253,11 @@ class FaceSwapFilter:
             self.first_seq = self.service.last_seq() + 1  # re-enabled or shown again: no old swaps
             self.exchange.forget_staged()  # nor a frame staged before the gap
         self.rendered_at = frame_time
-        if not width or not height or self.problem:
+        if not width or not height:
             L.obs_source_skip_video_filter(self.source)
+            return
+        if self.problem:
+            self._no_swap(width, height)
             return
         parent = L.obs_filter_get_parent(self.source)
         if self.async_size == (width, height) and takes_async_frames(target, parent):
@@ -258,10 +280,26 @@ class FaceSwapFilter:
         drawable = self.drawable(result)
         if result is not None and not drawable:
             self.skipped += 1
-        if not drawable or not self.exchange.draw(result.frame):
-            L.obs_source_skip_video_filter(self.source)
+        if drawable and self.exchange.draw(result.frame):
+            self.swap_drawn_at = time.monotonic()
+        else:
+            self._no_swap(width, height)
         self.render_ms.append((time.perf_counter() - start) * 1000.0)
         self.renders += 1
+
+    def _no_swap(self, width: int, height: int) -> None:
+        """The engine has no swap to draw now: what on_lost shows with no face position
+        known (core.privacy): the parent, the last swap drawn, or the covered source."""
+        settings = self.settings
+        held_ms = None if self.swap_drawn_at is None else \
+            (time.monotonic() - self.swap_drawn_at) * 1000.0
+        view = privacy.lost_view(settings.on_lost, held_ms, settings.hold_ms, face_known=False)
+        self.views[view] = self.views.get(view, 0) + 1
+        if view == privacy.ORIGINAL:
+            L.obs_source_skip_video_filter(self.source)
+        elif not (view == privacy.HOLD and self.exchange.uploaded is not None
+                  and self.exchange.draw(self.exchange.uploaded)):
+            cover.draw(self.source, width, height)
 
     # --- status thread -------------------------------------------------------------------
     def poll(self) -> dict:
@@ -275,6 +313,8 @@ class FaceSwapFilter:
             problem = status["last_error"] or "engine error"
         elif path and not os.path.exists(path):
             problem = f"model file removed while running: {path}"
+        elif status["busy_ms"] > stall_limit_ms(status["process_ms"]["p95"]):
+            problem = f"engine stalled: one frame has run for {status['busy_ms'] / 1000:.1f} s"
         else:
             problem = ""
         if self.problem and not problem:
@@ -288,6 +328,7 @@ class FaceSwapFilter:
                       parent_render_ms=percentiles(self.parent_ms),
                       stage_ms=percentiles(self.stage_ms),
                       renders=self.renders, skipped_results=self.skipped,
+                      no_swap_views=dict(self.views),
                       frames_not_grabbed=self.frames_not_grabbed,
                       grab=self.grab_path,
                       async_format=self.async_format,

@@ -36,6 +36,7 @@ GS_CLEAR_COLOR = 1 << 0
 GS_BLEND_ZERO = 0
 GS_BLEND_ONE = 1
 OBS_EFFECT_DEFAULT = 0
+OBS_NO_DIRECT_RENDERING = 0
 # properties
 OBS_COMBO_TYPE_LIST = 2
 OBS_COMBO_FORMAT_STRING = 3
@@ -274,6 +275,12 @@ gs_effect_get_param_by_name = _gfx("gs_effect_get_param_by_name", vp, vp, cstr)
 gs_effect_set_texture = _gfx("gs_effect_set_texture", None, vp, vp)
 gs_effect_loop = _gfx("gs_effect_loop", C.c_bool, vp, cstr)
 gs_draw_sprite = _gfx("gs_draw_sprite", None, vp, u32, u32, u32)
+gs_effect_create = _gfx("gs_effect_create", vp, cstr, cstr, vp)
+gs_effect_set_vec2 = _gfx("gs_effect_set_vec2", None, vp, vp)
+# renders the filter's target into its own texture (it may render other sources: no GIL)
+obs_source_process_filter_begin = _fn("obs_source_process_filter_begin", C.c_bool, vp, C.c_int,
+                                      C.c_int)
+obs_source_process_filter_end = _fn("obs_source_process_filter_end", None, vp, vp, u32, u32)
 
 _blog = lib.blog  # variadic: the fixed arguments typed, so ctypes passes the rest as varargs
 _blog.argtypes = [C.c_int, C.c_char_p]

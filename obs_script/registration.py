@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from core import privacy
+from obs_script import cover
 from obs_script import libobs as L
 
 FILTER_ID = b"face_swap"
@@ -65,6 +67,9 @@ class Entry:
 
     source: int
     impl: Any = None
+    # on_lost is a privacy mode: with no instance to ask (no script loaded, or its render
+    # failed) the source is covered (obs_script.cover) instead of passed through
+    private: bool = False
     # Errors raised by the instance per callback ("video_render", "filter_video"): each
     # callback's first is logged with its traceback, the rest only counted (they repeat
     # per frame), and the counts are shown in the filter's status.
@@ -111,9 +116,26 @@ def _get_name(_type_data):
     return C.addressof(DISPLAY_NAME)
 
 
+def _private(settings) -> bool:
+    """Whether the filter's on_lost hides the source where no swap is drawn (core.privacy)."""
+    on_lost = L.text(L.obs_data_get_string(settings, b"on_lost"))
+    return privacy.lost_view(on_lost, None, 0, face_known=False) != privacy.ORIGINAL
+
+
+def _pass_or_cover(entry: Entry) -> None:
+    """No instance can draw this frame: the parent as it is, or covered in privacy mode."""
+    if not entry.private:
+        L.obs_source_skip_video_filter(entry.source)
+        return
+    target = L.obs_filter_get_target(entry.source)
+    if target:
+        cover.draw(entry.source, L.obs_source_get_base_width(target),
+                   L.obs_source_get_base_height(target))
+
+
 def _create(settings, source):
     key = next(_ids)
-    entry = Entry(source)
+    entry = Entry(source, private=_private(settings))
     host = STATE.host
     if host is not None:
         try:
@@ -155,7 +177,10 @@ def _get_properties(data):
 
 
 def _update(data, settings):
-    impl = _impl(data)
+    entry = STATE.entries.get(data or 0)
+    if entry is not None:
+        entry.private = _private(settings)
+    impl = entry.impl if entry else None
     if impl is not None:
         try:
             impl.update(settings)
@@ -169,13 +194,13 @@ def _video_render(data, _effect):
         return
     impl = entry.impl
     if impl is None:
-        L.obs_source_skip_video_filter(entry.source)
+        _pass_or_cover(entry)
         return
     try:
         impl.render()
     except Exception:
         entry.failed("video_render")
-        L.obs_source_skip_video_filter(entry.source)
+        _pass_or_cover(entry)
 
 
 def _filter_video(data, frame):

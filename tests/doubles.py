@@ -60,8 +60,10 @@ def dfm_masks(resolution: int) -> tuple[np.ndarray, np.ndarray]:
     return face, celeb
 
 
-def build_dfm(resolution: int = 224, morph: bool = False) -> onnx.ModelProto:
-    """A DFM: in_face:0 (N,R,R,3) BGR [0,1] [+ morph_value:0 (1,)] -> 3 outputs by position."""
+def build_dfm(resolution: int = 224, morph: bool = False,
+              poison: float | None = None) -> onnx.ModelProto:
+    """A DFM: in_face:0 (N,R,R,3) BGR [0,1] [+ morph_value:0 (1,)] -> 3 outputs by position.
+    `poison` (nan or inf) multiplies its face output: a broken model that still runs."""
     r = resolution
     face_mask, celeb_mask = dfm_masks(r)
     inits = [
@@ -97,7 +99,12 @@ def build_dfm(resolution: int = 224, morph: bool = False) -> onnx.ModelProto:
         last = "morphed"
     else:
         last = "coloured"
-    nodes.append(helper.make_node("Clip", [last, "zero", "one"], ["out_celeb_face:0"]))
+    if poison is None:
+        nodes.append(helper.make_node("Clip", [last, "zero", "one"], ["out_celeb_face:0"]))
+    else:
+        inits.append(_const("poison", np.array(poison, np.float32)))
+        nodes += [helper.make_node("Clip", [last, "zero", "one"], ["clipped"]),
+                  helper.make_node("Mul", ["clipped", "poison"], ["out_celeb_face:0"])]
     outputs = [
         helper.make_tensor_value_info("out_face_mask:0", TensorProto.FLOAT, ["N", r, r, 1]),
         helper.make_tensor_value_info("out_celeb_face:0", TensorProto.FLOAT, ["N", r, r, 3]),

@@ -8,7 +8,7 @@ import pytest
 from doubles import build_dfm, build_foreign, dfm_masks, expected_dfm, save
 
 from core.align import align, invert, similarity, whole_face_template
-from core.errors import ModelFileError
+from core.errors import ModelFileError, ModelOutputError
 from core.frame import from_rgb, to_bgr
 from core.landmarks import landmarks_for_image
 from core.merge import crop_mask, merge
@@ -118,3 +118,11 @@ def test_dfm_merge_changes_only_the_face(models, astronaut, face):
 def test_a_foreign_model_is_refused(models):
     with pytest.raises(ModelFileError, match="not a DFM"):
         DFMSwapper(models["foreign"])
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf")])
+def test_non_finite_output_is_a_model_output_error(tmp_path, astronaut, face, poison):
+    path = save(build_dfm(96, poison=poison), tmp_path / "broken.dfm")
+    swapper = DFMSwapper(path)
+    with pytest.raises(ModelOutputError, match="model broken produced (NaN|infinite) values"):
+        swapper.swap(astronaut, "rgb", face, SwapSettings())

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from doubles import write_doubles
 
+from core import privacy
 from core.errors import ModelFileError
 from core.label import draw_label, label_rect
 from core.merge import merge
@@ -92,50 +93,91 @@ def test_label_switch_and_live_update(face_frame):
     assert pipeline.settings.reference == ""
 
 
-def _lost(face_frame, empty_frame, **changes):
-    """Swap a face at t=0, then lose it; returns that face and the outputs at t=0.1 and 1.0."""
-    pipeline = Pipeline(SwapSettings(label=False, hold_ms=500.0, **changes))
+def _lost(face_frame, empty_frame, times=(0.1, 1.0, 1.5), **changes):
+    """Swap a face at t=0, then lose it; returns that face and the outputs at `times`."""
+    pipeline = Pipeline(SwapSettings(label=False, hold_ms=500, fade_ms=0, **changes))
     pipeline.process(face_frame, "rgba", timestamp=0.0)
     assert len(pipeline.faces) == 1
     face = pipeline.faces[0]
-    soon = pipeline.process(empty_frame, "rgba", timestamp=0.1)
-    assert not pipeline.faces
-    late = pipeline.process(empty_frame, "rgba", timestamp=1.0)
-    return face, soon, late
+    outs = []
+    for t in times:
+        outs.append(pipeline.process(empty_frame, "rgba", timestamp=t))
+        assert not pipeline.faces
+    return face, *outs
+
+
+def is_mosaic(region: np.ndarray, blocks: int) -> bool:
+    """A coarse mosaic (at most about blocks x blocks colours), not a picture."""
+    colours = np.unique(region[..., :3].reshape(-1, 3), axis=0)
+    return len(colours) <= (blocks + 3) ** 2
+
+
+def assert_covered(out: np.ndarray, frame: np.ndarray) -> None:
+    """The whole frame is the privacy cover: changed nearly everywhere, a coarse mosaic."""
+    assert changed(out, frame).mean() > 0.9
+    assert is_mosaic(out, privacy.COVER_BLOCKS)
 
 
 def test_on_lost_original_shows_the_frame(face_frame, empty_frame):
-    _, soon, late = _lost(face_frame, empty_frame, on_lost="original")
-    np.testing.assert_array_equal(soon, empty_frame)
-    np.testing.assert_array_equal(late, empty_frame)
+    _, soon, late, later = _lost(face_frame, empty_frame, on_lost="original")
+    for out in (soon, late, later):
+        np.testing.assert_array_equal(out, empty_frame)
 
 
-def test_on_lost_hold_keeps_last_swap_for_hold_ms(face_frame, empty_frame):
-    held, soon, late = _lost(face_frame, empty_frame, on_lost="hold")
+def test_on_lost_hold_keeps_last_swap_then_pixelates(face_frame, empty_frame):
+    held, soon, late, later = _lost(face_frame, empty_frame, on_lost="hold")
     diff = changed(soon, empty_frame)
     assert diff.sum() > 1000 and not np.any(diff & ~face_region(held, empty_frame.shape))
-    np.testing.assert_array_equal(late, empty_frame)  # 1.0 s > hold_ms: the original again
+    assert not is_mosaic(soon[face_region(held, empty_frame.shape, 0.0)], 20)
+    # past hold_ms: the face area pixelated, as "pixelate" does; past the memory: all of it
+    region = face_region(held, empty_frame.shape, margin=privacy.FACE_MARGIN)
+    diff = changed(late, empty_frame)
+    assert diff.sum() > 1000 and not np.any(diff & ~region)
+    assert_covered(later, empty_frame)
 
 
-def test_on_lost_pixelate_hides_last_face_area(face_frame, empty_frame):
-    face, soon, late = _lost(face_frame, empty_frame, on_lost="pixelate")
-    region = face_region(face, empty_frame.shape, margin=0.25)
+def test_on_lost_pixelate_hides_last_face_area_then_everything(face_frame, empty_frame):
+    face, soon, late, later = _lost(face_frame, empty_frame, on_lost="pixelate")
+    region = face_region(face, empty_frame.shape, margin=privacy.FACE_MARGIN)
     for out in (soon, late):
         diff = changed(out, empty_frame)
         assert diff.sum() > 1000 and not np.any(diff & ~region)
         ys, xs = np.nonzero(region)
-        block = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1, :3].reshape(-1, 3)
-        assert len(np.unique(block, axis=0)) <= 13 * 13  # a coarse mosaic, not a face
+        assert is_mosaic(out[ys.min():ys.max() + 1, xs.min():xs.max() + 1],
+                         privacy.FACE_BLOCKS)
+    assert_covered(later, empty_frame)  # lost for longer than FACE_MEMORY_MS
+
+
+@pytest.mark.parametrize("on_lost", ["pixelate", "hold"])
+def test_privacy_covers_the_frame_until_a_face_is_found(face_frame, empty_frame, on_lost):
+    pipeline = Pipeline(SwapSettings(label=False, on_lost=on_lost))
+    assert_covered(pipeline.process(empty_frame, "rgba", timestamp=0.0), empty_frame)
+    out = pipeline.process(face_frame, "rgba", timestamp=0.04)
+    assert len(pipeline.faces) == 1 and pipeline.shown == {pipeline.faces[0].id: "swap"}
+    face = pipeline.faces[0]
+    assert not np.any(changed(out, face_frame) & ~face_region(face, face_frame.shape))
 
 
 @pytest.mark.parametrize("on_lost", ["pixelate", "hold"])
 def test_a_new_resolution_drops_the_last_face_area(face_frame, empty_frame, on_lost):
-    pipeline = Pipeline(SwapSettings(label=False, on_lost=on_lost, hold_ms=5000.0))
+    pipeline = Pipeline(SwapSettings(label=False, on_lost=on_lost, hold_ms=5000))
     pipeline.process(face_frame, "rgba", timestamp=0.0)
     assert len(pipeline.faces) == 1
     wider = np.ascontiguousarray(np.concatenate([empty_frame, empty_frame], axis=1))
     out = pipeline.process(wider, "rgba", timestamp=0.1)  # e.g. the camera switched mode
-    np.testing.assert_array_equal(out, wider)
+    assert_covered(out, wider)  # the old face area means nothing here: no position known
+
+
+def test_a_lost_face_fades_out_over_fade_ms(face_frame, empty_frame):
+    pipeline = Pipeline(SwapSettings(label=False, fade_ms=200))
+    pipeline.process(face_frame, "rgba", timestamp=0.0)
+    zone = face_region(pipeline.faces[0], face_frame.shape, 0.0)
+    amounts = []
+    for t in (0.05, 0.1, 0.15, 0.25):
+        out = pipeline.process(empty_frame, "rgba", timestamp=t)
+        amounts.append(np.abs(out.astype(int) - empty_frame.astype(int))[zone].sum())
+    assert amounts[0] > amounts[1] > amounts[2] > 0 and amounts[3] == 0
+    assert 2.5 < amounts[0] / amounts[2] < 3.5  # swap weight 3/4 after 50 ms, 1/4 after 150
 
 
 def test_unknown_model_is_a_model_error():

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from core.errors import ModelOutputError
 from core.face import Face
 from core.settings import SwapSettings
 
@@ -25,7 +26,18 @@ class Swapper(Protocol):
 
     name: str
     provider: str  # onnxruntime provider actually running it ("" when no model)
+    # default (max yaw, max pitch) in degrees past which its swaps break down; 90 = none
+    pose_limits: tuple[float, float]
 
     def swap(self, frame: np.ndarray, fmt: str, face: Face, settings: SwapSettings) -> SwapOutput:
         """Swap one face of `frame` (layout `fmt`); must not modify `frame`."""
         ...
+
+
+def check_finite(model: str, **outputs: np.ndarray) -> None:
+    """ModelOutputError naming the model and output when any value is NaN or infinite: a
+    broken model must fail its frame (and show as an error), never "swap" garbage."""
+    for name, values in outputs.items():
+        if not np.isfinite(values).all():
+            kind = "NaN" if np.isnan(values).any() else "infinite"
+            raise ModelOutputError(f"model {model} produced {kind} values in its {name} output")

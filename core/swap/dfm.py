@@ -17,11 +17,17 @@ from core.face import Face
 from core.frame import check_frame, to_bgr
 from core.runtime import get_session, run
 from core.settings import SwapSettings
-from core.swap.base import SwapOutput
+from core.swap.base import SwapOutput, check_finite
+
+# Whole-face models are trained on faces up to about this yaw / pitch (see README "Head
+# turns"): past them the 5-point alignment degenerates and the swap smears.
+POSE_LIMITS = (60.0, 40.0)
 
 
 class DFMSwapper:
     """One loaded .dfm model; `swap` runs it on one face."""
+
+    pose_limits = POSE_LIMITS
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0) -> None:
         self.path = Path(path)
@@ -54,6 +60,7 @@ class DFMSwapper:
                 raise ValueError(f"morph must be within 0..1, got {morph}")
             feed[self.morph_name] = np.array([morph], np.float32)
         face_mask, celeb, celeb_mask = run(self.session, feed)  # by position
+        check_finite(self.name, face=celeb, face_mask=face_mask, celeb_mask=celeb_mask)
         rgb = np.clip(celeb[0, ..., ::-1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
         mask = (face_mask[0, ..., 0] * celeb_mask[0, ..., 0]).astype(np.float32)
         return np.ascontiguousarray(rgb), mask

@@ -23,7 +23,8 @@ from core.imageio import read_rgb
 from core.modelfiles import file_version
 from core.runtime import get_session, run
 from core.settings import SwapSettings
-from core.swap.base import SwapOutput
+from core.swap.base import SwapOutput, check_finite
+from core.swap.dfm import POSE_LIMITS
 
 _emaps: dict[tuple[str, int, int], np.ndarray] = {}
 # ArcFace embeddings per (embedder version, reference version); each model applies its emap
@@ -62,6 +63,7 @@ class InswapperSwapper:
     """inswapper_128 + its ArcFace embedder, bound to one reference identity."""
 
     size = 128
+    pose_limits = POSE_LIMITS  # an ArcFace-aligned 128 px crop: the same 5-point limits
 
     def __init__(self, path: str | Path, embedder: str | Path, reference: str = "",
                  device: str = "cpu", threads: int = 0) -> None:
@@ -121,6 +123,7 @@ class InswapperSwapper:
         blob = np.ascontiguousarray(
             (crop_rgb.astype(np.float32) * np.float32(1 / 255)).transpose(2, 0, 1)[None])
         out = run(self.session, {self.target_name: blob, self.source_name: self.source})[0]
+        check_finite(self.name, face=out)
         rgb = np.clip(out[0].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(rgb)
 

@@ -95,6 +95,7 @@ class PersonaSwapper:
     """Swapper protocol for the built-in persona; `reference` "" means the default persona."""
 
     provider = ""  # no onnxruntime model: pure OpenCV on the CPU
+    pose_limits = (90.0, 90.0)  # a 3D-ordered warp: it turns with the head (no limit)
 
     def __init__(self, reference: str = "", size: int = CROP_SIZE,
                  points: int = MESH_POINTS) -> None:
