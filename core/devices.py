@@ -243,6 +243,18 @@ def kind_of_provider(provider: str) -> str:
     return _KIND_OF_PROVIDER.get(provider, provider)
 
 
+_PROVIDER_WORDS = {"cpu": "CPU", "cuda": "NVIDIA GPU (CUDA)", "tensorrt": "NVIDIA GPU (TensorRT)",
+                   "dml": "GPU (DirectML)", "coreml": "Apple CoreML"}
+
+
+def provider_words(provider: str, threads: int) -> str:
+    """A provider as a streamer reads it: "CPU, 2 threads", "NVIDIA GPU (CUDA)"."""
+    kind = kind_of_provider(provider)
+    if kind == "cpu":
+        return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
+    return _PROVIDER_WORDS.get(kind, provider or "-")
+
+
 def device_note(requested: str, provider: str) -> str:
     """Why work asked for `requested` is not running there ("" when it is): shown by every
     host so a CPU fallback is never silent. `provider` is the session's active provider."""

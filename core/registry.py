@@ -269,8 +269,13 @@ def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEn
         raise ModelFileError("no model given; run `python -m core models` to list them")
     path = Path(text).expanduser()
     if path.suffix.lower() in MODEL_SUFFIXES or path.is_file():
+        folders = model_dirs(extra_dirs)
+        if not path.is_file() and not path.is_absolute():  # a file name: in a models folder
+            path = next((d / path for d in folders if (d / path).is_file()), path)
         if not path.is_file():
-            raise ModelFileError(f"model file not found: {path}")
+            where = [str(path)] if path.is_absolute() else \
+                [str(Path.cwd() / path), *(str(d / path) for d in folders)]
+            raise ModelFileError(f"model file not found: {text} (looked for {', '.join(where)})")
         embedders: list[Path] = []
         if identify(path).kind == "inswapper":  # only then look for its embedder: beside it
             beside = [p.resolve() for p in sorted(path.parent.iterdir())  # (not recursively)
@@ -283,7 +288,9 @@ def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEn
         entry = entries.get(text) or entries.get(f"persona:{text}" if ":" not in text else "")
         if entry is None:
             names = ", ".join(e.name for e in entries.values() if e.is_swapper)
-            raise ModelFileError(f"unknown model {text!r}; available: {names}")
+            folders = ", ".join(str(d) for d in model_dirs(extra_dirs))
+            raise ModelFileError(f"unknown model {text!r}; available: {names} (models "
+                                 f"searched in {folders})")
     if not entry.usable:
         raise ModelFileError(f"model {entry.name} ({entry.path}) is unusable: {entry.reason}")
     if entry.kind == "arcface":

@@ -138,6 +138,7 @@ class SwapService:
             "requested_model": requested.model,
             "device": requested.device,
             "provider": provider,
+            "threads": requested.threads or runtime.default_threads(),
             "device_note": devices.device_note(requested.device, provider),
             "fps": round(stats.fps, 2),
             "latency_ms": {"p50": round(stats.latency_p50_ms, 2),

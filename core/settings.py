@@ -9,12 +9,11 @@ COLOR_TRANSFERS = ("none", "rct", "hist")
 MASK_MODES = ("both", "hull", "model")  # model mask x landmark hull, hull only, model only
 ON_LOST = ("original", "hold", "pixelate")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
-_INF = float("inf")
 # numeric settings and their valid closed ranges (erode may be negative: it then dilates)
-_RANGES = (("threads", 0, _INF), ("face_id", 0, _INF), ("morph", 0.0, 1.0),
+RANGES = (("threads", 0, 64), ("face_id", 0, 999), ("morph", 0.0, 1.0),
            ("erode", -50.0, 50.0), ("blur", 0.0, 100.0), ("opacity", 0.0, 1.0),
            ("face_scale", 0.1, 10.0), ("face_offset_x", -1.0, 1.0), ("face_offset_y", -1.0, 1.0),
-           ("smoothing", 0.0, 1.0), ("detect_interval", 1, _INF), ("hold_ms", 0, 60_000),
+           ("smoothing", 0.0, 1.0), ("detect_interval", 1, 300), ("hold_ms", 0, 60_000),
            ("fade_ms", 0, 2_000), ("max_yaw", 0.0, 90.0), ("max_pitch", 0.0, 90.0),
            ("label_size", 2.0, 25.0))
 
@@ -64,11 +63,10 @@ class SwapSettings:
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"setting {name}={value!r}; expected one of {', '.join(allowed)}")
-        for name, low, high in _RANGES:
+        for name, low, high in RANGES:
             value = getattr(self, name)
             if not low <= value <= high:
-                bounds = f"at least {low}" if high == _INF else f"within {low}..{high}"
-                raise ValueError(f"setting {name}={value!r}; must be {bounds}")
+                raise ValueError(f"setting {name}={value!r}; must be within {low}..{high}")
 
     def with_pairs(self, pairs: list[str]) -> SwapSettings:
         """A copy with "name=value" strings applied (the CLI's --set), typed per field."""

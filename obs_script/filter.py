@@ -138,6 +138,7 @@ class FaceSwapFilter:
         self.skipped = 0  # renders that had a result but did not draw it (failed or stale)
         self.swap_drawn_at: float | None = None  # time.monotonic() a swap was last drawn
         self.views: dict[str, int] = {}  # renders without a swap, per lost_view view
+        self.push = properties.StatusPush()  # when the status line goes to an open panel
         self.settings_error = ""
         self.settings = self._read(data) or SwapSettings()
         self.service = SwapService(self.settings, fmt="rgba")
@@ -335,8 +336,11 @@ class FaceSwapFilter:
                       copy_ms=percentiles(self.copy_ms),
                       convert_ms=percentiles(self.feed.convert_ms),
                       convert_errors=self.feed.errors, convert_error=self.feed.last_error,
-                      callback_errors=registration.callback_errors(self.key))
+                      callback_errors=registration.callback_errors(self.key),
+                      on_lost=self.settings.on_lost, panel_pushes=self.push.pushes)
         self.last_status = status
+        if self.push.due(*properties.status_line(status)):
+            registration.queue_ui(lambda: properties.push_status(self))
         return status
 
     def close(self) -> None:

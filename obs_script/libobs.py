@@ -42,6 +42,10 @@ OBS_COMBO_TYPE_LIST = 2
 OBS_COMBO_FORMAT_STRING = 3
 OBS_PATH_FILE = 0
 OBS_TEXT_INFO = 3
+OBS_PROPERTY_INT = 2
+OBS_PROPERTY_FLOAT = 3
+OBS_PROPERTY_GROUP = 12
+OBS_GROUP_NORMAL = 1
 OBS_TEXT_INFO_NORMAL = 0
 OBS_TEXT_INFO_WARNING = 1
 OBS_TEXT_INFO_ERROR = 2
@@ -248,6 +252,18 @@ obs_property_set_modified_callback2 = _fn("obs_property_set_modified_callback2",
 obs_property_set_long_description = _fn("obs_property_set_long_description", None, vp, cstr)
 obs_property_set_visible = _fn("obs_property_set_visible", None, vp, C.c_bool)
 obs_property_text_set_info_type = _fn("obs_property_text_set_info_type", None, vp, C.c_int)
+obs_properties_add_group = _fn("obs_properties_add_group", vp, vp, cstr, cstr, C.c_int, vp)
+obs_property_int_set_suffix = _fn("obs_property_int_set_suffix", None, vp, cstr)
+obs_property_float_set_suffix = _fn("obs_property_float_set_suffix", None, vp, cstr)
+obs_property_get_type = _fn("obs_property_get_type", C.c_int, vp)
+obs_properties_get_parent = _fn("obs_properties_get_parent", vp, vp)
+obs_property_group_content = _fn("obs_property_group_content", vp, vp)
+obs_property_description = _fn("obs_property_description", cstr, vp)
+obs_property_long_description = _fn("obs_property_long_description", cstr, vp)
+obs_property_int_min = _fn("obs_property_int_min", C.c_int, vp)
+obs_property_int_max = _fn("obs_property_int_max", C.c_int, vp)
+obs_property_float_min = _fn("obs_property_float_min", C.c_double, vp)
+obs_property_float_max = _fn("obs_property_float_max", C.c_double, vp)
 
 # graphics (only inside video_render or between obs_enter_graphics / obs_leave_graphics)
 obs_get_base_effect = _gfx("obs_get_base_effect", vp, C.c_int)
@@ -281,6 +297,8 @@ gs_effect_set_vec2 = _gfx("gs_effect_set_vec2", None, vp, vp)
 obs_source_process_filter_begin = _fn("obs_source_process_filter_begin", C.c_bool, vp, C.c_int,
                                       C.c_int)
 obs_source_process_filter_end = _fn("obs_source_process_filter_end", None, vp, vp, u32, u32)
+
+dstr_copy = _fn("dstr_copy", None, vp, cstr)  # libobs' string copy (its own allocator)
 
 _blog = lib.blog  # variadic: the fixed arguments typed, so ctypes passes the rest as varargs
 _blog.argtypes = [C.c_int, C.c_char_p]
@@ -332,6 +350,23 @@ def source_filters(source: int) -> list[int]:
     finally:
         del _enumerations[key]
     return found
+
+
+def scripting_library() -> C.CDLL:
+    """OBS's scripting library, already loaded in this process (its soname differs by
+    build: libobs-scripting.so.1 in Debian's OBS 29/30, .so.0 in OBS 32)."""
+    names = {"win32": ["obs-scripting.dll"], "darwin": ["libobs-scripting.dylib"]}
+    process = [] if sys.platform == "win32" else [None]  # CDLL(None) is POSIX-only
+    return find_library(
+        [*process, *names.get(sys.platform, ["libobs-scripting.so.0", "libobs-scripting.so.1"])],
+        "obs_script_reload", "OBS's scripting library")
+
+
+def script_pointer(module) -> int:
+    """The obs_script_t* of a loaded script module (OBS keeps it in a capsule there)."""
+    get_pointer = C.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = C.c_void_p, [C.py_object, C.c_char_p]
+    return get_pointer(module.__script_data__, None)
 
 
 def log(level: int, message: str) -> None:

@@ -1,16 +1,26 @@
-"""The filter's properties panel (UI thread): what the streamer sets, and a status line.
+"""The filter's properties panel (UI thread): what the streamer sets, and a live status line.
+
+The status sits at the top; the controls come in groups (Model, Face and mask, Colour and
+blend, Tracking and head turns, Privacy and label), each with a tooltip in plain words.
+Controls that do not apply are hidden (`visibility`), re-evaluated when the setting they
+depend on changes. Slider ranges are the engine's valid ranges (core.settings).
 
 Built with ctypes (raw obs_properties_t pointers): obspython's button callbacks need a
 "current script", which a libobs source callback does not have. Button and modified
-callbacks are registration's stable trampolines, keyed by the filter instance.
+callbacks are registration's stable trampolines, keyed by the filter instance. The status
+line refreshes itself: the status thread asks OBS to rebuild an open panel when it changes
+(`StatusPush`), so nothing needs a button press.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import devices, registry
-from core.settings import COLOR_TRANSFERS, CORNERS, FACE_SELECTIONS, ON_LOST, SwapSettings
+from core.settings import COLOR_TRANSFERS, CORNERS, FACE_SELECTIONS, MASK_MODES, ON_LOST
+from core.swap.dfm import POSE_LIMITS
 from obs_script import libobs as L
 from obs_script import registration
 from obs_script.catalog import CATALOG
@@ -20,26 +30,172 @@ if TYPE_CHECKING:
 
 IMAGE_FILTER = b"Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*.*)"
 FACE_LABELS = {"largest": "Largest face", "all": "All faces", "centre": "Face nearest the centre",
-               "id": "Tracked face id"}
-COLOR_LABELS = {"none": "None", "rct": "Reinhard (LAB)", "hist": "Histogram match"}
-LOST_LABELS = {"original": "Show the original", "hold": "Hold the last swap",
-               "pixelate": "Pixelate the face"}
+               "id": "One face, by its number"}
+MASK_LABELS = {"both": "Model mask and face outline", "hull": "Face outline only",
+               "model": "Model mask only"}
+COLOR_LABELS = {"none": "None", "rct": "Match average colour and contrast",
+                "hist": "Match colour histogram"}
+LOST_LABELS = {"original": "Show the real face",
+               "hold": "Hold the last swap, then pixelate",
+               "pixelate": "Pixelate (privacy)"}
+PERSONA = "persona"
+PUSH_MIN_S = 1.0  # the status line is pushed to an open panel at most once a second ...
+PUSH_NUMBERS_S = 5.0  # ... and for changed figures alone at most every 5 s (less churn)
+
+
+@dataclass(frozen=True)
+class Control:
+    """One setting in the panel: its kind, label, tooltip and range."""
+
+    name: str
+    kind: str  # "list", "bool", "int", "float", "path"
+    label: str
+    tooltip: str
+    low: float = 0.0
+    high: float = 0.0
+    step: float = 1.0
+    suffix: str = ""
+    items: dict[str, str] | None = None  # list value -> label (None: filled at build time)
+
+
+DEFAULT_LIMITS = f"{POSE_LIMITS[0]:.0f}° / {POSE_LIMITS[1]:.0f}°"
+GROUPS: dict[str, tuple[str, list[Control]]] = {
+    "group_model": ("Model", [
+        Control("model", "list", "Model",
+                "Who you become. Personas need no model file. DeepFaceLab .dfm and InsightFace "
+                "inswapper files are found in the project's models/ folder, the folders in "
+                "FACESWAP_MODELS and the script's \"Models folder\" (Tools > Scripts); use "
+                "\"Refresh model list\" after adding files."),
+        Control("reference", "path", "Reference photo",
+                "A portrait of the face to wear: the persona's face, or the identity for "
+                "inswapper. Empty: the model's own (the built-in persona for personas)."),
+        Control("device", "list", "Device",
+                "Where the swap network runs: the CPU or a GPU. A device that cannot run the "
+                "model falls back to the CPU and the status says so."),
+        Control("threads", "int", "CPU threads",
+                "CPU threads for the models. 0 = automatic (half the cores, leaving the "
+                "rest to OBS and its encoder).", 0, 64, 1),
+        Control("morph", "float", "Morph",
+                "AMP .dfm models only: how far the face moves towards the model's identity "
+                "(0 = yours, 1 = fully the model's).", 0.0, 1.0, 0.01),
+    ]),
+    "group_face": ("Face and mask", [
+        Control("faces", "list", "Faces to swap",
+                "Which faces get swapped when several are in view.", items=FACE_LABELS),
+        Control("face_id", "int", "Face number",
+                "With \"One face, by its number\": the face to swap. Faces are numbered "
+                "0, 1, ... as they appear and keep their number while tracked.", 0, 999, 1),
+        Control("mask", "list", "Mask",
+                "Where the swapped face is blended in: the model's own mask, the outline of "
+                "your face from its landmarks, or both together.", items=MASK_LABELS),
+        Control("erode", "float", "Mask shrink",
+                "Shrinks the mask inwards (negative: grows it), in % of the face size.",
+                -50.0, 50.0, 0.5, " %"),
+        Control("blur", "float", "Mask softness",
+                "Feathers the mask's edge, in % of the face size.", 0.0, 100.0, 0.5, " %"),
+        Control("face_scale", "float", "Face scale",
+                "Scales the swapped face about your face's centre (1 = same size).",
+                0.1, 10.0, 0.01),
+        Control("face_offset_x", "float", "Face shift right",
+                "Moves the swapped face right (negative: left), in face sizes.",
+                -1.0, 1.0, 0.01),
+        Control("face_offset_y", "float", "Face shift down",
+                "Moves the swapped face down (negative: up), in face sizes.", -1.0, 1.0, 0.01),
+        Control("keep_eyes", "bool", "Keep your own eyes",
+                "Persona only: your real eyes show through, so blinks and glances are "
+                "yours."),
+        Control("keep_mouth", "bool", "Keep your own mouth",
+                "Persona only: the inside of your mouth shows through, so speech looks "
+                "natural."),
+    ]),
+    "group_colour": ("Colour and blend", [
+        Control("color_transfer", "list", "Colour matching",
+                "Matches the swapped face's colours to your lighting.", items=COLOR_LABELS),
+        Control("opacity", "float", "Opacity",
+                "How much of the swapped face shows (1 = all of it).", 0.0, 1.0, 0.01),
+    ]),
+    "group_tracking": ("Tracking and head turns", [
+        Control("smoothing", "float", "Smoothing",
+                "Steadies the face between frames (0 = off; more is steadier but lags "
+                "fast moves).", 0.0, 1.0, 0.01),
+        Control("detect_interval", "int", "Look for new faces every",
+                "Full face detection at least this often; in between faces are followed, "
+                "which is cheaper.", 1, 300, 1, " frames"),
+        Control("max_yaw", "float", "Turn limit (left/right)",
+                "Past this head turn the swap fades into \"When the face is lost\". 0 = the "
+                f"model's own limit (persona: none; .dfm and inswapper: {DEFAULT_LIMITS} "
+                "left-right / up-down).", 0.0, 90.0, 1.0, "°"),
+        Control("max_pitch", "float", "Turn limit (up/down)",
+                "Past this head tilt up or down the swap fades into \"When the face is "
+                "lost\". 0 = the model's own limit (see the turn limit above).",
+                0.0, 90.0, 1.0, "°"),
+        Control("fade_ms", "int", "Fade time",
+                "How long the swap takes to fade out or in when a face is lost, found, or "
+                "turns past a limit (0 = at once).", 0, 2000, 10, " ms"),
+    ]),
+    "group_privacy": ("Privacy and label", [
+        Control("on_lost", "list", "When the face is lost",
+                "What viewers see where no swap can be drawn: a face lost or turned past a "
+                "limit, a model loading or failing. \"Pixelate\" and \"Hold\" never show "
+                "your real face: where the face's place is unknown the whole source is "
+                "pixelated.", items=LOST_LABELS),
+        Control("hold_ms", "int", "Hold time",
+                "With \"Hold\": how long the last swap stays before the face is "
+                "pixelated.", 0, 60000, 50, " ms"),
+        Control("label", "bool", "Show the 'AI face swap' label",
+                "A small disclosure label on the picture. Keep it on unless your audience "
+                "already knows."),
+        Control("label_corner", "list", "Label corner", "Where the label sits.",
+                items={k: k.replace("-", " ").capitalize() for k in CORNERS}),
+        Control("label_size", "float", "Label size",
+                "Label height in % of the source's shorter side. 6 stays legible with the "
+                "source scaled to a quarter of a 1080p canvas.", 2.0, 25.0, 0.5, " %"),
+    ]),
+}
+CONTROLS = {c.name: c for _, controls in GROUPS.values() for c in controls}
+# settings whose value decides whether other controls apply
+TRIGGERS = ("model", "faces", "on_lost", "label")
+assert set(FACE_LABELS) == set(FACE_SELECTIONS) and set(COLOR_LABELS) == set(COLOR_TRANSFERS)
+assert set(LOST_LABELS) == set(ON_LOST) and set(MASK_LABELS) == set(MASK_MODES)
 
 _entries: dict[str, registry.ModelEntry] = {}  # last scan, for the model-changed callback
 
 
+def model_kind(model: str) -> str:
+    """The model family of a setting's model ("persona", "dfm", ...; "" when unknown)."""
+    entry = _entries.get(model)
+    if entry is not None:
+        return entry.kind
+    return PERSONA if model.startswith("persona:") else ""
+
+
+def visibility(model: str, faces: str, on_lost: str, label: bool) -> dict[str, bool]:
+    """Which conditional controls apply to these settings."""
+    entry = _entries.get(model)
+    persona = model_kind(model) == PERSONA
+    return {"face_id": faces == "id", "morph": bool(entry and entry.morph),
+            "keep_eyes": persona, "keep_mouth": persona, "hold_ms": on_lost == "hold",
+            "label_corner": label, "label_size": label}
+
+
 def status_line(status: dict | None) -> tuple[str, int]:
-    """One line for the panel and its info type (normal / warning / error)."""
+    """One line in plain words for the panel, and its info type (normal / warning / error)."""
     if not status:
-        return "starting...", L.OBS_TEXT_INFO_NORMAL
+        return "Starting...", L.OBS_TEXT_INFO_NORMAL
+    private = status.get("on_lost", "original") != "original"
+    shown = "the source is pixelated" if private else "the source shows unswapped"
     if status.get("problem"):
-        return f"Passing through - {status['problem']}", L.OBS_TEXT_INFO_ERROR
+        return f"Not swapping ({shown}): {status['problem']}", L.OBS_TEXT_INFO_ERROR
     if status["state"] == "loading" and not status["model"]:
-        return f"Loading {status['requested_model']}...", L.OBS_TEXT_INFO_NORMAL
+        return f"Loading {status['requested_model']}... ({shown} meanwhile)", \
+            L.OBS_TEXT_INFO_NORMAL
     lat, ren = status["latency_ms"], status["render_ms"]
-    line = (f"{status['state']} | {status['model']} on {status['provider']} | "
-            f"{status['fps']:.1f} fps | latency p50 {lat['p50']:.0f} / p95 {lat['p95']:.0f} ms | "
-            f"dropped {status['dropped']} | render p50 {ren['p50']:.2f} / p95 {ren['p95']:.2f} ms")
+    where = devices.provider_words(status["provider"], status.get("threads", 1))
+    verb = "Swapping" if status["state"] == "ready" else "Loading a new model, swapping"
+    line = (f"{verb} {status['model']} on {where} | {status['fps']:.0f} fps | "
+            f"delay typical {lat['p50']:.0f} / worst {lat['p95']:.0f} ms | "
+            f"frames skipped {status['dropped']} | OBS cost typical {ren['p50']:.1f} / "
+            f"worst {ren['p95']:.1f} ms")
     if status.get("last_error"):
         line += f" | last error: {status['last_error']}"
     failures = {k: n for k, n in (status.get("callback_errors") or {}).items() if n}
@@ -47,19 +203,54 @@ def status_line(status: dict | None) -> tuple[str, int]:
         line += " | render errors: " + ", ".join(f"{k} {n}" for k, n in failures.items())
     if status.get("device_note"):
         line += f" | {status['device_note']}"
-    if failures or status.get("device_note"):
+    if failures or status.get("device_note") or status.get("last_error"):
         return line, L.OBS_TEXT_INFO_WARNING
     return line, L.OBS_TEXT_INFO_NORMAL
 
 
-def _list(props: int, key: str, label: str) -> int:
-    return L.obs_properties_add_list(props, key.encode(), label.encode(), L.OBS_COMBO_TYPE_LIST,
-                                     L.OBS_COMBO_FORMAT_STRING)
+class StatusPush:
+    """When a filter's status line should be pushed to its open panel (status thread):
+    at once when its kind or wording changes, every PUSH_NUMBERS_S for new figures alone,
+    never twice within PUSH_MIN_S."""
+
+    def __init__(self) -> None:
+        self.line = ""
+        self.kind = -1
+        self.at = float("-inf")
+        self.pushes = 0
+
+    def due(self, line: str, kind: int, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if line == self.line or now - self.at < PUSH_MIN_S:
+            return False
+        words = "".join(ch for ch in line if not ch.isdigit())
+        changed = kind != self.kind or words != "".join(ch for ch in self.line
+                                                        if not ch.isdigit())
+        if not changed and now - self.at < PUSH_NUMBERS_S:
+            return False
+        self.line, self.kind, self.at = line, kind, now
+        self.pushes += 1
+        return True
 
 
-def _add_items(prop: int, items: dict[str, str]) -> None:
-    for value, label in items.items():
-        L.obs_property_list_add_string(prop, label.encode(), value.encode())
+def push_status(flt: FaceSwapFilter) -> None:
+    """On the UI thread: write the status line and ask OBS to rebuild the filter's panel if
+    one is open (obs_source_update_properties: OBS calls build() again)."""
+    with registration.live_instances() as filters:
+        if flt not in filters:
+            return  # destroyed since the push was queued
+    line, _ = status_line(flt.last_status)
+    _set_status_text(flt, line)
+    L.obs_source_update_properties(flt.source)
+
+
+def _set_status_text(flt: FaceSwapFilter, line: str) -> None:
+    """The status line's text lives in the settings key "status" (how OBS shows info text)."""
+    data = L.obs_source_get_settings(flt.source)
+    try:
+        L.obs_data_set_string(data, b"status", line.encode())
+    finally:
+        L.obs_data_release(data)
 
 
 def refresh_panels() -> None:
@@ -73,11 +264,23 @@ def refresh_panels() -> None:
     registration.queue_ui(update)
 
 
+def _list(props: int, control: Control) -> int:
+    return L.obs_properties_add_list(props, control.name.encode(), control.label.encode(),
+                                     L.OBS_COMBO_TYPE_LIST, L.OBS_COMBO_FORMAT_STRING)
+
+
+def _add_items(prop: int, items: dict[str, str]) -> None:
+    for value, label in items.items():
+        L.obs_property_list_add_string(prop, label.encode(), value.encode())
+
+
 def _fill_models(prop: int, current: str) -> None:
     _entries.clear()
     names = []
     scanned = CATALOG.entries()
     if scanned is None:  # the first scan is still running: the built-in persona meanwhile
+        from core.settings import SwapSettings
+
         default = SwapSettings().model
         L.obs_property_list_add_string(prop, f"{default}  (built-in persona)".encode(),
                                        default.encode())
@@ -98,100 +301,97 @@ def _fill_models(prop: int, current: str) -> None:
                                        current.encode())
 
 
-def _fill_devices(prop: int, current: str, status: dict | None) -> None:
+def _fill_devices(prop: int, current: str) -> None:
     listed = []
-    active = (status or {}).get("provider", "")
     for device in devices.list_devices():
-        mark = f"  [active: {active}]" if device.id == current and active else ""
-        L.obs_property_list_add_string(prop, f"{device.label}{mark}".encode(),
-                                       device.id.encode())
+        L.obs_property_list_add_string(prop, device.label.encode(), device.id.encode())
         listed.append(device.id)
     if current not in listed:
         L.obs_property_list_add_string(prop, f"{current}  (not on this machine)".encode(),
                                        current.encode())
 
 
-def _write_status(flt: FaceSwapFilter, props: int) -> None:
-    """The status line's text lives in the settings key "status" (how OBS shows info text)."""
-    line, kind = status_line(flt.last_status)
-    data = L.obs_source_get_settings(flt.source)
-    try:
-        L.obs_data_set_string(data, b"status", line.encode())
-    finally:
-        L.obs_data_release(data)
-    prop = L.obs_properties_get(props, b"status")
-    if prop:
-        L.obs_property_text_set_info_type(prop, kind)
+def _add(props: int, control: Control, key: int) -> int:
+    name, label = control.name.encode(), control.label.encode()
+    if control.kind == "list":
+        prop = _list(props, control)
+        if control.items is not None:
+            _add_items(prop, control.items)
+    elif control.kind == "bool":
+        prop = L.obs_properties_add_bool(props, name, label)
+    elif control.kind == "path":
+        prop = L.obs_properties_add_path(props, name, label, L.OBS_PATH_FILE, IMAGE_FILTER,
+                                         None)
+    elif control.kind == "int":
+        prop = L.obs_properties_add_int_slider(props, name, label, int(control.low),
+                                               int(control.high), int(control.step))
+        if control.suffix:
+            L.obs_property_int_set_suffix(prop, control.suffix.encode())
+    else:
+        prop = L.obs_properties_add_float_slider(props, name, label, control.low, control.high,
+                                                 control.step)
+        if control.suffix:
+            L.obs_property_float_set_suffix(prop, control.suffix.encode())
+    L.obs_property_set_long_description(prop, control.tooltip.encode())
+    if control.name in TRIGGERS:
+        L.obs_property_set_modified_callback2(prop, registration.modified(control.name), key)
+    return prop
 
 
-def _morph_visible(props: int, model: str) -> None:
-    entry = _entries.get(model)
-    prop = L.obs_properties_get(props, b"morph")
-    if prop:
-        L.obs_property_set_visible(prop, bool(entry and entry.morph))
+def _apply_visibility(props: int, shown: dict[str, bool]) -> None:
+    """Show or hide controls anywhere in the panel (`props` may be one group's content)."""
+    while parent := L.obs_properties_get_parent(props):
+        props = parent
+    for name, visible in shown.items():
+        prop = L.obs_properties_get(props, name.encode())
+        if prop:
+            L.obs_property_set_visible(prop, visible)
 
 
 def build(flt: FaceSwapFilter) -> int:
     """A new obs_properties_t for `flt` (libobs owns and destroys it)."""
     props = L.obs_properties_create()
-    key, s = flt.key, flt.settings
-
-    model = _list(props, "model", "Model")
-    _fill_models(model, s.model)
+    s = flt.settings
+    status = L.obs_properties_add_text(props, b"status", b"Status", L.OBS_TEXT_INFO)
     L.obs_property_set_long_description(
-        model, b"Personas need no model file; .dfm and inswapper files come from models/ "
-               b"or the folders in FACESWAP_MODELS.")
-    L.obs_property_set_modified_callback2(model, registration.modified("model"), key)
-    L.obs_properties_add_button2(props, b"refresh_models", b"Refresh model list",
-                                 registration.button("refresh_models"), key)
-    L.obs_properties_add_path(props, b"reference", b"Reference image", L.OBS_PATH_FILE,
-                              IMAGE_FILTER, None)
-
-    device = _list(props, "device", "Device")
-    _fill_devices(device, s.device, flt.last_status)
-    faces = _list(props, "faces", "Faces to swap")
-    _add_items(faces, {k: FACE_LABELS[k] for k in FACE_SELECTIONS})
-    L.obs_properties_add_int(props, b"face_id", b"Face id (for 'Tracked face id')", 0, 99, 1)
-    L.obs_properties_add_float_slider(props, b"morph", b"Morph (AMP models)", 0.0, 1.0, 0.01)
-    _morph_visible(props, s.model)
-
-    for name, label, low, high, step in (("erode", "Mask erode (% of face)", -20.0, 40.0, 0.5),
-                                         ("blur", "Mask blur (% of face)", 0.0, 50.0, 0.5)):
-        L.obs_properties_add_float_slider(props, name.encode(), label.encode(), low, high, step)
-    color = _list(props, "color_transfer", "Colour transfer")
-    _add_items(color, {k: COLOR_LABELS[k] for k in COLOR_TRANSFERS})
-    L.obs_properties_add_float_slider(props, b"opacity", b"Opacity", 0.0, 1.0, 0.01)
-    L.obs_properties_add_float_slider(props, b"smoothing", b"Smoothing", 0.0, 1.0, 0.01)
-    L.obs_properties_add_int_slider(props, b"detect_interval", b"Detect every N frames", 1, 60, 1)
-    lost = _list(props, "on_lost", "When the face is lost")
-    _add_items(lost, {k: LOST_LABELS[k] for k in ON_LOST})
-    L.obs_properties_add_float_slider(props, b"hold_ms", b"Hold time (ms)", 0.0, 5000.0, 50.0)
-    L.obs_properties_add_bool(props, b"keep_eyes", b"Keep live eyes (persona)")
-    L.obs_properties_add_bool(props, b"keep_mouth", b"Keep live mouth (persona)")
-    L.obs_properties_add_bool(props, b"label", b"Show 'AI face swap' disclosure label")
-    corner = _list(props, "label_corner", "Label corner")
-    _add_items(corner, {k: k.replace("-", " ").capitalize() for k in CORNERS})
-
-    L.obs_properties_add_text(props, b"status", b"Status", L.OBS_TEXT_INFO)
-    L.obs_properties_add_button2(props, b"refresh_status", b"Refresh status",
-                                 registration.button("refresh_status"), key)
-    _write_status(flt, props)
+        status, b"What the filter does now; it updates itself. The full figures are in the "
+                b"script's status file (Tools > Scripts, Face Swap).")
+    line, kind = status_line(flt.last_status)
+    _set_status_text(flt, line)
+    L.obs_property_text_set_info_type(status, kind)
+    for group, (title, controls) in GROUPS.items():
+        content = L.obs_properties_create()
+        for control in controls:
+            prop = _add(content, control, flt.key)
+            if control.name == "model":
+                _fill_models(prop, s.model)
+                L.obs_properties_add_button2(content, b"refresh_models", b"Refresh model list",
+                                             registration.button("refresh_models"), flt.key)
+            elif control.name == "device":
+                _fill_devices(prop, s.device)
+        L.obs_properties_add_group(props, group.encode(), title.encode(), L.OBS_GROUP_NORMAL,
+                                   content)
+    refresh = L.obs_properties_get(props, b"refresh_models")
+    L.obs_property_set_long_description(
+        refresh, b"Scan the models folders again (in the background) for new or changed "
+                 b"files.")
+    _apply_visibility(props, visibility(s.model, s.faces, s.on_lost, s.label))
     return props
 
 
 def on_property(flt: FaceSwapFilter, name: str, props: int, prop: int,
                 settings: int | None) -> bool:
     """Button / modified callbacks; True asks OBS to refresh the panel."""
-    if name == "model" and settings:
-        _morph_visible(props, L.text(L.obs_data_get_string(settings, b"model")))
+    if name in TRIGGERS and settings:
+        def get(key: str) -> str:
+            return L.text(L.obs_data_get_string(settings, key.encode()))
+        _apply_visibility(props, visibility(get("model"), get("faces"), get("on_lost"),
+                                            bool(L.obs_data_get_bool(settings, b"label"))))
         return True
     if name == "refresh_models":  # rescan in the background; the panel is rebuilt after it
         CATALOG.refresh(then=refresh_panels)
         model = L.obs_properties_get(props, b"model")
         L.obs_property_list_clear(model)
         _fill_models(model, flt.settings.model)
-        return True
-    if name == "refresh_status":
-        _write_status(flt, props)
         return True
     return False

@@ -19,7 +19,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
+from pathlib import Path
 
+from core import registry
 from core.errors import FaceSwapError, one_line
 from core.settings import REBUILD_FIELDS, SwapSettings
 from obs_script import libobs as L
@@ -44,6 +46,19 @@ def parse_mapping(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
             continue
         mapping[scene.strip()] = model.strip()
     return mapping, errors
+
+
+def model_problem(model: str, known: list[str] | None) -> str:
+    """Why a mapped model cannot be used ('' when it can, or cannot be told yet): not a
+    model the scan found (`known`, None while the first scan runs) and no such file."""
+    if known is None or model in known or f"persona:{model}" in known:
+        return ""
+    path = Path(model).expanduser()
+    if path.suffix.lower() in registry.MODEL_SUFFIXES or path.is_absolute():
+        found = path.is_file() or (not path.is_absolute() and any(
+            (folder / path).is_file() for folder in registry.model_dirs()))
+        return "" if found else f"model file {model} not found"
+    return f"unknown model {model!r}"
 
 
 def step_model(names: list[str], current: str, step: int) -> str:
@@ -134,14 +149,32 @@ class SceneSwitcher:
     def __init__(self, live: Callable[[], AbstractContextManager[list]]) -> None:
         self.live = live
         self.mapping: dict[str, str] = {}
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # mistakes in the mapping (bad lines, unknown models)
+        self._parse_errors: list[str] = []
+        self._logged: set[str] = set()
         self.scene = ""
         self.preparer = Preparer()
 
     def set_mapping(self, lines: Iterable[str]) -> None:
-        self.mapping, self.errors = parse_mapping(lines)
+        """Apply the "Scene = model" lines; their mistakes go to `errors` and the log."""
+        self.mapping, self._parse_errors = parse_mapping(lines)
+        self.check_models()
         for scene, model in self.mapping.items():
             self.prepare(model, scene)
+
+    def check_models(self) -> None:
+        """Name mapped models the scan does not know (again after each scan); each new
+        mistake is logged once."""
+        from obs_script.catalog import CATALOG  # scanned in the background, not on the UI
+
+        known = CATALOG.swapper_names()
+        unknown = [f"scene '{scene}': {problem}" for scene, model in self.mapping.items()
+                   if (problem := model_problem(model, known))]
+        self.errors = [*self._parse_errors, *unknown]
+        for error in self.errors:
+            if error not in self._logged:
+                self._logged.add(error)
+                L.log(L.LOG_WARNING, f"Scene -> model: {error}")
 
     def targets(self, model: str, scene: str) -> list[SwapSettings]:
         """The settings the filters shown in `scene` will switch to (each filter keeps its

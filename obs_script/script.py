@@ -21,6 +21,7 @@ from obs_script import filter as filters
 from obs_script import libobs as L
 from obs_script import obsdata, properties, registration, testhooks
 from obs_script.catalog import CATALOG
+from obs_script.description import DescriptionKeeper
 from obs_script.filter import FaceSwapFilter
 from obs_script.scenes import HOTKEYS, SceneSwitcher
 from obs_script.status import StatusWriter, default_path
@@ -35,11 +36,12 @@ MODELS_DIR_KEY = "models_dir"
 class Host:
     """What the registration forwards libobs' callbacks to while this code is loaded."""
 
-    def __init__(self) -> None:
+    def __init__(self, module) -> None:
         self.scenes = SceneSwitcher(registration.live_instances)
         self.models_dir: tuple[str, ...] | None = None  # applied "Models folder" (None: not yet)
         self.status_path = default_path()
         self.test_report: dict = {}  # filled by testhooks only
+        self.description = DescriptionKeeper(module)
         self.writer = StatusWriter(self.collect, self.status_path)
 
     @staticmethod
@@ -54,12 +56,15 @@ class Host:
         state = registration.STATE
         with registration.live_instances() as live:
             polled = [f.poll() for f in live]
+        self.description.offer(script_description())  # rewritten in OBS when it changed
         return {"time": time.time(), "obs_version": L.text(L.obs_get_version_string()),
                 "pid": os.getpid(), "loads": state.loads, "registrations": state.registrations,
                 "scene": self.scenes.scene, "scene_models": self.scenes.mapping,
                 "mapping_errors": self.scenes.errors, "prepare_errors": self.scenes.preparer.errors,
                 "obs_frame_ms": L.obs_get_average_frame_time_ns() / 1e6,
                 "threads": sorted(t.name for t in threading.enumerate()),
+                "description_writes": self.description.writes,
+                "description_problem": self.description.problem,
                 "filters": polled,
                 **({"test_properties": self.test_report} if self.test_report else {})}
 
@@ -100,11 +105,19 @@ def engine_report() -> str:
     return "<br>".join(lines)
 
 
+def mapping_report() -> str:
+    """The description's line for scene-mapping mistakes ('' when there are none)."""
+    errors = _host.scenes.errors if _host is not None else []
+    if not errors:
+        return ""
+    return "<br><b style='color:#d33'>Scene -> model:</b> " + "; ".join(errors)
+
+
 def script_description() -> str:
     return ("<b>Face Swap</b> - adds the <i>Face Swap</i> filter to every video source "
             "(Filters > +). Status of each filter: its properties, or "
             f"{default_path()}.<br>OBS {L.text(L.obs_get_version_string())}<br>"
-            + engine_report())
+            + engine_report() + mapping_report())
 
 
 def _hotkey(name: str, action) -> None:
@@ -120,11 +133,11 @@ def script_load(settings, module) -> None:
     if _saved_switch_interval is None:
         _saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-    _host = Host()  # script_update below applies the models folder and starts the scan
+    _host = Host(module)  # script_update below applies the models folder and starts the scan
     registration.attach(_host)
     actions = _host.scenes.hotkey_actions()
     if testhooks.enabled():
-        actions.update(testhooks.actions(module, _host.test_report, script_description))
+        actions.update(testhooks.actions(module, _host.test_report))
     for name, action in actions.items():
         _hotkey(name, action)
         saved = obs.obs_data_get_array(settings, name)
@@ -163,9 +176,8 @@ def script_save(settings) -> None:
         obs.obs_data_array_release(saved)
 
 
-def script_update(settings) -> None:
-    if _host is None:
-        return
+def _mapping_lines(settings) -> list[str]:
+    """The "Scene -> model" editable list's lines from the script's settings."""
     array = obs.obs_data_get_array(settings, MAPPING_KEY)
     lines = []
     for i in range(obs.obs_data_array_count(array)):
@@ -173,26 +185,60 @@ def script_update(settings) -> None:
         lines.append(obs.obs_data_get_string(item, "value"))
         obs.obs_data_release(item)
     obs.obs_data_array_release(array)
-    _host.scenes.set_mapping(lines)
+    return lines
+
+
+def script_update(settings) -> None:
+    if _host is None:
+        return
+    _host.scenes.set_mapping(_mapping_lines(settings))
     folder = obs.obs_data_get_string(settings, MODELS_DIR_KEY).strip()
     if (folder,) != _host.models_dir:
         _host.models_dir = (folder,)
         registry.set_user_dirs([folder])
-        CATALOG.refresh(then=properties.refresh_panels)
+        CATALOG.refresh(then=_after_scan)
+
+
+def _after_scan() -> None:
+    """A model scan finished: open panels get the new list, the mapping is checked again."""
+    properties.refresh_panels()
+    if _host is not None:
+        _host.scenes.check_models()
+
+
+def _show_mapping_errors(props, _prop=None, settings=None) -> bool:
+    """The mapping's mistakes under its list, at once: the list's modified callback (the
+    panel is refreshed from these same properties when it returns True)."""
+    if _host is None:
+        return False
+    if settings is not None:
+        _host.scenes.set_mapping(_mapping_lines(settings))
+    info = obs.obs_properties_get(props, "mapping_errors")
+    errors = _host.scenes.errors
+    obs.obs_property_set_description(info, "Not applied: " + "; ".join(errors) if errors else "")
+    obs.obs_property_set_visible(info, bool(errors))
+    return True
 
 
 def script_properties():
     props = obs.obs_properties_create()
-    obs.obs_properties_add_path(props, MODELS_DIR_KEY,
-                                "Models folder (your .dfm / inswapper files)",
-                                obs.OBS_PATH_DIRECTORY, None, None)
-    obs.obs_properties_add_editable_list(
+    folder = obs.obs_properties_add_path(props, MODELS_DIR_KEY,
+                                         "Models folder (your .dfm / inswapper files)",
+                                         obs.OBS_PATH_DIRECTORY, None, None)
+    obs.obs_property_set_long_description(
+        folder, "A folder of your own .dfm and inswapper models, searched besides the "
+                "project's models/ folder and the folders in FACESWAP_MODELS.")
+    mapping = obs.obs_properties_add_editable_list(
         props, MAPPING_KEY, "Scene -> model (one 'Scene name = model' per line)",
         obs.OBS_EDITABLE_LIST_TYPE_STRINGS, None, None)
-    if _host is not None and _host.scenes.errors:
-        info = obs.obs_properties_add_text(props, "mapping_errors", "; ".join(_host.scenes.errors),
-                                           obs.OBS_TEXT_INFO)
-        obs.obs_property_text_set_info_type(info, obs.OBS_TEXT_INFO_WARNING)
+    obs.obs_property_set_long_description(
+        mapping, "When a scene goes on program, the Face Swap filters in it switch to its "
+                 "model, e.g. 'Just Chatting = persona:default'. Mistakes show below and in "
+                 "the log as soon as a line is entered.")
+    obs.obs_property_set_modified_callback(mapping, _show_mapping_errors)
+    info = obs.obs_properties_add_text(props, "mapping_errors", "", obs.OBS_TEXT_INFO)
+    obs.obs_property_text_set_info_type(info, obs.OBS_TEXT_INFO_WARNING)
+    _show_mapping_errors(props)
     return props
 
 

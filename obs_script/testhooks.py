@@ -3,61 +3,68 @@ through obs-websocket's TriggerHotkeyByName what a user does in OBS's dialogs:
 
 - face_swap.test_reload_scripts: what Tools > Scripts > Reload Scripts does for us;
 - face_swap.test_properties: build every filter's properties panel as OBS's properties
-  window does, and publish what it holds (and the script's description) in the status
-  file under "test_properties".
-Both run on OBS's UI thread, like the dialogs they stand in for.
+  window does, and publish what it holds (and the script's description as the Scripts
+  window reads it) in the status file under "test_properties";
+- face_swap.test_script_settings: apply the script settings in the JSON file
+  $FACE_SWAP_TEST_INPUT as the Scripts window does when a user edits them
+  (obs_script_update).
+All run on OBS's UI thread, like the dialogs they stand in for.
 """
 
 from __future__ import annotations
 
 import ctypes as C
+import json
 import os
-import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from obs_script import description, registration
 from obs_script import libobs as L
-from obs_script import registration
 
 ENV_VAR = "FACE_SWAP_TEST_HOOKS"
+INPUT_VAR = "FACE_SWAP_TEST_INPUT"
 
 
 def enabled() -> bool:
     return os.environ.get(ENV_VAR) == "1"
 
 
-def _scripting_library() -> C.CDLL:
-    """OBS's scripting library, already loaded in this process (its soname differs by
-    build: libobs-scripting.so.1 in Debian's OBS 29/30, .so.0 in OBS 32)."""
-    names = {"win32": ["obs-scripting.dll"], "darwin": ["libobs-scripting.dylib"]}
-    process = [] if sys.platform == "win32" else [None]  # CDLL(None) is POSIX-only
-    return L.find_library(
-        [*process, *names.get(sys.platform, ["libobs-scripting.so.0", "libobs-scripting.so.1"])],
-        "obs_script_reload", "OBS's scripting library")
-
-
 def reload_script(module) -> None:
     """obs_script_reload() on this script's obs_script_t (from the module's capsule)."""
-    scripting = _scripting_library()
+    scripting = L.scripting_library()
     scripting.obs_script_reload.argtypes = [C.c_void_p]
-    get_pointer = C.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype, get_pointer.argtypes = C.c_void_p, [C.py_object, C.c_char_p]
-    scripting.obs_script_reload(get_pointer(module.__script_data__, None))
+    scripting.obs_script_reload(L.script_pointer(module))
+
+
+def _describe(props: int, group: str, found: dict) -> None:
+    prop = C.c_void_p(L.obs_properties_first(props))
+    while prop.value:
+        kind = L.obs_property_get_type(prop)
+        name = L.text(L.obs_property_name(prop))
+        entry = {"visible": bool(L.obs_property_visible(prop)), "group": group, "type": kind,
+                 "label": L.text(L.obs_property_description(prop)),
+                 "tooltip": L.text(L.obs_property_long_description(prop)),
+                 "items": [L.text(L.obs_property_list_item_name(prop, i))
+                           for i in range(L.obs_property_list_item_count(prop))]}
+        if kind == L.OBS_PROPERTY_INT:
+            entry["range"] = [L.obs_property_int_min(prop), L.obs_property_int_max(prop)]
+        elif kind == L.OBS_PROPERTY_FLOAT:
+            entry["range"] = [L.obs_property_float_min(prop), L.obs_property_float_max(prop)]
+        found[name] = entry
+        if kind == L.OBS_PROPERTY_GROUP:
+            _describe(L.obs_property_group_content(prop), name, found)
+        if not L.obs_property_next(C.byref(prop)):
+            break
 
 
 def describe_properties(source: int) -> dict:
-    """{property name: {"visible", "items" (list labels)}} of a source's properties, plus
-    its status text."""
+    """{property name: {"visible", "group", "type", "label", "tooltip", "items", "range"}}
+    of a source's properties (groups included, in panel order), plus its status text."""
     props = L.obs_source_properties(source)
-    found = {}
+    found: dict = {}
     try:
-        prop = C.c_void_p(L.obs_properties_first(props))
-        while prop.value:
-            items = [L.text(L.obs_property_list_item_name(prop, i))
-                     for i in range(L.obs_property_list_item_count(prop))]
-            found[L.text(L.obs_property_name(prop))] = {
-                "visible": bool(L.obs_property_visible(prop)), "items": items}
-            if not L.obs_property_next(C.byref(prop)):
-                break
+        _describe(props, "", found)
     finally:
         L.obs_properties_destroy(props)
     data = L.obs_source_get_settings(source)
@@ -65,19 +72,47 @@ def describe_properties(source: int) -> dict:
         status = L.text(L.obs_data_get_string(data, b"status"))
     finally:
         L.obs_data_release(data)
-    return {"properties": found, "status": status}
+    return {"properties": found, "order": list(found), "status": status}
 
 
-def actions(module, report: dict, description: Callable[[], str]
-            ) -> dict[str, Callable[[], None]]:
+def apply_script_settings(module) -> None:
+    """obs_script_update(script, settings from $FACE_SWAP_TEST_INPUT): string lists become
+    editable-list arrays, other values strings (what the script's settings hold)."""
+    import obspython as obs
+
+    values = json.loads(Path(os.environ[INPUT_VAR]).read_text(encoding="utf-8"))
+    data = obs.obs_data_create()
+    try:
+        for key, value in values.items():
+            if isinstance(value, list):
+                array = obs.obs_data_array_create()
+                for line in value:
+                    item = obs.obs_data_create()
+                    obs.obs_data_set_string(item, "value", line)
+                    obs.obs_data_array_push_back(array, item)
+                    obs.obs_data_release(item)
+                obs.obs_data_set_array(data, key, array)
+                obs.obs_data_array_release(array)
+            else:
+                obs.obs_data_set_string(data, key, str(value))
+        scripting = L.scripting_library()
+        scripting.obs_script_update.argtypes = [C.c_void_p, C.c_void_p]
+        scripting.obs_script_update(L.script_pointer(module), int(data))
+    finally:
+        obs.obs_data_release(data)
+
+
+def actions(module, report: dict) -> dict[str, Callable[[], None]]:
     """Hotkey name -> action for the test hooks."""
     def properties() -> None:
         report.clear()
         with registration.live_instances() as filters:
             report.update({f"{f.parent_name}/{f.name}": describe_properties(f.source)
                            for f in filters})
-        report["description"] = description()
+        report["description"] = description.shown(module)
 
     return {"face_swap.test_reload_scripts":
             lambda: registration.queue_ui(lambda: reload_script(module)),
-            "face_swap.test_properties": lambda: registration.queue_ui(properties)}
+            "face_swap.test_properties": lambda: registration.queue_ui(properties),
+            "face_swap.test_script_settings":
+            lambda: registration.queue_ui(lambda: apply_script_settings(module))}

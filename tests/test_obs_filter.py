@@ -6,6 +6,7 @@ the scene it needs on program, so only that scene's filters are busy.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -361,30 +362,111 @@ def properties_of(obs: ObsSession, key: str) -> dict:
                     f"properties of {key}")
 
 
+PANEL_GROUPS = {
+    "group_model": ["model", "refresh_models", "reference", "device", "threads", "morph"],
+    "group_face": ["faces", "face_id", "mask", "erode", "blur", "face_scale", "face_offset_x",
+                   "face_offset_y", "keep_eyes", "keep_mouth"],
+    "group_colour": ["color_transfer", "opacity"],
+    "group_tracking": ["smoothing", "detect_interval", "max_yaw", "max_pitch", "fade_ms"],
+    "group_privacy": ["on_lost", "hold_ms", "label", "label_corner", "label_size"],
+}
+
+
 def test_properties_panel(obs, files):
+    """The panel as OBS's properties window builds it: the status on top, five groups of
+    controls with a tooltip each, the engine's ranges, and only what applies visible."""
     program(obs, "Dfm scene")
     wait_swapped(obs, "Dfm", "Plain")
     panel = properties_of(obs, "Dfm/Face Swap")
     props = panel["properties"]
-    expected = {"model", "refresh_models", "reference", "device", "faces", "face_id", "morph",
-                "erode", "blur", "color_transfer", "opacity", "smoothing", "detect_interval",
-                "on_lost", "label", "label_corner", "status"}
-    assert expected <= set(props)
+    assert panel["order"][0] == "status" and props["status"]["group"] == ""
+    assert [n for n in panel["order"] if props[n]["group"] == ""] == ["status", *PANEL_GROUPS]
+    for group, names in PANEL_GROUPS.items():
+        assert [n for n in panel["order"] if props[n]["group"] == group] == names, group
+    for name, prop in props.items():
+        if not name.startswith("group_"):
+            assert len(prop["tooltip"]) > 20, f"{name} has no tooltip"
+    assert props["erode"]["range"] == [-50.0, 50.0] and props["blur"]["range"] == [0.0, 100.0]
+    assert props["hold_ms"]["range"] == [0, 60000] and props["hold_ms"]["type"] == 2  # int
+    assert props["max_yaw"]["range"] == [0.0, 90.0] and "persona: none" in \
+        props["max_yaw"]["tooltip"]
+    # a DFM that is not AMP, one face, on_lost original, label off (NO_LABEL)
+    hidden = {n for n, p in props.items() if not p["visible"]}
+    assert hidden == {"morph", "face_id", "keep_eyes", "keep_mouth", "hold_ms",
+                      "label_corner", "label_size"}, hidden
+    assert "Models folder" in props["model"]["tooltip"]
     models = " ".join(props["model"]["items"])
     assert "persona:default" in models and "double_224" in models and "double_amp_224" in models
-    assert any(item.startswith("cpu") and "CPUExecutionProvider" in item
-               for item in props["device"]["items"]), props["device"]["items"]
-    assert props["morph"]["visible"] is False  # not an AMP model
-    assert "CPUExecutionProvider" in panel["status"] and "double_224" in panel["status"]
+    assert any(item.startswith("cpu") for item in props["device"]["items"])
+    status = panel["status"]
+    assert status.startswith("Swapping double_224 on CPU, ") and "delay typical" in status
+    assert "ExecutionProvider" not in status and "p50" not in status
     description = obs.status()["test_properties"]["description"]
     assert "Engine ready" in description and "Devices: cpu" in description
     assert "double_224" in description and "Warning" not in description  # OBS 29 verified
+    assert "scanning" not in description  # the text OBS shows was rewritten after the scan
 
-    obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": "double_amp_224"}, True)
+    obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": "double_amp_224",
+                                                               "faces": "id"}, True)
     obs.wait_filter("Dfm", lambda f: f["model"] == "double_amp_224", 60, "the AMP double")
     obs.status_file.unlink()  # drop the old report
-    assert properties_of(obs, "Dfm/Face Swap")["properties"]["morph"]["visible"] is True
-    obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": str(files["dfm"])}, True)
+    props = properties_of(obs, "Dfm/Face Swap")["properties"]
+    assert props["morph"]["visible"] is True and props["face_id"]["visible"] is True
+    obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": str(files["dfm"]),
+                                                               "faces": "largest"}, True)
+
+
+def test_status_refreshes_itself(obs, files):
+    """No button: the status line in the filter's settings (what an open panel shows)
+    follows the engine - an error appears, then clears when the model is fixed - and OBS is
+    asked to rebuild open panels (obs_source_update_properties) as it changes."""
+    program(obs, "Scratch scene")
+    obs.client.create_source_filter("Scratch", "Face Swap", "face_swap",
+                                    {**NO_LABEL, "model": "/nonexistent/gone.dfm"})
+    try:
+        def status_text() -> str:
+            return obs.client.get_source_filter("Scratch", "Face Swap").filter_settings.get(
+                "status", "")
+        wait_for(lambda: "model file not found" in status_text(), 30, "the error in the status")
+        assert status_text().startswith("Not swapping (the source shows unswapped)")
+        pushes = obs.filter_status("Scratch")["panel_pushes"]
+        obs.client.set_source_filter_settings("Scratch", "Face Swap",
+                                              {"model": "persona:default"}, True)
+        wait_for(lambda: status_text().startswith("Swapping persona:default on CPU"), 60,
+                 "the fixed model in the status")
+        assert obs.filter_status("Scratch")["panel_pushes"] > pushes
+    finally:
+        obs.client.remove_source_filter("Scratch", "Face Swap")
+
+
+def test_mapping_mistakes_show_at_once(obs):
+    """Lines entered in "Scene -> model" (as the Scripts window applies them) that are
+    malformed or name an unknown model are logged and put in the script's description."""
+    mapping = [{"value": "Second = double_224"}, {"value": "Third = persona:default"}]
+    lines = [m["value"] for m in mapping] + ["no separator", "Main = no_such_model",
+                                             "Dfm scene = /nowhere/x.dfm"]
+    (obs.workdir / "test_input.json").write_text(json.dumps({"scene_models": lines}))
+    try:
+        obs.client.trigger_hot_key_by_name("face_swap.test_script_settings")
+        wait_for(lambda: "unknown model 'no_such_model'" in obs.log_text(), 20, "the log line")
+        log = obs.log_text()
+        assert "Scene -> model: ignored 'no separator'" in log
+        assert "model file /nowhere/x.dfm not found" in log
+        errors = wait_for(lambda: len(obs.status()["mapping_errors"]) == 3
+                          and obs.status()["mapping_errors"], 10, "three mapping errors")
+        assert any("scene 'Main'" in e for e in errors)
+
+        def described() -> str:
+            obs.client.trigger_hot_key_by_name("face_swap.test_properties")
+            text = obs.status().get("test_properties", {}).get("description", "")
+            return text if "no_such_model" in text else ""
+        description = wait_for(described, 20, "the mistakes in the script description")
+        assert "Scene -&gt; model" in description or "Scene -> model" in description
+    finally:
+        (obs.workdir / "test_input.json").write_text(json.dumps(
+            {"scene_models": [m["value"] for m in mapping]}))
+        obs.client.trigger_hot_key_by_name("face_swap.test_script_settings")
+        wait_for(lambda: obs.status()["mapping_errors"] == [], 20, "the mapping fixed")
 
 
 def test_settings_from_websocket_take_effect(obs):

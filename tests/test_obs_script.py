@@ -19,7 +19,7 @@ from doubles import write_doubles
 
 from core import registry
 from core.errors import FaceSwapError
-from core.settings import SwapSettings
+from core.settings import RANGES, SwapSettings, field_types
 
 ROOT = Path(__file__).resolve().parent.parent
 OBSPYTHON_DIR = Path("/usr/lib/x86_64-linux-gnu/obs-scripting")
@@ -34,7 +34,7 @@ except OSError as exc:  # no libobs on this machine
 
 from obs_script import env, obsdata, registration  # noqa: E402
 from obs_script.catalog import ModelCatalog  # noqa: E402
-from obs_script.properties import status_line  # noqa: E402
+from obs_script.properties import CONTROLS, StatusPush, status_line, visibility  # noqa: E402
 from obs_script.render import FramePool  # noqa: E402
 from obs_script.scenes import Preparer, parse_mapping, step_model  # noqa: E402
 from obs_script.status import StatusWriter  # noqa: E402
@@ -135,10 +135,43 @@ def test_status_line_names_provider_and_problems():
               "requested_model": "double_224", "fps": 29.5, "dropped": 3, "last_error": "",
               "device_note": "", "problem": "",
               "latency_ms": {"p50": 40.0, "p95": 52.0}, "render_ms": {"p50": 1.1, "p95": 1.9}}
-    line, kind = status_line(status)
-    assert "CPUExecutionProvider" in line and "29.5 fps" in line and kind == 0
+    line, kind = status_line(dict(status, threads=2))
+    assert line.startswith("Swapping double_224 on CPU, 2 threads | 30 fps") and kind == 0
+    assert "delay typical 40 / worst 52 ms" in line and "p50" not in line
     line, kind = status_line(dict(status, problem="model file not found: x.dfm"))
-    assert line.startswith("Passing through") and kind == libobs.OBS_TEXT_INFO_ERROR
+    assert line.startswith("Not swapping (the source shows unswapped): model file not found")
+    assert kind == libobs.OBS_TEXT_INFO_ERROR
+    line, _ = status_line(dict(status, problem="model file not found: x.dfm", on_lost="hold"))
+    assert line.startswith("Not swapping (the source is pixelated)")
+    line, _ = status_line(dict(status, state="loading", model="", on_lost="pixelate"))
+    assert line == "Loading double_224... (the source is pixelated meanwhile)"
+
+
+def test_status_push_is_rate_limited_and_prefers_changes():
+    push = StatusPush()
+    assert push.due("Swapping a | 30 fps", 0, now=0.0)
+    assert not push.due("Swapping a | 30 fps", 0, now=10.0)  # the same line: never
+    assert not push.due("Swapping a | 29 fps", 0, now=2.0)  # figures alone: wait
+    assert push.due("Swapping a | 29 fps", 0, now=5.5)
+    assert not push.due("Not swapping: x", 2, now=6.0)  # a change, but within a second
+    assert push.due("Not swapping: x", 2, now=6.6)
+    assert push.pushes == 3
+
+
+def test_panel_visibility_rules():
+    shown = visibility("persona:default", "largest", "original", True)
+    assert shown == {"face_id": False, "morph": False, "keep_eyes": True, "keep_mouth": True,
+                     "hold_ms": False, "label_corner": True, "label_size": True}
+    shown = visibility("my.dfm", "id", "hold", False)
+    assert shown["face_id"] and shown["hold_ms"] and not shown["keep_eyes"]
+    assert not shown["label_corner"] and not shown["label_size"]
+
+
+def test_panel_ranges_span_the_engine_ranges():
+    """Every numeric control's slider covers exactly what SwapSettings accepts (bounded)."""
+    assert set(field_types()) - {"models_dir"} <= set(CONTROLS)  # a script-wide setting
+    for name, low, high in RANGES:
+        assert (CONTROLS[name].low, CONTROLS[name].high) == (low, high), name
 
 
 def _fake_venv(tmp_path: Path, version: str) -> Path:

@@ -124,6 +124,9 @@ def test_resolve_by_name_and_by_path(folder):
     assert by_path.embedder == (folder / "w600k_r50.onnx").resolve()  # paired from its folder
     assert registry.resolve("persona:default").kind == "persona"
     assert registry.resolve("default").name == "persona:default"
+    # a file name alone is found in the models folders
+    assert registry.resolve("double_amp_96.dfm", [folder]).path == \
+        (folder / "double_amp_96.dfm").resolve()
 
 
 def test_resolve_errors_name_the_problem(folder, tmp_path):
@@ -135,8 +138,14 @@ def test_resolve_errors_name_the_problem(folder, tmp_path):
         registry.resolve(str(folder / "not_onnx.onnx"))
     with pytest.raises(ModelFileError, match="foreign signature"):
         registry.resolve(str(folder / "foreign.onnx"))
-    with pytest.raises(ModelFileError, match="not found"):
+    with pytest.raises(ModelFileError, match=f"not found: .* \\(looked for {tmp_path}"):
         registry.resolve(str(tmp_path / "missing.dfm"))
+    # a bare file name: where it was looked for, the models folders included
+    looked = f"not found: missing.dfm .looked for .*{folder.resolve()}/missing.dfm"
+    with pytest.raises(ModelFileError, match=looked):
+        registry.resolve("missing.dfm", [folder])
+    with pytest.raises(ModelFileError, match=f"models searched in .*{folder.resolve()}"):
+        registry.resolve("nope", [folder])
     with pytest.raises(ModelFileError, match="ArcFace embedder, not a swap model"):
         registry.resolve("w600k_r50", [folder])
     with pytest.raises(ModelFileError, match="no model"):

@@ -37,8 +37,9 @@ def test_unknown_field_in_with_changes_is_an_error():
     ("opacity=7", "opacity=7.0; must be within"),
     ("morph=3", "morph=3.0; must be within"),
     ("face_scale=0", "face_scale=0.0; must be within"),
-    ("detect_interval=0", "detect_interval=0; must be at least 1"),
-    ("threads=-2", "threads=-2; must be at least 0"),
+    ("detect_interval=0", "detect_interval=0; must be within 1..300"),
+    ("threads=-2", "threads=-2; must be within 0..64"),
+    ("threads=100000", "threads=100000; must be within 0..64"),
 ])
 def test_out_of_range_values_are_refused_up_front(pair, message):
     with pytest.raises(ValueError, match=message):

@@ -171,7 +171,7 @@ def test_no_faces_on_blank_noise_and_pattern():
 
 def test_update_and_bad_frames(stage):
     frame, _ = stage
-    tracker = FaceTracker(SwapSettings(detect_interval=1000))
+    tracker = FaceTracker(SwapSettings(detect_interval=300))
     for i in range(4):
         tracker.process(frame, "rgb", timestamp=i / FPS)
     assert tracker.detections == 1

@@ -178,6 +178,7 @@ class ObsSession:
         env = dict(os.environ, HOME=str(self.home), DISPLAY=f":{display}",
                    LIBGL_ALWAYS_SOFTWARE="1", QT_QPA_PLATFORM="xcb",
                    FACE_SWAP_STATUS_FILE=str(self.status_file), FACE_SWAP_TEST_HOOKS="1",
+                   FACE_SWAP_TEST_INPUT=str(self.workdir / "test_input.json"),
                    **self.extra_env)
         env.pop("PYTHONPATH", None)
         env.pop("VIRTUAL_ENV", None)
