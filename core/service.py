@@ -174,10 +174,10 @@ class SwapService:
         return stopped
 
     # --- internals -----------------------------------------------------------------------
-    def _process(self, frame: np.ndarray) -> np.ndarray:
+    def _process(self, frame: np.ndarray) -> np.ndarray | None:
         pipeline = self._pipeline  # read once: a swap never lands in the middle of a frame
         if pipeline is None:
-            return frame  # loading, or no usable model: pass through unchanged
+            return None  # loading, or no usable model: published unchanged, not processed
         return pipeline.process(frame, self.fmt)
 
     def _apply_live(self, settings: SwapSettings, gen: int) -> None:

@@ -7,7 +7,8 @@ processing is. A frame whose processing raises passes through unchanged and the 
 counted: one bad frame never stops the stream. The process callable can be switched
 atomically between two frames, which is how a newly loaded model goes live.
 The process callable must return a new array and leave its input untouched (that is what
-makes the pass-through on error truthful).
+makes the pass-through on error truthful), or None when it has nothing to make of the frame
+(no model loaded yet): the input is then published unchanged, marked not `processed`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from core.errors import one_line
 
-Process = Callable[[np.ndarray], np.ndarray]
+Process = Callable[[np.ndarray], np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Result:
     t_in: float  # time.perf_counter() when the input was submitted
     t_out: float  # time.perf_counter() when the result was published
     ok: bool  # False: processing raised and `frame` is the input, unchanged
+    processed: bool = True  # False: nothing processed it (`frame` is the input, unchanged)
 
     @property
     def latency_ms(self) -> float:
@@ -237,10 +239,12 @@ class Worker:
 
     def _handle(self, process: Process, frame: np.ndarray, seq: int, t_in: float) -> None:
         start = time.perf_counter()
-        ok = True
+        ok = processed = True
         try:
             out = process(frame)
-            if not isinstance(out, np.ndarray):
+            if out is None:
+                out, processed = frame, False
+            elif not isinstance(out, np.ndarray):
                 raise TypeError(f"process returned {type(out).__name__}, not a numpy array")
         except Exception as exc:  # isolate the stream from any failure in one frame
             with self._cond:
@@ -248,9 +252,9 @@ class Worker:
             if stopping:
                 return  # cut short by stop (a host cancels its model runs): not an error
             self._record_error(f"frame {seq}: ", exc)
-            out, ok = frame, False
+            out, ok, processed = frame, False, False
         end = time.perf_counter()
-        result = Result(out, seq, t_in, end, ok)
+        result = Result(out, seq, t_in, end, ok, processed)
         with self._cond:
             self._latest = result
             self._frames_out += 1

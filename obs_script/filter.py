@@ -239,10 +239,12 @@ class FaceSwapFilter:
 
     def drawable(self, result) -> bool:
         """Whether a worker Result may be drawn: a swap (not the input passed through after a
-        processing error) of an input submitted since the last resume. Results are not
+        processing error or while no model was loaded) of an input submitted since the last
+        resume. Results are not
         dropped for lagging the newest input by N frames: a slow engine always lags by several
         inputs, and that would flicker between swapped and original frames."""
-        return result is not None and result.ok and result.seq >= self.first_seq
+        return (result is not None and result.ok and result.processed
+                and result.seq >= self.first_seq)
 
     def render(self) -> None:
         start = time.perf_counter()

@@ -156,6 +156,8 @@ def test_unknown_model_is_an_error_state_and_passes_frames_through(frame):
         assert "\n" not in status["last_error"]
         result = run_frames(service, frame, 1)[0]
         assert np.array_equal(result.frame, frame)
+        # published unchanged and marked so: a host never draws it as a swap (privacy)
+        assert result.ok and not result.processed
         service.apply(SETTINGS)  # the user fixes the model: it loads
         assert wait_state(service, "ready")["model"] == "persona:default"
 

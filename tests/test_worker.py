@@ -133,13 +133,25 @@ def test_exception_in_a_frame_passes_it_through_and_is_counted(plus1):
         assert worker.stop()
 
 
-def test_non_array_result_is_an_error_not_a_crash():
+def test_nothing_to_make_of_a_frame_publishes_it_unprocessed():
     worker = Worker(lambda frame: None)
+    try:
+        frame = np.zeros((4, 4, 3), np.uint8)
+        seq = worker.submit(frame)
+        result = worker.wait_result(after_seq=seq - 1, timeout=5)
+        assert result.frame is frame and result.ok and not result.processed
+        assert worker.stats().errors == 0
+    finally:
+        worker.stop()
+
+
+def test_non_array_result_is_an_error_not_a_crash():
+    worker = Worker(lambda frame: [frame])
     try:
         worker.submit(frame_for(1))
         result = worker.wait_result(timeout=5)
         assert result is not None and not result.ok
-        assert "returned NoneType" in worker.stats().last_error
+        assert "returned list" in worker.stats().last_error
     finally:
         assert worker.stop()
 
