@@ -84,6 +84,7 @@ class Pipeline:
         self.model_name: str = self.swapper.name
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.faces: list[Face] = []  # the faces swapped live in the last frame
+        self.tracked: list[Face] = []  # every face the tracker followed in the last frame
         self.shown: dict[int, str] = {}  # face id -> "swap" or the privacy view it got
         self._states: dict[int, _FaceState] = {}
         self._shape: tuple[int, ...] | None = None
@@ -101,6 +102,7 @@ class Pipeline:
         """Forget tracked faces and the held swaps (a new video or a scene cut)."""
         self.tracker.reset()
         self.faces = []
+        self.tracked = []
         self.shown = {}
         self._states = {}
         self._time = None
@@ -120,7 +122,7 @@ class Pipeline:
             max(0.0, now - self._time) * 1000.0 / settings.fade_ms
         self._time = now
 
-        faces = self.tracker.process(frame, fmt, timestamp=now)
+        faces = self.tracked = self.tracker.process(frame, fmt, timestamp=now)
         for stage, key in (("detect", "detect"), ("landmarks", "landmarks"), ("track", "smooth")):
             timings[stage] = self.tracker.timings.get(key, 0.0)
         selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))

@@ -27,19 +27,28 @@ _BOTTOM = [152, 175, 199, 17]
 _PITCH_OFFSET = -8.5
 
 
-def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees from (468, 3) landmarks; see the module docstring."""
+def face_axes(landmarks: np.ndarray) -> np.ndarray | None:
+    """The face's own axes in frame coordinates as the rows of a rotation: right (eyes and
+    cheeks, image-left to image-right), down (forehead to chin) and back (into the head);
+    None for degenerate landmarks."""
     p = np.asarray(landmarks, np.float64)
     right = p[_RIGHT].mean(0) - p[_LEFT].mean(0)
     down = p[_BOTTOM].mean(0) - p[_TOP].mean(0)
     norm = np.linalg.norm(right)
     if norm < 1e-9 or np.linalg.norm(down) < 1e-9:
-        return (0.0, 0.0, 0.0)
+        return None
     right /= norm
     down -= right * (down @ right)
     down /= max(np.linalg.norm(down), 1e-9)
-    back = np.cross(right, down)  # frontal face: (0, 0, 1), away from the camera
-    nose = -back
+    return np.vstack([right, down, np.cross(right, down)])  # frontal back: (0, 0, 1)
+
+
+def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees from (468, 3) landmarks; see the module docstring."""
+    axes = face_axes(landmarks)
+    if axes is None:
+        return (0.0, 0.0, 0.0)
+    right, nose = axes[0], -axes[2]
     yaw = np.degrees(np.arctan2(nose[0], -nose[2]))
     pitch = np.degrees(np.arctan2(-nose[1], np.hypot(nose[0], nose[2]))) - _PITCH_OFFSET
     roll = np.degrees(np.arctan2(right[1], right[0]))

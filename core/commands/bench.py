@@ -35,6 +35,9 @@ HELP = "benchmark the swap path: per-stage ms, fps, latency, model share"
 SYNTHETIC_IMAGE = ROOT / "tests" / "data" / "astronaut.png"
 BENCH_DFM = "bench-dfm"  # --model alias: the generated bench DFM in the user cache
 SYNTHETIC_FRAMES = 16  # distinct synthetic frames, cycled
+HEADTURN_PORTRAITS = (ROOT / "tests" / "data" / "astronaut.png",
+                      ROOT / "tests" / "data" / "grace_hopper.jpg")
+HEADTURN_SHEET = Path("out") / "headturn" / "contact_sheet.png"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs of the swap network alone for model_ms")
     parser.add_argument("--no-label", action="store_true", help="skip the disclosure label")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--headturn", action="store_true",
+                        help="head-turn benchmark: rendered heads turning through yaw "
+                             "-80..80 and pitch -45..45, live path against the truth")
+    parser.add_argument("--portrait", action="append", default=[], metavar="IMG",
+                        help="--headturn: a portrait to turn (repeatable; default: the two "
+                             "test photos)")
+    parser.add_argument("--step", type=float, default=2.0,
+                        help="--headturn: degrees between frames (default 2: 60°/s at 30 fps)")
+    parser.add_argument("--sheet", default=str(HEADTURN_SHEET),
+                        help="--headturn: where the contact sheet PNG goes")
     parser.add_argument("--make-bench-dfm", nargs="?", const="", metavar="FOLDER",
                         help="write the bench DFM (default folder: the user cache), print its "
                              "path and exit")
@@ -297,6 +310,8 @@ def run(args: argparse.Namespace) -> int:
             gmacs = macs(onnx.load(str(path))) / 1e9
             print(json.dumps({"path": str(path), "gmacs": round(gmacs, 2)}))
         return 0
+    if args.headturn:
+        return _headturn(args)
     if args.frames < 1:
         raise InputError(f"--frames must be >= 1, got {args.frames}")
     size = parse_size(args.size)
@@ -312,4 +327,23 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print_table(report)
+    return 0
+
+
+def _headturn(args: argparse.Namespace) -> int:
+    from core.commands import bench_headturn
+
+    model = str(ensure_bench_dfm(config=BenchDfmConfig())) if args.model == BENCH_DFM \
+        else args.model
+    settings = SwapSettings(model=model, reference=args.reference, device=args.device,
+                            threads=args.threads)
+    portraits = [Path(p) for p in args.portrait] or list(HEADTURN_PORTRAITS)
+    try:
+        report = bench_headturn.run_headturn(settings, portraits, args.step, Path(args.sheet))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report))
+    else:
+        bench_headturn.print_report(report)
     return 0

@@ -87,11 +87,33 @@ def _affines(dst_tri: np.ndarray, src_tri: np.ndarray,
     return affine.astype(np.float32)
 
 
+def signed_areas(triangles_xy: np.ndarray) -> np.ndarray:
+    """Twice the signed area of each (T, 3, 2) triangle: its sign is its orientation."""
+    a, b, c = triangles_xy[:, 0], triangles_xy[:, 1], triangles_xy[:, 2]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def draw_order(dst_tri: np.ndarray, orientation: np.ndarray, depth_tri: np.ndarray
+               ) -> np.ndarray:
+    """Indices of the triangles a depth-aware warp draws, in drawing order: those facing the
+    camera (their orientation is that of the texture's mesh), farthest first (painter's
+    algorithm), so a triangle hidden by the head's own pose is never drawn over one that
+    is seen. depth_tri: (T, 3) vertex depths, larger = farther."""
+    facing = np.flatnonzero(signed_areas(dst_tri) * orientation > 0.0)
+    far_first = np.argsort(-depth_tri[facing].mean(axis=1), kind="stable")
+    return facing[far_first]
+
+
 class MeshWarp:
-    """A texture and its mesh (vertices + fixed triangles), warped onto new vertex positions."""
+    """A texture and its mesh (vertices + fixed triangles), warped onto new vertex positions.
+
+    `sources` (T, 3, 2), optional: where each triangle samples the texture, when that is not
+    at its own vertices (the persona takes a triangle the portrait shows badly from its
+    mirror image on the other side of the face).
+    """
 
     def __init__(self, texture: np.ndarray, points: np.ndarray, triangles: np.ndarray,
-                 map_scale: float = 0.5) -> None:
+                 map_scale: float = 0.5, sources: np.ndarray | None = None) -> None:
         if texture.ndim != 3 or texture.dtype != np.uint8:
             raise ValueError(f"texture must be HxWxC uint8, got {texture.shape} {texture.dtype}")
         if not 0.0 < map_scale <= 1.0:
@@ -100,10 +122,15 @@ class MeshWarp:
         self.points = np.asarray(points, np.float32)
         self.triangles = np.asarray(triangles, np.int32)
         self.map_scale = map_scale
-        self._src_tri = self.points[self.triangles]  # (T, 3, 2)
+        self._src_tri = self.points[self.triangles] if sources is None else \
+            np.asarray(sources, np.float32)
+        # each triangle's orientation in the texture: the same sign when seen, not when its
+        # back is turned to the camera
+        self.orientation = np.sign(signed_areas(self.points[self.triangles]))
 
-    def source_map(self, dst_points: np.ndarray, size: int) -> np.ndarray:
-        """(size, size, 2) float32 texture coordinates for every output pixel."""
+    def _raster(self, dst_points: np.ndarray, size: int, depth: np.ndarray | None
+                ) -> tuple[int, float, np.ndarray, np.ndarray]:
+        """(low-res side, scale, per-triangle affines + fallback, triangle index map)."""
         if dst_points.shape != self.points.shape:
             raise ValueError(f"expected {self.points.shape} points, got {dst_points.shape}")
         low = max(8, int(round(size * self.map_scale)))
@@ -115,11 +142,24 @@ class MeshWarp:
         affine = np.concatenate([_affines(dst_tri, self._src_tri, fit),
                                  fit[None].astype(np.float32)])
         index = np.full((low, low), len(affine) - 1, np.uint16)
+        order = range(len(dst_tri)) if depth is None else \
+            draw_order(dst_tri, self.orientation, np.asarray(depth, np.float32)[self.triangles])
         # Low-res pixel centre j sits at full-res (j + 0.5) / scale - 0.5 (cv2.resize convention).
         raster = np.round((dst_tri + 0.5) * scale * (1 << _SHIFT) - (1 << (_SHIFT - 1)))
         raster = raster.astype(np.int32)
-        for t in range(len(raster)):
-            cv2.fillConvexPoly(index, raster[t], t, cv2.LINE_8, _SHIFT)
+        for t in order:
+            cv2.fillConvexPoly(index, raster[t], int(t), cv2.LINE_8, _SHIFT)
+        return low, scale, affine, index
+
+    def source_map(self, dst_points: np.ndarray, size: int,
+                   depth: np.ndarray | None = None) -> np.ndarray:
+        """(size, size, 2) float32 texture coordinates for every output pixel; with `depth`
+        (per vertex, larger = farther) only triangles facing the camera, far ones first."""
+        return self._map(*self._raster(dst_points, size, depth), size)
+
+    @staticmethod
+    def _map(low: int, scale: float, affine: np.ndarray, index: np.ndarray,
+             size: int) -> np.ndarray:
         grid = (np.arange(low, dtype=np.float32) + 0.5) / scale - 0.5
         xs, ys = grid[None, :], grid[:, None]
         c = np.take(affine.reshape(-1, 6), index, axis=0)  # (low, low, 6), contiguous rows
@@ -134,8 +174,21 @@ class MeshWarp:
             return low_map
         return cv2.resize(low_map, (size, size), interpolation=cv2.INTER_LINEAR)
 
-    def warp(self, dst_points: np.ndarray, size: int) -> np.ndarray:
+    def warp(self, dst_points: np.ndarray, size: int,
+             depth: np.ndarray | None = None) -> np.ndarray:
         """The texture warped so that its mesh vertices land on `dst_points`; size x size."""
-        coords = self.source_map(np.asarray(dst_points, np.float32), size)
-        return cv2.remap(self.texture, coords, None, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
+        return self.render(dst_points, size, depth)[0]
+
+    def render(self, dst_points: np.ndarray, size: int, depth: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """warp()'s image and where a triangle was drawn ((size, size) bool; with `depth`:
+        the triangles seen, the visible silhouette), at the map's resolution."""
+        low, scale, affine, index = self._raster(np.asarray(dst_points, np.float32), size,
+                                                 depth)
+        coords = self._map(low, scale, affine, index, size)
+        image = cv2.remap(self.texture, coords, None, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        drawn = (index != len(affine) - 1).view(np.uint8)
+        if low != size:
+            drawn = cv2.resize(drawn, (size, size), interpolation=cv2.INTER_NEAREST)
+        return image, drawn.astype(bool)

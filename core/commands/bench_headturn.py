@@ -1,0 +1,203 @@
+"""`python -m core bench --headturn`: how the live path holds up when the head turns.
+
+Each portrait becomes a turnable head (core.headturn) and sweeps smoothly through yaw
+0 -> 80 -> -80 -> 0 and pitch 0 -> 45 -> -45 -> 0 at 30 frames a second. Every frame goes
+through the live path as OBS runs it (core.pipeline.Pipeline: tracker, swapper, merge,
+on_lost) and, for comparison, the still-image path (core.landmarks.faces_in_image, what
+`core detect` runs). Per 15-degree bin of the turn and per axis it reports: frames, tracked
+%, swapped %, landmark error against the truth (% of the face size), head-pose error
+(degrees, on the swept axis), flicker (frame-to-frame change of the output's face region
+over the input's), the still path's landmark and pose errors, and how far FaceMesh run on
+the output lies from the truth (does the swapped face look turned?).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core.headturn import Head, landmark_error, make_head, render_head, sweep
+from core.imageio import read_rgb
+from core.landmarks import FaceMesh, faces_in_image, roi_from_landmarks
+from core.pipeline import Pipeline
+from core.settings import SwapSettings
+
+FPS = 30.0
+LIMITS = {"yaw": 80.0, "pitch": 45.0}
+BIN_DEG = 15.0
+SHEET_ANGLES = (0.0, 30.0, 45.0, 60.0, 75.0)  # contact sheet: the yaw sweep's way up
+REGION_MARGIN = 0.25  # flicker: the true face box grown by this x face size
+MESH_PASSES = 3  # FaceMesh on the output: passes from the truth's crop, each refining
+
+
+@dataclass
+class _Frame:
+    """What one frame of a sweep measured."""
+
+    angle: float  # the turn applied, degrees
+    tracked: bool
+    swapped: bool
+    landmark_error: float | None  # live path, % of face size (None: not tracked)
+    pose_error: float | None  # live path, degrees on the swept axis
+    still_error: float | None  # still-image path
+    still_pose_error: float | None
+    output_error: float | None  # FaceMesh on the output vs the truth
+    change_in: float = 0.0  # mean |frame - previous frame| in the face region
+    change_out: float = 0.0
+
+
+@dataclass
+class _Sweep:
+    axis: str
+    frames: list[_Frame] = field(default_factory=list)
+
+
+def _nearest(faces: list, truth: np.ndarray):
+    """The face closest to the true face centre (None when there is none)."""
+    if not faces:
+        return None
+    centre = truth[:, :2].mean(axis=0)
+    return min(faces, key=lambda f: float(np.linalg.norm(f.landmarks[:, :2].mean(0) - centre)))
+
+
+def _face_region(truth: np.ndarray, size: float, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    lo = np.maximum(np.floor(truth[:, :2].min(0) - REGION_MARGIN * size), 0).astype(int)
+    hi = np.ceil(truth[:, :2].max(0) + REGION_MARGIN * size).astype(int)
+    return slice(lo[1], min(hi[1], shape[0])), slice(lo[0], min(hi[0], shape[1]))
+
+
+def _output_error(mesh: FaceMesh, out: np.ndarray, truth: np.ndarray, size: float) -> float:
+    """FaceMesh on the output, started from the truth's crop: how far its face lies from
+    the truth (a swap that looks turned agrees with it)."""
+    landmarks = truth
+    for _ in range(MESH_PASSES):
+        landmarks, _ = mesh.run(out, "rgb", roi_from_landmarks(landmarks))
+    return landmark_error(landmarks, truth, size)
+
+
+def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
+              sheet: dict[float, np.ndarray] | None = None) -> _Sweep:
+    """One sweep of `axis` through the live path (and the still path alongside)."""
+    pipeline = Pipeline(settings)
+    mesh = FaceMesh(threads=settings.threads)
+    result = _Sweep(axis)
+    previous: tuple[np.ndarray, np.ndarray] | None = None
+    for i, angle in enumerate(sweep(LIMITS[axis], step)):
+        yaw, pitch = (angle, 0.0) if axis == "yaw" else (0.0, angle)
+        render = render_head(head, yaw, pitch)
+        out = pipeline.process(render.frame, "rgb", timestamp=i / FPS)
+        true_pose = render.yaw if axis == "yaw" else render.pitch
+        size = render.face_size
+        face = _nearest(pipeline.tracked, render.landmarks)
+        still = _nearest(faces_in_image(render.frame, "rgb"), render.landmarks)
+        frame = _Frame(
+            angle, face is not None, any(v == "swap" for v in pipeline.shown.values()),
+            landmark_error(face.landmarks, render.landmarks, size) if face else None,
+            abs(face.pose[0 if axis == "yaw" else 1] - true_pose) if face else None,
+            landmark_error(still.landmarks, render.landmarks, size) if still else None,
+            abs(still.pose[0 if axis == "yaw" else 1] - true_pose) if still else None,
+            _output_error(mesh, out, render.landmarks, size))
+        region = _face_region(render.landmarks, size, out.shape)
+        if previous is not None:
+            frame.change_in = float(np.abs(render.frame[region].astype(np.int16)
+                                           - previous[0][region]).mean())
+            frame.change_out = float(np.abs(out[region].astype(np.int16)
+                                            - previous[1][region]).mean())
+        previous = (render.frame, out)
+        result.frames.append(frame)
+        if sheet is not None and axis == "yaw" and angle >= 0.0 and (
+                i == 0 or angle > result.frames[-2].angle):  # on the way up
+            for target in SHEET_ANGLES:
+                if target not in sheet and angle >= target - step / 2:
+                    sheet[target] = np.concatenate([render.frame, out], axis=1)
+    return result
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    found = [v for v in values if v is not None]
+    return round(float(np.mean(found)), 2) if found else None
+
+
+def bins(sweeps: list[_Sweep]) -> list[dict[str, Any]]:
+    """Per axis and 15-degree bin of |turn|: the report's rows."""
+    rows = []
+    for axis, limit in LIMITS.items():
+        frames = [f for s in sweeps if s.axis == axis for f in s.frames]
+        edges = np.arange(0.0, limit + BIN_DEG, BIN_DEG)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            last = hi >= limit
+            inside = [f for f in frames
+                      if lo <= abs(f.angle) < hi or (last and abs(f.angle) == hi)]
+            if not inside:
+                continue
+            changes = [f for f in inside if f.change_in > 0.0]
+            flicker = (sum(f.change_out for f in changes) / sum(f.change_in for f in changes)
+                       if changes else None)
+            rows.append({
+                "axis": axis, "lo": float(lo), "hi": float(min(hi, limit)),
+                "frames": len(inside),
+                "tracked": round(100.0 * sum(f.tracked for f in inside) / len(inside), 1),
+                "swapped": round(100.0 * sum(f.swapped for f in inside) / len(inside), 1),
+                "landmark_error": _mean(f.landmark_error for f in inside),
+                "pose_error_deg": _mean(f.pose_error for f in inside),
+                "flicker": round(flicker, 2) if flicker is not None else None,
+                "still_landmark_error": _mean(f.still_error for f in inside),
+                "still_pose_error_deg": _mean(f.still_pose_error for f in inside),
+                "output_landmark_error": _mean(f.output_error for f in inside),
+            })
+    return rows
+
+
+def run_headturn(settings: SwapSettings, portraits: list[Path], step: float = 2.0,
+                 sheet_path: Path | None = None) -> dict[str, Any]:
+    """The head-turn report for `portraits` (see the module docstring)."""
+    if not 0.5 <= step <= 15.0:
+        raise ValueError(f"--step must be within 0.5..15 degrees, got {step}")
+    settings = settings.with_changes(label=False)
+    per_portrait, every, rows = [], [], []
+    for path in portraits:
+        head = make_head(read_rgb(path, "portrait"), str(path))
+        sheet: dict[float, np.ndarray] = {}
+        sweeps = [run_sweep(head, axis, settings, step, sheet) for axis in LIMITS]
+        every += sweeps
+        per_portrait.append({"portrait": str(path), "bins": bins(sweeps)})
+        rows.append(np.concatenate([sheet[a] for a in SHEET_ANGLES if a in sheet], axis=0))
+    report: dict[str, Any] = {"model": settings.model, "device": settings.device,
+                              "step_deg": step, "fps": FPS, "bins": bins(every),
+                              "portraits": per_portrait}
+    if sheet_path is not None:
+        sheet_path.parent.mkdir(parents=True, exist_ok=True)
+        image = np.concatenate(rows, axis=1)
+        if not cv2.imwrite(str(sheet_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise ValueError(f"cannot write the contact sheet {sheet_path}")
+        report["contact_sheet"] = str(sheet_path)
+    return report
+
+
+COLUMNS = (("frames", "frames", "{:>6}"), ("tracked", "tracked%", "{:>9}"),
+           ("swapped", "swapped%", "{:>9}"), ("landmark_error", "lmk err%", "{:>9}"),
+           ("pose_error_deg", "pose err°", "{:>10}"), ("flicker", "flicker", "{:>8}"),
+           ("still_landmark_error", "still lmk%", "{:>11}"),
+           ("still_pose_error_deg", "still pose°", "{:>12}"),
+           ("output_landmark_error", "out lmk%", "{:>9}"))
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"head turns: {report['model']} on {report['device']}, {report['step_deg']}° steps at "
+          f"{report['fps']:.0f} fps; errors in % of the face size / degrees")
+    for part in [{"portrait": "all portraits", "bins": report["bins"]}, *report["portraits"]]:
+        print(f"\n{part['portrait']}")
+        print(f"{'axis':<6}{'|turn|':>9}" + "".join(fmt.format(head)
+                                                   for _, head, fmt in COLUMNS))
+        for row in part["bins"]:
+            cells = "".join(fmt.format("-" if row[key] is None else row[key])
+                            for key, _, fmt in COLUMNS)
+            print(f"{row['axis']:<6}{row['lo']:>4.0f}-{row['hi']:<4.0f}{cells}")
+    if report.get("contact_sheet"):
+        angles = ", ".join(f"{a:.0f}" for a in SHEET_ANGLES)
+        print(f"\ncontact sheet (input | output at yaw {angles}): {report['contact_sheet']}")
