@@ -20,6 +20,7 @@ import numpy as np
 from core.detect import FaceDetector, iou
 from core.face import Face
 from core.frame import check_frame
+from core.headmodel import HeadModel
 from core.landmarks import (
     PRESENCE_THRESHOLD,
     FaceMesh,
@@ -45,6 +46,7 @@ class _Track:
     presence: float
     smoother: OneEuroFilter
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box_of(raw)
+    model: HeadModel = field(default_factory=HeadModel)  # its own shape, through head turns
 
 
 class FaceTracker:
@@ -71,7 +73,7 @@ class FaceTracker:
     def reset(self) -> None:
         """Forget all faces (ids restart at 0)."""
         self._tracks: list[_Track] = []
-        self._lost: list[tuple[int, np.ndarray, int]] = []  # (id, box, frame lost)
+        self._lost: list[tuple[_Track, int]] = []  # (track, frame lost): id and model back
         self._next_id = 0
         self._since_detect = 0
         self._detect_now = False
@@ -106,7 +108,7 @@ class FaceTracker:
         self._tracks = alive
         # ids are kept at least until the next detection round (faces left unfollowed)
         memory = max(LOST_MEMORY_FRAMES, interval + 1)
-        self._lost = [e for e in self._lost if self.frames - e[2] <= memory]
+        self._lost = [e for e in self._lost if self.frames - e[1] <= memory]
 
         start = time.perf_counter()
         h, w = frame.shape[:2]
@@ -127,7 +129,7 @@ class FaceTracker:
         """Stop following every track but `face_id`; they keep their ids for the next round."""
         for track in self._tracks:
             if track.id != face_id:
-                self._lost.append((track.id, track.box, self.frames))
+                self._lost.append((track, self.frames))
         self._tracks = [track for track in self._tracks if track.id == face_id]
 
     def _follow(self, frame: np.ndarray, fmt: str) -> tuple[list[_Track], bool]:
@@ -135,14 +137,13 @@ class FaceTracker:
         alive: list[_Track] = []
         lost_any = False
         for track in self._tracks:
-            landmarks, presence = self.mesh.run(frame, fmt, roi_from_landmarks(track.raw),
-                                                check=False)
+            landmarks, presence = track.model.follow(frame, fmt, self.mesh, track.raw)
             box = box_of(landmarks)
             if presence >= PRESENCE_THRESHOLD and _on_frame(box, frame.shape):
                 track.raw, track.presence, track.box = landmarks, presence, box
                 alive.append(track)
             else:
-                self._lost.append((track.id, track.box, self.frames))
+                self._lost.append((track, self.frames))
                 lost_any = True
         return _drop_duplicates(alive), lost_any
 
@@ -177,25 +178,26 @@ class FaceTracker:
             box = box_of(landmarks)
             if any(_covers(track.box, box) for track in alive):
                 continue
-            track = _Track(self._reuse_id(box), landmarks, presence,
-                           OneEuroFilter(self.settings.smoothing), box)
+            face_id, model = self._reuse(box)
+            track = _Track(face_id, landmarks, presence, OneEuroFilter(self.settings.smoothing),
+                           box, model)
+            model.observe(frame, fmt, landmarks)
             alive.append(track)
         timings["landmarks"] += (time.perf_counter() - start) * 1000.0
         return alive
 
-    def _reuse_id(self, box: np.ndarray) -> int:
-        """The id of a recently lost face at this place, else a new id."""
+    def _reuse(self, box: np.ndarray) -> tuple[int, HeadModel]:
+        """The id and head model of a recently lost face at this place, else new ones."""
         if self._lost:
-            boxes = np.stack([b for _, b, _ in self._lost])
+            boxes = np.stack([track.box for track, _ in self._lost])
             overlaps = iou(box, boxes)
             best = int(np.argmax(overlaps))
             if overlaps[best] > MATCH_IOU:
-                face_id = self._lost[best][0]
-                del self._lost[best]
-                return face_id
+                track, _ = self._lost.pop(best)
+                return track.id, track.model
         face_id = self._next_id
         self._next_id += 1
-        return face_id
+        return face_id, HeadModel()
 
 
 def _face_scale(box: np.ndarray) -> float:

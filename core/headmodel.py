@@ -1,0 +1,267 @@
+"""A tracked face's own textured 3D model, aligned to each frame through head turns.
+
+Measured on rendered head turns with known truth (core.headturn, `bench --headturn`):
+FaceMesh is accurate near frontal (0.5 % of the face size) but as the head turns its points
+drift towards a frontal face (3-5 % off at 45-60 degrees of yaw, even on a perfectly framed
+crop) and a head pose read from them falls 10-18 degrees short. Fitting a 3D template to its
+2D points does not help (the points themselves lag: still 13 degrees short at 60); optical
+flow between frames follows the turn but comes up ~20 % short of each step and drifts; and
+FaceMesh run on the frame warped back to frontal reads about the same residual turn however
+far off the estimate is.
+
+What holds is to compare pictures. While the face looks at the camera (FaceMesh's own pose
+within FRONTAL degrees) the model learns the face's 3D shape (FaceMesh's frontal points in
+the face's own axes, averaged) and its texture (a grey keyframe of the face). Once the head
+turns past TRUST_FROM degrees, each frame the model is drawn at the current pose estimate -
+a textured triangle mesh, far triangles first, back faces culled (core.swap.mesh) - and
+aligned to the frame: an ECC image alignment for position, size and roll, then a parabola
+through the picture mismatch one step either side in yaw and in pitch. The mismatch is one
+minus the normalised correlation over the drawn face, so lighting changes matter little. The
+shape at that pose gives every landmark, hidden ones included; between TRUST_FROM and
+TRUST_UNTIL degrees they are blended with FaceMesh's (expressions come from FaceMesh, so
+near frontal they are its own). Cost when turned: about ten 96 px renders and one ECC, a few
+milliseconds per face and frame (see README "Head turns").
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from core.face import FACE_OVAL
+from core.frame import to_rgb
+from core.landmarks import PRESENCE_THRESHOLD, FaceMesh, roi_from_landmarks
+from core.pose import face_axes, head_pose
+from core.swap.mesh import MeshWarp, select_points, triangulate
+
+FRONTAL = 10.0  # degrees: shape and texture are learned from frames this close to frontal
+LEARN_RATE = 0.2  # weight of one frontal frame in the learned shape (a running mean)
+TRUST_FROM, TRUST_UNTIL = 12.0, 25.0  # degrees: FaceMesh's own landmarks weigh 1 -> 0 here
+MODEL_POINTS = 468  # landmarks the textured model is drawn with
+SIDE = 96  # px: the square the model and the frame's face are compared in
+MARGIN = 1.3  # that square's side over the face's extent
+TEXTURE_SIDE = 160  # px: the keyframe's square
+STEP = 3.0  # degrees: the yaw and pitch steps of the parabola search
+ITERATIONS = 2  # alignment rounds per frame
+RUN_OFF = 25.0  # degrees between the aligned pose and FaceMesh's: it may have run off
+SEARCH = 6  # poses tried between FaceMesh's and the aligned one when they are that far
+MATCHED = 0.25  # mismatch (1 - correlation) up to which the drawn model is the face
+EDGE_PX = 3  # px of the drawn face's edge left out of the comparison
+_EDGE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE_PX + 1, 2 * EDGE_PX + 1))
+ECC = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
+
+
+def fit_pose(points2d: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Scaled orthographic pose of `shape` (N, 3) seen at `points2d` (N, 2): rotation R
+    (3x3, shape -> camera), scale s and the 2D offset, so that points2d ~ s (shape R^T)[:2] + t.
+    Least-squares affine camera, then the nearest scaled rotation (SVD)."""
+    shape = np.asarray(shape, np.float64)
+    points2d = np.asarray(points2d, np.float64)
+    s_mean, p_mean = shape.mean(axis=0), points2d.mean(axis=0)
+    affine = np.linalg.lstsq(shape - s_mean, points2d - p_mean, rcond=None)[0].T  # (2, 3)
+    u, sigma, vt = np.linalg.svd(affine, full_matrices=False)
+    rows = u @ vt
+    rotation = np.vstack([rows, np.cross(rows[0], rows[1])])
+    scale = float(sigma.mean())
+    offset = p_mean - scale * (s_mean @ rows.T)
+    return rotation, scale, offset
+
+
+Pose = tuple[np.ndarray, float, np.ndarray]
+
+
+def project(shape: np.ndarray, pose: Pose) -> np.ndarray:
+    """(N, 3) frame px: the shape at a pose (z scaled like x, larger = farther)."""
+    rotation, scale, offset = pose
+    turned = scale * (np.asarray(shape, np.float64) @ rotation.T)
+    turned[:, :2] += offset
+    return turned
+
+
+def turn(pose: Pose, yaw: float, pitch: float) -> Pose:
+    """The pose turned further by yaw and pitch degrees (camera axes, core.pose signs)."""
+    y, p = np.radians(yaw), np.radians(pitch)
+    spin_y = np.array([[np.cos(y), 0.0, -np.sin(y)], [0.0, 1.0, 0.0], [np.sin(y), 0.0, np.cos(y)]])
+    spin_p = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(p), np.sin(p)], [0.0, -np.sin(p), np.cos(p)]])
+    rotation, scale, offset = pose
+    return spin_y @ spin_p @ rotation, scale, offset
+
+
+def _apart(one: Pose, other: Pose) -> float:
+    """The angle between two poses' rotations, degrees."""
+    relative = one[0] @ other[0].T
+    return float(np.degrees(np.arccos(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))
+
+
+def _angle(landmarks: np.ndarray) -> float:
+    yaw, pitch, _ = head_pose(landmarks)
+    return max(abs(yaw), abs(pitch))
+
+
+def _grey(image: np.ndarray, fmt: str) -> np.ndarray:
+    return cv2.cvtColor(to_rgb(image, fmt), cv2.COLOR_RGB2GRAY)
+
+
+def _box(points2d: np.ndarray) -> tuple[np.ndarray, float]:
+    """(top-left corner, side) of the comparison square around points."""
+    lo, hi = points2d.min(axis=0), points2d.max(axis=0)
+    side = float(max(hi - lo)) * MARGIN
+    return (lo + hi) / 2.0 - side / 2.0, max(side, 8.0)
+
+
+def _crop(grey: np.ndarray, corner: np.ndarray, side: float, size: int) -> np.ndarray:
+    k = size / side
+    matrix = np.array([[k, 0.0, -corner[0] * k], [0.0, k, -corner[1] * k]])
+    return cv2.warpAffine(grey, matrix, (size, size), flags=cv2.INTER_AREA
+                          if k < 1.0 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+class HeadModel:
+    """One tracked face's learned shape, texture and pose; `follow` once per frame."""
+
+    def __init__(self) -> None:
+        self.shape: np.ndarray | None = None  # (468, 3) in the face's own axes, width 1
+        self.frames_learned = 0
+        self.pose: Pose | None = None  # the last frame's
+        self.aligned = False  # the last frame's pose came from the picture alignment
+        self._subset: np.ndarray | None = None
+        self._triangles: np.ndarray | None = None
+        self._model: MeshWarp | None = None  # the grey keyframe on the subset's mesh
+
+    def follow(self, frame: np.ndarray, fmt: str, mesh: FaceMesh,
+               previous: np.ndarray) -> tuple[np.ndarray, float]:
+        """This frame's landmarks (468, 3) and presence, from the last frame's landmarks."""
+        landmarks, presence = mesh.run(frame, fmt, roi_from_landmarks(previous), check=False)
+        landmarks = np.asarray(landmarks, np.float64)
+        turned = self.pose is not None and self._model is not None and \
+            max(_angle(project(self.shape, self.pose)), _angle(landmarks)) > TRUST_FROM
+        self.aligned = False
+        if not turned:
+            self.observe(frame, fmt, landmarks)
+            return landmarks.astype(np.float32), presence
+        grey = _grey(frame, fmt)
+        pose = self._align(grey, self.pose)
+        # FaceMesh reads turns short, but this far from it the alignment may have run off (a
+        # far-turned model matches little of the face): align from FaceMesh's pose as well
+        # and keep the better match
+        meshed = fit_pose(landmarks[:, :2], self.shape)
+        if _apart(pose, meshed) > RUN_OFF:
+            other = self._align(grey, self._search(grey, meshed, pose))
+            if self._fit_of(grey, other) < self._fit_of(grey, pose):
+                pose = other
+        self.pose = pose
+        self.aligned = True
+        model = project(self.shape, self.pose)
+        if presence < PRESENCE_THRESHOLD and self._fit_of(grey, pose) <= MATCHED:
+            presence = PRESENCE_THRESHOLD  # FaceMesh gives up on a face far turned: the
+            # model's picture still matching keeps it
+        angle = _angle(model)
+        weight = float(np.clip((TRUST_UNTIL - angle) / (TRUST_UNTIL - TRUST_FROM), 0.0, 1.0))
+        return (weight * landmarks + (1.0 - weight) * model).astype(np.float32), presence
+
+    def observe(self, frame: np.ndarray, fmt: str, landmarks: np.ndarray) -> None:
+        """Take FaceMesh landmarks found on the frame: pose, and shape and texture when
+        frontal."""
+        landmarks = np.asarray(landmarks, np.float64)
+        if _angle(landmarks) <= FRONTAL:
+            self._learn(frame, fmt, landmarks)
+        if self.shape is not None:
+            self.pose = fit_pose(landmarks[:, :2], self.shape)
+
+    # --- internals -----------------------------------------------------------------------
+    def _learn(self, frame: np.ndarray, fmt: str, landmarks: np.ndarray) -> None:
+        """Fold a near-frontal result into the shape and take its texture as the keyframe."""
+        axes = face_axes(landmarks)
+        if axes is None:
+            return
+        canonical = (landmarks - landmarks.mean(axis=0)) @ axes.T
+        canonical /= max(float(np.ptp(canonical[FACE_OVAL, 0])), 1e-6)
+        if self.shape is None:
+            self.shape = canonical
+            self._subset = select_points(canonical, MODEL_POINTS)
+            self._triangles = triangulate(canonical[self._subset, :2].astype(np.float32))
+        else:
+            self.shape = (1.0 - LEARN_RATE) * self.shape + LEARN_RATE * canonical
+        corner, side = _box(landmarks[:, :2])
+        texture = _crop(_grey(frame, fmt), corner, side, TEXTURE_SIDE)
+        points = (landmarks[self._subset, :2] - corner) * (TEXTURE_SIDE / side)
+        self._model = MeshWarp(texture[..., None], points.astype(np.float32), self._triangles,
+                               map_scale=1.0)
+        self.frames_learned += 1
+
+    def _mismatch(self, grey: np.ndarray, pose: Pose, corner: np.ndarray,
+                  side: float) -> tuple[float, np.ndarray, np.ndarray]:
+        """(1 - normalised correlation over the drawn face, the drawn model, its mask) for
+        the model at `pose` against the frame's square at (corner, side)."""
+        seen = project(self.shape[self._subset], pose)
+        drawn, mask = self._model.render(((seen[:, :2] - corner) * (SIDE / side))
+                                         .astype(np.float32), SIDE, depth=seen[:, 2])
+        drawn = drawn.reshape(SIDE, SIDE)  # one channel (remap drops the axis)
+        # the silhouette's edge is where model and face differ most: compare inside it
+        mask = cv2.erode(mask.view(np.uint8), _EDGE).view(bool)
+        target = _crop(grey, corner, side, SIDE)
+        a = drawn[mask].astype(np.float32)
+        b = target[mask].astype(np.float32)
+        if a.size < 50:
+            return 1.0, drawn, mask
+        a = (a - a.mean()) / (a.std() + 1e-3)
+        b = (b - b.mean()) / (b.std() + 1e-3)
+        return 1.0 - float(np.mean(a * b)), drawn, mask
+
+    def _fit_of(self, grey: np.ndarray, pose: Pose) -> float:
+        """The mismatch of the model at `pose` in its own comparison square."""
+        corner, side = _box(project(self.shape, pose)[:, :2])
+        return self._mismatch(grey, pose, corner, side)[0]
+
+    def _search(self, grey: np.ndarray, start: Pose, end: Pose) -> Pose:
+        """The best-matching of SEARCH poses evenly between two rotations (placed each)."""
+        relative, _ = cv2.Rodrigues(end[0] @ start[0].T)
+        best, best_fit = start, float("inf")
+        for share in np.linspace(0.0, 1.0, SEARCH):
+            rotation = cv2.Rodrigues(relative * share)[0] @ start[0]
+            pose = (rotation, start[1], start[2])
+            pose = self._place(grey, pose, *_box(project(self.shape, pose)[:, :2]))
+            fit = self._fit_of(grey, pose)
+            if fit < best_fit:
+                best, best_fit = pose, fit
+        return best
+
+    def _align(self, grey: np.ndarray, pose: Pose) -> Pose:
+        for _ in range(ITERATIONS):
+            corner, side = _box(project(self.shape, pose)[:, :2])
+            pose = self._place(grey, pose, corner, side)
+            pose = self._turn(grey, pose, corner, side)
+        return pose
+
+    def _place(self, grey: np.ndarray, pose: Pose, corner: np.ndarray, side: float) -> Pose:
+        """Position, size and roll: ECC between the drawn model and the frame's square."""
+        _, drawn, mask = self._mismatch(grey, pose, corner, side)
+        target = _crop(grey, corner, side, SIDE)
+        warp = np.eye(2, 3, dtype=np.float32)
+        try:
+            _, warp = cv2.findTransformECC(drawn.astype(np.float32), target.astype(np.float32),
+                                           warp, cv2.MOTION_AFFINE, ECC,
+                                           mask.astype(np.uint8), 3)
+        except cv2.error:
+            return pose  # did not converge: keep the pose
+        seen = project(self.shape, pose)[:, :2]
+        local = (seen - corner) * (SIDE / side)
+        moved = local @ warp[:, :2].T.astype(np.float64) + warp[:, 2]
+        return fit_pose(moved * (side / SIDE) + corner, self.shape)
+
+    def _turn(self, grey: np.ndarray, pose: Pose, corner: np.ndarray, side: float) -> Pose:
+        """Yaw, then pitch: the vertex of a parabola through the mismatch at -STEP, 0, +STEP."""
+        centre = self._mismatch(grey, pose, corner, side)[0]
+        for axis in (0, 1):
+            sides = []
+            for sign in (-1.0, 1.0):
+                step = (sign * STEP, 0.0) if axis == 0 else (0.0, sign * STEP)
+                sides.append(self._mismatch(grey, turn(pose, *step), corner, side)[0])
+            curve = sides[0] + sides[1] - 2.0 * centre
+            shift = 0.0 if curve <= 1e-9 else 0.5 * (sides[0] - sides[1]) / curve
+            if curve <= 1e-9:  # no minimum in between: go to the better side
+                shift = -1.0 if sides[0] < sides[1] else 1.0
+            shift = float(np.clip(shift, -1.0, 1.0)) * STEP
+            pose = turn(pose, *((shift, 0.0) if axis == 0 else (0.0, shift)))
+            centre = self._mismatch(grey, pose, corner, side)[0]
+        return pose
