@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.pose import face_axes
+
 # MediaPipe FaceMesh (468) topology. "Image-left" means smaller x in an unmirrored frame,
 # i.e. the subject's right side.
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378,
@@ -33,6 +35,19 @@ def points5(landmarks: np.ndarray) -> np.ndarray:
         lm[MOUTH_CORNER_IMAGE_LEFT],
         lm[MOUTH_CORNER_IMAGE_RIGHT],
     ]).astype(np.float32)
+
+
+def mirror_indices(landmarks: np.ndarray) -> np.ndarray:
+    """For each of the 468 points, the index of its mirror image across the face's midline
+    (image-left <-> image-right; midline points map to themselves), found in the face's own
+    axes so that a turned face pairs up as a frontal one does."""
+    points = np.asarray(landmarks, np.float64)
+    axes = face_axes(points)
+    own = (points - points.mean(axis=0)) @ (np.eye(3) if axes is None else axes).T
+    reflected = own.copy()
+    reflected[:, 0] = 2.0 * np.median(own[:, 0]) - reflected[:, 0]
+    distance = np.linalg.norm(reflected[:, None, :] - own[None, :, :], axis=2)
+    return np.argmin(distance, axis=1)
 
 
 @dataclass

@@ -37,18 +37,21 @@ from core.swap.mesh import MeshWarp, select_points, triangulate
 FRONTAL = 10.0  # degrees: shape and texture are learned from frames this close to frontal
 LEARN_RATE = 0.2  # weight of one frontal frame in the learned shape (a running mean)
 TRUST_FROM, TRUST_UNTIL = 12.0, 25.0  # degrees: FaceMesh's own landmarks weigh 1 -> 0 here
-MODEL_POINTS = 468  # landmarks the textured model is drawn with
+MODEL_POINTS = 468  # landmarks the textured model is drawn with (fewer: less accurate, no faster)
 SIDE = 96  # px: the square the model and the frame's face are compared in
 MARGIN = 1.3  # that square's side over the face's extent
 TEXTURE_SIDE = 160  # px: the keyframe's square
 STEP = 3.0  # degrees: the yaw and pitch steps of the parabola search
 ITERATIONS = 2  # alignment rounds per frame
+MOMENTUM = 0.5  # share of the last frame's turn expected again in this one
 RUN_OFF = 25.0  # degrees between the aligned pose and FaceMesh's: it may have run off
 SEARCH = 6  # poses tried between FaceMesh's and the aligned one when they are that far
+SEARCH_EVERY = 10  # frames at least between two such searches
+WELL_MATCHED = 0.05  # mismatch up to which an alignment far from FaceMesh is trusted
 MATCHED = 0.25  # mismatch (1 - correlation) up to which the drawn model is the face
 EDGE_PX = 3  # px of the drawn face's edge left out of the comparison
 _EDGE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE_PX + 1, 2 * EDGE_PX + 1))
-ECC = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
+ECC = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 12, 1e-3)
 
 
 def fit_pose(points2d: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -127,6 +130,8 @@ class HeadModel:
         self._subset: np.ndarray | None = None
         self._triangles: np.ndarray | None = None
         self._model: MeshWarp | None = None  # the grey keyframe on the subset's mesh
+        self._motion = np.eye(3)  # the last aligned frame's turn (rotation)
+        self._since_search = SEARCH_EVERY
 
     def follow(self, frame: np.ndarray, fmt: str, mesh: FaceMesh,
                previous: np.ndarray) -> tuple[np.ndarray, float]:
@@ -137,18 +142,25 @@ class HeadModel:
             max(_angle(project(self.shape, self.pose)), _angle(landmarks)) > TRUST_FROM
         self.aligned = False
         if not turned:
+            self._motion = np.eye(3)
             self.observe(frame, fmt, landmarks)
             return landmarks.astype(np.float32), presence
         grey = _grey(frame, fmt)
-        pose = self._align(grey, self.pose)
+        pose = self._align(grey, self._predict())
         # FaceMesh reads turns short, but this far from it the alignment may have run off (a
         # far-turned model matches little of the face): align from FaceMesh's pose as well
-        # and keep the better match
+        # and keep the better match - at most every SEARCH_EVERY frames, when it matches
+        # poorly (a search costs several frames' worth of alignment)
+        self._since_search += 1
         meshed = fit_pose(landmarks[:, :2], self.shape)
-        if _apart(pose, meshed) > RUN_OFF:
-            other = self._align(grey, self._search(grey, meshed, pose))
-            if self._fit_of(grey, other) < self._fit_of(grey, pose):
-                pose = other
+        if self._since_search >= SEARCH_EVERY and _apart(pose, meshed) > RUN_OFF:
+            fit = self._fit_of(grey, pose)
+            if fit > WELL_MATCHED:
+                self._since_search = 0
+                other = self._align(grey, self._search(grey, meshed, pose))
+                if self._fit_of(grey, other) < fit:
+                    pose = other
+        self._motion = pose[0] @ self.pose[0].T  # this frame's turn: the next one's guess
         self.pose = pose
         self.aligned = True
         model = project(self.shape, self.pose)
@@ -189,24 +201,42 @@ class HeadModel:
                                map_scale=1.0)
         self.frames_learned += 1
 
-    def _mismatch(self, grey: np.ndarray, pose: Pose, corner: np.ndarray,
-                  side: float) -> tuple[float, np.ndarray, np.ndarray]:
-        """(1 - normalised correlation over the drawn face, the drawn model, its mask) for
-        the model at `pose` against the frame's square at (corner, side)."""
+    def _draw(self, pose: Pose, corner: np.ndarray, side: float
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The model at `pose` in the comparison square: (grey picture, triangle map)."""
         seen = project(self.shape[self._subset], pose)
-        drawn, mask = self._model.render(((seen[:, :2] - corner) * (SIDE / side))
-                                         .astype(np.float32), SIDE, depth=seen[:, 2])
-        drawn = drawn.reshape(SIDE, SIDE)  # one channel (remap drops the axis)
-        # the silhouette's edge is where model and face differ most: compare inside it
-        mask = cv2.erode(mask.view(np.uint8), _EDGE).view(bool)
-        target = _crop(grey, corner, side, SIDE)
-        a = drawn[mask].astype(np.float32)
+        drawn, shown = self._model.render(self._local(seen, corner, side), SIDE,
+                                          depth=seen[:, 2])
+        return drawn.reshape(SIDE, SIDE), shown  # one channel (remap drops the axis)
+
+    def _local(self, seen: np.ndarray, corner: np.ndarray, side: float) -> np.ndarray:
+        return ((seen[:, :2] - corner) * (SIDE / side)).astype(np.float32)
+
+    @staticmethod
+    def _compare(drawn: np.ndarray, shown: np.ndarray, target: np.ndarray) -> float:
+        """1 - normalised correlation of the drawn face and the frame's square, inside the
+        face (the silhouette's edge, where model and face differ most, left out)."""
+        mask = cv2.erode((shown >= 0).view(np.uint8), _EDGE).view(bool)
+        a = drawn.reshape(SIDE, SIDE)[mask].astype(np.float32)
         b = target[mask].astype(np.float32)
         if a.size < 50:
-            return 1.0, drawn, mask
+            return 1.0
         a = (a - a.mean()) / (a.std() + 1e-3)
         b = (b - b.mean()) / (b.std() + 1e-3)
-        return 1.0 - float(np.mean(a * b)), drawn, mask
+        return 1.0 - float(np.mean(a * b))
+
+    def _mismatch(self, grey: np.ndarray, pose: Pose, corner: np.ndarray,
+                  side: float) -> tuple[float, np.ndarray, np.ndarray]:
+        """(mismatch, the drawn model, its triangle map) of the model at `pose` against the
+        frame's square at (corner, side)."""
+        drawn, shown = self._draw(pose, corner, side)
+        return self._compare(drawn, shown, _crop(grey, corner, side, SIDE)), drawn, shown
+
+    def _predict(self) -> Pose:
+        """The pose expected now: the last one turned on as much as it turned last frame."""
+        rotation, scale, offset = self.pose
+        turned, _ = cv2.Rodrigues(self._motion)
+        return cv2.Rodrigues(turned * MOMENTUM)[0] @ rotation, scale, offset
 
     def _fit_of(self, grey: np.ndarray, pose: Pose) -> float:
         """The mismatch of the model at `pose` in its own comparison square."""
@@ -227,21 +257,22 @@ class HeadModel:
         return best
 
     def _align(self, grey: np.ndarray, pose: Pose) -> Pose:
+        """Place once (ECC), then ITERATIONS rounds of the yaw and pitch search."""
+        corner, side = _box(project(self.shape, pose)[:, :2])
+        pose = self._place(grey, pose, corner, side)
         for _ in range(ITERATIONS):
-            corner, side = _box(project(self.shape, pose)[:, :2])
-            pose = self._place(grey, pose, corner, side)
             pose = self._turn(grey, pose, corner, side)
         return pose
 
     def _place(self, grey: np.ndarray, pose: Pose, corner: np.ndarray, side: float) -> Pose:
         """Position, size and roll: ECC between the drawn model and the frame's square."""
-        _, drawn, mask = self._mismatch(grey, pose, corner, side)
+        drawn, shown = self._draw(pose, corner, side)
         target = _crop(grey, corner, side, SIDE)
         warp = np.eye(2, 3, dtype=np.float32)
         try:
             _, warp = cv2.findTransformECC(drawn.astype(np.float32), target.astype(np.float32),
                                            warp, cv2.MOTION_AFFINE, ECC,
-                                           mask.astype(np.uint8), 3)
+                                           (shown >= 0).view(np.uint8), 3)
         except cv2.error:
             return pose  # did not converge: keep the pose
         seen = project(self.shape, pose)[:, :2]
@@ -250,18 +281,23 @@ class HeadModel:
         return fit_pose(moved * (side / SIDE) + corner, self.shape)
 
     def _turn(self, grey: np.ndarray, pose: Pose, corner: np.ndarray, side: float) -> Pose:
-        """Yaw, then pitch: the vertex of a parabola through the mismatch at -STEP, 0, +STEP."""
-        centre = self._mismatch(grey, pose, corner, side)[0]
+        """Yaw and pitch: the vertex of a parabola through the mismatch at -STEP, 0, +STEP
+        on each axis. The model is drawn once; the steps reuse its triangle map."""
+        target = _crop(grey, corner, side, SIDE)
+        drawn, shown = self._draw(pose, corner, side)
+        centre = self._compare(drawn, shown, target)
+        shifts = []
         for axis in (0, 1):
             sides = []
             for sign in (-1.0, 1.0):
                 step = (sign * STEP, 0.0) if axis == 0 else (0.0, sign * STEP)
-                sides.append(self._mismatch(grey, turn(pose, *step), corner, side)[0])
+                seen = project(self.shape[self._subset], turn(pose, *step))
+                moved = self._model.rerender(shown, self._local(seen, corner, side))
+                sides.append(self._compare(moved, shown, target))
             curve = sides[0] + sides[1] - 2.0 * centre
-            shift = 0.0 if curve <= 1e-9 else 0.5 * (sides[0] - sides[1]) / curve
             if curve <= 1e-9:  # no minimum in between: go to the better side
                 shift = -1.0 if sides[0] < sides[1] else 1.0
-            shift = float(np.clip(shift, -1.0, 1.0)) * STEP
-            pose = turn(pose, *((shift, 0.0) if axis == 0 else (0.0, shift)))
-            centre = self._mismatch(grey, pose, corner, side)[0]
-        return pose
+            else:
+                shift = 0.5 * (sides[0] - sides[1]) / curve
+            shifts.append(float(np.clip(shift, -1.0, 1.0)) * STEP)
+        return turn(pose, *shifts)

@@ -91,7 +91,8 @@ def render_head(head: Head, yaw: float, pitch: float, frame_size: tuple[int, int
     lo = np.floor(turned[:, :2].min(axis=0)).astype(int) - 2
     hi = np.ceil(turned[:, :2].max(axis=0)).astype(int) + 2
     side = int(max(hi - lo))
-    image, drawn = head.warp.render(turned[:, :2] - lo, side, depth=turned[:, 2])
+    image, shown = head.warp.render(turned[:, :2] - lo, side, depth=turned[:, 2])
+    drawn = shown >= 0
     # paste the square the head was drawn in, clipped to the frame
     x0, y0 = max(lo[0], 0), max(lo[1], 0)
     x1, y1 = min(lo[0] + side, width), min(lo[1] + side, height)

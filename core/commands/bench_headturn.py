@@ -21,6 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core.align import similarity, whole_face_template
+from core.face import points5
 from core.headturn import Head, landmark_error, make_head, render_head, sweep
 from core.imageio import read_rgb
 from core.landmarks import FaceMesh, faces_in_image, roi_from_landmarks
@@ -47,6 +49,8 @@ class _Frame:
     still_error: float | None  # still-image path
     still_pose_error: float | None
     output_error: float | None  # FaceMesh on the output vs the truth
+    residual: float  # five-point alignment residual of the truth, % of the eye distance
+    track_ms: float  # the tracker's landmark stage this frame (FaceMesh + head model)
     change_in: float = 0.0  # mean |frame - previous frame| in the face region
     change_out: float = 0.0
 
@@ -71,6 +75,18 @@ def _face_region(truth: np.ndarray, size: float, shape: tuple[int, ...]) -> tupl
     return slice(lo[1], min(hi[1], shape[0])), slice(lo[0], min(hi[0], shape[1]))
 
 
+def five_point_residual(landmarks: np.ndarray) -> float:
+    """How far the five points of a face are from the frontal whole-face template after the
+    best similarity fit, in % of the template's eye distance: what a model aligned by five
+    points (DFM, inswapper) sees turn away from the faces it was trained on."""
+    template = whole_face_template(224)
+    five = points5(landmarks)
+    matrix = similarity(five, template)
+    fitted = five @ matrix[:, :2].T + matrix[:, 2]
+    rms = float(np.sqrt(((fitted - template) ** 2).sum(axis=1).mean()))
+    return rms / float(np.linalg.norm(template[1] - template[0])) * 100.0
+
+
 def _output_error(mesh: FaceMesh, out: np.ndarray, truth: np.ndarray, size: float) -> float:
     """FaceMesh on the output, started from the truth's crop: how far its face lies from
     the truth (a swap that looks turned agrees with it)."""
@@ -81,8 +97,10 @@ def _output_error(mesh: FaceMesh, out: np.ndarray, truth: np.ndarray, size: floa
 
 
 def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
-              sheet: dict[float, np.ndarray] | None = None) -> _Sweep:
-    """One sweep of `axis` through the live path (and the still path alongside)."""
+              sheet: dict[float, np.ndarray] | None = None, still: bool = True,
+              output: bool = True) -> _Sweep:
+    """One sweep of `axis` through the live path, and (unless told not to) the still path
+    and FaceMesh on the output alongside."""
     pipeline = Pipeline(settings)
     mesh = FaceMesh(threads=settings.threads)
     result = _Sweep(axis)
@@ -94,14 +112,16 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
         true_pose = render.yaw if axis == "yaw" else render.pitch
         size = render.face_size
         face = _nearest(pipeline.tracked, render.landmarks)
-        still = _nearest(faces_in_image(render.frame, "rgb"), render.landmarks)
+        found = _nearest(faces_in_image(render.frame, "rgb"), render.landmarks) if still \
+            else None
         frame = _Frame(
             angle, face is not None, any(v == "swap" for v in pipeline.shown.values()),
             landmark_error(face.landmarks, render.landmarks, size) if face else None,
             abs(face.pose[0 if axis == "yaw" else 1] - true_pose) if face else None,
-            landmark_error(still.landmarks, render.landmarks, size) if still else None,
-            abs(still.pose[0 if axis == "yaw" else 1] - true_pose) if still else None,
-            _output_error(mesh, out, render.landmarks, size))
+            landmark_error(found.landmarks, render.landmarks, size) if found else None,
+            abs(found.pose[0 if axis == "yaw" else 1] - true_pose) if found else None,
+            _output_error(mesh, out, render.landmarks, size) if output else None,
+            five_point_residual(render.landmarks), pipeline.timings["landmarks"])
         region = _face_region(render.landmarks, size, out.shape)
         if previous is not None:
             frame.change_in = float(np.abs(render.frame[region].astype(np.int16)
@@ -149,6 +169,8 @@ def bins(sweeps: list[_Sweep]) -> list[dict[str, Any]]:
                 "still_landmark_error": _mean(f.still_error for f in inside),
                 "still_pose_error_deg": _mean(f.still_pose_error for f in inside),
                 "output_landmark_error": _mean(f.output_error for f in inside),
+                "five_point_residual": _mean(f.residual for f in inside),
+                "track_ms_p50": round(float(np.median([f.track_ms for f in inside])), 2),
             })
     return rows
 
@@ -184,7 +206,8 @@ COLUMNS = (("frames", "frames", "{:>6}"), ("tracked", "tracked%", "{:>9}"),
            ("pose_error_deg", "pose err°", "{:>10}"), ("flicker", "flicker", "{:>8}"),
            ("still_landmark_error", "still lmk%", "{:>11}"),
            ("still_pose_error_deg", "still pose°", "{:>12}"),
-           ("output_landmark_error", "out lmk%", "{:>9}"))
+           ("output_landmark_error", "out lmk%", "{:>9}"),
+           ("five_point_residual", "5pt res%", "{:>9}"), ("track_ms_p50", "track ms", "{:>9}"))
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -19,9 +19,11 @@ from core.runtime import get_session, run
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput, check_finite
 
-# Whole-face models are trained on faces up to about this yaw / pitch (see README "Head
-# turns"): past them the 5-point alignment degenerates and the swap smears.
-POSE_LIMITS = (60.0, 40.0)
+# Models aligned by five points (DFM, inswapper) see faces in the frontal template's layout;
+# past about 50 degrees of yaw and 40 of pitch the five points no longer fit it (their
+# residual passes 25 % of the eye distance, against 9-18 % for frontal faces; `bench
+# --headturn`, README "Head turns"), so the crop no longer frames a face as in training.
+POSE_LIMITS = (50.0, 40.0)
 
 
 class DFMSwapper:

@@ -20,6 +20,7 @@ from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, LI
 # Contours that must be mesh vertices so that eyes, lips and the face outline line up exactly.
 _CONTOURS = sorted(set(FACE_OVAL + EYE_IMAGE_LEFT + EYE_IMAGE_RIGHT + LIPS_OUTER + LIPS_INNER))
 _RING_SCALE = 1.3  # outer ring = face oval scaled about its centre: covers the feathered edge
+_RING_DEPTH = 0.15  # ... set this many face widths behind the oval (drawn under the face)
 _SHIFT = 4  # sub-pixel bits for cv2.fillConvexPoly
 
 
@@ -49,6 +50,23 @@ def mesh_points(landmarks: np.ndarray, subset: np.ndarray) -> np.ndarray:
     return np.concatenate([xy[subset], ring]).astype(np.float32)
 
 
+def mesh_depth(landmarks: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Depth (larger = farther) of mesh_points' vertices from (468, 3) landmarks (K,)."""
+    z = np.asarray(landmarks, np.float32)[:, 2]
+    width = float(np.ptp(np.asarray(landmarks, np.float32)[FACE_OVAL, 0]))
+    return np.concatenate([z[subset], z[FACE_OVAL] + _RING_DEPTH * width]).astype(np.float32)
+
+
+def mirror_vertices(mirror: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    """Each mesh vertex's mirror image as a vertex index (mesh_points' order), from the
+    landmarks' mirror map; a vertex whose mirror is not in the mesh maps to itself."""
+    position = {int(i): k for k, i in enumerate(subset)}
+    oval = {int(i): k for k, i in enumerate(FACE_OVAL)}
+    inner = [position.get(int(mirror[i]), k) for k, i in enumerate(subset)]
+    ring = [len(subset) + oval.get(int(mirror[i]), k) for k, i in enumerate(FACE_OVAL)]
+    return np.array(inner + ring, np.int32)
+
+
 def triangulate(points: np.ndarray) -> np.ndarray:
     """Delaunay triangles over `points` as (T, 3) vertex indices (OpenCV Subdiv2D)."""
     points = np.asarray(points, np.float32)
@@ -76,13 +94,22 @@ def _affines(dst_tri: np.ndarray, src_tri: np.ndarray,
     """Per-triangle 2x3 affines mapping dst triangle vertices onto src ones, batched (T,2,3).
 
     A collapsed dst triangle (e.g. a closed eyelid) has no affine: it gets `fallback` (2x3).
+    Closed form (src edges times the inverse of the dst edges): several times faster than a
+    batched solve, which matters where the mesh is drawn many times a frame.
     """
-    ones = np.ones(dst_tri.shape[:2] + (1,), np.float64)
-    d = np.concatenate([dst_tri.astype(np.float64), ones], axis=2)  # (T, 3, 3) rows [x y 1]
-    flat = np.abs(np.linalg.det(d)) < 1e-6
-    d[flat] = np.eye(3)
-    # Solve d @ X = src for X (3x2) per triangle; affine = X^T.
-    affine = np.linalg.solve(d, src_tri.astype(np.float64)).transpose(0, 2, 1)
+    d = dst_tri.astype(np.float64)
+    e1, e2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]  # dst edges (T, 2)
+    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    flat = np.abs(det) < 1e-6
+    det[flat] = 1.0
+    # inverse of [e1 e2] (columns), rows: (e2y, -e2x) / det, (-e1y, e1x) / det
+    inv = np.stack([np.stack([e2[:, 1], -e2[:, 0]], axis=1),
+                    np.stack([-e1[:, 1], e1[:, 0]], axis=1)], axis=1) / det[:, None, None]
+    s = src_tri.astype(np.float64)
+    src_edges = np.stack([s[:, 1] - s[:, 0], s[:, 2] - s[:, 0]], axis=2)  # (T, 2, 2)
+    linear = src_edges @ inv
+    offset = s[:, 0] - np.einsum("tij,tj->ti", linear, d[:, 0])
+    affine = np.concatenate([linear, offset[:, :, None]], axis=2)
     affine[flat] = fallback
     return affine.astype(np.float32)
 
@@ -128,19 +155,23 @@ class MeshWarp:
         # back is turned to the camera
         self.orientation = np.sign(signed_areas(self.points[self.triangles]))
 
-    def _raster(self, dst_points: np.ndarray, size: int, depth: np.ndarray | None
-                ) -> tuple[int, float, np.ndarray, np.ndarray]:
-        """(low-res side, scale, per-triangle affines + fallback, triangle index map)."""
+    def _affines(self, dst_points: np.ndarray) -> np.ndarray:
+        """Per-triangle affines dst -> texture, then the fallback (all vertices' fit)."""
         if dst_points.shape != self.points.shape:
             raise ValueError(f"expected {self.points.shape} points, got {dst_points.shape}")
-        low = max(8, int(round(size * self.map_scale)))
-        scale = low / size
-        dst_tri = dst_points[self.triangles]
         # Pixels outside the mesh follow the least-squares affine of all vertices.
         ones = np.ones((dst_points.shape[0], 1), np.float32)
         fit = np.linalg.lstsq(np.hstack([dst_points, ones]), self.points, rcond=None)[0].T
-        affine = np.concatenate([_affines(dst_tri, self._src_tri, fit),
-                                 fit[None].astype(np.float32)])
+        return np.concatenate([_affines(dst_points[self.triangles], self._src_tri, fit),
+                               fit[None].astype(np.float32)])
+
+    def _raster(self, dst_points: np.ndarray, size: int, depth: np.ndarray | None
+                ) -> tuple[int, float, np.ndarray, np.ndarray]:
+        """(low-res side, scale, per-triangle affines + fallback, triangle index map)."""
+        affine = self._affines(dst_points)
+        low = max(8, int(round(size * self.map_scale)))
+        scale = low / size
+        dst_tri = dst_points[self.triangles]
         index = np.full((low, low), len(affine) - 1, np.uint16)
         order = range(len(dst_tri)) if depth is None else \
             draw_order(dst_tri, self.orientation, np.asarray(depth, np.float32)[self.triangles])
@@ -174,6 +205,20 @@ class MeshWarp:
             return low_map
         return cv2.resize(low_map, (size, size), interpolation=cv2.INTER_LINEAR)
 
+    def rerender(self, shown: np.ndarray, dst_points: np.ndarray) -> np.ndarray:
+        """render()'s image for new vertex positions close to those `shown` came from,
+        keeping its triangle map (no rasterising: several times cheaper; right while the
+        vertices move a pixel or two)."""
+        size = shown.shape[0]
+        affine = self._affines(np.asarray(dst_points, np.float32))
+        index = shown.astype(np.uint16) if self.map_scale == 1.0 else None
+        if index is None:
+            raise ValueError("rerender needs a full-resolution map (map_scale 1)")
+        index[shown < 0] = len(affine) - 1
+        coords = self._map(size, 1.0, affine, index, size)
+        return cv2.remap(self.texture, coords, None, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)
+
     def warp(self, dst_points: np.ndarray, size: int,
              depth: np.ndarray | None = None) -> np.ndarray:
         """The texture warped so that its mesh vertices land on `dst_points`; size x size."""
@@ -181,14 +226,16 @@ class MeshWarp:
 
     def render(self, dst_points: np.ndarray, size: int, depth: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
-        """warp()'s image and where a triangle was drawn ((size, size) bool; with `depth`:
-        the triangles seen, the visible silhouette), at the map's resolution."""
+        """warp()'s image and which triangle each pixel shows ((size, size) int32, -1 for
+        none; with `depth` only triangles seen: the visible silhouette), at the map's
+        resolution."""
         low, scale, affine, index = self._raster(np.asarray(dst_points, np.float32), size,
                                                  depth)
         coords = self._map(low, scale, affine, index, size)
         image = cv2.remap(self.texture, coords, None, cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-        drawn = (index != len(affine) - 1).view(np.uint8)
+        shown = index.astype(np.int32)
+        shown[shown == len(affine) - 1] = -1
         if low != size:
-            drawn = cv2.resize(drawn, (size, size), interpolation=cv2.INTER_NEAREST)
-        return image, drawn.astype(bool)
+            shown = cv2.resize(shown, (size, size), interpolation=cv2.INTER_NEAREST)
+        return image, shown

@@ -2,9 +2,13 @@
 
 The portrait's FaceMesh landmarks and the live face's landmarks, both in one aligned crop
 space, are the vertices of a fixed triangle mesh; the portrait's texture is warped onto the
-live geometry (core.swap.mesh). The returned mask is the face oval with optional holes for
-the live eyes and inner mouth, so blinks and speech stay the streamer's own. Colour transfer
-and feathering are core.merge's job, shared by every swapper.
+live geometry (core.swap.mesh) in 3D order: with the live landmarks' depth, triangles the
+head's pose turns away are not drawn and far ones are drawn first, so a turned head gets a
+turned face, not a folded frontal one. A triangle the portrait itself shows badly (seen
+nearly edge-on) takes its texture from its mirror image on the other side of the portrait.
+The returned mask is the visible part of the face (the face triangles drawn) with optional
+holes for the live eyes and inner mouth, so blinks and speech stay the streamer's own.
+Colour transfer and feathering are core.merge's job, shared by every swapper.
 """
 
 from __future__ import annotations
@@ -20,14 +24,22 @@ import numpy as np
 from core import MODELS_DIR
 from core.align import similarity, whole_face_template
 from core.errors import InputError
-from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, Face
+from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, Face, mirror_indices
 from core.frame import check_frame
 from core.imageio import read_rgb
 from core.landmarks import landmarks_for_image
+from core.merge import crop_scale
 from core.modelfiles import file_version
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput
-from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate
+from core.swap.mesh import (
+    MeshWarp,
+    mesh_depth,
+    mesh_points,
+    mirror_vertices,
+    select_points,
+    triangulate,
+)
 
 PERSONAS_DIR = MODELS_DIR / "personas"
 DEFAULT_PERSONA = PERSONAS_DIR / "default.png"
@@ -43,12 +55,16 @@ def _loop(contour: list[int]) -> list[int]:
 EYE_LOOPS = (_loop(EYE_IMAGE_LEFT), _loop(EYE_IMAGE_RIGHT))
 
 
+GRAZING = 0.35  # a portrait triangle seen at less than this cosine takes its mirror's texture
+
+
 @dataclass(frozen=True)
 class Portrait:
     """A reference face prepared once: texture in crop space, mesh vertices and triangles."""
 
     warp: MeshWarp
     subset: np.ndarray  # landmark indices that are mesh vertices (before the outer ring)
+    face_triangles: np.ndarray  # bool per triangle: inside the face (not the outer ring)
 
 
 _cache: dict[tuple[str, int, int, int], Portrait] = {}
@@ -68,9 +84,31 @@ def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
     texture = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
     crop_points = (face.landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]) * 0.5
     crop_points -= 0.25  # pixel centres: x_small = (x_big + 0.5) / 2 - 0.5
-    subset = select_points(crop_points, points)
+    mirror = mirror_indices(face.landmarks)
+    chosen = select_points(crop_points, points)
+    subset = np.unique(np.concatenate([chosen, mirror[chosen]]))  # symmetric: mirrors exist
     vertices = mesh_points(crop_points, subset)
-    return Portrait(warp=MeshWarp(texture, vertices, triangulate(vertices)), subset=subset)
+    triangles = triangulate(vertices)
+    depth = mesh_depth(face.landmarks * 0.5 * crop_scale(matrix), subset)
+    # where the portrait shows a triangle badly, its mirror image's texture instead
+    corners = np.column_stack([vertices, depth])[triangles]
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    seen = np.abs(normal[:, 2]) / np.maximum(np.linalg.norm(normal, axis=1), 1e-9)
+    mirrored = mirror_vertices(mirror, subset)[triangles]
+    mirror_seen = seen[_triangle_lookup(triangles, mirrored)]
+    use_mirror = (seen < GRAZING) & (mirror_seen > seen)
+    sources = vertices[triangles]
+    sources[use_mirror] = vertices[mirrored[use_mirror]]
+    inner = (triangles < len(subset)).all(axis=1)
+    return Portrait(warp=MeshWarp(texture, vertices, triangles, sources=sources),
+                    subset=subset, face_triangles=inner)
+
+
+def _triangle_lookup(triangles: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each wanted vertex triple, the index of the triangle with those vertices (any
+    order), or of the triangle itself when the mesh has no such triangle."""
+    index = {tuple(sorted(t)): i for i, t in enumerate(triangles.tolist())}
+    return np.array([index.get(tuple(sorted(w)), i) for i, w in enumerate(wanted.tolist())])
 
 
 def load_portrait(reference: str = "", size: int = CROP_SIZE,
@@ -113,18 +151,22 @@ class PersonaSwapper:
         matrix = similarity(face.points5, self.template)
         live = face.landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]
         vertices = mesh_points(live, self.portrait.subset)
+        depth = mesh_depth(face.landmarks * crop_scale(matrix), self.portrait.subset)
         aligned = time.perf_counter()
-        crop = self.portrait.warp.warp(vertices, self.size)
-        mask = self.mask(live, settings)
+        crop, shown = self.portrait.warp.render(vertices, self.size, depth)
+        visible = (shown >= 0) & self.portrait.face_triangles[shown]
+        mask = self.mask(live, visible, settings)
         self.timings = {"align": (aligned - start) * 1000.0,
                         "warp": (time.perf_counter() - aligned) * 1000.0}
         return SwapOutput(crop=crop, matrix=matrix, mask=mask)
 
-    def mask(self, live: np.ndarray, settings: SwapSettings) -> np.ndarray:
-        """Face oval in crop space, minus the live eyes / inner mouth when they are kept."""
+    def mask(self, live: np.ndarray, visible: np.ndarray, settings: SwapSettings) -> np.ndarray:
+        """The visible face (its oval, where face triangles are drawn) in crop space, minus
+        the live eyes / inner mouth when they are kept."""
         mask = np.zeros((self.size, self.size), np.uint8)
         fixed = np.round(live * 16).astype(np.int32)  # 4 sub-pixel bits
         cv2.fillPoly(mask, [fixed[FACE_OVAL]], 255, cv2.LINE_AA, 4)
+        mask[~visible] = 0
         holes = []
         if settings.keep_eyes:
             holes += [fixed[loop] for loop in EYE_LOOPS]

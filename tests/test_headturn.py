@@ -1,0 +1,158 @@
+"""Head turns on rendered heads with known truth (core.headturn): the renderer itself, the
+live path's landmarks and pose through turns, the persona turning with the head, pose
+limits that cross-fade into on_lost, and the benchmark command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from doubles import build_dfm, save
+
+from core.cli import main
+from core.commands.bench_headturn import LIMITS, bins, run_sweep
+from core.headmodel import fit_pose, project, turn
+from core.headturn import BACKGROUND, landmark_error, make_head, render_head, rotation
+from core.landmarks import landmarks_for_image
+from core.pipeline import Pipeline
+from core.pose import head_pose
+from core.settings import SwapSettings
+
+STEP = 3.0  # degrees per frame in the sweeps here (90 degrees a second at 30 fps)
+
+
+@pytest.fixture(scope="module")
+def heads(astronaut, grace_hopper) -> dict:
+    return {"astronaut": make_head(astronaut), "grace_hopper": make_head(grace_hopper)}
+
+
+@pytest.fixture(scope="module")
+def sweeps(heads) -> dict:
+    """Each portrait's yaw and pitch sweeps through the live path (persona, default
+    settings), binned as the benchmark bins them."""
+    settings = SwapSettings(label=False)
+    return {name: bins([run_sweep(head, axis, settings, STEP, still=False, output=False)
+                        for axis in LIMITS])
+            for name, head in heads.items()}
+
+
+def test_a_render_is_the_portrait_turned(heads, astronaut):
+    head = heads["astronaut"]
+    frontal = render_head(head, 0.0, 0.0)
+    assert frontal.frame.shape == (480, 640, 3)
+    drawn = np.any(frontal.frame != np.array(BACKGROUND, np.uint8), axis=2)
+    assert 0.1 < drawn.mean() < 0.6  # a head in the middle of a plain background
+    # the still path finds the face where the truth says, and its pose
+    found = landmarks_for_image(frontal.frame)
+    assert landmark_error(found.landmarks, frontal.landmarks, frontal.face_size) < 1.0
+    base = frontal.yaw
+    for yaw in (30.0, 60.0):
+        turned = render_head(head, yaw, 0.0)
+        assert abs(turned.yaw - base - yaw) < 1.5, (turned.yaw, base)
+    tilted = render_head(head, 0.0, 30.0)
+    assert abs(tilted.pitch - frontal.pitch - 30.0) < 1.5
+    # a rotation turns the nose the way core.pose counts
+    nose = rotation(40.0, 0.0) @ np.array([0.0, 0.0, -1.0])
+    assert nose[0] > 0  # image-right
+
+
+def test_fit_pose_recovers_a_turned_shape(heads):
+    shape = heads["grace_hopper"].points[:468].astype(np.float64)
+    shape = shape - shape.mean(axis=0)
+    pose = turn((np.eye(3), 1.7, np.array([320.0, 240.0])), 35.0, -12.0)
+    seen = project(shape, pose)[:, :2]
+    rotation_, scale, offset = fit_pose(seen, shape)
+    np.testing.assert_allclose(rotation_, pose[0], atol=1e-6)
+    assert scale == pytest.approx(1.7) and offset == pytest.approx([320.0, 240.0])
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_live_landmarks_and_pose_hold_through_head_turns(sweeps, name):
+    """The issue's targets: landmark error <= 4 % of the face size and pose error <= 8
+    degrees up to 60 of yaw and 30 of pitch; tracked in >= 95 % of frames up to 75 of yaw."""
+    for row in sweeps[name]:
+        if (row["axis"] == "yaw" and row["hi"] <= 60) or (row["axis"] == "pitch"
+                                                           and row["hi"] <= 30):
+            assert row["landmark_error"] <= 4.0, row
+            assert row["pose_error_deg"] <= 8.0, row
+        if row["axis"] == "yaw" and row["hi"] <= 75:
+            assert row["tracked"] >= 95.0, row
+            assert row["swapped"] >= 95.0, row  # the persona keeps swapping
+
+
+def test_the_persona_looks_turned(heads):
+    """FaceMesh run on the swapped output agrees with the truth within 5 % of the face size
+    up to 60 degrees: the persona is drawn turned (3D order, no folds)."""
+    sweep = run_sweep(heads["astronaut"], "yaw", SwapSettings(label=False), STEP,
+                      still=False)
+    for row in bins([sweep]):
+        if row["hi"] <= 60:
+            assert row["output_landmark_error"] <= 5.0, row
+
+
+def _face_changed(out: np.ndarray, frame: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the true face box whose pixels the output changed."""
+    x0, y0 = np.floor(truth[:, :2].min(axis=0)).astype(int)
+    x1, y1 = np.ceil(truth[:, :2].max(axis=0)).astype(int)
+    region = (slice(max(y0, 0), y1), slice(max(x0, 0), x1))
+    return float(np.any(out[region] != frame[region], axis=2).mean())
+
+
+@pytest.fixture(scope="module")
+def dfm(tmp_path_factory):
+    return save(build_dfm(224), tmp_path_factory.mktemp("turn_dfm") / "double_224.dfm")
+
+
+@pytest.mark.parametrize("on_lost", ["pixelate", "hold"])
+def test_past_the_pose_limit_no_frame_shows_the_real_face(heads, dfm, on_lost):
+    """A .dfm (limit 50 degrees of yaw) through a full 0 -> 90 -> 0 turn: past the limit
+    the swap fades into pixelation (hold: after its time); no frame shows the face
+    unswapped."""
+    pipeline = Pipeline(SwapSettings(model=str(dfm), on_lost=on_lost, label=False,
+                                     hold_ms=200))
+    angles = [*np.arange(0.0, 90.0, 3.0), *np.arange(90.0, -1.0, -3.0)]
+    shown = []
+    for i, yaw in enumerate(angles):
+        render = render_head(heads["grace_hopper"], yaw, 0.0)
+        out = pipeline.process(render.frame, "rgb", timestamp=i / 30.0)
+        assert _face_changed(out, render.frame, render.landmarks) > 0.5, (yaw, on_lost)
+        shown.append(set(pipeline.shown.values()))
+    assert any("pixelate_face" in views for views in shown)  # the limit was reached
+    assert any(views == {"swap"} for views in shown[-10:])  # and the swap came back
+
+
+def test_crossing_the_pose_limit_cross_fades(heads, dfm):
+    """With on_lost original the swap fades out over fade_ms past the limit: the change
+    it makes shrinks over several frames, not at once."""
+    pipeline = Pipeline(SwapSettings(model=str(dfm), label=False, max_yaw=30.0, fade_ms=150))
+    changes = []
+    for i, yaw in enumerate(np.arange(20.0, 50.0, 2.0)):
+        render = render_head(heads["grace_hopper"], yaw, 0.0)
+        out = pipeline.process(render.frame, "rgb", timestamp=i / 30.0)
+        changes.append(np.abs(out.astype(int) - render.frame).sum())
+    first_past = next(i for i, c in enumerate(changes) if c < 0.95 * changes[0])
+    fading = [c for c in changes[first_past:] if c > 0]
+    assert len(fading) >= 3, changes  # ~150 ms at 30 fps: several partial frames
+    assert changes[-1] == 0  # faded out completely: the original (on_lost original)
+
+
+def test_bench_headturn_command(tmp_path, capsys, astronaut):
+    sheet = tmp_path / "sheet.png"
+    code = main(["bench", "--headturn", "--json", "--step", "10", "--portrait",
+                 "tests/data/astronaut.png", "--sheet", str(sheet)])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    keys = {"axis", "lo", "hi", "frames", "tracked", "swapped", "landmark_error",
+            "pose_error_deg", "flicker"}
+    assert report["bins"] and all(keys <= set(row) for row in report["bins"])
+    assert {row["axis"] for row in report["bins"]} == {"yaw", "pitch"}
+    assert sheet.is_file() and report["contact_sheet"] == str(sheet)
+    assert main(["bench", "--headturn", "--step", "0.1"]) == 2  # one line, no traceback
+    assert "--step" in capsys.readouterr().err
+
+
+def test_truth_pose_matches_the_estimator_convention(heads):
+    """The truth of a render is core.pose's own reading of the exact 3D points."""
+    render = render_head(heads["astronaut"], 25.0, -10.0)
+    assert head_pose(render.landmarks)[:2] == pytest.approx((render.yaw, render.pitch))
