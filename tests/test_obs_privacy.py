@@ -30,7 +30,8 @@ from obs.harness import (
 
 from core import privacy
 from core.benchdfm import ensure_bench_dfm
-from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT
+from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, points5
+from core.headturn import make_head, render_head
 from core.landmarks import landmarks_for_image
 
 pytestmark = pytest.mark.obs
@@ -53,7 +54,11 @@ def files(tmp_path_factory) -> dict:
     no_face = folder / "no_face.png"  # the astronaut's suit and flag: no face in view
     cv2.imwrite(str(no_face), cv2.imread(str(ASTRONAUT))[300:512, 0:512])
     slow = ensure_bench_dfm(tmp_path_factory.mktemp("privacy_slow"))
-    return {"dfm": dfm, "nan": nan, "truncated": truncated, "no_face": no_face, "slow": slow}
+    turned = render_head(make_head(cv2.imread(str(ASTRONAUT))[..., ::-1].copy()), 60.0, 0.0)
+    turned_path = folder / "turned.png"  # the astronaut's head turned 60 degrees
+    cv2.imwrite(str(turned_path), cv2.cvtColor(turned.frame, cv2.COLOR_RGB2BGR))
+    return {"dfm": dfm, "nan": nan, "truncated": truncated, "no_face": no_face, "slow": slow,
+            "turned": turned_path, "turned_truth": turned.landmarks}
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +82,19 @@ def obs(files, tmp_path_factory):
         image_source("OriginalMissing", ASTRONAUT, [face_swap_filter(
             settings={"model": "/nonexistent/missing.dfm", "label": False})]),
         source("Swapped"),
+        source("Turned", f["turned"], max_yaw=20.0),
+        image_source("TurnedPlain", f["turned"]),
         source("Slow", model=str(f["slow"]), threads=1),
         image_source("Scratch", ASTRONAUT),
         scene("Errors", [scene_item(n, i + 1, x=(i % 4) * 160, y=(i // 4) * 120, scale=0.3)
                          for i, n in enumerate(["Missing", "Corrupt", "Nan", "Reference",
                                                 "NoFace", "HoldMissing", "OriginalMissing"])]),
         scene("Swap scene", [scene_item("Swapped", 1, scale=0.5)]),
+        scene("Turned scene", [scene_item("Turned", 1, scale=0.5)]),
         scene("Slow scene", [scene_item("Slow", 1, scale=0.5)]),
         scene("Scratch scene", [scene_item("Scratch", 1, scale=0.5)]),
-        scene("References", [scene_item("Plain", 1), scene_item("NoFacePlain", 2)]),  # kept
+        scene("References", [scene_item("Plain", 1), scene_item("NoFacePlain", 2),  # kept
+                             scene_item("TurnedPlain", 3)]),
     ]
     session = ObsSession(tmp_path_factory.mktemp("obs_privacy"), sources,
                          env={"FACE_SWAP_STALL_MS": str(STALL_MS)})
@@ -228,3 +237,25 @@ def test_a_reenabled_filter_never_shows_the_face(obs):
         for _ in range(10):
             assert face_hidden(obs.screenshot("Swapped"), plain)
     assert obs.filter_status("Swapped")["no_swap_views"].get("cover", 0) > before
+
+
+def test_a_head_past_the_pose_limit_is_pixelated(obs, files):
+    """A head turned 60 degrees with a turn limit of 20: the engine tracks it but does not
+    swap it, and pixelates the face where it is (the rest of the picture as it is)."""
+    program(obs, "Turned scene")
+    status = obs.wait_filter("Turned", lambda f: f["swapping"] and f["frames_out"] > 3, 60,
+                             "Turned running")
+    assert status["problem"] == ""
+    plain = obs.screenshot("TurnedPlain")
+    # the features that identify: eyes, nose and mouth as the turned head shows them
+    features = points5(files["turned_truth"])
+    x0, y0 = np.floor(features.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(features.max(axis=0)).astype(int)
+
+    def pixelated():
+        out = obs.screenshot("Turned")
+        face = out[y0:y1, x0:x1, :3]
+        corner = (slice(0, 40), slice(0, 40))  # background far from the face: untouched
+        return (colours(face) <= (privacy.FACE_BLOCKS + 3) ** 2
+                and np.array_equal(out[corner], plain[corner]))
+    wait_for(pixelated, 20, "the turned face pixelated, the rest untouched")

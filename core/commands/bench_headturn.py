@@ -33,6 +33,7 @@ FPS = 30.0
 LIMITS = {"yaw": 80.0, "pitch": 45.0}
 BIN_DEG = 15.0
 SHEET_ANGLES = (0.0, 30.0, 45.0, 60.0, 75.0)  # contact sheet: the yaw sweep's way up
+SHEET_PX, SHEET_SPAN = 240, 1.8  # contact sheet tiles: px, and face sizes they span
 REGION_MARGIN = 0.25  # flicker: the true face box grown by this x face size
 MESH_PASSES = 3  # FaceMesh on the output: passes from the truth's crop, each refining
 
@@ -73,6 +74,20 @@ def _face_region(truth: np.ndarray, size: float, shape: tuple[int, ...]) -> tupl
     lo = np.maximum(np.floor(truth[:, :2].min(0) - REGION_MARGIN * size), 0).astype(int)
     hi = np.ceil(truth[:, :2].max(0) + REGION_MARGIN * size).astype(int)
     return slice(lo[1], min(hi[1], shape[0])), slice(lo[0], min(hi[0], shape[1]))
+
+
+def _sheet_tile(frame: np.ndarray, out: np.ndarray, truth: np.ndarray,
+                size: float) -> np.ndarray:
+    """Input | output around the head, SHEET_PX high."""
+    centre = truth[:, :2].mean(axis=0)
+    half = int(SHEET_SPAN * size / 2)
+    x0, y0 = (np.round(centre) - half).astype(int)
+    pair = []
+    for image in (frame, out):
+        padded = cv2.copyMakeBorder(image, half, half, half, half, cv2.BORDER_REPLICATE)
+        crop = padded[y0 + half:y0 + 3 * half, x0 + half:x0 + 3 * half]
+        pair.append(cv2.resize(crop, (SHEET_PX, SHEET_PX), interpolation=cv2.INTER_AREA))
+    return np.concatenate(pair, axis=1)
 
 
 def five_point_residual(landmarks: np.ndarray) -> float:
@@ -134,7 +149,7 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
                 i == 0 or angle > result.frames[-2].angle):  # on the way up
             for target in SHEET_ANGLES:
                 if target not in sheet and angle >= target - step / 2:
-                    sheet[target] = np.concatenate([render.frame, out], axis=1)
+                    sheet[target] = _sheet_tile(render.frame, out, render.landmarks, size)
     return result
 
 
