@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
-from core.errors import FaceSwapError
+from core.errors import FaceSwapError, Terminated
 
 # command name -> module exposing `HELP`, `add_arguments(parser)` and `run(args) -> int`
 COMMANDS = {
@@ -20,16 +21,34 @@ COMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line ("error: ..."), exit code 2, like
+    every other user error here (`--help` still prints the full usage)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {self.prog.split()[-1]}: {message}\n")
+
+
+def _terminate(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core",
-                                     description="Face swap engine: files, live, benchmarks.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = OneLineParser(prog="python -m core",
+                           description="Face swap engine: files, live, benchmarks.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=OneLineParser)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(cmd)
         cmd.set_defaults(run=module.run)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad option (already reported in one line)
+        return int(exc.code or 0)
+    # SIGTERM ends a command the way Ctrl-C does: outputs are finished or removed, one line
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except FaceSwapError as exc:
@@ -37,3 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Terminated:
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -24,3 +24,9 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, FaceSwapError):
         return message or type(exc).__name__
     return f"{type(exc).__name__}: {message}".rstrip(": ")
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds a command like KeyboardInterrupt does (not an Exception, so
+    no `except Exception` swallows it)."""
+

@@ -149,7 +149,7 @@ def make_face(landmarks: np.ndarray, score: float, face_id: int = 0) -> Face:
 
 
 def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
-                   scan_size: float = 40.0) -> list[Face]:
+                   scan_size: float = 40.0, max_faces: int = 16) -> list[Face]:
     """All faces of a still image, largest first (ids 0, 1, ... in that order).
 
     Slower and steadier than the live path: "auto" detection (full range, short range when
@@ -161,7 +161,7 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
     check_frame(image, fmt)
     mesh = FaceMesh()
     found: list[tuple[np.ndarray, float]] = []
-    detector = FaceDetector("auto", min_size=8, scan_size=scan_size)
+    detector = FaceDetector("auto", min_size=8, scan_size=scan_size, max_faces=max_faces)
     for det in detector.detect(image, fmt):
         landmarks, presence = mesh.run(image, fmt, roi_from_detection(det), check=False)
         for _ in range(refine):

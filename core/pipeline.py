@@ -18,6 +18,7 @@ from core.devices import device_note
 from core.face import Face
 from core.frame import check_frame
 from core.label import draw_label
+from core.landmarks import faces_in_image
 from core.merge import merge
 from core.registry import load_swapper, resolve
 from core.settings import REBUILD_FIELDS, SwapSettings
@@ -107,9 +108,20 @@ class Pipeline:
         self._states = {}
         self._time = None
 
-    def process(self, frame: np.ndarray, fmt: str, timestamp: float | None = None) -> np.ndarray:
+    def process_still(self, image: np.ndarray, fmt: str) -> np.ndarray:
+        """The swapped copy of a still image: every face `core detect` finds (the same scan:
+        the whole image, tile by tile), not the live tracker's (which follows at most
+        settings.max_faces and scans one tile per detection round)."""
+        check_frame(image, fmt)
+        self.reset()
+        faces = faces_in_image(image, fmt)
+        return self.process(image, fmt, timestamp=0.0, faces=faces)
+
+    def process(self, frame: np.ndarray, fmt: str, timestamp: float | None = None,
+                faces: list[Face] | None = None) -> np.ndarray:
         """The swapped copy of `frame` (same shape and layout); `timestamp` in seconds
-        (default: the monotonic clock) times the hold, the cross-fade and the smoothing."""
+        (default: the monotonic clock) times the hold, the cross-fade and the smoothing.
+        `faces`: found already (a still image), instead of by the tracker."""
         start = time.perf_counter()
         check_frame(frame, fmt)
         now = time.monotonic() if timestamp is None else float(timestamp)
@@ -122,9 +134,12 @@ class Pipeline:
             max(0.0, now - self._time) * 1000.0 / settings.fade_ms
         self._time = now
 
-        faces = self.tracked = self.tracker.process(frame, fmt, timestamp=now)
-        for stage, key in (("detect", "detect"), ("landmarks", "landmarks"), ("track", "smooth")):
-            timings[stage] = self.tracker.timings.get(key, 0.0)
+        if faces is None:
+            faces = self.tracker.process(frame, fmt, timestamp=now)
+            for stage, key in (("detect", "detect"), ("landmarks", "landmarks"),
+                               ("track", "smooth")):
+                timings[stage] = self.tracker.timings.get(key, 0.0)
+        self.tracked = faces
         selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))
         limits = pose_limits(settings, self.swapper)
 

@@ -10,7 +10,7 @@ MASK_MODES = ("both", "hull", "model")  # model mask x landmark hull, hull only,
 ON_LOST = ("original", "hold", "pixelate")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 # numeric settings and their valid closed ranges (erode may be negative: it then dilates)
-RANGES = (("threads", 0, 64), ("face_id", 0, 999), ("morph", 0.0, 1.0),
+RANGES = (("threads", 0, 64), ("face_id", 0, 999), ("max_faces", 1, 16), ("morph", 0.0, 1.0),
            ("erode", -50.0, 50.0), ("blur", 0.0, 100.0), ("opacity", 0.0, 1.0),
            ("face_scale", 0.1, 10.0), ("face_offset_x", -1.0, 1.0), ("face_offset_y", -1.0, 1.0),
            ("smoothing", 0.0, 1.0), ("detect_interval", 1, 300), ("hold_ms", 0, 60_000),
@@ -32,6 +32,7 @@ class SwapSettings:
     threads: int = 0  # CPU intra-op threads; 0 = leave cores for OBS (see core.runtime)
     faces: str = "largest"  # one of FACE_SELECTIONS
     face_id: int = 0  # used when faces == "id"
+    max_faces: int = 4  # faces followed (and swapped) at once; each costs a FaceMesh run
     morph: float = 0.75  # AMP .dfm morph_value
     mask: str = "both"  # one of MASK_MODES
     erode: float = 5.0  # mask erode, % of face size (negative dilates)

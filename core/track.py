@@ -60,13 +60,12 @@ class FaceTracker:
     """
 
     def __init__(self, settings: SwapSettings | None = None, device: str = "cpu",
-                 threads: int = 0, detector: str = "auto", max_faces: int = 4,
-                 min_face: float = 40.0) -> None:
+                 threads: int = 0, detector: str = "auto", min_face: float = 40.0) -> None:
         self.settings = settings or SwapSettings()
-        self.detector = FaceDetector(detector, min_size=MIN_TRACKED_FACE, max_faces=max_faces,
-                                     scan_size=min_face, device=device, threads=threads)
+        self.detector = FaceDetector(detector, min_size=MIN_TRACKED_FACE,
+                                     max_faces=self.settings.max_faces, scan_size=min_face,
+                                     device=device, threads=threads)
         self.mesh = FaceMesh(device=device, threads=threads)
-        self.max_faces = max_faces
         self.timings: dict[str, float] = {"detect": 0.0, "landmarks": 0.0, "smooth": 0.0}
         self.reset()
 
@@ -83,9 +82,11 @@ class FaceTracker:
     def update(self, settings: SwapSettings) -> None:
         """Live settings: smoothing strength and detect interval apply from the next frame;
         a new face selection detects on the next frame (faces not followed come back)."""
-        if settings.faces != self.settings.faces:
+        if settings.faces != self.settings.faces or settings.max_faces > self.settings.max_faces:
             self._detect_now = True
         self.settings = settings
+        self.detector.max_faces = settings.max_faces
+        del self._tracks[settings.max_faces:]
         for track in self._tracks:
             track.smoother.set_strength(settings.smoothing)
 
@@ -164,7 +165,7 @@ class FaceTracker:
         self._since_detect = 0
         start = time.perf_counter()
         for det in detections:
-            if len(alive) >= self.max_faces:
+            if len(alive) >= self.settings.max_faces:
                 break
             if any(_covers(track.box, det.box) for track in alive):
                 continue

@@ -6,6 +6,7 @@ default SAEHD-224 configuration is checked through its FLOP count formula.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -18,8 +19,8 @@ from conftest import DATA
 from core import runtime
 from core.benchdfm import BenchDfmConfig, build_bench_dfm, ensure_bench_dfm, macs
 from core.cli import main
-from core.commands.bench import parse_size, synthetic_frames
-from core.errors import InputError
+from core.commands.bench import synthetic_frames
+from core.commands.options import frame_size
 from core.imageio import read_video_frames
 from core.landmarks import landmarks_for_image
 from core.registry import identify
@@ -120,11 +121,11 @@ def test_synthetic_frames_hold_a_detectable_face():
     assert len(tracker.process(frames[0], "bgr")) == 1
 
 
-def test_parse_size():
-    assert parse_size("1280x720") == (1280, 720)
-    for bad in ("1280", "axb", "10x10"):
-        with pytest.raises(InputError):
-            parse_size(bad)
+def test_frame_size_option():
+    assert frame_size("1280x720") == (1280, 720)
+    for bad in ("1280", "axb", "10x10", "100000x100000"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            frame_size(bad)
 
 
 def _bench_json(capsys, *args) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,44 @@ def test_unavailable_device_is_a_visible_note(tmp_path, capsys):
                  "--device", "cuda:0"]) == 0
     err = capsys.readouterr().err
     assert "note: cuda:0 unavailable, using CPU" in err
+
+
+def _canvas(width: int, height: int, placements: list[tuple[str, int, int, int]]) -> np.ndarray:
+    """A plain canvas with test photos pasted at (x, y), each scaled to `side` px."""
+    canvas = np.full((height, width, 3), 90, np.uint8)
+    for name, x, y, side in placements:
+        photo = cv2.resize(cv2.imread(str(DATA / name)), (side, side),
+                           interpolation=cv2.INTER_AREA)
+        canvas[y:y + side, x:x + side] = photo
+    return canvas
+
+
+def test_a_small_face_in_a_big_picture_is_swapped_as_detect_finds_it(tmp_path, capsys):
+    """The still path scans like `detect` (every tile), not like the live tracker (one tile
+    per round): a 512 px portrait in the corner of a 4K picture is found and swapped."""
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), _canvas(3840, 2160, [("astronaut.png", 3300, 1600, 512)]))
+    assert main(["detect", str(big), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)["faces"]
+    assert len(found) == 1
+    out = tmp_path / "out.png"
+    assert main(["swap", str(big), "-o", str(out), "--no-label"]) == 0
+    assert "swapped 1 face(s)" in capsys.readouterr().out
+    before, after = cv2.imread(str(big)), cv2.imread(str(out))
+    x0, y0, x1, y1 = (int(v) for v in found[0]["box"])
+    assert np.any(before[y0:y1, x0:x1] != after[y0:y1, x0:x1], axis=2).mean() > 0.3
+
+
+def test_all_faces_detect_finds_are_swapped(tmp_path, capsys):
+    names = ["astronaut.png", "grace_hopper.jpg"] * 3
+    group = tmp_path / "group.png"
+    cv2.imwrite(str(group), _canvas(1800, 1200, [(n, 600 * (i % 3), 600 * (i // 3), 560)
+                                                 for i, n in enumerate(names)]))
+    assert main(["detect", str(group), "--json"]) == 0
+    found = len(json.loads(capsys.readouterr().out)["faces"])
+    assert found == 6  # more than the live tracker's max_faces (4)
+    assert main(["swap", str(group), "-o", str(tmp_path / "o.png"), "--faces", "all"]) == 0
+    assert f"swapped {found} face(s)" in capsys.readouterr().out
+    assert main(["swap", str(group), "-o", str(tmp_path / "o.png"), "--faces", "id",
+                 "--set", "face_id=9"]) == 2
+    assert "no face with id 9 in" in capsys.readouterr().err  # not "no face found"

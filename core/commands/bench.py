@@ -25,6 +25,7 @@ import onnxruntime as ort
 
 from core import ROOT, runtime
 from core.benchdfm import BenchDfmConfig, ensure_bench_dfm, macs
+from core.commands.options import bounded, frame_size, setting
 from core.errors import InputError
 from core.imageio import check_input_file, read_bgr, read_video_frames
 from core.service import SwapService, default_factory
@@ -46,15 +47,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "-like DFM with random weights)")
     parser.add_argument("--reference", default="", help="reference portrait (persona/inswapper)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda:N, tensorrt:N, dml:N, coreml")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = default)")
-    parser.add_argument("--size", default="1280x720", help="frame size WxH (default 1280x720)")
-    parser.add_argument("--frames", type=int, default=100, help="frames to measure")
-    parser.add_argument("--warmup", type=int, default=3, help="frames run before measuring")
+    parser.add_argument("--threads", type=setting("threads"), default=0,
+                        help="CPU threads (0 = default)")
+    parser.add_argument("--size", type=frame_size, default=(1280, 720),
+                        help="frame size WxH (default 1280x720, at most 7680x4320)")
+    parser.add_argument("--frames", type=bounded(int, 1, 1_000_000), default=100,
+                        help="frames to measure")
+    parser.add_argument("--warmup", type=bounded(int, 0, 1000), default=3,
+                        help="frames run before measuring")
     parser.add_argument("--input", help="image or video file instead of the synthetic frame")
-    parser.add_argument("--input-fps", type=float, default=0.0,
+    parser.add_argument("--input-fps", type=bounded(float, 0.0, 10_000.0), default=0.0,
                         help="feed frames at this rate like a camera (frames are dropped when "
                              "the swap is slower); default: next frame when the last is done")
-    parser.add_argument("--model-runs", type=int, default=20,
+    parser.add_argument("--model-runs", type=bounded(int, 0, 10_000), default=20,
                         help="runs of the swap network alone for model_ms")
     parser.add_argument("--no-label", action="store_true", help="skip the disclosure label")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -64,24 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--portrait", action="append", default=[], metavar="IMG",
                         help="--headturn: a portrait to turn (repeatable; default: the two "
                              "test photos)")
-    parser.add_argument("--step", type=float, default=2.0,
+    parser.add_argument("--step", type=bounded(float, 0.5, 15.0), default=2.0,
                         help="--headturn: degrees between frames (default 2: 60°/s at 30 fps)")
     parser.add_argument("--sheet", default=str(HEADTURN_SHEET),
                         help="--headturn: where the contact sheet PNG goes")
     parser.add_argument("--make-bench-dfm", nargs="?", const="", metavar="FOLDER",
                         help="write the bench DFM (default folder: the user cache), print its "
                              "path and exit")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """"1280x720" -> (1280, 720); InputError otherwise."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"bad --size {text!r}; expected WxH, e.g. 1280x720") from None
-    if width < 64 or height < 64:
-        raise InputError(f"--size {text} too small; at least 64x64")
-    return width, height
 
 
 def synthetic_frames(size: tuple[int, int], count: int = SYNTHETIC_FRAMES) -> list[np.ndarray]:
@@ -312,9 +306,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.headturn:
         return _headturn(args)
-    if args.frames < 1:
-        raise InputError(f"--frames must be >= 1, got {args.frames}")
-    size = parse_size(args.size)
+    size = args.size
     model = args.model
     if model == BENCH_DFM:
         model = str(ensure_bench_dfm(config=BenchDfmConfig()))

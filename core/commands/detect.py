@@ -13,6 +13,7 @@ import numpy as np
 
 from core import ROOT
 from core.align import align, arcface_template, whole_face_template
+from core.commands.options import bounded, frame_sizes, setting
 from core.detect import FaceDetector
 from core.errors import InputError
 from core.imageio import read_bgr
@@ -32,16 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print JSON with all 468 landmarks per face")
     parser.add_argument("--bench", action="store_true",
                         help="time detect / landmarks / smoothing / align per frame size")
-    parser.add_argument("--sizes", default=BENCH_SIZES,
+    parser.add_argument("--sizes", type=frame_sizes, default=frame_sizes(BENCH_SIZES),
                         help=f"bench frame sizes WxH,... (default {BENCH_SIZES})")
-    parser.add_argument("--repeat", type=int, default=100, help="bench iterations per stage")
-    parser.add_argument("--threads", type=int, default=0,
+    parser.add_argument("--repeat", type=bounded(int, 1, 100_000), default=100,
+                        help="bench iterations per stage")
+    parser.add_argument("--threads", type=setting("threads"), default=0,
                         help="onnxruntime CPU threads (0: half the cores)")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.bench:
-        return bench(_parse_sizes(args.sizes), max(1, args.repeat), args.threads)
+        return bench(args.sizes, args.repeat, args.threads)
     if not args.image:
         raise InputError("detect needs an IMAGE (or --bench)")
     return detect_image(Path(args.image), args.json)
@@ -70,19 +72,6 @@ def detect_image(path: Path, as_json: bool) -> int:
               f"yaw {pose['yaw']:+.1f} pitch {pose['pitch']:+.1f} roll {pose['roll']:+.1f} "
               f"points5 {e['points5']}")
     return 0
-
-
-def _parse_sizes(text: str) -> list[tuple[int, int]]:
-    sizes = []
-    for item in text.split(","):
-        try:
-            w, h = (int(v) for v in item.lower().split("x"))
-        except ValueError:
-            raise InputError(f"bad --sizes entry {item!r}; expected WxH like 1280x720") from None
-        if not (160 <= w <= 7680 and 120 <= h <= 4320):
-            raise InputError(f"bench size {w}x{h} out of range (160x120 .. 7680x4320)")
-        sizes.append((w, h))
-    return sizes
 
 
 def bench_frame(width: int, height: int) -> np.ndarray:

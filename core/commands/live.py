@@ -17,6 +17,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from core.commands.options import bounded, frame_size, setting
 from core.errors import FaceSwapError, InputError, one_line
 from core.imageio import check_input_file, make_folder
 from core.pacing import Pacer
@@ -31,25 +32,29 @@ WINDOW = "face swap (q to quit)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--camera", type=int, default=0, help="webcam index (default 0)")
+    source.add_argument("--camera", type=bounded(int, 0, 63), default=0,
+                        help="webcam index (default 0)")
     source.add_argument("--screen", metavar="X,Y,W,H", help="capture a screen region (mss)")
     source.add_argument("--input", help="video file played in real time")
     parser.add_argument("--model", default="persona:default", help="registry name or path")
     parser.add_argument("--reference", default="", help="reference portrait (persona/inswapper)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda:N, tensorrt:N, dml:N, coreml")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = default)")
+    parser.add_argument("--threads", type=setting("threads"), default=0,
+                        help="CPU threads (0 = default)")
     parser.add_argument("--faces", default="largest", choices=FACE_SELECTIONS)
-    parser.add_argument("--size", help="camera capture size WxH (camera only)")
+    parser.add_argument("--size", type=frame_size, help="camera capture size WxH (camera only)")
     parser.add_argument("--output", help=f"write the result video here (default without a "
                                          f"window: {DEFAULT_OUTPUT})")
     parser.add_argument("--no-window", action="store_true", help="no preview window")
     parser.add_argument("--virtual-camera", action="store_true",
                         help="send the result to a virtual camera (needs pyvirtualcam)")
-    parser.add_argument("--delay-ms", type=float, default=0.0,
+    parser.add_argument("--delay-ms", type=bounded(float, 0.0, 10_000.0), default=0.0,
                         help="output pacing: show each frame this long after capture, evenly "
                              "spaced (match with an audio delay); 0 = as soon as ready")
-    parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long")
-    parser.add_argument("--frames", type=int, default=0, help="stop after this many captures")
+    parser.add_argument("--seconds", type=bounded(float, 0.0, 1e7), default=0.0,
+                        help="stop after this long")
+    parser.add_argument("--frames", type=bounded(int, 0, 10**9), default=0,
+                        help="stop after this many captures")
     parser.add_argument("--no-overlay", action="store_true", help="no fps/latency text")
 
 
@@ -82,8 +87,18 @@ class CaptureSource:
             self.capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 30.0
         self.realtime = isinstance(target, str)
+        self._first: np.ndarray | None = None
+        if self.realtime:  # a file OpenCV "opens" may still hold no frame (a text file)
+            ok, self._first = self.capture.read()
+            if not ok:
+                self.capture.release()
+                raise InputError(f"cannot read any frame from {target} (not a video OpenCV "
+                                 "can decode)")
 
     def read(self) -> np.ndarray | None:
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return frame
         ok, frame = self.capture.read()
         return frame if ok else None
 
@@ -187,12 +202,7 @@ def open_source(args: argparse.Namespace) -> Source:
         return ScreenSource(args.screen)
     if args.input:
         return CaptureSource(args.input)
-    size = None
-    if args.size:
-        from core.commands.bench import parse_size
-
-        size = parse_size(args.size)
-    return CaptureSource(args.camera, size)
+    return CaptureSource(args.camera, args.size)
 
 
 class TimedWriter:

@@ -59,8 +59,15 @@ def swap_image(pipeline: Pipeline, source: Path, output: Path) -> int:
     frame = read_bgr(source, "input image")
     if not cv2.haveImageWriter(str(output)):
         raise FaceSwapError(f"cannot write {output}: unsupported image extension")
-    result = pipeline.process(frame, "bgr")
+    result = pipeline.process_still(frame, "bgr")
     if not pipeline.faces:
+        settings, found = pipeline.settings, pipeline.tracked
+        if settings.faces == "id" and found:
+            raise InputError(f"no face with id {settings.face_id} in {source} (faces found: "
+                             f"{', '.join(str(f.id) for f in found)})")
+        if found:
+            raise InputError(f"no face to swap in {source}: {len(found)} found, all past the "
+                             "pose limits (max_yaw, max_pitch)")
         raise InputError(f"no face found in {source}")
     if not cv2.imwrite(str(output), result):
         raise FaceSwapError(f"cannot write output image {output}")

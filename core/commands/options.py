@@ -1,0 +1,58 @@
+"""Command-line option types with bounds: a value out of range is a one-line error (exit 2)
+from argparse, before any work starts. The bounds are those of core.settings where a
+setting is behind the option."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.settings import RANGES
+
+MAX_FRAME = (7680, 4320)  # 8K UHD: the largest frame a benchmark or a camera is asked for
+SETTING_RANGES = {name: (low, high) for name, low, high in RANGES}
+
+
+def bounded(kind: type, low: float, high: float):
+    """An argparse `type`: a `kind` value within low..high."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n' if kind is int else ''} "
+                                             f"{kind.__name__}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not within {low:g}..{high:g}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def setting(name: str):
+    """The argparse type of the numeric setting `name`, with the setting's own range."""
+    low, high = SETTING_RANGES[name]
+    return bounded(type(low), low, high)
+
+
+def frame_size(text: str) -> tuple[int, int]:
+    """"1280x720" -> (1280, 720), within 64x64 .. MAX_FRAME."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WxH, e.g. 1280x720") from None
+    if not (64 <= width <= MAX_FRAME[0] and 64 <= height <= MAX_FRAME[1]):
+        raise argparse.ArgumentTypeError(
+            f"{text} is not within 64x64..{MAX_FRAME[0]}x{MAX_FRAME[1]}")
+    return width, height
+
+
+frame_size.__name__ = "size"
+
+
+def frame_sizes(text: str) -> list[tuple[int, int]]:
+    """"640x480,1280x720" -> [(640, 480), (1280, 720)], each as frame_size."""
+    return [frame_size(item.strip()) for item in text.split(",")]
+
+
+frame_sizes.__name__ = "sizes"
