@@ -85,6 +85,9 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("face_id", "int", "Face number",
                 "With \"One face, by its number\": the face to swap. Faces are numbered "
                 "0, 1, ... as they appear and keep their number while tracked.", 0, 999, 1),
+        Control("max_faces", "int", "Most faces followed",
+                "How many faces are followed at once (each costs time per frame); with \"All "
+                "faces\", how many are swapped.", 1, 16, 1),
         Control("mask", "list", "Mask",
                 "Where the swapped face is blended in: the model's own mask, the outline of "
                 "your face from its landmarks, or both together.", items=MASK_LABELS),
