@@ -6,6 +6,7 @@ import argparse
 import importlib
 import signal
 import sys
+import warnings
 
 from core.errors import FaceSwapError, Terminated
 
@@ -29,6 +30,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog.split()[-1]}: {message}\n")
 
 
+def _one_line_warning(message, _category, *_args, **_kwargs) -> None:
+    lines = str(message).strip().splitlines()
+    print(f"warning: {lines[0] if lines else message}", file=sys.stderr)
+
+
 def _terminate(signum, _frame) -> None:
     raise Terminated(signum)
 
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     # SIGTERM ends a command the way Ctrl-C does: outputs are finished or removed, one line
     previous = signal.signal(signal.SIGTERM, _terminate)
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
         return args.run(args)
     except FaceSwapError as exc:
@@ -60,3 +67,4 @@ def main(argv: list[str] | None = None) -> int:
         return 143
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.showwarning = shown

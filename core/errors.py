@@ -26,6 +26,10 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}".rstrip(": ")
 
 
+class TruncatedInput(UserWarning):
+    """An input file ends early; what was read is used. The CLI shows it as one line."""
+
+
 class Terminated(BaseException):
     """SIGTERM arrived: unwinds a command like KeyboardInterrupt does (not an Exception, so
     no `except Exception` swallows it)."""

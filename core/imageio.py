@@ -1,14 +1,27 @@
 """Reading images and video frames: one place that turns an unreadable file into a one-line
-InputError."""
+InputError.
+
+Images are decoded with Pillow, which reads the size from the header first (a picture past
+MAX_IMAGE_PIXELS is refused before it is decoded: a 30000x30000 PNG of under a megabyte
+would need gigabytes) and reports a truncated file as an exception rather than as libjpeg or
+libpng lines on stderr; a truncated image is then decoded as far as it goes, with one
+TruncatedInput warning. Formats Pillow does not know go to OpenCV, whose own pixel limit is
+set to the same value (core/__init__.py).
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from core.errors import FaceSwapError, InputError
+from core import MAX_IMAGE_PIXELS
+from core.errors import FaceSwapError, InputError, TruncatedInput
+
+Image.MAX_IMAGE_PIXELS = None  # the limit is checked here, as an error, not a warning
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -29,13 +42,48 @@ def make_folder(folder: Path) -> None:
         raise FaceSwapError(f"cannot create output folder {folder}: {exc.strerror}") from None
 
 
+def _decode(path: Path, what: str) -> np.ndarray | None:
+    """RGB uint8 through Pillow (EXIF orientation applied, as OpenCV does); None when Pillow
+    does not know the format."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise InputError(f"cannot read {what} {path}: {width}x{height} is more than "
+                                 f"the {MAX_IMAGE_PIXELS:,} pixels allowed")
+            try:
+                image.load()
+            except OSError as exc:  # truncated: decode what is there, and say so
+                if "truncated" not in str(exc):
+                    raise InputError(f"cannot read {what} {path}: {exc}") from None
+                ImageFile.LOAD_TRUNCATED_IMAGES = True
+                try:
+                    image = Image.open(path)
+                    image.load()
+                finally:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = False
+                warnings.warn(TruncatedInput(f"{path} is truncated: using the part that "
+                                             f"decoded ({width}x{height} image)"), stacklevel=3)
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    except UnidentifiedImageError:
+        return None
+
+
+def partial_path(output: Path) -> Path:
+    """Where an output file is written until it is complete (then renamed over `output`):
+    beside it, hidden, with the same extension (writers pick the format by it)."""
+    return output.with_name(f".{output.stem}.partial{output.suffix}")
+
+
 def read_bgr(path: str | Path, what: str = "image") -> np.ndarray:
     """BGR uint8 image; InputError naming `what` and the file when it cannot be used."""
     path = Path(path)
     check_input_file(path, what)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    rgb = _decode(path, what)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR) if rgb is None else \
+        np.ascontiguousarray(rgb[..., ::-1])
     if image is None or image.size == 0:
-        raise InputError(f"cannot read {what} {path}: not an image OpenCV can decode")
+        raise InputError(f"cannot read {what} {path}: not an image file that can be decoded")
     if min(image.shape[:2]) < 2:
         height, width = image.shape[:2]
         raise InputError(f"cannot use {what} {path}: {width}x{height} is too small")

@@ -316,6 +316,8 @@ class FaceSwapFilter:
             problem = status["last_error"] or "engine error"
         elif path and not os.path.exists(path):
             problem = f"model file removed while running: {path}"
+        elif (latest := self.service.latest_result()) is not None and not latest.ok:
+            problem = status["last_error"] or "engine error"  # e.g. a model giving NaN
         elif status["busy_ms"] > stall_limit_ms(status["process_ms"]["p95"]):
             problem = f"engine stalled: one frame has run for {status['busy_ms'] / 1000:.1f} s"
         else:

@@ -364,8 +364,8 @@ def properties_of(obs: ObsSession, key: str) -> dict:
 
 PANEL_GROUPS = {
     "group_model": ["model", "refresh_models", "reference", "device", "threads", "morph"],
-    "group_face": ["faces", "face_id", "max_faces", "mask", "erode", "blur", "face_scale", "face_offset_x",
-                   "face_offset_y", "keep_eyes", "keep_mouth"],
+    "group_face": ["faces", "face_id", "max_faces", "mask", "erode", "blur", "face_scale",
+                   "face_offset_x", "face_offset_y", "keep_eyes", "keep_mouth"],
     "group_colour": ["color_transfer", "opacity"],
     "group_tracking": ["smoothing", "detect_interval", "max_yaw", "max_pitch", "fade_ms"],
     "group_privacy": ["on_lost", "hold_ms", "label", "label_corner", "label_size"],

@@ -164,6 +164,8 @@ def test_a_model_producing_nan_is_an_error_and_covers(obs):
     program(obs, "Errors")
     status = obs.wait_filter("Nan", lambda f: f["errors"] > 2, 60, "Nan's frame errors")
     assert "model nan_224 produced NaN values" in status["last_error"]
+    assert "produced NaN values" in obs.wait_filter("Nan", lambda f: f["problem"], 30,
+                                                    "Nan's error as a problem")["problem"]
     plain = obs.screenshot("Plain")
     for _ in range(3):
         assert is_cover(obs.screenshot("Nan"), plain)

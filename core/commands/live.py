@@ -9,6 +9,7 @@ camera, so a slow model drops frames instead of slowing the clock.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from pathlib import Path
@@ -18,8 +19,9 @@ import cv2
 import numpy as np
 
 from core.commands.options import bounded, frame_size, setting
+from core.commands.stopping import stop_requests
 from core.errors import FaceSwapError, InputError, one_line
-from core.imageio import check_input_file, make_folder
+from core.imageio import check_input_file, make_folder, partial_path
 from core.pacing import Pacer
 from core.service import SwapService
 from core.settings import FACE_SELECTIONS, SwapSettings
@@ -207,11 +209,16 @@ def open_source(args: argparse.Namespace) -> Source:
 
 class TimedWriter:
     """Video file at the source's frame rate that keeps real time: a frame dropped by a slow
-    model is filled by repeating the previous one, so the file neither runs fast nor short."""
+    model is filled by repeating the previous one, so the file neither runs fast nor short.
+    Written beside its path and renamed over it when released: the path only ever holds a
+    finished, playable file (also after Ctrl-C or SIGTERM)."""
 
     def __init__(self, path: str, fps: float, size: tuple[int, int]) -> None:
-        make_folder(Path(path).parent)
-        self.writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        self.path = Path(path)
+        make_folder(self.path.parent)
+        self.partial = partial_path(self.path)
+        self.writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                      size)
         if not self.writer.isOpened():
             raise InputError(f"cannot write video {path}")
         self.fps, self.start, self.written = fps, None, 0
@@ -231,6 +238,9 @@ class TimedWriter:
 
     def release(self) -> None:
         self.writer.release()
+        if self.written and self.partial.exists():
+            os.replace(self.partial, self.path)
+        self.partial.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -259,34 +269,36 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     capture.start()
     try:
-        while True:
-            result = service.wait_result(after_seq=seen, timeout=0.05)
-            if result is not None:
-                seen = result.seq
-                pacer.push(result, result.t_in)
-            due = pacer.pop()
-            if due is not None:
-                status = service.status()
-                frame = due.frame if args.no_overlay else overlay(due.frame, status)
-                bgr = frame if frame.shape[2] == 3 else cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-                if output and writer is None:
-                    writer = TimedWriter(output, source.fps, (bgr.shape[1], bgr.shape[0]))
-                if writer is not None:
-                    writer.write(bgr, due.t_in)
-                if args.virtual_camera:
-                    camera = camera or open_virtual_camera(bgr.shape[1], bgr.shape[0],
-                                                           source.fps)
-                    camera.send(bgr)
-                if window:
-                    cv2.imshow(WINDOW, bgr)
-                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                        break
-                shown += 1
-            elapsed = time.perf_counter() - started
-            if args.seconds and elapsed >= args.seconds:
-                break
-            if stop.is_set() and pacer.next_due() is None and _drained(service, seen):
-                break
+        with stop_requests() as requested:
+            while not requested:
+                result = service.wait_result(after_seq=seen, timeout=0.05)
+                if result is not None:
+                    seen = result.seq
+                    pacer.push(result, result.t_in)
+                due = pacer.pop()
+                if due is not None:
+                    status = service.status()
+                    frame = due.frame if args.no_overlay else overlay(due.frame, status)
+                    bgr = frame if frame.shape[2] == 3 else \
+                        cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+                    if output and writer is None:
+                        writer = TimedWriter(output, source.fps, (bgr.shape[1], bgr.shape[0]))
+                    if writer is not None:
+                        writer.write(bgr, due.t_in)
+                    if args.virtual_camera:
+                        camera = camera or open_virtual_camera(bgr.shape[1], bgr.shape[0],
+                                                               source.fps)
+                        camera.send(bgr)
+                    if window:
+                        cv2.imshow(WINDOW, bgr)
+                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            break
+                    shown += 1
+                elapsed = time.perf_counter() - started
+                if args.seconds and elapsed >= args.seconds:
+                    break
+                if stop.is_set() and pacer.next_due() is None and _drained(service, seen):
+                    break
     finally:
         stop.set()
         capture.join(1.0)
@@ -294,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
         service.stop()
         source.close()
         if writer is not None:
-            writer.release()
+            writer.release()  # a finished, playable file, also when stopped by a signal
         if camera is not None:
             camera.close()
         if window:
@@ -307,6 +319,9 @@ def run(args: argparse.Namespace) -> int:
           + (f" -> {output}" if output else ""))
     if status["device_note"]:
         print(f"note: {status['device_note']}")
+    requested.raise_it()
     if status["state"] == "error":
         raise FaceSwapError(status["last_error"])
+    if status["errors"] and status["errors"] >= status["frames_out"]:
+        raise FaceSwapError(f"every frame failed: {status['last_error']}")
     return 0

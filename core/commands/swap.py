@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,8 +13,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.errors import FaceSwapError, InputError
-from core.imageio import IMAGE_SUFFIXES, check_input_file, make_folder, read_bgr
+from core.commands.options import MAX_FRAME
+from core.commands.stopping import stop_requests
+from core.errors import FaceSwapError, InputError, TruncatedInput
+from core.imageio import IMAGE_SUFFIXES, check_input_file, make_folder, partial_path, read_bgr
 from core.pipeline import Pipeline
 from core.settings import FACE_SELECTIONS, SwapSettings
 
@@ -55,7 +59,8 @@ def is_image(path: Path) -> bool:
 
 
 def swap_image(pipeline: Pipeline, source: Path, output: Path) -> int:
-    """Swap a still image; InputError when it cannot be read or holds no face."""
+    """Swap a still image; InputError when it cannot be read or holds no face. The output
+    appears complete or not at all (written beside it, then renamed)."""
     frame = read_bgr(source, "input image")
     if not cv2.haveImageWriter(str(output)):
         raise FaceSwapError(f"cannot write {output}: unsupported image extension")
@@ -69,8 +74,13 @@ def swap_image(pipeline: Pipeline, source: Path, output: Path) -> int:
             raise InputError(f"no face to swap in {source}: {len(found)} found, all past the "
                              "pose limits (max_yaw, max_pitch)")
         raise InputError(f"no face found in {source}")
-    if not cv2.imwrite(str(output), result):
-        raise FaceSwapError(f"cannot write output image {output}")
+    partial = partial_path(output)
+    try:
+        if not cv2.imwrite(str(partial), result):
+            raise FaceSwapError(f"cannot write output image {output}")
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
     return len(pipeline.faces)
 
 
@@ -97,7 +107,12 @@ def swap_video(pipeline: Pipeline, source: Path, output: Path, progress: bool = 
     if codec is None:
         raise FaceSwapError(f"cannot write {output}: use one of {', '.join(VIDEO_CODECS)}")
     capture, fps, size, count = open_video(source)
-    writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*codec), fps, size)
+    if size[0] * size[1] > MAX_FRAME[0] * MAX_FRAME[1]:  # refused before any is decoded
+        capture.release()
+        raise InputError(f"cannot swap {source}: {size[0]}x{size[1]} frames are larger than "
+                         f"{MAX_FRAME[0]}x{MAX_FRAME[1]}")
+    partial = partial_path(output)
+    writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*codec), fps, size)
     if not writer.isOpened():
         capture.release()
         raise FaceSwapError(f"cannot write output video {output}")
@@ -105,24 +120,35 @@ def swap_video(pipeline: Pipeline, source: Path, output: Path, progress: bool = 
     bar = tqdm(total=count or None, unit="frame", desc=source.name, disable=not progress,
                file=sys.stderr)
     try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            result = pipeline.process(frame, "bgr", timestamp=frames / fps)
-            writer.write(result)
-            with_face += bool(pipeline.faces)
-            if on_frame is not None:
-                on_frame(frames, frame, result)
-            frames += 1
-            bar.update(1)
+        with stop_requests() as stop:
+            while not stop:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                result = pipeline.process(frame, "bgr", timestamp=frames / fps)
+                writer.write(result)
+                frames += 1
+                with_face += bool(pipeline.faces)
+                if on_frame is not None:
+                    on_frame(frames - 1, frame, result)
+                bar.update(1)
     finally:
         bar.close()
         capture.release()
-        writer.release()
+        writer.release()  # closes the file: a playable video of the frames written
+        if frames == 0 or sys.exc_info()[0] is not None:
+            partial.unlink(missing_ok=True)  # an error: no output rather than a broken one
+    if stop and frames:
+        os.replace(partial, output)
+        print(f"stopped after {frames} frames: {output} holds them (a playable video)",
+              file=sys.stderr)
+    stop.raise_it()
     if frames == 0:
-        output.unlink(missing_ok=True)
         raise InputError(f"cannot read any frame from {source}")
+    os.replace(partial, output)
+    if count and frames < count:
+        warnings.warn(TruncatedInput(f"{source} ends early: read {frames} of the {count} "
+                                     "frames its header announces"), stacklevel=2)
     return frames, with_face
 
 
