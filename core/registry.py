@@ -17,6 +17,7 @@ import onnx
 from core import MODELS_DIR
 from core.errors import ModelFileError
 from core.imageio import IMAGE_SUFFIXES
+from core.lru import LruCache
 from core.modelfiles import BUILTIN_DIR, file_version
 from core.swap.persona import PERSONAS_DIR
 
@@ -74,7 +75,8 @@ class _Signature:
     morph: bool = False
 
 
-_signature_cache: dict[tuple[str, int, int], _Signature] = {}
+SIGNATURES_CACHED = 256  # model files whose identification is remembered (by path, version)
+_signature_cache: LruCache[_Signature] = LruCache(SIGNATURES_CACHED)
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
@@ -169,7 +171,8 @@ def identify(path: str | Path) -> _Signature:
         return _Signature("unusable", f"cannot read file: {exc.strerror or exc}")
     found = _signature_cache.get(key)
     if found is None:
-        found = _signature_cache[key] = _read_signature(path)
+        found = _read_signature(path)
+        _signature_cache.put(key, found)
     return found
 
 

@@ -55,6 +55,8 @@ class SwapService:
         self._building = False
         self._state = "loading"
         self._build_error = ""
+        self._warning = ""  # a reload that failed while the model before it keeps running
+        self._reloading = False
         self._build_ms = 0.0
         self._last_input: np.ndarray | None = None
         self._stopped = False
@@ -115,6 +117,7 @@ class SwapService:
                 return
             self._requested = settings
             self._requested_gen += 1
+            self._reloading = False  # new settings: their build's errors are errors
             gen = self._requested_gen
             if self._building:
                 return  # the running build picks the newest settings up when it finishes
@@ -123,12 +126,22 @@ class SwapService:
                 return
         self._worker.call_soon(lambda: self._apply_live(settings, gen))
 
+    def reload(self) -> None:
+        """Build the current settings again (the model file changed on disk). Unlike a new
+        setting, a failed reload keeps the running model, with a warning in status()."""
+        with self._lock:
+            if self._stopped or self._building or self._pipeline is None:
+                return
+            self._reloading = True
+            self._requested_gen += 1
+            self._start_build_locked()
+
     def status(self) -> dict[str, Any]:
         """Everything a host shows: state, model, provider, speed, counts, errors."""
         stats = self._worker.stats()
         with self._lock:
             pipeline, state, requested = self._pipeline, self._state, self._requested
-            build_error, build_ms = self._build_error, self._build_ms
+            build_error, build_ms, warning = self._build_error, self._build_ms, self._warning
         provider = getattr(pipeline, "provider", "") if pipeline is not None else ""
         return {
             "state": state,
@@ -151,6 +164,7 @@ class SwapService:
             "dropped": stats.dropped,
             "errors": stats.errors,
             "last_error": build_error if state == "error" else stats.last_error,
+            "warning": warning,
             "build_ms": round(build_ms, 1),
             "timings": dict(getattr(pipeline, "timings", {}) or {}),
         }
@@ -232,10 +246,15 @@ class SwapService:
                         self._building = False
                         return
                     if gen == self._requested_gen:
-                        if pipeline is None:
+                        if pipeline is None and self._reloading and self._pipeline is not None:
+                            self._state, self._building = "ready", False
+                            self._warning = (f"the model file changed and cannot be loaded "
+                                             f"({error}): still running the one before")
+                        elif pipeline is None:
                             self._state, self._build_error, self._building = "error", error, False
                         else:
                             self._install_locked(pipeline, elapsed)
+                        self._reloading = False
                         return
                     settings, gen = self._requested, self._requested_gen
                 # settings changed during the build: live-apply them to the new pipeline if
@@ -253,5 +272,6 @@ class SwapService:
     def _install_locked(self, pipeline: Any, build_ms: float) -> None:
         self._pipeline = pipeline  # one reference assignment: the next frame uses it whole
         self._state, self._build_error, self._build_ms = "ready", "", build_ms
+        self._warning = ""
         self._worker.reset_timings()  # latency of this model, not of frames passed through
         self._building = False

@@ -24,8 +24,10 @@ import os
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 from core import privacy
+from core.modelfiles import file_version
 from core.service import SwapService
 from core.settings import SwapSettings
 from core.worker import percentile
@@ -139,6 +141,7 @@ class FaceSwapFilter:
         self.swap_drawn_at: float | None = None  # time.monotonic() a swap was last drawn
         self.views: dict[str, int] = {}  # renders without a swap, per lost_view view
         self.push = properties.StatusPush()  # when the status line goes to an open panel
+        self._watched: tuple[str, tuple | None] = ("", None)  # model file and its version
         self.settings_error = ""
         self.settings = self._read(data) or SwapSettings()
         self.service = SwapService(self.settings, fmt="rgba")
@@ -310,6 +313,7 @@ class FaceSwapFilter:
         status = self.service.status()
         self.obs_frame_ns = L.obs_get_frame_interval_ns()  # changes only on a video reset
         path = status["model_file"]  # what the engine loaded: no registry lookup here
+        self._watch(path)
         if self.settings_error:
             problem = self.settings_error
         elif status["state"] == "error":
@@ -346,6 +350,19 @@ class FaceSwapFilter:
         if self.push.due(*properties.status_line(status)):
             registration.queue_ui(lambda: properties.push_status(self))
         return status
+
+    def _watch(self, path: str) -> None:
+        """A model file replaced in place (its size or time changes) is loaded again; a
+        broken replacement keeps the running model (SwapService.reload's warning)."""
+        try:
+            version = file_version(Path(path)) if path else None
+        except OSError:
+            return  # removed: poll() reports it
+        if path != self._watched[0]:
+            self._watched = (path, version)
+        elif version != self._watched[1]:
+            self._watched = (path, version)
+            self.service.reload()
 
     def close(self) -> None:
         """Free GPU resources and stop the threads (UI thread, or libobs' destroy).

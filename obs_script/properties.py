@@ -206,7 +206,10 @@ def status_line(status: dict | None) -> tuple[str, int]:
         line += " | render errors: " + ", ".join(f"{k} {n}" for k, n in failures.items())
     if status.get("device_note"):
         line += f" | {status['device_note']}"
-    if failures or status.get("device_note") or status.get("last_error"):
+    if status.get("warning"):
+        line += f" | {status['warning']}"
+    if failures or status.get("device_note") or status.get("last_error") or \
+            status.get("warning"):
         return line, L.OBS_TEXT_INFO_WARNING
     return line, L.OBS_TEXT_INFO_NORMAL
 

@@ -58,6 +58,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     removable = folder / "removable" / "gone_soon.dfm"
     removable.parent.mkdir()
     shutil.copy(dfm, removable)
+    replaced = shutil.copy(dfm, removable.parent / "replaced.dfm")
     odd = folder / "odd.png"
     cv2.imwrite(str(odd), cv2.imread(str(ASTRONAUT))[20:277, 90:391])  # 301x257, face inside
     truncated = write_truncated(dfm, folder / "truncated.dfm")
@@ -73,7 +74,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     # here), outside the models folder so catalog scans do not read its 270 MB
     slow = ensure_bench_dfm(tmp_path_factory.mktemp("slow_model"))
     return {"folder": folder, "dfm": dfm, "amp": amp, "truncated": truncated, "slow": slow,
-            "removable": removable, "odd": odd, "video": video, **clips,
+            "removable": removable, "replaced": Path(replaced), "odd": odd, "video": video, **clips,
             **write_bench_images(folder)}
 
 
@@ -96,6 +97,8 @@ def obs(files, tmp_path_factory):
                      [face_swap_filter(settings={"model": str(f["truncated"])})]),
         image_source("Removable", ASTRONAUT,
                      [face_swap_filter(settings={"model": str(f["removable"])})]),
+        image_source("Replaced", ASTRONAUT,
+                     [face_swap_filter(settings={"model": str(f["replaced"])})]),
         image_source("Nothing", Path("/nonexistent/no_image.png"), [face_swap_filter()]),
         media_source("Video", f["video"], [face_swap_filter(settings=NO_LABEL)]),
         media_source("VideoPlain", f["video"]),
@@ -129,7 +132,8 @@ def obs(files, tmp_path_factory):
                                                                           y=180),
                                 scene_item("Delayed", 5, x=160, y=180, scale=0.25)]),
         scene("Errors", [scene_item("Broken", 1), scene_item("Corrupt", 2, x=100),
-                         scene_item("Removable", 3, x=200), scene_item("Nothing", 4)]),
+                         scene_item("Removable", 3, x=200), scene_item("Nothing", 4),
+                         scene_item("Replaced", 5, x=300)]),
         scene("Second", [scene_item("Mapped", 1)]),
         scene("Third", [scene_item("Mapped", 1)]),
         scene("Bench 360", [scene_item("Bench360", 1)]),
@@ -509,6 +513,25 @@ def test_model_removed_while_running(obs, files):
     wait_for(lambda: not changed(obs.screenshot("Removable"), obs.screenshot("Plain")).any(), 10,
              "pass-through after the model file went away")
     assert obs.running
+
+
+def test_model_overwritten_in_place_keeps_the_running_model(obs, files):
+    """A running model's file overwritten with junk is noticed (size and time change): the
+    reload fails, the model loaded before keeps swapping, the status warns."""
+    program(obs, "Errors")
+    obs.wait_filter("Replaced", lambda f: f["swapping"] and f["frames_out"] > 3, 60,
+                    "Replaced swapping")
+    good = files["replaced"].read_bytes()
+    files["replaced"].write_bytes(b"junk, not an onnx model" * 10)
+    try:
+        status = obs.wait_filter("Replaced", lambda f: f["warning"], 30, "the reload warning")
+        assert "changed and cannot be loaded" in status["warning"] and status["swapping"]
+        before = status["frames_out"]
+        obs.wait_filter("Replaced", lambda f: f["frames_out"] > before + 2, 30, "more swaps")
+        assert "the model file changed" in properties_of(obs, "Replaced/Face Swap")["status"]
+    finally:
+        files["replaced"].write_bytes(good)
+    obs.wait_filter("Replaced", lambda f: not f["warning"], 30, "the warning cleared")
 
 
 def test_source_that_renders_nothing(obs):

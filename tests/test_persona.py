@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ from core.errors import InputError
 from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER
 from core.landmarks import landmarks_for_image
 from core.settings import SwapSettings
+from core.swap import persona
 from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate
 from core.swap.persona import CROP_SIZE, DEFAULT_PERSONA, PersonaSwapper
 
@@ -169,3 +171,16 @@ def test_mesh_warp_survives_collapsed_triangles():
     assert np.isfinite(coords).all()
     grid_px = np.stack(np.meshgrid(np.arange(96), np.arange(96)), -1).astype(np.float32)
     np.testing.assert_allclose(coords[66:84, 66:84], grid_px[66:84, 66:84], atol=0.01)
+
+
+def test_a_reference_saved_again_and_again_keeps_the_cache_bounded(tmp_path, astronaut):
+    """Every version of a re-saved reference is a new cache entry; the cache keeps the last
+    PORTRAITS_CACHED (it grew by one entry and ~200 KB per save before)."""
+    reference = tmp_path / "me.png"
+    bgr = np.ascontiguousarray(astronaut[..., ::-1])
+    for i in range(persona.PORTRAITS_CACHED + 4):
+        bgr[0, 0] = i  # a new file: new size or time
+        cv2.imwrite(str(reference), bgr)
+        os.utime(reference, ns=(i * 10**9, i * 10**9))
+        persona.load_portrait(str(reference))
+    assert len(persona._cache) == persona.PORTRAITS_CACHED

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import DATA
-from doubles import build_slow_chain, save
+from doubles import build_dfm, build_slow_chain, save
 
 from core import runtime
 from core.errors import FaceSwapError
@@ -289,3 +289,33 @@ def test_bad_arguments(frame):
         with pytest.raises(ValueError, match="shape"):
             service.submit(frame[..., :3].copy())
         wait_state(service, "ready")
+
+
+def test_a_model_file_replaced_in_place_is_reloaded_and_a_broken_one_kept_out(tmp_path,
+                                                                              frame):
+    model = save(build_dfm(224), tmp_path / "model.dfm")
+    with serving(SETTINGS.with_changes(model=str(model))) as service:
+        wait_state(service, "ready", frame)
+        # overwritten with junk: the reload fails, the running model stays, with a warning
+        model.write_bytes(b"not a model any more")
+        service.reload()
+        status = _wait(lambda: service.status()["warning"] and service.status())
+        assert "changed and cannot be loaded" in status["warning"]
+        assert status["model"] == "model" and status["state"] == "ready"
+        result = run_frames(service, frame, 1)[0]
+        assert result.ok and result.processed and not np.array_equal(result.frame, frame)
+        # a working file again: reloaded, the warning gone
+        save(build_dfm(224, morph=True), model)
+        service.reload()
+        _wait(lambda: not service.status()["warning"] and service.status()["state"] == "ready")
+
+
+def _wait(check, timeout: float = 30.0):
+    """Poll `check()` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")

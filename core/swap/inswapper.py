@@ -8,7 +8,6 @@ the 128 px swap itself.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,36 +19,37 @@ from core.errors import InputError, ModelFileError
 from core.face import Face
 from core.frame import check_frame, to_rgb
 from core.imageio import read_rgb
+from core.lru import LruCache
 from core.modelfiles import file_version
 from core.runtime import get_session, run
 from core.settings import SwapSettings
 from core.swap.base import SwapOutput, check_finite
 from core.swap.dfm import POSE_LIMITS
 
-_emaps: dict[tuple[str, int, int], np.ndarray] = {}
+CACHED = 8  # emaps and reference embeddings kept (by file versions)
+_emaps: LruCache[np.ndarray] = LruCache(CACHED)
 # ArcFace embeddings per (embedder version, reference version); each model applies its emap
-_embeddings: dict[tuple, np.ndarray] = {}
-_lock = threading.Lock()
+_embeddings: LruCache[np.ndarray] = LruCache(CACHED)
 
 
 def load_emap(path: str | Path) -> np.ndarray:
     """The 512x512 emap (last initializer) of an inswapper model, read once per file version."""
     path = Path(path)
     key = file_version(path)
-    with _lock:
-        if key not in _emaps:
-            try:
-                model = onnx.load(str(path), load_external_data=False)
-            except Exception as exc:  # protobuf raises DecodeError and friends
-                raise ModelFileError(f"cannot read {path.name}: {exc}") from None
-            if not model.graph.initializer:
-                raise ModelFileError(f"{path.name} has no initializers, so no emap")
-            emap = numpy_helper.to_array(model.graph.initializer[-1]).astype(np.float32)
-            if emap.shape != (512, 512):
-                raise ModelFileError(f"{path.name}: last initializer is {emap.shape}, "
-                                     "expected the 512x512 emap")
-            _emaps[key] = emap
-        return _emaps[key]
+    emap = _emaps.get(key)
+    if emap is None:
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # protobuf raises DecodeError and friends
+            raise ModelFileError(f"cannot read {path.name}: {exc}") from None
+        if not model.graph.initializer:
+            raise ModelFileError(f"{path.name} has no initializers, so no emap")
+        emap = numpy_helper.to_array(model.graph.initializer[-1]).astype(np.float32)
+        if emap.shape != (512, 512):
+            raise ModelFileError(f"{path.name}: last initializer is {emap.shape}, "
+                                 "expected the 512x512 emap")
+        _emaps.put(key, emap)
+    return emap
 
 
 def _normalise(vector: np.ndarray) -> np.ndarray:
@@ -103,8 +103,7 @@ class InswapperSwapper:
         if not path.is_file():
             raise InputError(f"reference image not found: {reference}")
         key = (file_version(self.embedder_path), file_version(path))
-        with _lock:
-            embedding = _embeddings.get(key)
+        embedding = _embeddings.get(key)
         if embedding is None:
             from core.landmarks import landmarks_for_image
 
@@ -113,8 +112,7 @@ class InswapperSwapper:
             if face is None:
                 raise InputError(f"no face found in reference image {path.name}")
             embedding = self.embed(image, face.points5)
-            with _lock:
-                _embeddings[key] = embedding
+            _embeddings.put(key, embedding)
         self.source = self.identity(embedding)  # this model's emap, never another's
         return self.source
 

@@ -13,7 +13,6 @@ Colour transfer and feathering are core.merge's job, shared by every swapper.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, Fa
 from core.frame import check_frame
 from core.imageio import read_rgb
 from core.landmarks import landmarks_for_image
+from core.lru import LruCache
 from core.merge import crop_scale
 from core.modelfiles import file_version
 from core.settings import SwapSettings
@@ -67,8 +67,8 @@ class Portrait:
     face_triangles: np.ndarray  # bool per triangle: inside the face (not the outer ring)
 
 
-_cache: dict[tuple[str, int, int, int], Portrait] = {}
-_lock = threading.Lock()
+PORTRAITS_CACHED = 8  # prepared portraits kept (by file version): re-saves do not pile up
+_cache: LruCache[Portrait] = LruCache(PORTRAITS_CACHED)
 
 
 def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
@@ -119,13 +119,11 @@ def load_portrait(reference: str = "", size: int = CROP_SIZE,
         key = (*file_version(path), size, points)
     except OSError:
         raise InputError(f"cannot read reference portrait {path}") from None
-    with _lock:
-        portrait = _cache.get(key)
+    portrait = _cache.get(key)
     if portrait is None:
         image = read_rgb(path, "reference portrait")
         portrait = prepare_portrait(image, size, points, source=str(path))
-        with _lock:
-            _cache[key] = portrait
+        _cache.put(key, portrait)
     return portrait
 
 
