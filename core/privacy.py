@@ -44,11 +44,13 @@ def cover_block_px(width: int, height: int) -> float:
 
 
 def _mosaic(region: np.ndarray, side: float) -> None:
-    """Replace `region` in place by the mean colours of `side`-px blocks (all channels)."""
+    """Replace `region`'s colours in place by the mean colours of `side`-px blocks (an
+    alpha channel is the source's and stays as it is)."""
     height, width = region.shape[:2]
-    small = cv2.resize(region, (max(1, round(width / side)), max(1, round(height / side))),
+    colour = np.ascontiguousarray(region[..., :3])
+    small = cv2.resize(colour, (max(1, round(width / side)), max(1, round(height / side))),
                        interpolation=cv2.INTER_AREA)
-    region[...] = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+    region[..., :3] = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 def face_area(box: np.ndarray, size: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
