@@ -20,6 +20,21 @@ BAD_FRAMES = [
 ]
 
 
+def write_face_clip(path: Path, frames: int, fps: float = 10.0, fourcc: str = "mp4v",
+                    size: tuple[int, int] = (480, 360), drift: int = 1) -> Path:
+    """A video of the astronaut's face (300 px) drifting right `drift` px a frame (and back
+    to the start after 120 px)."""
+    photo = cv2.resize(cv2.imread(str(DATA / "astronaut.png")), (300, 300))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 90, np.uint8)
+        x = 40 + (i * drift) % 120
+        frame[30:330, x:x + 300] = photo
+        writer.write(frame)
+    writer.release()
+    return path
+
+
 def read_rgb(name: str) -> np.ndarray:
     image = cv2.imread(str(DATA / name), cv2.IMREAD_COLOR)
     assert image is not None, f"test image missing: {name}"

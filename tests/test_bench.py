@@ -11,10 +11,9 @@ import json
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from conftest import DATA
+from conftest import DATA, write_face_clip
 
 from core import runtime
 from core.benchdfm import BenchDfmConfig, build_bench_dfm, ensure_bench_dfm, macs
@@ -191,15 +190,7 @@ def test_make_bench_dfm_prints_path(capsys, tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
     """A 20-frame 10 fps video of a moving real face."""
-    path = tmp_path_factory.mktemp("video") / "face.mp4"
-    photo = cv2.resize(cv2.imread(str(DATA / "astronaut.png")), (300, 300))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (480, 360))
-    for i in range(20):
-        frame = np.full((360, 480, 3), 90, np.uint8)
-        frame[30:330, 80 + i:380 + i] = photo
-        writer.write(frame)
-    writer.release()
-    return path
+    return write_face_clip(tmp_path_factory.mktemp("video") / "face.mp4", 20)
 
 
 def test_live_from_a_video_file_writes_swapped_frames(capsys, tmp_path, video):

@@ -14,8 +14,8 @@ import zlib
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
+from conftest import write_face_clip
 from doubles import build_dfm, save
 
 from core import ROOT
@@ -36,31 +36,29 @@ def lines(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
     """240 frames of a drifting face: long enough to be stopped half way."""
-    path = tmp_path_factory.mktemp("long") / "long.avi"
-    photo = cv2.resize(cv2.imread(str(DATA / "astronaut.png")), (300, 300))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (480, 360))
-    for i in range(240):
-        frame = np.full((360, 480, 3), 90, np.uint8)
-        x = 40 + (i % 120)
-        frame[30:330, x:x + 300] = photo
-        writer.write(frame)
-    writer.release()
-    return path
+    return write_face_clip(tmp_path_factory.mktemp("long") / "long.avi", 240, fps=30,
+                           fourcc="MJPG")
+
+
+def start_writing(*argv: str, out: Path) -> subprocess.Popen:
+    """`python -m core ARGV` started, once its output is being written (beside `out`)."""
+    process = subprocess.Popen([sys.executable, "-m", "core", *argv], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = partial_path(out)
+    deadline = time.monotonic() + 120
+    while not (partial.exists() and partial.stat().st_size > 50_000):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the command never started writing"
+        time.sleep(0.05)
+    assert not out.exists()  # nothing at the output path while it is written
+    return process
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stopped_video_swap_leaves_a_playable_partial_video(long_clip, tmp_path, sig, code):
     out = tmp_path / "out.mp4"
-    process = subprocess.Popen([sys.executable, "-m", "core", "swap", str(long_clip), "-o",
-                                str(out), "--no-label"], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = start_writing("swap", str(long_clip), "-o", str(out), "--no-label", out=out)
     partial = partial_path(out)
-    deadline = time.monotonic() + 120
-    while not (partial.exists() and partial.stat().st_size > 50_000):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the swap never started writing"
-        time.sleep(0.05)
-    assert not out.exists()  # nothing at the output path while it is written
     process.send_signal(sig)
     _, err = process.communicate(timeout=60)
     assert process.returncode == code, err
@@ -142,15 +140,9 @@ def test_a_truncated_video_gives_one_warning(long_clip, tmp_path):
 
 def test_a_stopped_live_run_finishes_its_video(long_clip, tmp_path):
     out = tmp_path / "live.mp4"
-    process = subprocess.Popen([sys.executable, "-m", "core", "live", "--input", str(long_clip),
-                                "--no-window", "--output", str(out)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_writing("live", "--input", str(long_clip), "--no-window", "--output",
+                            str(out), out=out)
     partial = partial_path(out)
-    deadline = time.monotonic() + 120
-    while not (partial.exists() and partial.stat().st_size > 50_000):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "live never started writing"
-        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     stdout, err = process.communicate(timeout=60)
     assert process.returncode == 143, err

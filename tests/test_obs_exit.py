@@ -6,17 +6,15 @@ itself sometimes crashes at exit with a media source on program.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from conftest import DATA
 from obs.harness import (
     ObsSession,
     face_swap_filter,
     image_source,
-    missing_tools,
     scene,
     scene_item,
+    skip_module_without_obs,
     wait_for,
 )
 
@@ -25,9 +23,7 @@ from core.benchdfm import BenchDfmConfig, ensure_bench_dfm
 pytestmark = pytest.mark.obs
 SLOW_MODEL = BenchDfmConfig(ae_dims=64, e_dims=64, d_dims=192)  # 520 MB, written per run
 
-if missing_tools() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-    pytest.skip(f"needs {' and '.join(missing_tools())} (apt-get install obs-studio xvfb); "
-                "set CI=true to make this a failure", allow_module_level=True)
+skip_module_without_obs()
 
 
 def test_obs_quits_cleanly_while_a_slow_model_is_mid_frame(tmp_path):

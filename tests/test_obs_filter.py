@@ -7,7 +7,6 @@ the scene it needs on program, so only that scene's filters are busy.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from obs.harness import (
     missing_tools,
     scene,
     scene_item,
+    skip_module_without_obs,
     wait_for,
 )
 
@@ -35,9 +35,7 @@ from core.landmarks import landmarks_for_image
 
 pytestmark = pytest.mark.obs
 
-if missing_tools() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-    pytest.skip(f"needs {' and '.join(missing_tools())} (apt-get install obs-studio xvfb); "
-                "set CI=true to make this a failure", allow_module_level=True)
+skip_module_without_obs()
 
 ASTRONAUT = DATA / "astronaut.png"
 NO_LABEL = {"label": False}

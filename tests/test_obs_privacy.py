@@ -10,7 +10,6 @@ as stalls), a filter re-enabled, and "original" for contrast.
 
 from __future__ import annotations
 
-import os
 import time
 
 import cv2
@@ -25,6 +24,7 @@ from obs.harness import (
     missing_tools,
     scene,
     scene_item,
+    skip_module_without_obs,
     wait_for,
 )
 
@@ -36,9 +36,7 @@ from core.landmarks import landmarks_for_image
 
 pytestmark = pytest.mark.obs
 
-if missing_tools() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
-    pytest.skip(f"needs {' and '.join(missing_tools())} (apt-get install obs-studio xvfb); "
-                "set CI=true to make this a failure", allow_module_level=True)
+skip_module_without_obs()
 
 ASTRONAUT = DATA / "astronaut.png"
 PIXELATE = {"on_lost": "pixelate", "label": False}
