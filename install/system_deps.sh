@@ -2,17 +2,21 @@
 # System packages the end-to-end tests need: a real OBS Studio and a virtual X server.
 # Installs them with apt-get when missing (as root or with passwordless sudo); otherwise says
 # what to install and exits 1. Safe to run again: does nothing when both are present.
-# Also tries libobs-dev (OBS's C headers, a small download): only the test that checks our
-# ctypes struct layouts against them needs it, so failing to get it is a note, not an error.
+# Also tries libobs-dev (OBS's C headers, a small download), a Windows cross compiler
+# (mingw-w64) and clang: only the test that checks our ctypes layouts and signatures against
+# those headers for Linux, Windows and macOS needs them (tests/test_abi.py; in CI it fails
+# without them), so failing to get them here is a note, not an error.
 set -euo pipefail
 missing=()
 command -v obs >/dev/null 2>&1 || missing+=(obs-studio)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 optional=()
 [ -f /usr/include/obs/obs.h ] || optional+=(libobs-dev)
+command -v x86_64-w64-mingw32-g++-posix >/dev/null 2>&1 || optional+=(g++-mingw-w64-x86-64-posix)
+command -v clang++ >/dev/null 2>&1 || optional+=(clang)
 [ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
 skip_optional() {  # the optional package alone is missing and cannot be installed: fine
-  echo "system_deps: note: $1; the struct-layout test will be skipped" >&2; exit 0
+  echo "system_deps: note: $1; the ABI test will be skipped" >&2; exit 0
 }
 if ! command -v apt-get >/dev/null 2>&1; then
   [ ${#missing[@]} -eq 0 ] && skip_optional "no apt-get to install ${optional[*]}"
@@ -34,5 +38,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if [ ${#optional[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null \
-    || echo "system_deps: note: could not install ${optional[*]}; the struct-layout test will be skipped" >&2
+    || echo "system_deps: note: could not install ${optional[*]}; the ABI test will be skipped" >&2
 fi
