@@ -1,4 +1,4 @@
-"""Alignment: similarity fit of landmarks to a template, crop, and the inverse for paste-back.
+"""Alignment: similarity fit of landmarks to a template, and the crop it cuts.
 
 Templates are 5 points in ArcFace order (see core.face.points5) in crop pixels.
 """
@@ -65,7 +65,6 @@ def invert(matrix: np.ndarray) -> np.ndarray:
 class Aligned:
     crop: np.ndarray  # (size, size, C) in the frame's layout
     matrix: np.ndarray  # 2x3 frame px -> crop px
-    inverse: np.ndarray  # 2x3 crop px -> frame px
 
 
 def align(frame: np.ndarray, points: np.ndarray, template: np.ndarray, size: int) -> Aligned:
@@ -73,4 +72,4 @@ def align(frame: np.ndarray, points: np.ndarray, template: np.ndarray, size: int
     matrix = similarity(points, template)
     crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-    return Aligned(crop=crop, matrix=matrix, inverse=invert(matrix))
+    return Aligned(crop=crop, matrix=matrix)

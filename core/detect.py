@@ -15,7 +15,7 @@ from core.frame import check_frame, to_rgb
 from core.modelfiles import DETECTOR_FULL, DETECTOR_SHORT, builtin_model
 from core.runtime import get_session, run
 
-KINDS = ("short", "full", "auto")
+DETECTORS = ("short", "full", "auto")
 MIN_INPUT_FACE = 16.0  # px in the model input: smaller faces are missed (measured ~12)
 # BlazeFace keypoints, in the detector's order. "Image-left" = smaller x (subject's right).
 KEYPOINT_NAMES = ("eye_image_left", "eye_image_right", "nose_tip", "mouth_centre",
@@ -136,8 +136,8 @@ class FaceDetector:
     def __init__(self, kind: str = "full", score_threshold: float = 0.5, min_size: float = 0.0,
                  max_faces: int = 8, scan_size: float = 0.0, nms_threshold: float = 0.3,
                  device: str = "cpu", threads: int = 0) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"detector kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if kind not in DETECTORS:
+            raise ValueError(f"detector kind {kind!r}; expected one of {', '.join(DETECTORS)}")
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         if max_faces < 1:

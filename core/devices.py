@@ -11,13 +11,13 @@ import ctypes
 import ctypes.util
 import functools
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import onnxruntime as ort
 
 from core.errors import FaceSwapError
 
-KINDS = ("cpu", "cuda", "tensorrt", "dml", "coreml")
+DEVICE_KINDS = ("cpu", "cuda", "tensorrt", "dml", "coreml")
 PROVIDERS = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -37,12 +37,11 @@ class Device:
     """One execution target, named the way a user can recognise it."""
 
     id: str  # "cpu", "cuda:0", ...: what settings and the CLI carry
-    kind: str  # one of KINDS
+    kind: str  # one of DEVICE_KINDS
     index: int
     name: str  # human-readable, e.g. "NVIDIA GeForce RTX 3060"
     memory_mb: int | None = None
     provider: str = ""  # onnxruntime execution provider name
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def label(self) -> str:
@@ -63,10 +62,6 @@ class Placement:
     device: Device
     reason: str = ""  # empty when the requested device is the one used
 
-    @property
-    def fell_back(self) -> bool:
-        return bool(self.reason)
-
 
 def parse_device(text: str) -> tuple[str, int]:
     """"cuda:1" -> ("cuda", 1); "cuda" -> ("cuda", 0). Raises DeviceError on anything else."""
@@ -74,7 +69,7 @@ def parse_device(text: str) -> tuple[str, int]:
         raise ValueError(f"device must be a string, got {type(text).__name__}")
     value = text.strip().lower()
     kind, _, index = value.partition(":")
-    if kind not in KINDS:
+    if kind not in DEVICE_KINDS:
         raise DeviceError(f"unknown device {text!r}; expected cpu, cuda:N, tensorrt:N, dml:N "
                           "or coreml")
     if not index:

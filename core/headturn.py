@@ -17,8 +17,8 @@ import numpy as np
 
 from core.errors import InputError
 from core.face import FACE_OVAL
-from core.landmarks import landmarks_for_image
 from core.pose import head_pose
+from core.stills import landmarks_for_image
 from core.swap.mesh import MeshWarp, triangulate
 
 # (scale about the face oval's centre, depth behind the oval in face widths) per ring

@@ -199,8 +199,8 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
     roi_mask = cv2.warpAffine(mask, roi_to_crop, dsize, flags=flags,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     # the swap (RGB) in the frame's colour order; the frame's alpha is kept below
-    colour = to_bgr(swap, "rgb") if fmt.startswith("bgr") else np.ascontiguousarray(swap)
-    roi_swap = cv2.warpAffine(colour, roi_to_crop, dsize, flags=flags,
+    color = to_bgr(swap, "rgb") if fmt.startswith("bgr") else np.ascontiguousarray(swap)
+    roi_swap = cv2.warpAffine(color, roi_to_crop, dsize, flags=flags,
                               borderMode=cv2.BORDER_REPLICATE)
 
     region = frame[y0:y1, x0:x1]

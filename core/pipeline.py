@@ -18,10 +18,10 @@ from core.devices import device_note
 from core.face import Face
 from core.frame import check_frame
 from core.label import draw_label
-from core.landmarks import faces_in_image
 from core.merge import merge
 from core.registry import load_swapper, resolve
 from core.settings import REBUILD_FIELDS, SwapSettings
+from core.stills import faces_in_image
 from core.swap.base import SwapOutput, Swapper
 from core.track import FaceTracker, select_faces
 
@@ -50,7 +50,7 @@ def build_swapper(settings: SwapSettings) -> Swapper:
 
 def pose_limits(settings: SwapSettings, swapper: Swapper) -> tuple[float, float]:
     """(max yaw, max pitch) in degrees: the settings', or the model family's where 0."""
-    default_yaw, default_pitch = getattr(swapper, "pose_limits", (NO_LIMIT, NO_LIMIT))
+    default_yaw, default_pitch = swapper.pose_limits
     return (settings.max_yaw or default_yaw, settings.max_pitch or default_pitch)
 
 
@@ -157,7 +157,7 @@ class Pipeline:
             t = time.perf_counter()
             live[face.id] = self.swapper.swap(frame, fmt, face, settings)
             timings["swap"] += (time.perf_counter() - t) * 1000.0
-            timings["align"] += getattr(self.swapper, "timings", {}).get("align", 0.0)
+            timings["align"] += self.swapper.timings.get("align", 0.0)
         timings["swap"] -= timings["align"]
         self.faces = [f for f in selected if f.id in live]
 

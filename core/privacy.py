@@ -47,8 +47,8 @@ def _mosaic(region: np.ndarray, side: float) -> None:
     """Replace `region`'s colours in place by the mean colours of `side`-px blocks (an
     alpha channel is the source's and stays as it is)."""
     height, width = region.shape[:2]
-    colour = np.ascontiguousarray(region[..., :3])
-    small = cv2.resize(colour, (max(1, round(width / side)), max(1, round(height / side))),
+    color = np.ascontiguousarray(region[..., :3])
+    small = cv2.resize(color, (max(1, round(width / side)), max(1, round(height / side))),
                        interpolation=cv2.INTER_AREA)
     region[..., :3] = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 

@@ -19,12 +19,13 @@ from core.errors import ModelFileError
 from core.imageio import IMAGE_SUFFIXES
 from core.lru import LruCache
 from core.modelfiles import BUILTIN_DIR, file_version
+from core.signatures import Dim, Signature, Tensor, classify
 from core.swap.persona import PERSONAS_DIR
 
 ENV_VAR = "FACESWAP_MODELS"  # os.pathsep-separated extra model folders
 MODEL_SUFFIXES = (".dfm", ".onnx")
 SWAPPER_KINDS = ("persona", "dfm", "inswapper")
-KINDS = (*SWAPPER_KINDS, "arcface", "unusable")
+MODEL_KINDS = (*SWAPPER_KINDS, "arcface", "unusable")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ModelEntry:
     """One swap model, embedder, persona or unusable file as the registry sees it."""
 
     name: str  # what --model / the OBS dropdown uses: "persona:<stem>" or the file stem
-    kind: str  # one of KINDS
+    kind: str  # one of MODEL_KINDS
     path: Path | None = None  # model file or persona image; None for the packaged default
     reason: str = ""  # why the file is unusable; "" when usable
     resolution: int = 0  # swap crop size (DFM: from the model input; inswapper: 128)
@@ -67,108 +68,49 @@ class ModelEntry:
         return data
 
 
-@dataclass(frozen=True)
-class _Signature:
-    kind: str
-    reason: str = ""
-    resolution: int = 0
-    morph: bool = False
-
-
 SIGNATURES_CACHED = 256  # model files whose identification is remembered (by path, version)
-_signature_cache: LruCache[_Signature] = LruCache(SIGNATURES_CACHED)
+_signature_cache: LruCache[Signature] = LruCache(SIGNATURES_CACHED)
 
 
-def _dims(value: onnx.ValueInfoProto) -> list[int | str | None]:
+def _dims(value: onnx.ValueInfoProto) -> tuple[Dim, ...]:
     tensor = value.type.tensor_type
     if not tensor.HasField("shape"):
-        return []
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in tensor.shape.dim]
+        return ()
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                 for d in tensor.shape.dim)
 
 
-def _brief(values: Iterable[onnx.ValueInfoProto]) -> str:
-    return ", ".join(f"{v.name}{_dims(v)}" for v in values)
-
-
-def _is_dfm(inputs, outputs) -> _Signature | None:
-    if not inputs or "in_face" not in inputs[0].name:
-        return None
-    shape = _dims(inputs[0])
-    if len(inputs) > 2:
-        return _Signature("unusable", f"DFM-like but has {len(inputs)} inputs (a DFM has 1 or 2)")
-    if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) or shape[1] != shape[2] \
-            or shape[1] <= 0:
-        return _Signature("unusable", f"DFM-like but in_face is {shape}, expected (N,R,R,3) NHWC")
-    if len(inputs) == 2 and "morph_value" not in inputs[1].name:
-        return _Signature("unusable", f"DFM-like but second input is {inputs[1].name!r}, "
-                                      "expected morph_value")
-    channels = [(_dims(o) or [None])[-1] for o in outputs]
-    if len(outputs) != 3 or channels != [1, 3, 1]:
-        return _Signature("unusable", f"DFM-like but outputs are {_brief(outputs)}; expected "
-                                      "face mask (1ch), celeb face (3ch), celeb mask (1ch)")
-    return _Signature("dfm", resolution=int(shape[1]), morph=len(inputs) == 2)
-
-
-def _is_inswapper(model: onnx.ModelProto, inputs, outputs) -> _Signature | None:
-    shapes = [_dims(v) for v in inputs]
-    if len(inputs) != 2 or len(outputs) != 1:
-        return None
-    image = [s for s in shapes if len(s) == 4 and s[1:] == [3, 128, 128]]
-    vector = [s for s in shapes if len(s) == 2 and s[1] == 512]
-    if not image or not vector or _dims(outputs[0])[1:] != [3, 128, 128]:
-        return None
-    initializers = model.graph.initializer
-    if not initializers or list(initializers[-1].dims) != [512, 512]:
-        return _Signature("unusable", "inswapper-like but its last initializer is not the "
-                                      "512x512 emap")
-    return _Signature("inswapper", resolution=128)
-
-
-def _is_arcface(inputs, outputs) -> _Signature | None:
-    if len(inputs) != 1 or len(outputs) != 1:
-        return None
-    if _dims(inputs[0])[1:] == [3, 112, 112] and _dims(outputs[0])[1:] == [512]:
-        return _Signature("arcface", resolution=112)
-    return None
-
-
-def _read_signature(path: Path) -> _Signature:
+def _read_signature(path: Path) -> Signature:
     try:
         with open(path, "rb") as f:
             head = f.read(1)
     except OSError as exc:
-        return _Signature("unusable", f"cannot read file: {exc.strerror or exc}")
+        return Signature("unusable", f"cannot read file: {exc.strerror or exc}")
     if not head:
-        return _Signature("unusable", "empty file")
+        return Signature("unusable", "empty file")
     if head != b"\x08":  # every ONNX file starts with field 1 (ir_version), varint
-        return _Signature("unusable", "not an ONNX file")
+        return Signature("unusable", "not an ONNX file")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception:  # protobuf DecodeError and friends
-        return _Signature("unusable", "truncated or corrupt ONNX file (protobuf decode failed)")
+        return Signature("unusable", "truncated or corrupt ONNX file (protobuf decode failed)")
     graph = model.graph
     if not graph.input or not graph.output:
-        return _Signature("unusable", "truncated or corrupt ONNX file (no graph inputs/outputs)")
+        return Signature("unusable", "truncated or corrupt ONNX file (no graph inputs/outputs)")
     weights = {t.name for t in graph.initializer}
-    inputs = [v for v in graph.input if v.name not in weights]
-    outputs = list(graph.output)
-    for check in (lambda: _is_dfm(inputs, outputs), lambda: _is_inswapper(model, inputs, outputs),
-                  lambda: _is_arcface(inputs, outputs)):
-        found = check()
-        if found is not None:
-            return found
-    text = f"foreign signature: inputs {_brief(inputs)}; outputs {_brief(outputs)}"
-    return _Signature("unusable", text if len(text) <= 160 else text[:157] + "...")
+    inputs = [Tensor(v.name, _dims(v)) for v in graph.input if v.name not in weights]
+    outputs = [Tensor(v.name, _dims(v)) for v in graph.output]
+    emap = list(graph.initializer[-1].dims) if graph.initializer else []
+    return classify(inputs, outputs, emap)
 
 
-def identify(path: str | Path) -> _Signature:
+def identify(path: str | Path) -> Signature:
     """Kind of one model file, cached per (path, mtime, size) so rescans stay cheap."""
     path = Path(path)
     try:
         key = file_version(path)
     except OSError as exc:
-        return _Signature("unusable", f"cannot read file: {exc.strerror or exc}")
+        return Signature("unusable", f"cannot read file: {exc.strerror or exc}")
     found = _signature_cache.get(key)
     if found is None:
         found = _read_signature(path)

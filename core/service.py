@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,11 +25,14 @@ from core.frame import check_frame, color_channels
 from core.settings import SwapSettings
 from core.worker import Result, Worker
 
+if TYPE_CHECKING:  # imported late at run time (default_factory)
+    from core.pipeline import Pipeline
+
 # states a service reports: "loading" -> "ready" | "error" (see status())
 WARMUP_SIZE = (640, 360)  # dummy warm-up frame when no real frame has arrived yet
 
 
-def default_factory(settings: SwapSettings) -> Any:
+def default_factory(settings: SwapSettings) -> Pipeline:
     """core.pipeline.Pipeline(settings), imported late so a broken install is a status error."""
     try:
         from core.pipeline import Pipeline
@@ -42,14 +45,14 @@ class SwapService:
     """Frames in, newest swapped frame out; models load and switch in the background."""
 
     def __init__(self, settings: SwapSettings, fmt: str = "rgba",
-                 pipeline_factory: Callable[[SwapSettings], Any] | None = None) -> None:
+                 pipeline_factory: Callable[[SwapSettings], Pipeline] | None = None) -> None:
         if not isinstance(settings, SwapSettings):
             raise ValueError(f"settings must be SwapSettings, got {type(settings).__name__}")
         check_frame(np.zeros((2, 2, 4 if fmt in ("rgba", "bgra") else 3), np.uint8), fmt)
         self.fmt = fmt
         self._factory = pipeline_factory or default_factory
         self._lock = threading.Lock()
-        self._pipeline: Any = None  # the installed, fully built and warmed-up pipeline
+        self._pipeline: Pipeline | None = None  # the installed, fully built and warmed-up pipeline
         self._requested = settings  # newest settings asked for
         self._requested_gen = 0
         self._building = False
@@ -142,12 +145,13 @@ class SwapService:
         with self._lock:
             pipeline, state, requested = self._pipeline, self._state, self._requested
             build_error, build_ms, warning = self._build_error, self._build_ms, self._warning
-        provider = getattr(pipeline, "provider", "") if pipeline is not None else ""
+        provider = pipeline.provider if pipeline is not None else ""
+        path = pipeline.swapper.path if pipeline is not None else None
         return {
             "state": state,
-            "model": getattr(pipeline, "model_name", "") if pipeline is not None else "",
+            "model": pipeline.model_name if pipeline is not None else "",
             # the file the running model was loaded from ("" for packaged personas)
-            "model_file": str(getattr(getattr(pipeline, "swapper", None), "path", "") or ""),
+            "model_file": str(path or ""),
             "requested_model": requested.model,
             "device": requested.device,
             "provider": provider,
@@ -166,7 +170,7 @@ class SwapService:
             "last_error": build_error if state == "error" else stats.last_error,
             "warning": warning,
             "build_ms": round(build_ms, 1),
-            "timings": dict(getattr(pipeline, "timings", {}) or {}),
+            "timings": dict(pipeline.timings) if pipeline is not None else {},
         }
 
     def stop(self, timeout: float = 1.0) -> bool:
@@ -220,7 +224,7 @@ class SwapService:
                                          daemon=True)
         self._builder.start()
 
-    def _warm_up(self, pipeline: Any) -> None:
+    def _warm_up(self, pipeline: Pipeline) -> None:
         frame = self._last_input
         if frame is None:
             frame = np.zeros((WARMUP_SIZE[1], WARMUP_SIZE[0], color_channels(self.fmt)),
@@ -263,13 +267,13 @@ class SwapService:
                     break
 
     @staticmethod
-    def _try_update(pipeline: Any, settings: SwapSettings) -> bool:
+    def _try_update(pipeline: Pipeline, settings: SwapSettings) -> bool:
         try:
             return bool(pipeline.update(settings))
         except Exception:  # a pipeline that cannot take the settings gets rebuilt
             return False
 
-    def _install_locked(self, pipeline: Any, build_ms: float) -> None:
+    def _install_locked(self, pipeline: Pipeline, build_ms: float) -> None:
         self._pipeline = pipeline  # one reference assignment: the next frame uses it whole
         self._state, self._build_error, self._build_ms = "ready", "", build_ms
         self._warning = ""

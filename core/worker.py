@@ -4,8 +4,9 @@ The source `submit()`s frames into a one-slot mailbox (a newer frame replaces an
 one, which counts as dropped); the thread processes the newest frame and publishes the
 newest result. So added latency is bounded by one frame plus processing, however slow the
 processing is. A frame whose processing raises passes through unchanged and the error is
-counted: one bad frame never stops the stream. The process callable can be switched
-atomically between two frames, which is how a newly loaded model goes live.
+counted: one bad frame never stops the stream. State the process callable reads can be
+changed between two frames on the worker's own thread (call_soon); SwapService installs a
+newly loaded model by one reference assignment that the next frame reads.
 The process callable must return a new array and leave its input untouched (that is what
 makes the pass-through on error truthful), or None when it has nothing to make of the frame
 (no model loaded yet): the input is then published unchanged, marked not `processed`.
@@ -73,12 +74,11 @@ class Worker:
     FPS_WINDOW_S = 10.0  # outputs older than this do not count (a stalled stream reads 0)
     FPS_SAMPLES = 30  # fps over the last 30 outputs: responsive at 60 fps, stable at 2 fps
 
-    def __init__(self, process: Process, name: str = "face-swap-worker", history: int = 120,
-                 on_result: Callable[[Result], None] | None = None) -> None:
+    def __init__(self, process: Process, name: str = "face-swap-worker",
+                 history: int = 120) -> None:
         if not callable(process):
             raise ValueError(f"process must be callable, got {type(process).__name__}")
         self._process = process
-        self._on_result = on_result
         self._cond = threading.Condition()
         self._pending: tuple[np.ndarray, int, float] | None = None
         self._calls: deque[Callable[[], None]] = deque()
@@ -111,13 +111,6 @@ class Worker:
             self._pending = (frame, self._seq, now)
             self._cond.notify_all()
             return self._seq
-
-    def set_process(self, process: Process) -> None:
-        """Switch the callable; the frame being processed finishes with the old one."""
-        if not callable(process):
-            raise ValueError(f"process must be callable, got {type(process).__name__}")
-        with self._cond:
-            self._process = process
 
     def wants_frame(self, within_s: float) -> bool:
         """Whether a frame made now is worth handing over: the worker takes it within
@@ -232,9 +225,6 @@ class Worker:
                     self._record_error("control: ", exc)
             if item is None:
                 continue
-            if calls:  # a control call may have switched the callable
-                with self._cond:
-                    process = self._process
             self._handle(process, *item)
 
     def _handle(self, process: Process, frame: np.ndarray, seq: int, t_in: float) -> None:
@@ -266,8 +256,3 @@ class Worker:
             if len(self._out_times) > self.FPS_SAMPLES:
                 self._out_times.popleft()
             self._cond.notify_all()
-        if self._on_result is not None:
-            try:
-                self._on_result(result)
-            except Exception as exc:
-                self._record_error("on_result: ", exc)

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.imageio import read_rgb  # noqa: E402
-from core.landmarks import landmarks_for_image  # noqa: E402
+from core.stills import landmarks_for_image  # noqa: E402
 
 SOURCES = ("tests/data/astronaut.png", "tests/data/grace_hopper.jpg")
 WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 25, 3.0

@@ -34,7 +34,7 @@ OBS_PYTHON_SETTING = {
     "Windows": "the folder of this Python (e.g. %LOCALAPPDATA%\\Programs\\Python\\Python311)",
     "Darwin": "this Python's framework folder (e.g. "
               "/Library/Frameworks/Python.framework/Versions/3.11)",
-    "Linux": "nothing: OBS on Linux embeds the system Python (Debian 12: 3.11)",
+    "Linux": "nothing: OBS on Linux embeds the system Python (/usr/bin/python3)",
 }
 
 

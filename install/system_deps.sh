@@ -3,7 +3,7 @@
 # Installs them with apt-get when missing (as root or with passwordless sudo); otherwise says
 # what to install and exits 1. Safe to run again: does nothing when both are present.
 # Also tries libobs-dev (OBS's C headers, a small download), a Windows cross compiler
-# (mingw-w64) and clang: only the test that checks our ctypes layouts and signatures against
+# (mingw-w64), clang and g++: only the test that checks our ctypes layouts and signatures against
 # those headers for Linux, Windows and macOS needs them (tests/test_abi.py; in CI it fails
 # without them), so failing to get them here is a note, not an error.
 set -euo pipefail
@@ -12,6 +12,7 @@ command -v obs >/dev/null 2>&1 || missing+=(obs-studio)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
 optional=()
 [ -f /usr/include/obs/obs.h ] || optional+=(libobs-dev)
+command -v g++ >/dev/null 2>&1 || optional+=(g++)
 command -v x86_64-w64-mingw32-g++-posix >/dev/null 2>&1 || optional+=(g++-mingw-w64-x86-64-posix)
 command -v clang++ >/dev/null 2>&1 || optional+=(clang)
 [ ${#missing[@]} -eq 0 ] && [ ${#optional[@]} -eq 0 ] && exit 0
@@ -31,7 +32,9 @@ if [ "$(id -u)" != 0 ]; then
   fi
 fi
 echo "system_deps: installing ${missing[*]} ${optional[*]} (apt-get)"
-$sudo apt-get update -qq
+# a failed update (an expired Release file on a testing suite, a flaky mirror) leaves the lists
+# already there, which usually still install: try them rather than give up here
+$sudo apt-get update -qq || echo "system_deps: note: apt-get update failed; using the package lists already there" >&2
 if [ ${#missing[@]} -gt 0 ]; then
   # with recommends, as verified: OBS under Xvfb needs the Mesa drivers and Qt plugins they bring
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null

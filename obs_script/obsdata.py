@@ -10,7 +10,7 @@ from core.settings import SwapSettings, field_types
 from obs_script import libobs as L
 
 DEFAULTS = SwapSettings()
-_KINDS = field_types()
+_TYPES = field_types()
 # value type -> (obs_data set-default, obs_data get, Python -> C, C -> Python)
 _ACCESS = {
     bool: (L.obs_data_set_default_bool, L.obs_data_get_bool, bool, bool),
@@ -22,7 +22,7 @@ _ACCESS = {
 
 def write_defaults(data: int) -> None:
     """Register SwapSettings' defaults on `data` (what an unset key reads as)."""
-    for name, kind in _KINDS.items():
+    for name, kind in _TYPES.items():
         set_default, _, to_c, _ = _ACCESS[kind]
         set_default(data, name.encode(), to_c(getattr(DEFAULTS, name)))
 
@@ -30,7 +30,7 @@ def write_defaults(data: int) -> None:
 def read(data: int) -> SwapSettings:
     """The SwapSettings stored in `data`; ValueError naming a bad value (e.g. faces='x')."""
     values: dict[str, object] = {}
-    for name, kind in _KINDS.items():
+    for name, kind in _TYPES.items():
         _, get, _, from_c = _ACCESS[kind]
         values[name] = from_c(get(data, name.encode()))
     if not str(values["model"]).strip():

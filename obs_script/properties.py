@@ -26,7 +26,7 @@ from obs_script import registration
 from obs_script.catalog import CATALOG
 
 if TYPE_CHECKING:
-    from obs_script.filter import FaceSwapFilter
+    from obs_script.swap_filter import FaceSwapFilter
 
 IMAGE_FILTER = b"Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*.*)"
 FACE_LABELS = {"largest": "Largest face", "all": "All faces", "centre": "Face nearest the centre",
@@ -111,7 +111,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "Persona only: the inside of your mouth shows through, so speech looks "
                 "natural."),
     ]),
-    "group_colour": ("Colour and blend", [
+    "group_color": ("Colour and blend", [
         Control("color_transfer", "list", "Colour matching",
                 "Matches the swapped face's colours to your lighting.", items=COLOR_LABELS),
         Control("opacity", "float", "Opacity",

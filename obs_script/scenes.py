@@ -1,35 +1,25 @@
-"""Scene-based model switching and the script's hotkeys.
+"""Scene-based model switching.
 
 The script setting "Scene -> model" maps a scene name to a model; when that scene goes on
 program, the Face Swap filters of the sources in it (nested scenes and groups included)
 switch to that model; their other settings stay their own. Mapped
 models are prepared in advance - sessions and portraits load into the engine's shared
 caches in a background thread - and SwapService keeps the old model swapping until the
-new pipeline is live, so a switch shows neither frozen nor unswapped frames.
-
-Hotkeys (Settings > Hotkeys, saved with the script) act on the Face Swap filters of the
-sources now on program (all filters when none is): toggle swap on/off, next / previous
-model.
+new pipeline is live, so a switch shows neither frozen nor unswapped frames
+(obs_script.preparer).
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from core import registry
-from core.errors import FaceSwapError, one_line
-from core.settings import REBUILD_FIELDS, SwapSettings
+from core.settings import SwapSettings
 from obs_script import libobs as L
 from obs_script import obsdata
-
-HOTKEYS = {"face_swap.toggle": "Face Swap: toggle swap on/off",
-           "face_swap.next_model": "Face Swap: next model",
-           "face_swap.previous_model": "Face Swap: previous model"}
+from obs_script.preparer import Preparer, prepare_key
 
 
 def parse_mapping(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
@@ -59,88 +49,6 @@ def model_problem(model: str, known: list[str] | None) -> str:
             (folder / path).is_file() for folder in registry.model_dirs()))
         return "" if found else f"model file {model} not found"
     return f"unknown model {model!r}"
-
-
-def step_model(names: list[str], current: str, step: int) -> str:
-    """The model `step` places after `current` in `names`, wrapping around."""
-    if not names:
-        raise ValueError("no models to step through")
-    index = names.index(current) if current in names else (-1 if step > 0 else 0)
-    return names[(index + step) % len(names)]
-
-
-def _build_swapper(settings: SwapSettings) -> object:
-    from core.pipeline import build_swapper  # warms core.runtime's session cache
-
-    return build_swapper(settings)
-
-
-def prepare_key(settings: SwapSettings) -> tuple:
-    """What build_swapper loads by (and the engine caches sessions and portraits by)."""
-    return tuple(getattr(settings, name) for name in REBUILD_FIELDS)
-
-
-class Preparer:
-    """One background thread that loads models into the engine's caches ahead of use.
-
-    `build` (build_swapper by default) is what warms the caches; any exception it raises is
-    recorded per model and logged once, and the thread goes on with the next request."""
-
-    def __init__(self, build: Callable[[SwapSettings], object] = _build_swapper) -> None:
-        self._build = build
-        self._queue: queue.Queue[SwapSettings | None] = queue.Queue()
-        self._done: set[tuple] = set()
-        self.errors: dict[str, str] = {}
-        self.prepared: list[SwapSettings] = []  # what was built, in order
-        self._thread = threading.Thread(target=self._run, name="face-swap-prepare", daemon=True)
-        self._thread.start()
-
-    def prepare(self, settings: SwapSettings) -> None:
-        self._queue.put(settings)
-
-    def _run(self) -> None:
-        while (settings := self._queue.get()) is not None:
-            try:
-                self._prepare(settings)
-            finally:
-                self._queue.task_done()
-        self._queue.task_done()
-
-    def _prepare(self, settings: SwapSettings) -> None:
-        key = prepare_key(settings)
-        if key in self._done:
-            return
-        try:
-            self._build(settings)
-        except FaceSwapError as exc:  # the user's model: shown in the status, not logged
-            self.errors[settings.model] = str(exc)
-            return
-        except Exception as exc:  # a bug or a broken install: keep preparing the rest
-            message = one_line(exc)
-            if self.errors.get(settings.model) != message:
-                L.log(L.LOG_WARNING, f"preparing {settings.model} failed: {message}")
-            self.errors[settings.model] = message
-            return
-        self._done.add(key)
-        self.prepared.append(settings)
-        self.errors.pop(settings.model, None)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until every request so far is handled (tests); True if they were in time."""
-        end = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() >= end:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def stop(self, timeout: float = 2.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
 
 
 class SceneSwitcher:
@@ -218,34 +126,6 @@ class SceneSwitcher:
         model = self.mapping.get(scene)
         if model:
             self.prepare(model, scene)
-
-    @staticmethod
-    def on_program(filters: list) -> list:
-        """The filters whose source is on program output, or every filter if none is."""
-        shown = [f for f in filters if L.obs_source_active(L.obs_filter_get_parent(f.source))]
-        return shown or filters
-
-    def toggle(self) -> None:
-        with self.live() as filters:
-            for flt in self.on_program(filters):
-                L.obs_source_set_enabled(flt.source, not L.obs_source_enabled(flt.source))
-
-    def step(self, step: int) -> None:
-        from obs_script.catalog import CATALOG  # scanned in the background, not on the UI
-
-        names = CATALOG.swapper_names()
-        if names is None:
-            L.log(L.LOG_INFO, "model list still being scanned: try the hotkey again")
-            return
-        with self.live() as filters:
-            for flt in self.on_program(filters):
-                model = step_model(names, flt.settings.model, step)
-                obsdata.update_source(flt.source, model=model)
-
-    def hotkey_actions(self) -> dict[str, Callable[[], None]]:
-        return {"face_swap.toggle": self.toggle,
-                "face_swap.next_model": lambda: self.step(1),
-                "face_swap.previous_model": lambda: self.step(-1)}
 
     def stop(self) -> None:
         self.preparer.stop()

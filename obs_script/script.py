@@ -17,14 +17,14 @@ import obspython as obs
 
 from core import registry
 from core.settings import SwapSettings
-from obs_script import filter as filters
 from obs_script import libobs as L
-from obs_script import obsdata, properties, registration, testhooks
+from obs_script import obsdata, properties, registration, swap_filter, testhooks
 from obs_script.catalog import CATALOG
 from obs_script.description import DescriptionKeeper
-from obs_script.filter import FaceSwapFilter
-from obs_script.scenes import HOTKEYS, SceneSwitcher
+from obs_script.hotkeys import HOTKEYS, Hotkeys
+from obs_script.scenes import SceneSwitcher
 from obs_script.status import StatusWriter, default_path
+from obs_script.swap_filter import FaceSwapFilter
 
 # The render callback must take the GIL from a busy worker; Python hands it over only every
 # switch interval (default 5 ms). 1 ms bounds that wait; restored on unload.
@@ -66,7 +66,7 @@ class Host:
                 "description_writes": self.description.writes,
                 "description_problem": self.description.problem,
                 "filters": polled,
-                **({"test_properties": self.test_report} if self.test_report else {})}
+                **({"test_properties": dict(self.test_report)} if self.test_report else {})}
 
     def stop(self) -> None:
         self.writer.stop()
@@ -135,7 +135,7 @@ def script_load(settings, module) -> None:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
     _host = Host(module)  # script_update below applies the models folder and starts the scan
     registration.attach(_host)
-    actions = _host.scenes.hotkey_actions()
+    actions = Hotkeys(registration.live_instances).actions()
     if testhooks.enabled():
         actions.update(testhooks.actions(module, _host.test_report))
     for name, action in actions.items():
@@ -159,7 +159,7 @@ def script_unload() -> None:
     registration.detach()
     # close() only signals the filters' threads: wait for them (bounded), so an unload or
     # "Reload Scripts" leaves nothing of this code running
-    if not filters.join_reapers():
+    if not swap_filter.join_reapers():
         L.log(L.LOG_WARNING, "some filter threads did not stop in time")
     CATALOG.wait(timeout=5.0)
     if _saved_switch_interval is not None:

@@ -4,7 +4,7 @@ through obs-websocket's TriggerHotkeyByName what a user does in OBS's dialogs:
 - face_swap.test_reload_scripts: what Tools > Scripts > Reload Scripts does for us;
 - face_swap.test_properties: build every filter's properties panel as OBS's properties
   window does, and publish what it holds (and the script's description as the Scripts
-  window reads it) in the status file under "test_properties";
+  window reads it) in the status file under "test_properties" (with "built", a count);
 - face_swap.test_script_settings: apply the script settings in the JSON file
   $FACE_SWAP_TEST_INPUT as the Scripts window does when a user edits them
   (obs_script_update).
@@ -105,11 +105,13 @@ def apply_script_settings(module) -> None:
 def actions(module, report: dict) -> dict[str, Callable[[], None]]:
     """Hotkey name -> action for the test hooks."""
     def properties() -> None:
-        report.clear()
         with registration.live_instances() as filters:
-            report.update({f"{f.parent_name}/{f.name}": describe_properties(f.source)
-                           for f in filters})
-        report["description"] = description.shown(module)
+            fresh = {f"{f.parent_name}/{f.name}": describe_properties(f.source)
+                     for f in filters}
+        fresh["description"] = description.shown(module)
+        fresh["built"] = report.get("built", 0) + 1  # tells a test the report it asked for
+        report.clear()  # the status thread copies it whole (dict()), never mid-update
+        report.update(fresh)
 
     return {"face_swap.test_reload_scripts":
             lambda: registration.queue_ui(lambda: reload_script(module)),

@@ -171,7 +171,7 @@ def test_ctypes_layouts_and_signatures_match_libobs_on_every_abi(target, tmp_pat
                                           ("libsimde-dev", SIMDE.is_dir())) if not present]
     if missing:
         message = (f"needs {', '.join(missing)} (install/system_deps.sh installs them: "
-                   "g++-mingw-w64-x86-64-posix, clang, libobs-dev)")
+                   "g++, g++-mingw-w64-x86-64-posix, clang, libobs-dev)")
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

@@ -16,13 +16,13 @@ import pytest
 from conftest import DATA, write_face_clip
 
 from core import runtime
-from core.benchdfm import BenchDfmConfig, build_bench_dfm, ensure_bench_dfm, macs
 from core.cli import main
 from core.commands.bench import synthetic_frames
+from core.commands.bench_dfm import BenchDfmConfig, build_bench_dfm, ensure_bench_dfm, macs
 from core.commands.options import frame_size
 from core.imageio import read_video_frames
-from core.landmarks import landmarks_for_image
 from core.registry import identify
+from core.stills import landmarks_for_image
 from core.track import FaceTracker
 
 SMALL = BenchDfmConfig(resolution=64, ae_dims=32, e_dims=8, d_dims=8, d_mask_dims=4)
@@ -181,7 +181,7 @@ def test_bench_file_input_and_errors(capsys, tmp_path):
 
 
 def test_make_bench_dfm_prints_path(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr("core.benchdfm.BenchDfmConfig", lambda: SMALL)
+    monkeypatch.setattr("core.commands.bench_dfm.BenchDfmConfig", lambda: SMALL)
     assert main(["bench", "--make-bench-dfm", str(tmp_path)]) == 0
     path = Path(capsys.readouterr().out.strip())
     assert path.parent == tmp_path and identify(path).kind == "dfm"

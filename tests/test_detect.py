@@ -8,7 +8,7 @@ import pytest
 from conftest import BAD_FRAMES
 
 from core.detect import FaceDetector, iou, letterbox, ssd_anchors, weighted_nms
-from core.landmarks import landmarks_for_image
+from core.stills import landmarks_for_image
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from doubles import build_dfm, build_foreign, dfm_masks, expected_dfm, save
 from core.align import align, invert, similarity, whole_face_template
 from core.errors import ModelFileError, ModelOutputError
 from core.frame import from_rgb, to_bgr
-from core.landmarks import landmarks_for_image
 from core.merge import crop_mask, merge
 from core.settings import SwapSettings
+from core.stills import landmarks_for_image
 from core.swap.dfm import DFMSwapper
 
 

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from conftest import BAD_FRAMES
 
-from core.align import ARCFACE_112, align, arcface_template, similarity, whole_face_template
+from core.align import (
+    ARCFACE_112,
+    align,
+    arcface_template,
+    invert,
+    similarity,
+    whole_face_template,
+)
 from core.frame import check_frame, from_rgb, to_bgr, to_rgb
 
 
@@ -47,11 +54,12 @@ def test_align_crop_and_inverse_map_points_back():
     points = ARCFACE_112 * 1.5 + [120.0, 60.0]
     aligned = align(frame, points, arcface_template(128), 128)
     assert aligned.crop.shape == (128, 128, 4)
-    back = arcface_template(128) @ aligned.inverse[:, :2].T + aligned.inverse[:, 2]
+    inverse = invert(aligned.matrix)
+    back = arcface_template(128) @ inverse[:, :2].T + inverse[:, 2]
     np.testing.assert_allclose(back, points, atol=1e-3)
     # the crop pixel on the nose template point shows the frame's gradient at the nose point
     cx, cy = np.round(arcface_template(128)[2]).astype(int)
-    x, y = aligned.inverse @ [cx, cy, 1.0]
+    x, y = inverse @ [cx, cy, 1.0]
     assert abs(int(aligned.crop[cy, cx, 0]) - x) <= 1.0
     assert abs(int(aligned.crop[cy, cx, 1]) - y) <= 1.0
 

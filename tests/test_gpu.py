@@ -17,13 +17,14 @@ from doubles import build_arcface, build_dfm, build_inswapper, expected_dfm, sav
 
 from core import devices, runtime
 from core.align import align, whole_face_template
-from core.benchdfm import ensure_bench_dfm
+from core.commands.bench_dfm import ensure_bench_dfm
 from core.detect import FaceDetector
 from core.frame import to_bgr
-from core.landmarks import FaceMesh, landmarks_for_image, roi_from_landmarks
+from core.landmarks import FaceMesh, roi_from_landmarks
 from core.pipeline import Pipeline
 from core.service import SwapService
 from core.settings import SwapSettings
+from core.stills import landmarks_for_image
 from core.swap.dfm import DFMSwapper
 from core.swap.inswapper import InswapperSwapper
 

@@ -14,10 +14,10 @@ from core.cli import main
 from core.commands.bench_headturn import LIMITS, bins, run_sweep
 from core.headmodel import fit_pose, project, turn
 from core.headturn import BACKGROUND, landmark_error, make_head, render_head, rotation
-from core.landmarks import landmarks_for_image
 from core.pipeline import Pipeline
 from core.pose import head_pose
 from core.settings import SwapSettings
+from core.stills import landmarks_for_image
 
 STEP = 3.0  # degrees per frame in the sweeps here (90 degrees a second at 30 fps)
 

@@ -24,9 +24,9 @@ from onnx import numpy_helper
 from core.align import align, arcface_template
 from core.errors import InputError
 from core.frame import from_rgb
-from core.landmarks import landmarks_for_image
 from core.merge import merge
 from core.settings import SwapSettings
+from core.stills import landmarks_for_image
 from core.swap import inswapper
 from core.swap.inswapper import InswapperSwapper, load_emap
 

@@ -7,25 +7,11 @@ import numpy as np
 import pytest
 
 from core.detect import FaceDetector
-from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT
-from core.landmarks import (
-    LANDMARKS_68,
-    FaceMesh,
-    Roi,
-    faces_in_image,
-    landmarks_for_image,
-    points68,
-    roi_from_detection,
-    roi_from_landmarks,
-    subset,
-)
+from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, mirror_indices
+from core.landmarks import FaceMesh, Roi, roi_from_detection, roi_from_landmarks
 from core.pose import head_pose
+from core.stills import faces_in_image, landmarks_for_image
 
-# dlib/iBUG 68-point left/right mirror: index i of a flipped face is MIRROR_68[i] unflipped.
-MIRROR_68 = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30]
-             + [35, 34, 33, 32, 31] + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]
-             + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
-             + [64, 63, 62, 61, 60, 67, 66, 65])
 MAX_ERROR = 0.03  # of the inter-ocular distance (issue 3)
 
 
@@ -116,13 +102,15 @@ def test_horizontal_flip_swaps_left_and_right(photo):
     w = image.shape[1]
     face = landmarks_for_image(np.ascontiguousarray(image[:, ::-1]))
     assert face is not None
-    expected = points68(ref)[MIRROR_68]
+    expected = ref[mirror_indices(ref), :2].copy()  # point i of the flipped face: its mirror
     expected[:, 0] = w - 1 - expected[:, 0]  # pixel centres: x -> w - 1 - x
-    got = points68(face.landmarks)
-    # Brows, nose, eyes and lips (17-67). The jaw points (0-16) sit on the silhouette,
-    # which FaceMesh places differently in a mirrored face (~6% of the eye distance).
-    assert mean_error(got[17:], expected[17:]) <= MAX_ERROR * iod(ref)
-    assert mean_error(got[:17], expected[:17]) <= 0.1 * iod(ref)
+    got = face.landmarks[:, :2]
+    # Brows, nose, eyes and lips. The face oval sits on the silhouette, which FaceMesh
+    # places differently in a mirrored face (~6% of the eye distance).
+    inner = np.ones(len(got), bool)
+    inner[FACE_OVAL] = False
+    assert mean_error(got[inner], expected[inner]) <= MAX_ERROR * iod(ref)
+    assert mean_error(got[FACE_OVAL], expected[FACE_OVAL]) <= 0.1 * iod(ref)
     # Unmirrored order is kept: the image-left eye is still the one with smaller x.
     assert face.points5[0, 0] < face.points5[1, 0]
 
@@ -151,25 +139,6 @@ def test_every_face_of_48_px_or_more_is_found(astronaut, canvas, sizes):
         assert found[0] > x and found[2] < x + small.shape[1]
         size = max(found[2] - found[0], found[3] - found[1])
         assert 0.8 * target < size < 1.25 * target, f"{target} px face found as {size:.0f} px"
-
-
-def test_points68_and_named_subsets(astronaut):
-    lm = landmarks_for_image(astronaut).landmarks
-    p68 = points68(lm)
-    assert p68.shape == (68, 2) and len(set(LANDMARKS_68)) == 68
-    assert p68[0, 0] < p68[8, 0] < p68[16, 0]  # jaw runs image-left to image-right
-    assert p68[27, 1] < p68[30, 1] < p68[57, 1]  # nose bridge above tip above lower lip
-    assert p68[36, 0] < p68[39, 0] < p68[42, 0] < p68[45, 0]  # eye corners in order
-    assert p68[62, 1] < p68[66, 1] + 1  # inner lip top above inner lip bottom
-    np.testing.assert_allclose(subset(lm, "5"), landmarks_for_image(astronaut).points5)
-    for name, count in (("eye_image_left", 16), ("lips", 20), ("inner_mouth", 20),
-                        ("face_oval", 36), ("68", 68)):
-        assert subset(lm, name).shape == (count, 2)
-    oval = subset(lm, "face_oval")
-    inner = subset(lm, "inner_mouth").mean(0)
-    assert oval[:, 0].min() < inner[0] < oval[:, 0].max()
-    with pytest.raises(ValueError, match="unknown landmark subset"):
-        subset(lm, "ears")
 
 
 def test_mesh_crop_in_any_layout_and_z_in_pixels(astronaut):

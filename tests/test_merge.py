@@ -23,10 +23,10 @@ def _frame(fmt: str, height: int = 360, width: int = 480, seed: int = 0) -> np.n
     return np.random.default_rng(seed).integers(0, 256, (height, width, channels), np.uint8)
 
 
-def _output(frame: np.ndarray, face, colour=RED, mask: np.ndarray | None = None) -> SwapOutput:
+def _output(frame: np.ndarray, face, color=RED, mask: np.ndarray | None = None) -> SwapOutput:
     aligned = align(frame, face.points5, whole_face_template(SIZE), SIZE)
     crop = np.empty((SIZE, SIZE, 3), np.uint8)
-    crop[:] = colour
+    crop[:] = color
     return SwapOutput(crop=crop, matrix=aligned.matrix, mask=mask)
 
 
@@ -161,14 +161,14 @@ def test_face_partly_outside_the_frame():
     np.testing.assert_array_equal(result[..., 3], frame[..., 3])
 
 
-def _textured(colour, seed: int) -> np.ndarray:
+def _textured(color, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     noise = rng.normal(0, 12, (SIZE, SIZE, 3))
-    return np.clip(np.array(colour, np.float64) + noise, 0, 255).astype(np.uint8)
+    return np.clip(np.array(color, np.float64) + noise, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("mode", ["rct", "hist"])
-def test_colour_transfer_matches_the_target_inside_the_mask(mode):
+def test_color_transfer_matches_the_target_inside_the_mask(mode):
     swap = _textured((200, 60, 50), 1)  # reddish swapped face
     target = _textured((90, 150, 110), 2)  # greenish live face
     mask = np.zeros((SIZE, SIZE), np.float32)
@@ -184,7 +184,7 @@ def test_colour_transfer_matches_the_target_inside_the_mask(mode):
         transfer_color(swap, target, mask, "lab")
 
 
-def test_colour_transfer_uses_the_aligned_original_in_merge():
+def test_color_transfer_uses_the_aligned_original_in_merge():
     """rct inside merge pulls a red swap towards the live face's colours (frame layout aware)."""
     for fmt in ("rgb", "bgra"):
         live_rgb = np.array((90, 150, 110), np.uint8)
@@ -192,7 +192,7 @@ def test_colour_transfer_uses_the_aligned_original_in_merge():
         frame[..., :3] = from_rgb(live_rgb, fmt)
         frame[..., 3:] = 200
         face = synthetic_face(240, 180, 150)
-        out = _output(frame, face, colour=RED)
+        out = _output(frame, face, color=RED)
         out.crop[:] = _textured((200, 60, 50), 3)
         result = frame.copy()
         merge(result, fmt, face, out, SwapSettings(color_transfer="rct"))

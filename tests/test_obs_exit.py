@@ -18,7 +18,7 @@ from obs.harness import (
     wait_for,
 )
 
-from core.benchdfm import BenchDfmConfig, ensure_bench_dfm
+from core.commands.bench_dfm import BenchDfmConfig, ensure_bench_dfm
 
 pytestmark = pytest.mark.obs
 SLOW_MODEL = BenchDfmConfig(ae_dims=64, e_dims=64, d_dims=192)  # 520 MB, written per run

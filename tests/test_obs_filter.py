@@ -30,8 +30,8 @@ from obs.harness import (
     wait_for,
 )
 
-from core.benchdfm import ensure_bench_dfm
-from core.landmarks import landmarks_for_image
+from core.commands.bench_dfm import ensure_bench_dfm
+from core.stills import landmarks_for_image
 
 pytestmark = pytest.mark.obs
 
@@ -67,7 +67,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     writer.release()
     clips = {"clip720": write_clip(folder / "clip720.mp4", 1280, 720),  # I420, BT.709 limited
              "mjpg": write_clip(folder / "clip_mjpg.avi", 640, 360, "MJPG"),  # I420, full range
-             "raw": write_clip(folder / "clip_i422.avi", 320, 180, "HFYU", colour=False)}  # I422
+             "raw": write_clip(folder / "clip_i422.avi", 320, 180, "HFYU", color=False)}  # I422
     # a model much slower than OBS's frames (SAEHD-224-sized, one thread: ~750 ms a frame
     # here), outside the models folder so catalog scans do not read its 270 MB
     slow = ensure_bench_dfm(tmp_path_factory.mktemp("slow_model"))
@@ -239,7 +239,7 @@ def mean_diff_outside_face(a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> flo
     return float(diff[outside].mean())
 
 
-def test_async_frames_match_texrender_colours(obs):
+def test_async_frames_match_texrender_colors(obs):
     """A media source's raw I420 frames (BT.709, limited range), converted on our thread,
     give the colours libobs' GPU conversion gives: the swapped output outside the face
     matches the texrender path's output and the unfiltered source."""
@@ -359,8 +359,13 @@ def test_dfm_double_swaps_inside_the_face_only(obs):
 
 def properties_of(obs: ObsSession, key: str) -> dict:
     """Build every filter's properties panel in OBS (test hook) and return `key`'s."""
+    def report() -> dict:
+        return obs.status().get("test_properties", {})
+
+    # a report from before this call must not be taken for this one
+    before = wait_for(lambda: [report().get("built", 0)], 30, "the script's status")[0]
     obs.client.trigger_hot_key_by_name("face_swap.test_properties")
-    return wait_for(lambda: obs.status().get("test_properties", {}).get(key), 20,
+    return wait_for(lambda: report().get("built", 0) > before and report()[key], 20,
                     f"properties of {key}")
 
 
@@ -368,7 +373,7 @@ PANEL_GROUPS = {
     "group_model": ["model", "refresh_models", "reference", "device", "threads", "morph"],
     "group_face": ["faces", "face_id", "max_faces", "mask", "erode", "blur", "face_scale",
                    "face_offset_x", "face_offset_y", "keep_eyes", "keep_mouth"],
-    "group_colour": ["color_transfer", "opacity"],
+    "group_color": ["color_transfer", "opacity"],
     "group_tracking": ["smoothing", "detect_interval", "max_yaw", "max_pitch", "fade_ms"],
     "group_privacy": ["on_lost", "hold_ms", "label", "label_corner", "label_size"],
 }
@@ -431,7 +436,8 @@ def test_status_refreshes_itself(obs, files):
                 "status", "")
         wait_for(lambda: "model file not found" in status_text(), 30, "the error in the status")
         assert status_text().startswith("Not swapping (the source shows unswapped)")
-        pushes = obs.filter_status("Scratch")["panel_pushes"]
+        pushes = obs.wait_filter("Scratch", lambda f: f["problem"], 30, "Scratch's status")[
+            "panel_pushes"]
         obs.client.set_source_filter_settings("Scratch", "Face Swap",
                                               {"model": "persona:default"}, True)
         wait_for(lambda: status_text().startswith("Swapping persona:default on CPU"), 60,
@@ -616,9 +622,9 @@ def test_a_slow_model_is_not_fed_frames_it_would_drop(obs):
         obs.wait_filter(source, lambda f, n=ready["frames_out"]: f["frames_out"] >= n + 2,
                         60, f"{source}: two slow swaps")
     before = {s: obs.filter_status(s) for s in ("Slow", "SlowVideo")}
-    time.sleep(4.0)
-    for source in ("Slow", "SlowVideo"):
-        now = obs.filter_status(source)
+    for source in ("Slow", "SlowVideo"):  # a few more slow swaps, however slow this machine
+        now = obs.wait_filter(source, lambda f, n=before[source]["frames_out"]:
+                              f["frames_out"] >= n + 3, 60, f"{source}: three more swaps")
         left = now["frames_not_grabbed"] - before[source]["frames_not_grabbed"]
         taken = now["frames_in"] - before[source]["frames_in"]
         swapped = now["frames_out"] - before[source]["frames_out"]

@@ -29,10 +29,10 @@ from obs.harness import (
 )
 
 from core import privacy
-from core.benchdfm import ensure_bench_dfm
+from core.commands.bench_dfm import ensure_bench_dfm
 from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, points5
 from core.headturn import make_head, render_head
-from core.landmarks import landmarks_for_image
+from core.stills import landmarks_for_image
 
 pytestmark = pytest.mark.obs
 
@@ -108,7 +108,7 @@ def program(obs: ObsSession, name: str) -> None:
     wait_for(lambda: obs.status()["scene"] == name, 20, f"scene {name} on program")
 
 
-def colours(image: np.ndarray) -> int:
+def colors(image: np.ndarray) -> int:
     return len(np.unique(image[..., :3].reshape(-1, 3), axis=0))
 
 
@@ -119,7 +119,7 @@ def is_cover(out: np.ndarray, plain: np.ndarray) -> bool:
     side = privacy.cover_block_px(width, height)
     blocks = (width / side + 2) * (height / side + 2)
     differs = np.abs(out[..., :3].astype(int) - plain[..., :3].astype(int)).max(axis=2) > 0
-    return colours(out) <= 4 * blocks and differs.mean() > 0.8
+    return colors(out) <= 4 * blocks and differs.mean() > 0.8
 
 
 def eyes_box(plain: np.ndarray) -> tuple[slice, slice]:
@@ -256,6 +256,6 @@ def test_a_head_past_the_pose_limit_is_pixelated(obs, files):
         out = obs.screenshot("Turned")
         face = out[y0:y1, x0:x1, :3]
         corner = (slice(0, 40), slice(0, 40))  # background far from the face: untouched
-        return (colours(face) <= (privacy.FACE_BLOCKS + 3) ** 2
+        return (colors(face) <= (privacy.FACE_BLOCKS + 3) ** 2
                 and np.array_equal(out[corner], plain[corner]))
     wait_for(pixelated, 20, "the turned face pixelated, the rest untouched")

@@ -34,9 +34,11 @@ except OSError as exc:  # no libobs on this machine
 
 from obs_script import env, obsdata, registration  # noqa: E402
 from obs_script.catalog import ModelCatalog  # noqa: E402
+from obs_script.hotkeys import step_model  # noqa: E402
+from obs_script.preparer import Preparer  # noqa: E402
 from obs_script.properties import CONTROLS, StatusPush, status_line, visibility  # noqa: E402
 from obs_script.render import FramePool  # noqa: E402
-from obs_script.scenes import Preparer, parse_mapping, step_model  # noqa: E402
+from obs_script.scenes import parse_mapping  # noqa: E402
 from obs_script.status import StatusWriter  # noqa: E402
 
 OBS_HEADERS = Path("/usr/include/obs/obs.h")

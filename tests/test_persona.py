@@ -12,8 +12,8 @@ import pytest
 from core.align import similarity, whole_face_template
 from core.errors import InputError
 from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER
-from core.landmarks import landmarks_for_image
 from core.settings import SwapSettings
+from core.stills import landmarks_for_image
 from core.swap import persona
 from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate
 from core.swap.persona import CROP_SIZE, DEFAULT_PERSONA, PersonaSwapper

@@ -108,8 +108,8 @@ def _lost(face_frame, empty_frame, times=(0.1, 1.0, 1.5), **changes):
 
 def is_mosaic(region: np.ndarray, blocks: int) -> bool:
     """A coarse mosaic (at most about blocks x blocks colours), not a picture."""
-    colours = np.unique(region[..., :3].reshape(-1, 3), axis=0)
-    return len(colours) <= (blocks + 3) ** 2
+    colors = np.unique(region[..., :3].reshape(-1, 3), axis=0)
+    return len(colors) <= (blocks + 3) ** 2
 
 
 def assert_covered(out: np.ndarray, frame: np.ndarray) -> None:

@@ -48,8 +48,8 @@ def test_cover_is_a_coarse_mosaic_of_the_whole_frame():
     privacy.cover(covered)
     side = privacy.cover_block_px(640, 360)
     assert side == 36.0
-    colours = np.unique(covered[..., :3].reshape(-1, 3), axis=0)
-    assert len(colours) <= (640 // 36 + 2) * (360 // 36 + 2)
+    colors = np.unique(covered[..., :3].reshape(-1, 3), axis=0)
+    assert len(colors) <= (640 // 36 + 2) * (360 // 36 + 2)
     # each block is its area's mean: the mosaic keeps the picture's overall colour
     assert abs(covered[..., :3].mean() - frame[..., :3].mean()) < 1.0
     np.testing.assert_array_equal(covered[..., 3], frame[..., 3])  # the source's alpha
@@ -66,5 +66,5 @@ def test_pixelate_face_touches_only_the_face_area():
     inside = np.zeros(frame.shape[:2], bool)
     inside[y0:y1, x0:x1] = True
     np.testing.assert_array_equal(out[~inside], frame[~inside])
-    colours = np.unique(out[inside].reshape(-1, 3), axis=0)
-    assert len(colours) <= (privacy.FACE_BLOCKS + 1) ** 2
+    colors = np.unique(out[inside].reshape(-1, 3), axis=0)
+    assert len(colors) <= (privacy.FACE_BLOCKS + 1) ** 2

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, Face
-from core.landmarks import landmarks_for_image
 from core.settings import SwapSettings
 from core.smoothing import OneEuroFilter, params_for_strength
+from core.stills import landmarks_for_image
 from core.track import FaceTracker, select_faces
 
 FPS = 30.0

@@ -179,14 +179,16 @@ def test_idle_worker_stops(plus1):
 def test_atomic_switch_while_frames_flow(plus1, tmp_path):
     """A model built in the background goes live between two frames: every frame gets a
     result (no gap), each from exactly one complete model, old before new, never mixed."""
-    worker = Worker(plus1)
+    current = [plus1]  # what the worker runs: switched on its own thread by call_soon
+    worker = Worker(lambda frame: current[0](frame))
     built = threading.Event()
 
     def build():
         path = add_frame_model(tmp_path / "plus2.onnx", 2)
         session = runtime.get_session(path, "cpu", 1)
         runtime.warm_up(session)
-        worker.set_process(lambda frame: session.run(None, {"frame": frame})[0])
+        worker.call_soon(lambda: current.__setitem__(
+            0, lambda frame: session.run(None, {"frame": frame})[0]))
         built.set()
 
     builder = threading.Thread(target=build)

@@ -24,7 +24,7 @@ import onnx
 import onnxruntime as ort
 
 from core import ROOT, runtime
-from core.benchdfm import BenchDfmConfig, ensure_bench_dfm, macs
+from core.commands.bench_dfm import BenchDfmConfig, ensure_bench_dfm, macs
 from core.commands.options import bounded, frame_size, setting
 from core.errors import InputError
 from core.imageio import check_input_file, read_bgr, read_video_frames

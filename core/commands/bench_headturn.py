@@ -25,9 +25,10 @@ from core.align import similarity, whole_face_template
 from core.face import points5
 from core.headturn import Head, landmark_error, make_head, render_head, sweep
 from core.imageio import read_rgb
-from core.landmarks import FaceMesh, faces_in_image, roi_from_landmarks
+from core.landmarks import FaceMesh, roi_from_landmarks
 from core.pipeline import Pipeline
 from core.settings import SwapSettings
+from core.stills import faces_in_image
 
 FPS = 30.0
 LIMITS = {"yaw": 80.0, "pitch": 45.0}

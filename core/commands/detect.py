@@ -17,10 +17,11 @@ from core.commands.options import bounded, frame_sizes, setting
 from core.detect import FaceDetector
 from core.errors import InputError
 from core.imageio import read_bgr
-from core.landmarks import FaceMesh, faces_in_image, roi_from_landmarks
+from core.landmarks import FaceMesh, roi_from_landmarks
 from core.runtime import default_threads
 from core.settings import SwapSettings
 from core.smoothing import OneEuroFilter
+from core.stills import faces_in_image
 from core.track import FaceTracker
 
 HELP = "find faces in an image (box, score, 5 points, pose); --bench times each stage"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -25,9 +26,11 @@ class Swapper(Protocol):
     """One loaded model (or persona). Built once, called per face per frame."""
 
     name: str
+    path: Path | None  # the model file (or persona image) it was loaded from; None: packaged
     provider: str  # onnxruntime provider actually running it ("" when no model)
     # default (max yaw, max pitch) in degrees past which its swaps break down; 90 = none
     pose_limits: tuple[float, float]
+    timings: dict[str, float]  # its own stages of the last swap, ms ("align" is merged in)
 
     def swap(self, frame: np.ndarray, fmt: str, face: Face, settings: SwapSettings) -> SwapOutput:
         """Swap one face of `frame` (layout `fmt`); must not modify `frame`."""

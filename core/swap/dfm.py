@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from core.align import align, whole_face_template
-from core.errors import ModelFileError
 from core.face import Face
 from core.frame import check_frame, to_bgr
 from core.runtime import get_session, run
 from core.settings import SwapSettings
+from core.signatures import classify, expect, tensors
 from core.swap.base import SwapOutput, check_finite
 
 # Models aligned by five points (DFM, inswapper) see faces in the frontal template's layout;
@@ -35,19 +35,13 @@ class DFMSwapper:
         self.path = Path(path)
         self.name = self.path.stem
         self.session = get_session(self.path, device, threads)
-        inputs = self.session.get_inputs()
-        shape = inputs[0].shape
-        if "in_face" not in inputs[0].name or len(shape) != 4 or shape[3] != 3 \
-                or not isinstance(shape[1], int) or shape[1] != shape[2]:
-            raise ModelFileError(f"{self.path.name} is not a DFM: input 0 is "
-                                 f"{inputs[0].name} {shape}, expected in_face (N,R,R,3)")
-        if len(self.session.get_outputs()) != 3:
-            raise ModelFileError(f"{self.path.name} is not a DFM: "
-                                 f"{len(self.session.get_outputs())} outputs, expected 3")
-        self.resolution = int(shape[1])
-        self.input_name = inputs[0].name
-        self.morph_name = inputs[1].name if len(inputs) > 1 else None
+        signature = expect("dfm", classify(tensors(self.session.get_inputs()),
+                                           tensors(self.session.get_outputs())), self.path.name)
+        self.resolution = signature.resolution
+        self.input_name = signature.inputs[0]
+        self.morph_name = signature.inputs[1] if signature.morph else None
         self.provider = self.session.get_providers()[0]
+        self.timings: dict[str, float] = {}  # one stage: the pipeline times it as "swap"
         self.template = whole_face_template(self.resolution)
 
     @property

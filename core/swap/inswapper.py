@@ -23,6 +23,7 @@ from core.lru import LruCache
 from core.modelfiles import file_version
 from core.runtime import get_session, run
 from core.settings import SwapSettings
+from core.signatures import classify, expect, tensors
 from core.swap.base import SwapOutput, check_finite
 from core.swap.dfm import POSE_LIMITS
 
@@ -73,12 +74,12 @@ class InswapperSwapper:
         self.session = get_session(self.path, device, threads)
         self.embedder = get_session(self.embedder_path, device, threads)
         self.provider = self.session.get_providers()[0]
-        shapes = {i.name: i.shape for i in self.session.get_inputs()}
-        self.target_name = next((n for n, s in shapes.items() if len(s) == 4), None)
-        self.source_name = next((n for n, s in shapes.items() if len(s) == 2), None)
-        if self.target_name is None or self.source_name is None:
-            raise ModelFileError(f"{self.path.name} is not an inswapper: inputs {shapes}")
+        self.timings: dict[str, float] = {}  # one stage: the pipeline times it as "swap"
         self.emap = load_emap(self.path)
+        signature = expect("inswapper", classify(tensors(self.session.get_inputs()),
+                                                 tensors(self.session.get_outputs()),
+                                                 self.emap.shape), self.path.name)
+        self.target_name, self.source_name = signature.inputs
         self.template = arcface_template(self.size)
         self.source = self.set_reference(reference)
 
@@ -105,7 +106,7 @@ class InswapperSwapper:
         key = (file_version(self.embedder_path), file_version(path))
         embedding = _embeddings.get(key)
         if embedding is None:
-            from core.landmarks import landmarks_for_image
+            from core.stills import landmarks_for_image
 
             image = read_rgb(path, "reference image")
             face = landmarks_for_image(image)

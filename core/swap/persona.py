@@ -26,11 +26,11 @@ from core.errors import InputError
 from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, Face, mirror_indices
 from core.frame import check_frame
 from core.imageio import read_rgb
-from core.landmarks import landmarks_for_image
 from core.lru import LruCache
 from core.merge import crop_scale
 from core.modelfiles import file_version
 from core.settings import SwapSettings
+from core.stills import landmarks_for_image
 from core.swap.base import SwapOutput
 from core.swap.mesh import (
     MeshWarp,
@@ -136,6 +136,7 @@ class PersonaSwapper:
     def __init__(self, reference: str = "", size: int = CROP_SIZE,
                  points: int = MESH_POINTS) -> None:
         self.reference = reference
+        self.path = Path(reference) if reference else None
         self.size = size
         self.name = f"persona:{Path(reference).stem}" if reference else "persona:default"
         self.portrait = load_portrait(reference, size, points)

@@ -56,7 +56,7 @@ def face_canvas(width: int, height: int, background: np.ndarray | None = None) -
     return canvas
 
 
-def colour_background(width: int, height: int) -> np.ndarray:
+def color_background(width: int, height: int) -> np.ndarray:
     """Saturated hues left to right, dark to light top to bottom: colour errors show."""
     hue = np.linspace(0, 179, width, dtype=np.float32)[None, :].repeat(height, 0)
     value = np.linspace(60, 250, height, dtype=np.float32)[:, None].repeat(width, 1)
@@ -74,16 +74,16 @@ def write_bench_images(folder: Path) -> dict[str, Path]:
 
 
 def write_clip(path: Path, width: int, height: int, fourcc: str = "mp4v",
-               colour: bool = True) -> Path:
+               color: bool = True) -> Path:
     """A still clip (CLIP_FRAMES frames at CLIP_FPS) of the astronaut on a colourful
-    background (grey levels if not `colour`); mp4v decodes to I420 (BT.709, limited range)
+    background (grey levels if not `color`); mp4v decodes to I420 (BT.709, limited range)
     in OBS's media source."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), CLIP_FPS,
-                             (width, height), colour)
+                             (width, height), color)
     if not writer.isOpened():
         raise RuntimeError(f"cv2 cannot write {fourcc} to {path}")
-    frame = face_canvas(width, height, colour_background(width, height))
-    if not colour:
+    frame = face_canvas(width, height, color_background(width, height))
+    if not color:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     for _ in range(CLIP_FRAMES):
         writer.write(frame)
