@@ -16,3 +16,5 @@ __version__ = "0.1.0"
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
+# public-domain sample photos: bench input, head-turn portraits, test images
+SAMPLES_DIR = MODELS_DIR / "samples"

@@ -1,7 +1,7 @@
 """Build the built-in demo clip: the public-domain test portraits moving along a smooth path.
 
 The demo needs a video with a real face that anyone may redistribute; a webcam recording
-would show a real person. Each portrait (tests/data, public domain) is cut out around its
+would show a real person. Each portrait (models/samples, public domain) is cut out around its
 face with a soft oval, then moves, turns and zooms gently over a plain backdrop: half of
 the clip each. Frame size 640x360, 25 fps, 3 s, MPEG-4 Part 2 ("mp4v", what OpenCV's
 pip wheels can always write).
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from core.imageio import read_rgb  # noqa: E402
 from core.stills import landmarks_for_image  # noqa: E402
 
-SOURCES = ("tests/data/astronaut.png", "tests/data/grace_hopper.jpg")
+SOURCES = ("models/samples/astronaut.png", "models/samples/grace_hopper.jpg")
 WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 25, 3.0
 FACE_PX = 125.0  # face box side in the clip: a webcam-like framing
 

@@ -1,6 +1,6 @@
 """Build the default persona: a composite face that depicts no single real person.
 
-Sources (public domain, committed under tests/data with provenance): scikit-image's
+Sources (public domain, committed under models/samples with provenance): scikit-image's
 astronaut.png (NASA portrait) and matplotlib's grace_hopper.jpg (US Navy portrait). Each
 portrait and its mirror image are aligned to a whole-face template, warped piecewise-affine
 onto the mean landmark shape of all four, and averaged. The average of two people, each
@@ -27,7 +27,7 @@ from core.imageio import read_rgb  # noqa: E402
 from core.stills import landmarks_for_image  # noqa: E402
 from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate  # noqa: E402
 
-SOURCES = ("tests/data/astronaut.png", "tests/data/grace_hopper.jpg")
+SOURCES = ("models/samples/astronaut.png", "models/samples/grace_hopper.jpg")
 
 
 def aligned_face(image_rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,17 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from obs_script.env import PYTHON_SETTING  # noqa: E402  (standard library only)
+
 VENV = ROOT / ".venv"
 SUPPORTED = ((3, 10), (3, 14))  # the Python versions the engine's wheels exist for
 CUDA13_DRIVER = 580  # NVIDIA drivers from this major version run the CUDA 13 build
 BUILDS = ("cpu", "gpu", "gpu-cuda12", "directml")  # pyproject.toml extras
-# where OBS is told which Python to load (Tools > Scripts > Python Settings), per system
-OBS_PYTHON_SETTING = {
-    "Windows": "the folder of this Python (e.g. %LOCALAPPDATA%\\Programs\\Python\\Python311)",
-    "Darwin": "this Python's framework folder (e.g. "
-              "/Library/Frameworks/Python.framework/Versions/3.11)",
-    "Linux": "nothing: OBS on Linux embeds the system Python (/usr/bin/python3)",
-}
 
 
 @dataclass(frozen=True)
@@ -162,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
          "ort.get_available_providers())"])
     stamp.write_text(stamp_text(choice.build) + "\n")
     print(f"setup: OBS Python setting (Tools > Scripts > Python Settings): "
-          f"{OBS_PYTHON_SETTING.get(system, sys.base_prefix)}"
+          f"{PYTHON_SETTING.get(system, sys.base_prefix)}"
           + (f" - {sys.base_prefix}" if system in ("Windows", "Darwin") else ""))
     return 0
 

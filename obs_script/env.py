@@ -10,11 +10,33 @@ a message instead. Standard library only: this runs before anything else is impo
 from __future__ import annotations
 
 import os
+import platform
 import site
 import sys
 from pathlib import Path
 
 ENV_VAR = "FACE_SWAP_VENV"  # another venv than <repo>/.venv
+# Which Python OBS loads (Tools > Scripts > Python Settings), per platform.system(); the venv
+# must be made by that same Python (install/setup.py prints this line too)
+PYTHON_SETTING = {
+    "Windows": "the folder of a 64-bit python.org Python (e.g. "
+               "%LOCALAPPDATA%\\Programs\\Python\\Python311)",
+    "Darwin": "a python.org Python's framework folder (e.g. "
+              "/Library/Frameworks/Python.framework/Versions/3.11)",
+    "Linux": "nothing: OBS on Linux embeds the system Python (/usr/bin/python3)",
+}
+SETUP_COMMAND = {"Windows": "py -{v} install\\setup.py", "Darwin": "python{v} install/setup.py",
+                 "Linux": "install/setup.sh"}
+
+
+def setup_hint(system: str, version: tuple[int, int]) -> str:
+    """How to (re)build the venv for the Python OBS runs, and where OBS is told which one."""
+    command = SETUP_COMMAND.get(system, SETUP_COMMAND["Linux"]).format(
+        v=f"{version[0]}.{version[1]}")
+    if system in ("Windows", "Darwin"):
+        return (f"run `{command}` with the Python set in Tools > Scripts > Python Settings "
+                f"({PYTHON_SETTING[system]})")
+    return f"run {command}"
 
 
 def venv_dir(root: Path) -> Path:
@@ -48,16 +70,16 @@ def activate(root: Path) -> str:
         sys.path.insert(0, str(root))
     venv = venv_dir(root)
     version = venv_version(venv)
-    if version is None:
-        return (f"no Python environment at {venv}: run install/setup.sh, then "
-                "install/obs_setup.sh")
     running = sys.version_info[:2]
+    hint = setup_hint(platform.system(), running)
+    if version is None:
+        return f"no Python environment at {venv}: {hint}"
     if version != running:
         return (f"{venv} was made with Python {version[0]}.{version[1]} but OBS runs Python "
-                f"{running[0]}.{running[1]}: rebuild it with that version (install/setup.sh)")
+                f"{running[0]}.{running[1]} ({sys.base_prefix}): rebuild it, {hint}")
     packages = Path(os.path.abspath(site_packages(venv, version)))
     if not packages.is_dir():
-        return f"{packages} is missing: run install/setup.sh"
+        return f"{packages} is missing: {hint}"
     before = list(sys.path)
     site.addsitedir(str(packages))  # also runs its .pth files (the editable install)
     added = [p for p in sys.path if p not in before]

@@ -9,6 +9,7 @@ threads behind and the filters continue with the reloaded code.
 from __future__ import annotations
 
 import os
+import platform
 import sys
 import threading
 import time
@@ -145,8 +146,9 @@ def script_load(settings, module) -> None:
         obs.obs_data_array_release(saved)
     obs.obs_frontend_add_event_callback(_on_event)
     script_update(settings)
-    L.log(L.LOG_INFO, f"script loaded (load #{registration.STATE.loads}, "
-                      f"status file {_host.status_path})")
+    L.log(L.LOG_INFO, f"script loaded (load #{registration.STATE.loads}, Python "
+                      f"{platform.python_version()} from {sys.base_prefix}, status file "
+                      f"{_host.status_path})")
     if problem := L.version_problem():
         L.log(L.LOG_WARNING, problem)
 

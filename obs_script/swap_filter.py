@@ -20,6 +20,7 @@ cleared).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -345,7 +346,8 @@ class FaceSwapFilter:
                       convert_ms=percentiles(self.feed.convert_ms),
                       convert_errors=self.feed.errors, convert_error=self.feed.last_error,
                       callback_errors=registration.callback_errors(self.key),
-                      on_lost=self.settings.on_lost, panel_pushes=self.push.pushes)
+                      on_lost=self.settings.on_lost, panel_pushes=self.push.pushes,
+                      settings=dataclasses.asdict(self.settings))
         self.last_status = status
         if self.push.due(*properties.status_line(status)):
             registration.queue_ui(lambda: properties.push_status(self))

@@ -1,4 +1,4 @@
-"""Shared test fixtures: real images committed under tests/data."""
+"""Shared test fixtures: the real sample photos shipped under models/samples."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "models" / "samples"
 
 # (frame, fmt, message): frames every entry point must refuse with a one-line ValueError
 BAD_FRAMES = [

@@ -382,23 +382,24 @@ def bgra_frame(feed: A.FrameFeed, value: int) -> A.RawFrame:
 
 def test_feed_converts_newest_first_and_reuses_buffers():
     received: list[np.ndarray] = []
-    gate = threading.Event()
+    inside, gate, both = threading.Event(), threading.Event(), threading.Event()
 
     def sink(rgba):
+        inside.set()
         gate.wait(5)
         received.append(rgba)
+        if len(received) == 2:
+            both.set()
 
     feed = A.FrameFeed(sink)
     try:
         first = bgra_frame(feed, 1)
         feed.put(first)
-        time.sleep(0.2)  # the thread is now inside sink() with frame 1
+        assert inside.wait(5)  # the thread is now inside sink() with frame 1
         for value in (2, 3, 4):
             feed.put(bgra_frame(feed, value))  # 2 and 3 are replaced unconverted
         gate.set()
-        deadline = time.monotonic() + 5
-        while len(received) < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert both.wait(5)
         assert [int(r[0, 0, 0]) for r in received] == [1, 4]
         assert feed.frames_in == 4 and feed.dropped == 2 and feed.frames_out == 2
         assert len(feed.convert_ms) == 2
@@ -415,7 +416,7 @@ def test_feed_pool_never_hands_out_a_buffer_in_use():
         deadline = time.monotonic() + 5
         while feed.frames_out < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(0.05)
+        assert feed.stop(1.0)  # joined: the converted frame's buffers are back in the pool
         assert feed.planes(layout)[0] is a[0]  # converted, so free again
         assert feed.planes(layout)[0] is not a[0]  # pool empty: a fresh one
         assert feed.planes(((4, 8),))[0].shape == (4, 8)  # new layout: pool dropped

@@ -21,7 +21,7 @@ from doubles import build_dfm, save
 from core import ROOT
 from core.imageio import partial_path, read_video_frames
 
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "models" / "samples"
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ import pytest
 from core import ROOT
 from core.cli import main
 
-PHOTO = str(ROOT / "tests" / "data" / "astronaut.png")
+PHOTO = str(ROOT / "models" / "samples" / "astronaut.png")
 
 CASES = [
     (["bench", "--threads", "-3"], "--threads: -3 is not within 0..64"),

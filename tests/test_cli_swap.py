@@ -15,7 +15,7 @@ from core import ROOT, devices
 from core.cli import main
 from core.imageio import read_video_frames
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "models" / "samples"
 
 
 def run_cli(*argv: str) -> subprocess.CompletedProcess:

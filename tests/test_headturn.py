@@ -140,7 +140,7 @@ def test_crossing_the_pose_limit_cross_fades(heads, dfm):
 def test_bench_headturn_command(tmp_path, capsys, astronaut):
     sheet = tmp_path / "sheet.png"
     code = main(["bench", "--headturn", "--json", "--step", "10", "--portrait",
-                 "tests/data/astronaut.png", "--sheet", str(sheet)])
+                 "models/samples/astronaut.png", "--sheet", str(sheet)])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     keys = {"axis", "lo", "hi", "frames", "tracked", "swapped", "landmark_error",

@@ -7,6 +7,7 @@ the scene it needs on program, so only that scene's filters are busy.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from obs.harness import (
 )
 
 from core.commands.bench_dfm import ensure_bench_dfm
+from core.settings import SwapSettings
 from core.stills import landmarks_for_image
 
 pytestmark = pytest.mark.obs
@@ -114,6 +116,9 @@ def obs(files, tmp_path_factory):
         image_source("Bench720", f["bench720"], [face_swap_filter(settings=NO_LABEL),
                                                  builtin_filter()]),
         image_source("Scratch", ASTRONAUT),  # filters are added to it and removed
+        # as an earlier release saved it: hold_ms a double, none of the later settings
+        image_source("OldSaved", ASTRONAUT, [face_swap_filter(settings={
+            "model": "persona:default", "on_lost": "hold", "hold_ms": 750.0, "label": False})]),
         image_source("Slow", ASTRONAUT, [face_swap_filter(settings=SLOW)]),
         media_source("SlowVideo", f["video"], [face_swap_filter(settings=SLOW)]),
         scene("Main", [scene_item("Face", 1), scene_item("Plain", 2, x=320),
@@ -136,7 +141,8 @@ def obs(files, tmp_path_factory):
         scene("Third", [scene_item("Mapped", 1)]),
         scene("Bench 360", [scene_item("Bench360", 1)]),
         scene("Bench 720", [scene_item("Bench720", 1, scale=0.5)]),
-        scene("Scratch scene", [scene_item("Scratch", 1)]),  # never on program
+        scene("Scratch scene", [scene_item("Scratch", 1),  # never on program
+                                scene_item("OldSaved", 2, x=320)]),
         scene("Slow scene", [scene_item("Slow", 1, scale=0.5),
                              scene_item("SlowVideo", 2, x=320, scale=0.5)]),
     ]
@@ -423,6 +429,18 @@ def test_properties_panel(obs, files):
                                                                "faces": "largest"}, True)
 
 
+def test_a_collection_saved_by_an_earlier_release_loads(obs):
+    """Settings saved before a setting changed type (hold_ms: double -> int) or existed
+    (fade_ms, max_faces, label_size, turn limits) read as the saved value or the default."""
+    settings = obs.wait_filter("OldSaved", lambda f: f["settings"], 30, "OldSaved")["settings"]
+    assert settings["hold_ms"] == 750 and isinstance(settings["hold_ms"], int)
+    assert settings["on_lost"] == "hold" and settings["label"] is False
+    defaults = SwapSettings()
+    for name in ("fade_ms", "max_faces", "label_size", "max_yaw", "max_pitch"):
+        assert settings[name] == getattr(defaults, name), name
+    assert not obs.filter_status("OldSaved")["problem"]
+
+
 def test_status_refreshes_itself(obs, files):
     """No button: the status line in the filter's settings (what an open panel shows)
     follows the engine - an error appears, then clears when the model is fixed - and OBS is
@@ -600,6 +618,8 @@ def test_reload_scripts_ten_times_while_rendering(obs):
     status = obs.status()
     assert status["registrations"] == 1
     assert obs.log_text().count("registered filter 'face_swap'") == 1
+    # the startup line says which Python OBS runs (what the venv must be made with)
+    assert re.search(r"script loaded \(load #\d+, Python 3\.\d+\.\d+ from /", obs.log_text())
     assert "already exists" not in obs.log_text()
     out, ref = wait_swapped(obs, "Face", "Plain")
     assert_swap_confined(out, ref)

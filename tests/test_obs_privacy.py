@@ -160,10 +160,12 @@ def test_original_still_passes_the_source_through(obs):
 
 def test_a_model_producing_nan_is_an_error_and_covers(obs):
     program(obs, "Errors")
-    status = obs.wait_filter("Nan", lambda f: f["errors"] > 2, 60, "Nan's frame errors")
-    assert "model nan_224 produced NaN values" in status["last_error"]
-    assert "produced NaN values" in obs.wait_filter("Nan", lambda f: f["problem"], 30,
-                                                    "Nan's error as a problem")["problem"]
+    # met while the model is warmed up on the first real frame (a failed load), or on a later
+    # frame (a frame error), as the first frame and the load race: the same problem either way
+    status = obs.wait_filter("Nan", lambda f: "produced NaN values" in f["problem"], 60,
+                             "Nan's error as a problem")
+    assert "model nan_224 produced NaN values" in status["problem"]
+    assert status["errors"] > 0 or status["state"] == "error", status
     plain = obs.screenshot("Plain")
     for _ in range(3):
         assert is_cover(obs.screenshot("Nan"), plain)

@@ -18,7 +18,7 @@ from core.swap import persona
 from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate
 from core.swap.persona import CROP_SIZE, DEFAULT_PERSONA, PersonaSwapper
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "models" / "samples"
 
 
 def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:

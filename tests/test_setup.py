@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from core import ROOT
+from obs_script import env
 
 _spec = importlib.util.spec_from_file_location("setup_script", ROOT / "install" / "setup.py")
 setup = sys.modules["setup_script"] = importlib.util.module_from_spec(_spec)
@@ -58,9 +59,14 @@ def test_the_venv_python_per_system(tmp_path):
 
 
 def test_obs_python_setting_is_said_for_every_system():
-    assert set(setup.OBS_PYTHON_SETTING) == {"Windows", "Darwin", "Linux"}
-    assert "Python Settings" not in setup.OBS_PYTHON_SETTING["Linux"]  # nothing to set there
-    assert "Python.framework" in setup.OBS_PYTHON_SETTING["Darwin"]
+    assert set(env.PYTHON_SETTING) == set(env.SETUP_COMMAND) == {"Windows", "Darwin", "Linux"}
+    assert env.PYTHON_SETTING["Linux"].startswith("nothing")  # OBS embeds the system Python
+    assert "Python.framework" in env.PYTHON_SETTING["Darwin"]
+    # the script's startup problem says how to rebuild, per system, with the Python OBS runs
+    assert "`py -3.12 install\\setup.py`" in env.setup_hint("Windows", (3, 12))
+    assert "Python Settings (the folder" in env.setup_hint("Windows", (3, 12))
+    assert "`python3.11 install/setup.py`" in env.setup_hint("Darwin", (3, 11))
+    assert env.setup_hint("Linux", (3, 11)) == "run install/setup.sh"
 
 
 def test_the_stamp_changes_with_the_dependencies_and_the_build():

@@ -157,14 +157,19 @@ def test_non_array_result_is_an_error_not_a_crash():
 
 
 def test_stop_joins_promptly_even_mid_frame(plus1):
+    started, finished = threading.Event(), threading.Event()
+
     def slowish(frame):
-        time.sleep(0.2)
+        started.set()
+        time.sleep(0.2)  # a frame's work, not a wait for ordering
+        finished.set()
         return plus1(frame)
 
     worker = Worker(slowish)
     worker.submit(frame_for(1))
-    time.sleep(0.05)  # the frame is being processed
+    assert started.wait(5)  # the frame is being processed
     assert worker.stop(timeout=1.0)
+    assert finished.is_set()  # stop waited for the frame in hand, which had started
     assert not worker.running
     with pytest.raises(RuntimeError, match="stopped"):
         worker.submit(frame_for(2))

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from core import ROOT, runtime
+from core import SAMPLES_DIR, runtime
 from core.commands.bench_dfm import BenchDfmConfig, ensure_bench_dfm, macs
 from core.commands.options import bounded, frame_size, setting
 from core.errors import InputError
@@ -33,11 +33,11 @@ from core.settings import SwapSettings
 from core.worker import percentile
 
 HELP = "benchmark the swap path: per-stage ms, fps, latency, model share"
-SYNTHETIC_IMAGE = ROOT / "tests" / "data" / "astronaut.png"
+SYNTHETIC_IMAGE = SAMPLES_DIR / "astronaut.png"
 BENCH_DFM = "bench-dfm"  # --model alias: the generated bench DFM in the user cache
 SYNTHETIC_FRAMES = 16  # distinct synthetic frames, cycled
-HEADTURN_PORTRAITS = (ROOT / "tests" / "data" / "astronaut.png",
-                      ROOT / "tests" / "data" / "grace_hopper.jpg")
+HEADTURN_PORTRAITS = (SAMPLES_DIR / "astronaut.png",
+                      SAMPLES_DIR / "grace_hopper.jpg")
 HEADTURN_SHEET = Path("out") / "headturn" / "contact_sheet.png"
 
 

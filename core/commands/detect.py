@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core import ROOT
+from core import SAMPLES_DIR
 from core.align import align, arcface_template, whole_face_template
 from core.commands.options import bounded, frame_sizes, setting
 from core.detect import FaceDetector
@@ -77,7 +77,7 @@ def detect_image(path: Path, as_json: bool) -> int:
 
 def bench_frame(width: int, height: int) -> np.ndarray:
     """An RGBA frame (OBS's layout) with the astronaut's face at ~1/5 of the frame height."""
-    photo = read_bgr(ROOT / "tests" / "data" / "astronaut.png", "bench image")
+    photo = read_bgr(SAMPLES_DIR / "astronaut.png", "bench image")
     scale = 0.9 * height / photo.shape[0]  # the photo's face is ~1/5 of its height
     photo = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.full((height, width, 3), 60, np.uint8)

@@ -47,7 +47,7 @@ CLIP_FRAMES = 20
 
 def face_canvas(width: int, height: int, background: np.ndarray | None = None) -> np.ndarray:
     """The astronaut centred (full height) on `background` (BGR; grey when None)."""
-    face = cv2.imread(str(ROOT / "tests" / "data" / "astronaut.png"))
+    face = cv2.imread(str(ROOT / "models" / "samples" / "astronaut.png"))
     canvas = (np.full((height, width, 3), 128, np.uint8) if background is None
               else background.copy())
     scaled = cv2.resize(face, (height, height), interpolation=cv2.INTER_AREA)
