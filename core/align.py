@@ -67,9 +67,14 @@ class Aligned:
     matrix: np.ndarray  # 2x3 frame px -> crop px
 
 
-def align(frame: np.ndarray, points: np.ndarray, template: np.ndarray, size: int) -> Aligned:
-    """Crop `size` x `size` pixels of `frame` so that `points` land on `template`."""
-    matrix = similarity(points, template)
+def cut(frame: np.ndarray, matrix: np.ndarray, size: int) -> Aligned:
+    """The `size` x `size` crop of `frame` that `matrix` (frame px -> crop px) describes; past
+    the frame's edge its border pixels repeat."""
     crop = cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
     return Aligned(crop=crop, matrix=matrix)
+
+
+def align(frame: np.ndarray, points: np.ndarray, template: np.ndarray, size: int) -> Aligned:
+    """Crop `size` x `size` pixels of `frame` so that `points` land on `template`."""
+    return cut(frame, similarity(points, template), size)

@@ -209,12 +209,6 @@ def session_info(session: ort.InferenceSession) -> SessionInfo:
     return SessionInfo("", device, device, provider, 0)
 
 
-def clear_cache() -> None:
-    """Forget every cached session (their users keep working with their own references)."""
-    with _lock:
-        _cache.clear()
-
-
 def dummy_feed(session: ort.InferenceSession, batch: int = 1,
                seed: int | None = None) -> dict[str, np.ndarray]:
     """Inputs for every graph input, dynamic dims set to `batch`: zeros, or uniform [0,1)

@@ -15,7 +15,8 @@ RANGES = (("threads", 0, 64), ("face_id", 0, 999), ("max_faces", 1, 16), ("morph
            ("face_scale", 0.1, 10.0), ("face_offset_x", -1.0, 1.0), ("face_offset_y", -1.0, 1.0),
            ("smoothing", 0.0, 1.0), ("detect_interval", 1, 300), ("hold_ms", 0, 60_000),
            ("fade_ms", 0, 2_000), ("max_yaw", 0.0, 90.0), ("max_pitch", 0.0, 90.0),
-           ("label_size", 2.0, 25.0))
+           ("label_size", 2.0, 25.0), ("face_coverage", 0.1, 8.0),
+           ("align_x_offset", -10.0, 10.0), ("align_y_offset", -10.0, 10.0))
 
 
 # Settings that change which model files and sessions are loaded: a change rebuilds the
@@ -34,6 +35,13 @@ class SwapSettings:
     face_id: int = 0  # used when faces == "id"
     max_faces: int = 4  # faces followed (and swapped) at once; each costs a FaceMesh run
     morph: float = 0.75  # AMP .dfm morph_value
+    # the .dfm crop, framed as DeepFaceLive's face aligner frames it (core.framing)
+    face_coverage: float = 2.2  # crop side in mean-face unit squares
+    align_x_offset: float = 0.0  # crop centre shift, in unit squares (+ = image-right)
+    align_y_offset: float = 0.0  # (+ = towards the chin; DeepFaceLive's -0.08 is built in)
+    exclude_moving_parts: bool = True  # fit the crop to the points that keep still
+    head_mode: bool = False  # the whole head: coverage +1, up 0.5, follows the head's turn
+    freeze_z_rotation: bool = False  # keep the crop level whatever the head's roll
     mask: str = "both"  # one of MASK_MODES
     erode: float = 5.0  # mask erode, % of face size (negative dilates)
     blur: float = 10.0  # mask feather, % of face size

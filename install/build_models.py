@@ -96,7 +96,8 @@ def main() -> int:
         for e in entries:
             (OUT_DIR / e["file"]).write_bytes((work / ("out-" + e["file"])).read_bytes())
             print(f"wrote models/builtin/{e['file']} {e['sha256']}")
-        manifest_path.write_text(json.dumps(entries, indent=2) + "\n")
+        kept = [e for e in json.loads(manifest_path.read_text()) if e["file"] not in MODELS]
+        manifest_path.write_text(json.dumps(entries + kept, indent=2) + "\n")  # + mean face
     return 0
 
 

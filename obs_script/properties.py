@@ -1,7 +1,8 @@
 """The filter's properties panel (UI thread): what the streamer sets, and a live status line.
 
-The status sits at the top; the controls come in groups (Model, Face and mask, Colour and
-blend, Tracking and head turns, Privacy and label), each with a tooltip in plain words.
+The status sits at the top; the controls come in groups (Model, Face crop for .dfm models,
+Face and mask, Colour and blend, Tracking and head turns, Privacy and label), each with a
+tooltip in plain words.
 Controls that do not apply are hidden (`visibility`), re-evaluated when the setting they
 depend on changes. Slider ranges are the engine's valid ranges (core.settings).
 
@@ -78,6 +79,26 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("morph", "float", "Morph",
                 "AMP .dfm models only: how far the face moves towards the model's identity "
                 "(0 = yours, 1 = fully the model's).", 0.0, 1.0, 0.01),
+    ]),
+    "group_framing": ("Face crop (.dfm models)", [
+        Control("face_coverage", "float", "Face coverage",
+                "How much around your face the model sees: the crop's side in face units "
+                "(DeepFaceLive's \"Face coverage\", 2.2 there too). Use what the model "
+                "was made for.", 0.1, 8.0, 0.05),
+        Control("align_x_offset", "float", "Crop shift right",
+                "Moves the crop right (negative: left), in face units.", -10.0, 10.0, 0.01),
+        Control("align_y_offset", "float", "Crop shift down",
+                "Moves the crop down (negative: up), in face units. 0 frames it as "
+                "DeepFaceLive does by default.", -10.0, 10.0, 0.01),
+        Control("exclude_moving_parts", "bool", "Ignore moving parts",
+                "Frame the crop by the parts of the face that keep still (nose, cheeks), so "
+                "talking and blinking do not shake it."),
+        Control("head_mode", "bool", "Head mode",
+                "For models made on whole heads: a wider crop, moved up, that follows the "
+                "head as it turns."),
+        Control("freeze_z_rotation", "bool", "Keep the crop level",
+                "The crop does not tilt with your head (DeepFaceLive's \"Freeze Z "
+                "rotation\")."),
     ]),
     "group_face": ("Face and mask", [
         Control("faces", "list", "Faces to swap",
@@ -169,14 +190,17 @@ def model_kind(model: str) -> str:
     entry = _entries.get(model)
     if entry is not None:
         return entry.kind
-    return PERSONA if model.startswith("persona:") else ""
+    if model.startswith("persona:"):
+        return PERSONA
+    return "dfm" if model.lower().endswith(".dfm") else ""
 
 
 def visibility(model: str, faces: str, on_lost: str, label: bool) -> dict[str, bool]:
     """Which conditional controls apply to these settings."""
     entry = _entries.get(model)
     persona = model_kind(model) == PERSONA
-    return {"face_id": faces == "id", "morph": bool(entry and entry.morph),
+    return {"group_framing": model_kind(model) == "dfm",
+            "face_id": faces == "id", "morph": bool(entry and entry.morph),
             "keep_eyes": persona, "keep_mouth": persona, "hold_ms": on_lost == "hold",
             "label_corner": label, "label_size": label}
 

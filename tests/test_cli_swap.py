@@ -184,3 +184,25 @@ def test_all_faces_detect_finds_are_swapped(tmp_path, capsys):
     assert main(["swap", str(group), "-o", str(tmp_path / "o.png"), "--faces", "id",
                  "--set", "face_id=9"]) == 2
     assert "no face with id 9 in" in capsys.readouterr().err  # not "no face found"
+
+
+def test_dfm_crop_options_from_the_command_line(tmp_path):
+    """DeepFaceLive's aligner options (`--set face_coverage=...`, ...) reach the .dfm: the
+    model is given another crop, so it draws another face. (The double flips the face about
+    the crop's centre line, so a crop moved sideways shows in the picture; a crop that is only
+    larger gives the same picture back: tests/test_framing.py checks each option on the
+    model's output itself.)"""
+    from doubles import build_dfm, save
+
+    model = save(build_dfm(224), tmp_path / "double.dfm")
+    outputs = {}
+    for name, pairs in (("default", []), ("shifted", ["align_x_offset=0.15"]),
+                        ("wider", ["face_coverage=3.5", "align_x_offset=-0.1"])):
+        out = tmp_path / f"{name}.png"
+        extra = [arg for pair in pairs for arg in ("--set", pair)]
+        assert main(["swap", str(DATA / "astronaut.png"), "-o", str(out), "--model",
+                     str(model), *extra]) == 0
+        outputs[name] = cv2.imread(str(out)).astype(int)
+    for name in ("shifted", "wider"):
+        changed = (np.abs(outputs[name] - outputs["default"]).max(axis=2) > 20).sum()
+        assert changed > 1000, f"{name}: {changed} pixels changed"

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from doubles import build_dfm, build_foreign, dfm_masks, expected_dfm, save
 
-from core.align import align, invert, similarity, whole_face_template
+from core.align import cut, invert
 from core.errors import ModelFileError, ModelOutputError
 from core.frame import from_rgb, to_bgr
+from core.framing import crop_matrix
 from core.merge import crop_mask, merge
 from core.settings import SwapSettings
 from core.stills import landmarks_for_image
@@ -43,7 +44,7 @@ def _layout(image_rgb: np.ndarray, fmt: str) -> np.ndarray:
 
 
 def _expected_crop(image_rgb, face, size, morph=None):
-    crop = align(image_rgb, face.points5, whole_face_template(size), size).crop
+    crop = cut(image_rgb, crop_matrix(face.landmarks, size), size).crop
     bgr = to_bgr(crop, "rgb").astype(np.float32) / 255.0
     celeb_bgr = expected_dfm(bgr[None], morph)[0]
     return celeb_bgr[..., ::-1] * 255.0, bgr
@@ -64,9 +65,8 @@ def test_dfm_feeds_bgr_nhwc_unit_range_and_reads_outputs_by_position(models, ast
     assert np.abs(out.crop.astype(np.float32) - wrong).max() > 60
     face_mask, celeb_mask = dfm_masks(224)
     np.testing.assert_allclose(out.mask, face_mask * celeb_mask, atol=1e-6)
-    # Whole-face framing at the model's resolution.
-    np.testing.assert_allclose(out.matrix, similarity(face.points5, whole_face_template(224)),
-                               atol=1e-4)
+    # DeepFaceLive's framing at the model's resolution (tests/test_framing.py)
+    np.testing.assert_allclose(out.matrix, crop_matrix(face.landmarks, 224), atol=1e-4)
 
 
 def test_resolution_comes_from_the_model(models, astronaut, face):

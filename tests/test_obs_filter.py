@@ -377,6 +377,8 @@ def properties_of(obs: ObsSession, key: str) -> dict:
 
 PANEL_GROUPS = {
     "group_model": ["model", "refresh_models", "reference", "device", "threads", "morph"],
+    "group_framing": ["face_coverage", "align_x_offset", "align_y_offset",
+                      "exclude_moving_parts", "head_mode", "freeze_z_rotation"],
     "group_face": ["faces", "face_id", "max_faces", "mask", "erode", "blur", "face_scale",
                    "face_offset_x", "face_offset_y", "keep_eyes", "keep_mouth"],
     "group_color": ["color_transfer", "opacity"],
@@ -386,7 +388,7 @@ PANEL_GROUPS = {
 
 
 def test_properties_panel(obs, files):
-    """The panel as OBS's properties window builds it: the status on top, five groups of
+    """The panel as OBS's properties window builds it: the status on top, six groups of
     controls with a tooltip each, the engine's ranges, and only what applies visible."""
     program(obs, "Dfm scene")
     wait_swapped(obs, "Dfm", "Plain")
@@ -403,6 +405,7 @@ def test_properties_panel(obs, files):
     assert props["hold_ms"]["range"] == [0, 60000] and props["hold_ms"]["type"] == 2  # int
     assert props["max_yaw"]["range"] == [0.0, 90.0] and "persona: none" in \
         props["max_yaw"]["tooltip"]
+    assert props["face_coverage"]["range"] == [0.1, 8.0] and props["group_framing"]["visible"]
     # a DFM that is not AMP, one face, on_lost original, label off (NO_LABEL)
     hidden = {n for n, p in props.items() if not p["visible"]}
     assert hidden == {"morph", "face_id", "keep_eyes", "keep_mouth", "hold_ms",
@@ -427,6 +430,25 @@ def test_properties_panel(obs, files):
     assert props["morph"]["visible"] is True and props["face_id"]["visible"] is True
     obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": str(files["dfm"]),
                                                                "faces": "largest"}, True)
+
+
+def test_dfm_crop_options_reach_the_model(obs):
+    """DeepFaceLive's aligner options set in the panel (here over obs-websocket, as the
+    panel saves them) change the crop the .dfm is given: the double flips the face about
+    the crop's centre line, so a crop moved sideways shows on screen. A persona's panel
+    hides them."""
+    program(obs, "Dfm scene")
+    wait_swapped(obs, "Dfm", "Plain")
+    before = obs.screenshot("Dfm")
+    obs.client.set_source_filter_settings("Dfm", "Face Swap", {"align_x_offset": 0.15}, True)
+    try:
+        wait_for(lambda: (changed(obs.screenshot("Dfm"), before)).sum() > 1000, 30,
+                 "the swap drawn from a crop moved sideways")
+        assert obs.filter_status("Dfm")["settings"]["align_x_offset"] == 0.15
+    finally:
+        obs.client.set_source_filter_settings("Dfm", "Face Swap", {"align_x_offset": 0.0},
+                                              True)
+    assert not properties_of(obs, "Face/Face Swap")["properties"]["group_framing"]["visible"]
 
 
 def test_a_collection_saved_by_an_earlier_release_loads(obs):

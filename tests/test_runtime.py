@@ -32,9 +32,7 @@ def add_model(path, value: float) -> str:
 
 @pytest.fixture()
 def model(tmp_path):
-    runtime.clear_cache()
-    yield add_model(tmp_path / "add.onnx", 1.0)
-    runtime.clear_cache()
+    return add_model(tmp_path / "add.onnx", 1.0)  # a fresh path: a session of its own
 
 
 def test_session_runs_and_is_shared(model):

@@ -1,8 +1,9 @@
 """DeepFaceLab / DeepFaceLive .dfm models: NHWC BGR [0,1] whole-face crops, outputs by position.
 
 A .dfm is a plain ONNX file. Its input resolution is read from the model (224 or 320 are
-common), the crop uses DFL's "whole face" framing it was trained on, and AMP models get the
-user's morph value. The two model masks become the SwapOutput mask used by core.merge.
+common), the crop is framed as DeepFaceLive frames it (core.framing, with its aligner's
+options), and AMP models get the user's morph value. The two model masks become the
+SwapOutput mask used by core.merge.
 """
 
 from __future__ import annotations
@@ -11,18 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
-from core.align import align, whole_face_template
+from core.align import cut
 from core.face import Face
 from core.frame import check_frame, to_bgr
+from core.framing import Framing, crop_matrix
 from core.runtime import get_session, run
 from core.settings import SwapSettings
 from core.signatures import classify, expect, tensors
 from core.swap.base import SwapOutput, check_finite
 
-# Models aligned by five points (DFM, inswapper) see faces in the frontal template's layout;
-# past about 50 degrees of yaw and 40 of pitch the five points no longer fit it (their
-# residual passes 25 % of the eye distance, against 9-18 % for frontal faces; `bench
-# --headturn`, README "Head turns"), so the crop no longer frames a face as in training.
+# Face-swap networks are trained on faces that mostly look at the camera. Past about 50
+# degrees of yaw and 40 of pitch a turned face no longer fits the frontal layout (measured
+# with its five points: their residual after the best fit passes 25 % of the eye distance,
+# against 9-18 % for frontal faces; `bench --headturn`, README "Head turns"), so the crop no
+# longer shows a face as in training. A .dfm is framed from more points (core.framing) but
+# was trained on the same frontal faces: it gets the same limits.
 POSE_LIMITS = (50.0, 40.0)
 
 
@@ -42,7 +46,6 @@ class DFMSwapper:
         self.morph_name = signature.inputs[1] if signature.morph else None
         self.provider = self.session.get_providers()[0]
         self.timings: dict[str, float] = {}  # one stage: the pipeline times it as "swap"
-        self.template = whole_face_template(self.resolution)
 
     @property
     def has_morph(self) -> bool:
@@ -63,6 +66,8 @@ class DFMSwapper:
 
     def swap(self, frame: np.ndarray, fmt: str, face: Face, settings: SwapSettings) -> SwapOutput:
         check_frame(frame, fmt)
-        aligned = align(frame, face.points5, self.template, self.resolution)
+        matrix = crop_matrix(face.landmarks, self.resolution, Framing.of(settings),
+                             yaw_deg=face.pose[0])
+        aligned = cut(frame, matrix, self.resolution)
         rgb, mask = self.run(to_bgr(aligned.crop, fmt), settings.morph)
         return SwapOutput(crop=rgb, matrix=aligned.matrix, mask=mask)
