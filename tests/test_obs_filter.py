@@ -645,10 +645,14 @@ def test_reload_scripts_ten_times_while_rendering(obs):
     assert "already exists" not in obs.log_text()
     out, ref = wait_swapped(obs, "Face", "Plain")
     assert_swap_confined(out, ref)
-    ours = [t for t in obs.status()["threads"] if t.startswith("face-swap")]
-    assert ours.count("face-swap-status") == 1 and ours.count("face-swap-prepare") == 1, ours
-    assert "face-swap-reaper" not in ours, ours  # unload waited for the closed filters
-    assert ours.count("face-swap-worker") == len(status["filters"]), ours
+
+    def ours() -> list[str]:  # threads and filters of one status snapshot
+        snapshot = obs.status()
+        names = [t for t in snapshot["threads"] if t.startswith("face-swap")]
+        return names if names.count("face-swap-worker") == len(snapshot["filters"]) else []
+    threads = wait_for(ours, 20, "one worker per filter")
+    assert threads.count("face-swap-status") == 1 and threads.count("face-swap-prepare") == 1
+    assert "face-swap-reaper" not in threads, threads  # unload waited for the closed filters
     wait_for(lambda: obs.thread_count() <= threads_before, 30,
              f"OS threads back to {threads_before} (now {obs.thread_count()})")
 
