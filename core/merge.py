@@ -13,6 +13,7 @@ import math
 import cv2
 import numpy as np
 
+from core.adjust import compress_colors
 from core.face import FACE_OVAL, Face
 from core.frame import check_frame, to_bgr, to_rgb
 from core.settings import COLOR_TRANSFERS, SwapSettings
@@ -134,20 +135,29 @@ def placement(face: Face, matrix: np.ndarray, settings: SwapSettings) -> np.ndar
     return (_as3x3(matrix) @ undo)[:2].astype(np.float32)
 
 
+MASK_PARTS = {"both": ("source", "celeb", "hull"), "model": ("source", "celeb"),
+              "hull": ("hull",), "source": ("source",), "celeb": ("celeb",),
+              "source_hull": ("source", "hull"), "celeb_hull": ("celeb", "hull")}
+INTERPOLATION_FLAGS = {"bilinear": cv2.INTER_LINEAR, "bicubic": cv2.INTER_CUBIC,
+                       "lanczos4": cv2.INTER_LANCZOS4}
+
+
 def crop_mask(face: Face, out: SwapOutput, settings: SwapSettings) -> np.ndarray:
     """The final feathered mask in crop space (float32 0..1), opacity not yet applied.
 
-    settings.mask picks it: "both" (model mask x landmark hull), "hull", or "model" (the
-    hull when the swapper gives no mask).
+    settings.mask names the masks multiplied together (MASK_PARTS): the model's mask of your
+    face ("source"), its mask of the swapped face ("celeb"), the outline of your face's
+    landmarks ("hull"). A model mask the swapper does not give is left out; when none of
+    the chosen masks is there, the outline is used.
     """
-    masks = settings.mask
     size = _check_output(out)
-    if masks == "model" and out.mask is not None:
-        mask = out.mask.astype(np.float32)
-    else:
-        mask = hull_mask(face, out.matrix, size)
-        if masks == "both" and out.mask is not None:
-            mask *= out.mask.astype(np.float32)
+    given = {"source": out.mask, "celeb": out.celeb_mask}
+    parts = [p for p in MASK_PARTS[settings.mask] if p == "hull" or given[p] is not None]
+    mask = hull_mask(face, out.matrix, size) if "hull" in parts or not parts else \
+        np.ones((size, size), np.float32)
+    for part in parts:
+        if part != "hull":
+            mask = mask * given[part].astype(np.float32)
     face_px = face.size * crop_scale(out.matrix)
     return feather(mask, settings.erode / 100.0 * face_px, settings.blur / 100.0 * face_px)
 
@@ -156,7 +166,9 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
           settings: SwapSettings) -> tuple[int, int, int, int] | None:
     """Blend the swapped crop into `frame` in place; returns the touched ROI (x0, y0, x1, y1).
 
-    The mask is crop_mask's (settings.mask). Only the ROI is read and written; pixels
+    The mask is crop_mask's (settings.mask); the swapped face is colour-matched
+    (settings.color_transfer), optionally colour-compressed, and warped into the frame with
+    settings.interpolation. Only the ROI is read and written; pixels
     whose warped mask is 0 keep their exact values.
     Returns None when nothing was written (empty mask, face outside the frame, opacity 0).
     """
@@ -171,6 +183,10 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         swap = transfer_color(swap, to_rgb(original, fmt), mask,
                               settings.color_transfer)
+    if settings.color_compression > 0.0:
+        face = compress_colors(swap.astype(np.float32) * np.float32(1 / 255),
+                               settings.color_compression)
+        swap = cv2.convertScaleAbs(face, alpha=255.0)
     if settings.opacity < 1.0:
         mask = mask * np.float32(settings.opacity)
 
@@ -200,8 +216,9 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     # the swap (RGB) in the frame's colour order; the frame's alpha is kept below
     color = to_bgr(swap, "rgb") if fmt.startswith("bgr") else np.ascontiguousarray(swap)
-    roi_swap = cv2.warpAffine(color, roi_to_crop, dsize, flags=flags,
-                              borderMode=cv2.BORDER_REPLICATE)
+    roi_swap = cv2.warpAffine(color, roi_to_crop, dsize,
+                              flags=INTERPOLATION_FLAGS[settings.interpolation]
+                              | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
     region = frame[y0:y1, x0:x1]
     # OpenCV reads strided ROIs fast (numpy's 3-of-4 channel views are slow); RGBA2RGB only

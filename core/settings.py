@@ -6,7 +6,11 @@ from dataclasses import dataclass, fields, replace
 
 FACE_SELECTIONS = ("largest", "all", "centre", "id")
 COLOR_TRANSFERS = ("none", "rct", "hist")
-MASK_MODES = ("both", "hull", "model")  # model mask x landmark hull, hull only, model only
+# which masks are multiplied into the blend mask: the model's mask of your face ("source"),
+# its mask of the swapped face ("celeb"), the outline of your face's landmarks ("hull");
+# "model" = source x celeb, "both" = all three
+MASK_MODES = ("both", "hull", "model", "source", "celeb", "source_hull", "celeb_hull")
+INTERPOLATIONS = ("bilinear", "bicubic", "lanczos4")  # the swapped face warped into the frame
 ON_LOST = ("original", "hold", "pixelate")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 # numeric settings and their valid closed ranges (erode may be negative: it then dilates)
@@ -16,7 +20,11 @@ RANGES = (("threads", 0, 64), ("face_id", 0, 999), ("max_faces", 1, 16), ("morph
            ("smoothing", 0.0, 1.0), ("detect_interval", 1, 300), ("hold_ms", 0, 60_000),
            ("fade_ms", 0, 2_000), ("max_yaw", 0.0, 90.0), ("max_pitch", 0.0, 90.0),
            ("label_size", 2.0, 25.0), ("face_coverage", 0.1, 8.0),
-           ("align_x_offset", -10.0, 10.0), ("align_y_offset", -10.0, 10.0))
+           ("align_x_offset", -10.0, 10.0), ("align_y_offset", -10.0, 10.0),
+           ("presharpen", 0.0, 10.0), ("pre_gamma_r", 0.01, 4.0), ("pre_gamma_g", 0.01, 4.0),
+           ("pre_gamma_b", 0.01, 4.0), ("post_gamma_r", 0.01, 4.0),
+           ("post_gamma_g", 0.01, 4.0), ("post_gamma_b", 0.01, 4.0),
+           ("color_compression", 0.0, 127.0))
 
 
 # Settings that change which model files and sessions are loaded: a change rebuilds the
@@ -42,10 +50,21 @@ class SwapSettings:
     exclude_moving_parts: bool = True  # fit the crop to the points that keep still
     head_mode: bool = False  # the whole head: coverage +1, up 0.5, follows the head's turn
     freeze_z_rotation: bool = False  # keep the crop level whatever the head's roll
+    # what the .dfm is given and what it gives back (core.adjust): DeepFaceLive's swapper
+    presharpen: float = 0.0  # unsharp mask amount on the crop
+    pre_gamma_r: float = 1.0  # per-channel gamma of the crop (> 1 brightens)
+    pre_gamma_g: float = 1.0
+    pre_gamma_b: float = 1.0
+    post_gamma_r: float = 1.0  # per-channel gamma of the swapped face
+    post_gamma_g: float = 1.0
+    post_gamma_b: float = 1.0
+    two_pass: bool = False  # the swapped face through the model once more
     mask: str = "both"  # one of MASK_MODES
     erode: float = 5.0  # mask erode, % of face size (negative dilates)
     blur: float = 10.0  # mask feather, % of face size
     color_transfer: str = "rct"  # one of COLOR_TRANSFERS
+    interpolation: str = "bilinear"  # one of INTERPOLATIONS
+    color_compression: float = 0.0  # fewer colour levels in the swapped face (0 = off)
     opacity: float = 1.0
     face_scale: float = 1.0
     face_offset_x: float = 0.0  # fraction of face size
@@ -67,7 +86,7 @@ class SwapSettings:
 
     def __post_init__(self) -> None:
         for name, allowed in (("faces", FACE_SELECTIONS), ("color_transfer", COLOR_TRANSFERS),
-                              ("mask", MASK_MODES),
+                              ("mask", MASK_MODES), ("interpolation", INTERPOLATIONS),
                               ("on_lost", ON_LOST), ("label_corner", CORNERS)):
             value = getattr(self, name)
             if value not in allowed:

@@ -1,6 +1,6 @@
 """The filter's properties panel (UI thread): what the streamer sets, and a live status line.
 
-The status sits at the top; the controls come in groups (Model, Face crop for .dfm models,
+The status sits at the top; the controls come in groups (Model, .dfm models,
 Face and mask, Colour and blend, Tracking and head turns, Privacy and label), each with a
 tooltip in plain words.
 Controls that do not apply are hidden (`visibility`), re-evaluated when the setting they
@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core import devices, registry
-from core.settings import COLOR_TRANSFERS, CORNERS, FACE_SELECTIONS, MASK_MODES, ON_LOST
+from core.settings import (
+    COLOR_TRANSFERS,
+    CORNERS,
+    FACE_SELECTIONS,
+    INTERPOLATIONS,
+    MASK_MODES,
+    ON_LOST,
+)
 from core.swap.dfm import POSE_LIMITS
 from obs_script import libobs as L
 from obs_script import registration
@@ -32,14 +39,20 @@ if TYPE_CHECKING:
 IMAGE_FILTER = b"Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*.*)"
 FACE_LABELS = {"largest": "Largest face", "all": "All faces", "centre": "Face nearest the centre",
                "id": "One face, by its number"}
-MASK_LABELS = {"both": "Model mask and face outline", "hull": "Face outline only",
-               "model": "Model mask only"}
+MASK_LABELS = {"both": "Model masks and face outline", "hull": "Face outline only",
+               "model": "Model masks only", "source": "Model's mask of your face",
+               "celeb": "Model's mask of the swapped face",
+               "source_hull": "Model's mask of your face and face outline",
+               "celeb_hull": "Model's mask of the swapped face and face outline"}
+INTERPOLATION_LABELS = {"bilinear": "Bilinear", "bicubic": "Bicubic (sharper)",
+                        "lanczos4": "Lanczos (sharpest)"}
 COLOR_LABELS = {"none": "None", "rct": "Match average colour and contrast",
                 "hist": "Match colour histogram"}
 LOST_LABELS = {"original": "Show the real face",
                "hold": "Hold the last swap, then pixelate",
                "pixelate": "Pixelate (privacy)"}
 PERSONA = "persona"
+GAMMA_CHANNELS = (("r", "red"), ("g", "green"), ("b", "blue"))
 PUSH_MIN_S = 1.0  # the status line is pushed to an open panel at most once a second ...
 PUSH_NUMBERS_S = 5.0  # ... and for changed figures alone at most every 5 s (less churn)
 
@@ -80,7 +93,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "AMP .dfm models only: how far the face moves towards the model's identity "
                 "(0 = yours, 1 = fully the model's).", 0.0, 1.0, 0.01),
     ]),
-    "group_framing": ("Face crop (.dfm models)", [
+    "group_dfm": (".dfm models (as in DeepFaceLive)", [
         Control("face_coverage", "float", "Face coverage",
                 "How much around your face the model sees: the crop's side in face units "
                 "(DeepFaceLive's \"Face coverage\", 2.2 there too). Use what the model "
@@ -99,6 +112,18 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("freeze_z_rotation", "bool", "Keep the crop level",
                 "The crop does not tilt with your head (DeepFaceLive's \"Freeze Z "
                 "rotation\")."),
+        Control("presharpen", "float", "Pre-sharpen",
+                "Sharpens your face before the model sees it, for a soft camera "
+                "(0 = off).", 0.0, 10.0, 0.1),
+        *(Control(f"pre_gamma_{c}", "float", f"Pre-gamma {name}",
+                  f"Brightens (above 1) or darkens the {name} of your face before the model "
+                  "sees it.", 0.01, 4.0, 0.01) for c, name in GAMMA_CHANNELS),
+        *(Control(f"post_gamma_{c}", "float", f"Post-gamma {name}",
+                  f"Brightens (above 1) or darkens the {name} of the face the model "
+                  "returns.", 0.01, 4.0, 0.01) for c, name in GAMMA_CHANNELS),
+        Control("two_pass", "bool", "Two passes",
+                "Runs the swapped face through the model once more: a stronger likeness, "
+                "at twice the model's time."),
     ]),
     "group_face": ("Face and mask", [
         Control("faces", "list", "Faces to swap",
@@ -137,6 +162,13 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "Matches the swapped face's colours to your lighting.", items=COLOR_LABELS),
         Control("opacity", "float", "Opacity",
                 "How much of the swapped face shows (1 = all of it).", 0.0, 1.0, 0.01),
+        Control("interpolation", "list", "Resampling",
+                "How the swapped face is resized into the picture.",
+                items=INTERPOLATION_LABELS),
+        Control("color_compression", "float", "Colour compression",
+                "Fewer colour levels in the swapped face, like a compressed stream, so it "
+                "does not look cleaner than the picture around it (0 = off).",
+                0.0, 127.0, 0.5),
     ]),
     "group_tracking": ("Tracking and head turns", [
         Control("smoothing", "float", "Smoothing",
@@ -181,6 +213,7 @@ CONTROLS = {c.name: c for _, controls in GROUPS.values() for c in controls}
 TRIGGERS = ("model", "faces", "on_lost", "label")
 assert set(FACE_LABELS) == set(FACE_SELECTIONS) and set(COLOR_LABELS) == set(COLOR_TRANSFERS)
 assert set(LOST_LABELS) == set(ON_LOST) and set(MASK_LABELS) == set(MASK_MODES)
+assert set(INTERPOLATION_LABELS) == set(INTERPOLATIONS)
 
 _entries: dict[str, registry.ModelEntry] = {}  # last scan, for the model-changed callback
 
@@ -199,7 +232,7 @@ def visibility(model: str, faces: str, on_lost: str, label: bool) -> dict[str, b
     """Which conditional controls apply to these settings."""
     entry = _entries.get(model)
     persona = model_kind(model) == PERSONA
-    return {"group_framing": model_kind(model) == "dfm",
+    return {"group_dfm": model_kind(model) == "dfm",
             "face_id": faces == "id", "morph": bool(entry and entry.morph),
             "keep_eyes": persona, "keep_mouth": persona, "hold_ms": on_lost == "hold",
             "label_corner": label, "label_size": label}

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from core import privacy
 from core.modelfiles import file_version
+from core.presets import PRESET_FIELDS
 from core.service import SwapService
 from core.settings import SwapSettings
 from core.worker import percentile
@@ -144,7 +145,8 @@ class FaceSwapFilter:
         self.push = properties.StatusPush()  # when the status line goes to an open panel
         self._watched: tuple[str, tuple | None] = ("", None)  # model file and its version
         self.settings_error = ""
-        self.settings = self._read(data) or SwapSettings()
+        read = self._read(data)
+        self.settings = self._with_presets(data, read, None) if read else SwapSettings()
         self.service = SwapService(self.settings, fmt="rgba")
         self.feed = FrameFeed(self.service.submit)
 
@@ -162,10 +164,24 @@ class FaceSwapFilter:
         settings = self._read(data)
         if settings is None:
             return
+        settings = self._with_presets(data, settings, self.settings.model)
         self.settings = settings
         # `problem` stays until poll() (every 0.5 s) sees the new engine state: clearing it
         # here would draw the old model again until a failing build reports its error.
         self.service.apply(settings)
+
+    @staticmethod
+    def _with_presets(data: int, settings: SwapSettings, before: str | None) -> SwapSettings:
+        """A model chosen (in the panel, by a hotkey or a scene) brings its preset, which
+        is written into `data` so the panel shows it; otherwise the values set are kept as
+        the model's preset (core.presets; saved with the filter's settings)."""
+        presets = obsdata.read_presets(data)
+        if before is not None and settings.model != before:
+            settings = presets.recall(settings)
+            obsdata.write(data, settings, PRESET_FIELDS)
+        if presets.remember(settings):
+            obsdata.write_presets(data, presets)
+        return settings
 
     def properties(self) -> int:
         return properties.build(self)

@@ -64,7 +64,8 @@ def test_dfm_feeds_bgr_nhwc_unit_range_and_reads_outputs_by_position(models, ast
     wrong = expected_dfm(bgr[None, ..., ::-1])[0][..., ::-1] * 255.0
     assert np.abs(out.crop.astype(np.float32) - wrong).max() > 60
     face_mask, celeb_mask = dfm_masks(224)
-    np.testing.assert_allclose(out.mask, face_mask * celeb_mask, atol=1e-6)
+    np.testing.assert_allclose(out.mask, face_mask, atol=1e-6)
+    np.testing.assert_allclose(out.celeb_mask, celeb_mask, atol=1e-6)
     # DeepFaceLive's framing at the model's resolution (tests/test_framing.py)
     np.testing.assert_allclose(out.matrix, crop_matrix(face.landmarks, 224), atol=1e-4)
 
@@ -94,6 +95,38 @@ def test_amp_morph_value_changes_the_output(models, astronaut, face):
     a = plain.swap(astronaut, "rgb", face, SwapSettings(morph=0.1)).crop
     b = plain.swap(astronaut, "rgb", face, SwapSettings(morph=0.9)).crop
     np.testing.assert_array_equal(a, b)
+
+
+def _fed(image_rgb, face, settings: SwapSettings):
+    """The BGR 0..1 crop the model is given, with the swapper options applied here by hand."""
+    crop = cut(image_rgb, crop_matrix(face.landmarks, 224), 224).crop
+    bgr = to_bgr(crop, "rgb").astype(np.float32) / 255.0
+    if settings.presharpen:
+        blur = cv2.GaussianBlur(bgr, (0, 0), 1.0)
+        bgr = np.clip(bgr + settings.presharpen * (bgr - blur), 0.0, 1.0)
+    gammas = np.array([settings.pre_gamma_b, settings.pre_gamma_g, settings.pre_gamma_r])
+    return np.clip(bgr, 0.0, 1.0) ** (1.0 / gammas)
+
+
+@pytest.mark.parametrize("change", [{"presharpen": 2.0},
+                                    {"pre_gamma_r": 1.8, "pre_gamma_g": 0.7, "pre_gamma_b": 1.2},
+                                    {"post_gamma_r": 0.6, "post_gamma_b": 2.0},
+                                    {"two_pass": True}])
+def test_swapper_options_reach_the_model_and_its_output(models, astronaut, face, change):
+    """DeepFaceLive's swapper options: pre-sharpen and pre-gamma change what the model is
+    given, post-gamma what it gives back, two passes run it on its own output (the double's
+    effect is known, so each is checked against the exact expected face)."""
+    swapper = DFMSwapper(models["plain"])
+    settings = SwapSettings().with_changes(**change)
+    out = swapper.swap(astronaut, "rgb", face, settings)
+    face_bgr = expected_dfm(_fed(astronaut, face, settings)[None])[0]
+    if settings.two_pass:
+        face_bgr = expected_dfm(np.clip(face_bgr, 0, 1)[None])[0]
+    post = np.array([settings.post_gamma_b, settings.post_gamma_g, settings.post_gamma_r])
+    expected = np.clip(face_bgr, 0, 1) ** (1.0 / post) * 255.0
+    assert np.abs(out.crop.astype(np.float32) - expected[..., ::-1]).max() <= 1.0
+    plain = swapper.swap(astronaut, "rgb", face, SwapSettings()).crop
+    assert np.abs(out.crop.astype(np.float32) - plain).mean() > 2.0, change
 
 
 def test_dfm_merge_changes_only_the_face(models, astronaut, face):

@@ -115,6 +115,57 @@ def test_model_mask_is_multiplied_with_the_hull():
         settings.with_changes(mask="oval")
 
 
+def test_mask_sources_multiply_what_they_name():
+    """Each `mask` value multiplies the masks it names (the model's mask of your face, its
+    mask of the swapped face, the face outline); a model mask the swapper lacks is left out."""
+    face = synthetic_face(240, 180, 150)
+    out = _output(_frame("bgr"), face)
+    source = np.zeros((SIZE, SIZE), np.float32)
+    source[:, SIZE // 2:] = 1.0  # the right half of the crop
+    celeb = np.zeros((SIZE, SIZE), np.float32)
+    celeb[SIZE // 2:] = 1.0  # the lower half
+    out.mask, out.celeb_mask = source, celeb
+    plain = SwapSettings(erode=0.0, blur=0.0)
+    hull = crop_mask(face, out, plain.with_changes(mask="hull")) > 0.5
+    expect = {"hull": hull, "source": source > 0.5, "celeb": celeb > 0.5,
+              "model": (source * celeb) > 0.5, "source_hull": hull & (source > 0.5),
+              "celeb_hull": hull & (celeb > 0.5), "both": hull & (source * celeb > 0.5)}
+    inner = (slice(2, -2), slice(2, -2))  # the crop's border is always faded out
+    for mode, want in expect.items():
+        got = crop_mask(face, out, plain.with_changes(mask=mode)) > 0.5
+        assert (got[inner] == want[inner]).mean() > 0.99, mode
+    out.mask = out.celeb_mask = None  # no model masks: the outline, whatever is asked
+    for mode in expect:
+        got = crop_mask(face, out, plain.with_changes(mask=mode)) > 0.5
+        assert (got == hull).all(), mode
+
+
+def test_interpolation_and_color_compression_change_only_the_face():
+    frame = _frame("rgb")
+    face = synthetic_face(240, 180, 150)
+    ramp = np.linspace(0, 255, SIZE, dtype=np.float32)
+    out = _output(frame, face)
+    out.crop = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (SIZE, 1)),
+                         np.tile(ramp[:, None], (1, SIZE))], -1).astype(np.uint8)
+    settings = SwapSettings(color_transfer="none")
+    results = {}
+    for name, change in (("plain", {}), ("lanczos", {"interpolation": "lanczos4"}),
+                         ("bicubic", {"interpolation": "bicubic"}),
+                         ("compressed", {"color_compression": 119.0})):
+        result = frame.copy()
+        merge(result, "rgb", face, out, settings.with_changes(**change))
+        results[name] = result
+    outside = _frame_mask(face, out, settings, frame.shape) == 0
+    for name, result in results.items():
+        np.testing.assert_array_equal(result[outside], frame[outside])
+        if name != "plain":
+            assert (result != results["plain"]).any(axis=2).sum() > 500, name
+    # 127 - 119 = 8 levels per channel: inside the face the colours come in 8 steps
+    inside = _frame_mask(face, out, settings, frame.shape) == 1.0
+    face_px = results["compressed"][inside]
+    assert len(np.unique(face_px[:, 1])) <= 8 < len(np.unique(results["plain"][inside][:, 1]))
+
+
 def test_erode_and_blur_scale_with_the_face():
     frame = _frame("rgb", 720, 960)
     changed = {}

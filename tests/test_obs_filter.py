@@ -119,6 +119,10 @@ def obs(files, tmp_path_factory):
         # as an earlier release saved it: hold_ms a double, none of the later settings
         image_source("OldSaved", ASTRONAUT, [face_swap_filter(settings={
             "model": "persona:default", "on_lost": "hold", "hold_ms": 750.0, "label": False})]),
+        # a preset for the DFM double, as an earlier OBS session saved it
+        image_source("Tuned", ASTRONAUT, [face_swap_filter(settings={
+            "model": "persona:default", **NO_LABEL, "model_presets": json.dumps(
+                {"double_224": {"face_coverage": 3.0, "two_pass": True}})})]),
         image_source("Slow", ASTRONAUT, [face_swap_filter(settings=SLOW)]),
         media_source("SlowVideo", f["video"], [face_swap_filter(settings=SLOW)]),
         scene("Main", [scene_item("Face", 1), scene_item("Plain", 2, x=320),
@@ -142,7 +146,7 @@ def obs(files, tmp_path_factory):
         scene("Bench 360", [scene_item("Bench360", 1)]),
         scene("Bench 720", [scene_item("Bench720", 1, scale=0.5)]),
         scene("Scratch scene", [scene_item("Scratch", 1),  # never on program
-                                scene_item("OldSaved", 2, x=320)]),
+                                scene_item("OldSaved", 2, x=320), scene_item("Tuned", 3)]),
         scene("Slow scene", [scene_item("Slow", 1, scale=0.5),
                              scene_item("SlowVideo", 2, x=320, scale=0.5)]),
     ]
@@ -152,6 +156,7 @@ def obs(files, tmp_path_factory):
     session = ObsSession(tmp_path_factory.mktemp("obs"), sources,
                          {"scene_models": mapping, "models_dir": str(f["folder"])})
     session.expect_saved = {}  # source -> filter settings the scene collection must keep
+    session.expect_presets = {}  # source -> {model: preset values} it must keep
     with session:
         wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
         yield session
@@ -167,6 +172,10 @@ def obs(files, tmp_path_factory):
     for source, settings in session.expect_saved.items():  # set over obs-websocket
         stored = saved[source]["filters"][0]["settings"]
         assert {k: stored.get(k) for k in settings} == settings
+    for source, presets in session.expect_presets.items():
+        stored = json.loads(saved[source]["filters"][0]["settings"]["model_presets"])
+        for model, values in presets.items():
+            assert {k: stored[model][k] for k in values} == values, (model, stored)
 
 
 def program(obs: ObsSession, name: str) -> None:
@@ -377,11 +386,12 @@ def properties_of(obs: ObsSession, key: str) -> dict:
 
 PANEL_GROUPS = {
     "group_model": ["model", "refresh_models", "reference", "device", "threads", "morph"],
-    "group_framing": ["face_coverage", "align_x_offset", "align_y_offset",
-                      "exclude_moving_parts", "head_mode", "freeze_z_rotation"],
+    "group_dfm": ["face_coverage", "align_x_offset", "align_y_offset", "exclude_moving_parts",
+                  "head_mode", "freeze_z_rotation", "presharpen", "pre_gamma_r", "pre_gamma_g",
+                  "pre_gamma_b", "post_gamma_r", "post_gamma_g", "post_gamma_b", "two_pass"],
     "group_face": ["faces", "face_id", "max_faces", "mask", "erode", "blur", "face_scale",
                    "face_offset_x", "face_offset_y", "keep_eyes", "keep_mouth"],
-    "group_color": ["color_transfer", "opacity"],
+    "group_color": ["color_transfer", "opacity", "interpolation", "color_compression"],
     "group_tracking": ["smoothing", "detect_interval", "max_yaw", "max_pitch", "fade_ms"],
     "group_privacy": ["on_lost", "hold_ms", "label", "label_corner", "label_size"],
 }
@@ -405,7 +415,7 @@ def test_properties_panel(obs, files):
     assert props["hold_ms"]["range"] == [0, 60000] and props["hold_ms"]["type"] == 2  # int
     assert props["max_yaw"]["range"] == [0.0, 90.0] and "persona: none" in \
         props["max_yaw"]["tooltip"]
-    assert props["face_coverage"]["range"] == [0.1, 8.0] and props["group_framing"]["visible"]
+    assert props["face_coverage"]["range"] == [0.1, 8.0] and props["group_dfm"]["visible"]
     # a DFM that is not AMP, one face, on_lost original, label off (NO_LABEL)
     hidden = {n for n, p in props.items() if not p["visible"]}
     assert hidden == {"morph", "face_id", "keep_eyes", "keep_mouth", "hold_ms",
@@ -448,7 +458,33 @@ def test_dfm_crop_options_reach_the_model(obs):
     finally:
         obs.client.set_source_filter_settings("Dfm", "Face Swap", {"align_x_offset": 0.0},
                                               True)
-    assert not properties_of(obs, "Face/Face Swap")["properties"]["group_framing"]["visible"]
+    assert not properties_of(obs, "Face/Face Swap")["properties"]["group_dfm"]["visible"]
+
+
+def test_each_model_brings_back_its_own_preset(obs, files):
+    """The .dfm options tuned for a model come back when it is chosen again (DeepFaceLive's
+    per-model settings); a model without a preset gets the defaults. The preset for
+    double_224 was saved by an earlier session; the one tuned here is saved on exit."""
+    def settings(check, what):
+        return obs.wait_filter("Tuned", lambda f: check(f["settings"]), 30, what)["settings"]
+
+    def choose(**values):
+        obs.client.set_source_filter_settings("Tuned", "Face Swap", values, True)
+
+    choose(model="double_224")
+    tuned = settings(lambda s: s["model"] == "double_224", "double_224 chosen")
+    assert tuned["face_coverage"] == 3.0 and tuned["two_pass"] is True  # the saved preset
+    choose(face_coverage=2.6, pre_gamma_r=1.3)
+    settings(lambda s: s["face_coverage"] == 2.6, "the new coverage")
+    choose(model="persona:default")
+    persona = settings(lambda s: s["model"] == "persona:default", "the persona chosen")
+    assert persona["face_coverage"] == 2.2 and persona["two_pass"] is False
+    assert persona["pre_gamma_r"] == 1.0
+    choose(model=str(files["dfm"]))  # the same model by its path: the same preset
+    again = settings(lambda s: s["model"].endswith("double_224.dfm"), "double_224 by path")
+    assert (again["face_coverage"], again["pre_gamma_r"], again["two_pass"]) == (2.6, 1.3, True)
+    obs.expect_presets["Tuned"] = {"double_224": {"face_coverage": 2.6, "pre_gamma_r": 1.3,
+                                                  "two_pass": True}}
 
 
 def test_a_collection_saved_by_an_earlier_release_loads(obs):
@@ -482,7 +518,8 @@ def test_status_refreshes_itself(obs, files):
                                               {"model": "persona:default"}, True)
         wait_for(lambda: status_text().startswith("Swapping persona:default on CPU"), 60,
                  "the fixed model in the status")
-        assert obs.filter_status("Scratch")["panel_pushes"] > pushes
+        obs.wait_filter("Scratch", lambda f: f["panel_pushes"] > pushes, 10,
+                        "a push of the changed status to the panel")
     finally:
         obs.client.remove_source_filter("Scratch", "Face Swap")
 

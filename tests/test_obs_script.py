@@ -132,12 +132,12 @@ def test_status_push_is_rate_limited_and_prefers_changes():
 
 def test_panel_visibility_rules():
     shown = visibility("persona:default", "largest", "original", True)
-    assert shown == {"group_framing": False, "face_id": False, "morph": False,
+    assert shown == {"group_dfm": False, "face_id": False, "morph": False,
                      "keep_eyes": True, "keep_mouth": True, "hold_ms": False,
                      "label_corner": True, "label_size": True}
     shown = visibility("my.dfm", "id", "hold", False)
     assert shown["face_id"] and shown["hold_ms"] and not shown["keep_eyes"]
-    assert shown["group_framing"]  # the .dfm crop options: for .dfm models only
+    assert shown["group_dfm"]  # the .dfm crop options: for .dfm models only
     assert not shown["label_corner"] and not shown["label_size"]
 
 

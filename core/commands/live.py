@@ -18,7 +18,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from core.commands.options import bounded, frame_size, setting
+from core.commands.options import add_tuning, bounded, frame_size, setting, tuned
 from core.commands.stopping import stop_requests
 from core.errors import FaceSwapError, InputError, one_line
 from core.imageio import check_input_file, make_folder, partial_path
@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=bounded(int, 0, 10**9), default=0,
                         help="stop after this many captures")
     parser.add_argument("--no-overlay", action="store_true", help="no fps/latency text")
+    add_tuning(parser)
 
 
 class Source(Protocol):
@@ -250,8 +251,9 @@ def run(args: argparse.Namespace) -> int:
               "window; writing the result to a file instead")
         window = False
     output = args.output or (None if window or args.virtual_camera else str(DEFAULT_OUTPUT))
-    settings = SwapSettings(model=args.model, reference=args.reference, device=args.device,
-                            threads=args.threads, faces=args.faces)
+    settings = tuned(SwapSettings(model=args.model, reference=args.reference,
+                                  device=args.device, threads=args.threads, faces=args.faces),
+                     args)
     source = open_source(args)
     service = SwapService(settings, fmt=source.fmt)
     pacer: Pacer[Result] = Pacer(args.delay_ms)

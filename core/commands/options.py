@@ -5,8 +5,11 @@ setting is behind the option."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from core.settings import RANGES
+from core.errors import FaceSwapError
+from core.presets import Presets
+from core.settings import RANGES, SwapSettings
 
 MAX_FRAME = (7680, 4320)  # 8K UHD: the largest frame a benchmark or a camera is asked for
 SETTING_RANGES = {name: (low, high) for name, low, high in RANGES}
@@ -56,3 +59,23 @@ def frame_sizes(text: str) -> list[tuple[int, int]]:
 
 
 frame_sizes.__name__ = "sizes"
+
+
+def add_tuning(parser: argparse.ArgumentParser) -> None:
+    """--set and --presets: every other setting, and per-model presets."""
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="any other setting, e.g. --set color_transfer=hist --set erode=3 "
+                             "(names: core/settings.py SwapSettings)")
+    parser.add_argument("--presets", type=Path, metavar="FILE",
+                        help="per-model presets (JSON: model name -> settings, as the OBS "
+                             "filter keeps them): the chosen model's come before --set")
+
+
+def tuned(base: SwapSettings, args: argparse.Namespace) -> SwapSettings:
+    """`base` with the chosen model's preset (--presets) and then --set applied; a bad file
+    or value is a one-line FaceSwapError."""
+    try:
+        settings = Presets.read(args.presets).recall(base) if args.presets else base
+        return settings.with_pairs(args.set)
+    except ValueError as exc:
+        raise FaceSwapError(str(exc)) from None

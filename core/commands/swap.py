@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.commands.options import MAX_FRAME
+from core.commands.options import MAX_FRAME, add_tuning, tuned
 from core.commands.stopping import stop_requests
 from core.errors import FaceSwapError, InputError, TruncatedInput
 from core.imageio import IMAGE_SUFFIXES, check_input_file, make_folder, partial_path, read_bgr
@@ -40,18 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which faces to swap")
     parser.add_argument("--no-label", action="store_true",
                         help="do not draw the 'AI face swap' disclosure label")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="any other setting, e.g. --set color_transfer=hist --set erode=3 "
-                             "(names: core/settings.py SwapSettings)")
+    add_tuning(parser)
 
 
 def settings_from(args: argparse.Namespace) -> SwapSettings:
-    base = SwapSettings(model=args.model, reference=args.reference, device=args.device,
-                        faces=args.faces, label=not args.no_label)
-    try:
-        return base.with_pairs(args.set)
-    except ValueError as exc:
-        raise FaceSwapError(str(exc)) from None
+    return tuned(SwapSettings(model=args.model, reference=args.reference, device=args.device,
+                              faces=args.faces, label=not args.no_label), args)
 
 
 def is_image(path: Path) -> bool:

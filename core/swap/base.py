@@ -19,7 +19,8 @@ class SwapOutput:
 
     crop: np.ndarray  # (S, S, 3) uint8 RGB: the swapped face in crop space
     matrix: np.ndarray  # (2, 3) float32 affine: frame px -> crop px
-    mask: np.ndarray | None = None  # (S, S) float32 0..1 from the model; None = no model mask
+    mask: np.ndarray | None = None  # (S, S) float32 0..1: the model's mask of your face
+    celeb_mask: np.ndarray | None = None  # its mask of the swapped face (.dfm); None: none
 
 
 class Swapper(Protocol):

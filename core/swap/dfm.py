@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import adjust
 from core.align import cut
 from core.face import Face
 from core.frame import check_frame, to_bgr
@@ -51,23 +52,38 @@ class DFMSwapper:
     def has_morph(self) -> bool:
         return self.morph_name is not None
 
-    def run(self, crop_bgr: np.ndarray, morph: float) -> tuple[np.ndarray, np.ndarray]:
-        """(celeb face RGB uint8, mask float32) for one R x R BGR uint8 crop."""
-        feed = {self.input_name: (crop_bgr.astype(np.float32) * np.float32(1 / 255))[None]}
+    def _infer(self, face_bgr: np.ndarray, morph: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(face mask, celeb face BGR, celeb mask), float32, for one R x R BGR 0..1 crop."""
+        feed = {self.input_name: np.ascontiguousarray(face_bgr, np.float32)[None]}
         if self.morph_name is not None:
             if not 0.0 <= morph <= 1.0:
                 raise ValueError(f"morph must be within 0..1, got {morph}")
             feed[self.morph_name] = np.array([morph], np.float32)
         face_mask, celeb, celeb_mask = run(self.session, feed)  # by position
         check_finite(self.name, face=celeb, face_mask=face_mask, celeb_mask=celeb_mask)
-        rgb = np.clip(celeb[0, ..., ::-1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        mask = (face_mask[0, ..., 0] * celeb_mask[0, ..., 0]).astype(np.float32)
-        return np.ascontiguousarray(rgb), mask
+        return (face_mask[0, ..., 0].astype(np.float32), celeb[0].astype(np.float32),
+                celeb_mask[0, ..., 0].astype(np.float32))
+
+    def run(self, crop_bgr: np.ndarray, settings: SwapSettings
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(celeb face RGB uint8, face mask, celeb mask) for one R x R BGR uint8 crop, with
+        DeepFaceLive's swapper options: pre-sharpen and pre-gamma on the crop, two passes,
+        post-gamma on the face (gammas given R, G, B; the crop is BGR)."""
+        s = settings
+        crop = adjust.presharpen(crop_bgr.astype(np.float32) * np.float32(1 / 255), s.presharpen)
+        crop = adjust.gamma(crop, (s.pre_gamma_b, s.pre_gamma_g, s.pre_gamma_r))
+        face_mask, celeb, celeb_mask = self._infer(crop, s.morph)
+        if s.two_pass:  # the swapped face once more; your face's mask stays the first one
+            _, celeb, celeb_mask = self._infer(np.clip(celeb, 0.0, 1.0), s.morph)
+        celeb = adjust.gamma(celeb, (s.post_gamma_b, s.post_gamma_g, s.post_gamma_r))
+        rgb = np.clip(celeb[..., ::-1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(rgb), face_mask, celeb_mask
 
     def swap(self, frame: np.ndarray, fmt: str, face: Face, settings: SwapSettings) -> SwapOutput:
         check_frame(frame, fmt)
         matrix = crop_matrix(face.landmarks, self.resolution, Framing.of(settings),
                              yaw_deg=face.pose[0])
         aligned = cut(frame, matrix, self.resolution)
-        rgb, mask = self.run(to_bgr(aligned.crop, fmt), settings.morph)
-        return SwapOutput(crop=rgb, matrix=aligned.matrix, mask=mask)
+        rgb, face_mask, celeb_mask = self.run(to_bgr(aligned.crop, fmt), settings)
+        return SwapOutput(crop=rgb, matrix=aligned.matrix, mask=face_mask, celeb_mask=celeb_mask)
