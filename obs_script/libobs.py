@@ -68,6 +68,8 @@ class SourceInfo(C.Structure):
     complete, valid registration for a video filter. `filter_video` (right after
     `video_render` in every version) makes libobs hand the filter each new raw frame of an
     async parent, whatever the filter's own output flags (obs-source.c filter_async_video).
+    `filter_remove` (OBS 21+) is called while the filter still has its parent, before libobs
+    clears it: the render callbacks use it to stop touching the parent (registration.py).
     """
 
     _fields_ = [
@@ -77,6 +79,9 @@ class SourceInfo(C.Structure):
         ("get_properties", vp), ("update", vp), ("activate", vp),
         ("deactivate", vp), ("show", vp), ("hide", vp),
         ("video_tick", vp), ("video_render", vp), ("filter_video", vp),
+        ("filter_audio", vp), ("enum_active_sources", vp), ("save", vp), ("load", vp),
+        ("mouse_click", vp), ("mouse_move", vp), ("mouse_wheel", vp), ("focus", vp),
+        ("key_click", vp), ("filter_remove", vp),
     ]
 
 
@@ -108,6 +113,8 @@ MODIFIED2 = C.CFUNCTYPE(C.c_bool, vp, vp, vp, vp)  # (priv, props, property, set
 TASK = C.CFUNCTYPE(None, vp)
 ENUM_ITEM = C.CFUNCTYPE(C.c_bool, vp, vp, vp)  # (scene, scene item, param) -> continue
 ENUM_SOURCE = C.CFUNCTYPE(None, vp, vp, vp)  # (parent, child, param)
+ENUM_PROC = C.CFUNCTYPE(C.c_bool, vp, vp)  # (param, source) -> continue
+FILTER_REMOVE = C.CFUNCTYPE(None, vp, vp)  # (data, parent)
 
 
 def _candidates() -> list[str | None]:
@@ -198,6 +205,9 @@ obs_source_enum_filters = _fn("obs_source_enum_filters", None, vp, vp, vp)
 obs_source_set_enabled = _fn("obs_source_set_enabled", None, vp, C.c_bool)
 obs_get_source_by_name = _fn("obs_get_source_by_name", vp, cstr)
 obs_source_release = _fn("obs_source_release", None, vp)
+obs_source_get_ref = _fn("obs_source_get_ref", vp, vp)
+obs_enum_sources = _fn("obs_enum_sources", None, vp, vp)
+obs_enum_scenes = _fn("obs_enum_scenes", None, vp, vp)
 obs_source_filter_count = _gfx("obs_source_filter_count", C.c_size_t, vp)
 obs_source_update_properties = _fn("obs_source_update_properties", None, vp)
 

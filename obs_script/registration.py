@@ -74,6 +74,12 @@ class Entry:
     # callback's first is logged with its traceback, the rest only counted (they repeat
     # per frame), and the counts are shown in the filter's status.
     errors: dict[str, int] = field(default_factory=dict)
+    # Taken by the frame callbacks and by filter_remove: once a filter is taken off its
+    # source (a user deletes it while it renders), no callback touches the parent again
+    # (libobs then clears the filter's parent, and obs_source_skip_video_filter with no
+    # parent crashes OBS).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    removed: bool = False
 
     def failed(self, where: str) -> None:
         """Count an exception from `where` (inside its except block); log the first."""
@@ -192,26 +198,42 @@ def _video_render(data, _effect):
     entry = STATE.entries.get(data or 0)
     if entry is None:
         return
-    impl = entry.impl
-    if impl is None:
-        _pass_or_cover(entry)
-        return
-    try:
-        impl.render()
-    except Exception:
-        entry.failed("video_render")
-        _pass_or_cover(entry)
+    with entry.lock:
+        if entry.removed:
+            return  # a render that began before the filter was taken off: draw nothing
+        impl = entry.impl
+        if impl is None:
+            _pass_or_cover(entry)
+            return
+        try:
+            impl.render()
+        except Exception:
+            entry.failed("video_render")
+            _pass_or_cover(entry)
 
 
 def _filter_video(data, frame):
     entry = STATE.entries.get(data or 0)
-    impl = entry.impl if entry else None
-    if impl is not None:
-        try:
-            impl.filter_video(frame)
-        except Exception:
-            entry.failed("filter_video")
+    if entry is None:
+        return frame
+    with entry.lock:
+        impl = entry.impl
+        if impl is not None and not entry.removed:
+            try:
+                impl.filter_video(frame)
+            except Exception:
+                entry.failed("filter_video")
     return frame  # never withheld: the parent shows it whatever happened here
+
+
+def _filter_remove(data, _parent):
+    """The filter is being taken off its source: wait for a frame callback in progress,
+    then keep them all away from the parent, which libobs clears when this returns. (A
+    filter object is never put back on a source by OBS: undo and copy make new ones.)"""
+    entry = STATE.entries.get(data or 0)
+    if entry is not None:
+        with entry.lock:
+            entry.removed = True
 
 
 def callback_errors(key: int) -> dict[str, int]:
@@ -276,7 +298,8 @@ def _register() -> None:
                destroy=L.DESTROY(_destroy), get_defaults=L.GET_DEFAULTS(_get_defaults),
                get_properties=L.GET_PROPERTIES(_get_properties), update=L.UPDATE(_update),
                video_render=L.VIDEO_RENDER(_video_render),
-               filter_video=L.FILTER_VIDEO(_filter_video))
+               filter_video=L.FILTER_VIDEO(_filter_video),
+               filter_remove=L.FILTER_REMOVE(_filter_remove))
     info = L.SourceInfo(id=FILTER_ID, type=L.OBS_SOURCE_TYPE_FILTER,
                         output_flags=L.OBS_SOURCE_VIDEO)
     for name, fn in cbs.items():

@@ -18,8 +18,8 @@ import obspython as obs
 
 from core import registry
 from core.settings import SwapSettings
+from obs_script import clearing, obsdata, properties, registration, swap_filter, testhooks
 from obs_script import libobs as L
-from obs_script import obsdata, properties, registration, swap_filter, testhooks
 from obs_script.catalog import CATALOG
 from obs_script.description import DescriptionKeeper
 from obs_script.hotkeys import HOTKEYS, Hotkeys
@@ -155,6 +155,7 @@ def script_load(settings, module) -> None:
 
 def script_unload() -> None:
     global _host, _saved_switch_interval
+    clearing.hold_through_clearing()  # OBS may be about to clear the scenes: exit
     if _host is not None:
         _host.stop()
         _host = None
@@ -246,6 +247,9 @@ def script_properties():
 
 def _on_event(event) -> None:
     if _host is None:
+        return
+    if event == obs.OBS_FRONTEND_EVENT_SCENE_COLLECTION_CHANGING:
+        clearing.hold_through_clearing()  # the old collection is cleared next
         return
     if event in (obs.OBS_FRONTEND_EVENT_SCENE_CHANGED, obs.OBS_FRONTEND_EVENT_FINISHED_LOADING,
                  obs.OBS_FRONTEND_EVENT_PREVIEW_SCENE_CHANGED):

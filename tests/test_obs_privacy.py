@@ -100,7 +100,7 @@ def obs(files, tmp_path_factory):
         wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
         yield session
         program(session, "Scratch scene")
-    assert session.obs.returncode == 0, f"OBS exited with {session.obs.returncode}"
+    session.assert_clean_exit()
 
 
 def program(obs: ObsSession, name: str) -> None:

@@ -46,9 +46,10 @@ OBS_HEADERS = Path("/usr/include/obs/obs.h")
 
 def test_source_info_prefix_layout():
     info = libobs.SourceInfo
-    assert ctypes.sizeof(info) == 136
+    assert ctypes.sizeof(info) == 216
     assert info.get_name.offset == 16 and info.get_defaults.offset == 56
     assert info.video_render.offset == 120 and info.filter_video.offset == 128
+    assert info.filter_remove.offset == 208
 
 
 def test_version_is_in_the_verified_range():

@@ -260,6 +260,14 @@ class ObsSession:
             self.obs_log.close()
         return code
 
+    def assert_clean_exit(self) -> None:
+        """OBS exited by itself with code 0, and its scene clearing left no source behind
+        (one left behind is destroyed after Python is finalised: obs_script/clearing.py)."""
+        code = self.obs.returncode
+        leaks = [line for line in self.log_text().splitlines()
+                 if "Not all sources were cleared" in line or "were remaining" in line]
+        assert code == 0 and not leaks, f"OBS exited with {code}: {leaks}"
+
     def __enter__(self) -> ObsSession:
         return self.start()
 
