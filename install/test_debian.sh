@@ -7,10 +7,15 @@
 # the next run (to start afresh: rm -rf --one-file-system /srv/face-swap-SUITE, after a run:
 # never while /proc, /sys or /dev are mounted inside it). The repository is cloned into it (committed
 # state, HEAD), so commit what you want checked. Extra arguments go to pytest.
+#   install/test_debian.sh SUITE --prepare   only build the chroot, clone and set up the
+#                                            venv (CI does this while the host suite runs);
+#                                            a later test run of the same HEAD reuses them
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-suite="${1:?usage: install/test_debian.sh SUITE [pytest args...] (e.g. trixie, forky)}"
+suite="${1:?usage: install/test_debian.sh SUITE [--prepare | pytest args...] (e.g. trixie, forky)}"
 shift
+prepare=0
+if [ "${1:-}" = "--prepare" ]; then prepare=1; shift; fi
 chroot_dir="/srv/face-swap-$suite"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
@@ -37,11 +42,15 @@ cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
 cp /usr/local/share/ca-certificates/*.crt "$chroot_dir/usr/local/share/ca-certificates/" \
   2>/dev/null || true
 
-rm -rf "$chroot_dir/repo"
-git clone -q "$root" "$chroot_dir/repo"
+head="$(git -C "$root" rev-parse HEAD)"
+if [ "$(git -C "$chroot_dir/repo" rev-parse HEAD 2>/dev/null)" != "$head" ] \
+    || [ -n "$(git -C "$chroot_dir/repo" status --porcelain 2>/dev/null)" ]; then
+  rm -rf "$chroot_dir/repo"
+  git clone -q "$root" "$chroot_dir/repo"
+fi
 chroot "$chroot_dir" /bin/bash -c '
   set -e
-  export DEBIAN_FRONTEND=noninteractive HOME=/root LANG=C.UTF-8 CI=true
+  export DEBIAN_FRONTEND=noninteractive HOME=/root LANG=C.UTF-8 CI=true PREPARE='"$prepare"'
   export PIP_CERT=/etc/ssl/certs/ca-certificates.crt  # the system store, with any CA added above
   update-ca-certificates >/dev/null
   if [ ! -x /usr/bin/obs ]; then
@@ -51,5 +60,7 @@ chroot "$chroot_dir" /bin/bash -c '
     apt-get install -y -q obs-studio xvfb python3-venv git libobs-dev gcc
   fi
   echo "test_debian: $(. /etc/os-release; echo "$PRETTY_NAME"), $(obs --version 2>&1 | tail -n1), $(python3 --version)"
-  cd /repo && install/test.sh "$@"
+  cd /repo
+  if [ "$PREPARE" = 1 ]; then exec install/setup.sh; fi
+  exec install/test.sh "$@"
 ' test_debian "$@"

@@ -28,6 +28,8 @@ import pytest
 
 from core import ROOT
 
+pytestmark = pytest.mark.libobs
+
 OBS_INCLUDE = Path("/usr/include/obs")
 SIMDE = Path("/usr/include/simde")
 MACOS_STUBS = ROOT / "tests" / "abi" / "macos"

@@ -362,6 +362,7 @@ def libobs():
     return fn
 
 
+@pytest.mark.libobs
 @pytest.mark.parametrize("space, cs, full", [("601", 1, False), ("601", 1, True),
                                              ("709", 2, False), ("709", 2, True)])
 def test_matrices_here_are_the_ones_libobs_makes(libobs, space, cs, full):

@@ -41,6 +41,8 @@ from obs_script.render import FramePool  # noqa: E402
 from obs_script.scenes import parse_mapping  # noqa: E402
 from obs_script.status import StatusWriter  # noqa: E402
 
+pytestmark = pytest.mark.libobs
+
 OBS_HEADERS = Path("/usr/include/obs/obs.h")
 
 
