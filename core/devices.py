@@ -253,6 +253,10 @@ def provider_words(provider: str, threads: int) -> str:
 def device_note(requested: str, provider: str) -> str:
     """Why work asked for `requested` is not running there ("" when it is): shown by every
     host so a CPU fallback is never silent. `provider` is the session's active provider."""
+    from core import triton
+
+    if triton.is_server(requested):
+        return ""  # no fallback: a server that does not answer is an error (core.triton)
     try:
         placement = resolve(requested)
     except FaceSwapError as exc:

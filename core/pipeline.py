@@ -13,20 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from core import privacy
+from core import privacy, triton
 from core.devices import device_note
 from core.face import Face
 from core.frame import check_frame
 from core.label import draw_label
 from core.merge import merge
-from core.registry import load_swapper, resolve
+from core.registry import load_swapper, resolve, resolve_on_server
 from core.settings import REBUILD_FIELDS, SwapSettings
 from core.stills import faces_in_image
 from core.swap.base import SwapOutput, Swapper
 from core.track import FaceTracker, select_faces
 
-STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "merge", "lost", "label",
-           "total")
+STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "network", "merge", "lost",
+          "label", "total")
 NO_LIMIT = 90.0  # degrees: a pose limit this wide never stops a swap
 
 
@@ -43,6 +43,9 @@ class _FaceState:
 
 def build_swapper(settings: SwapSettings) -> Swapper:
     """The swapper for settings.model via the registry; FaceSwapError when unusable."""
+    if triton.is_server(settings.device):
+        entry = resolve_on_server(settings.model, settings.device)
+        return load_swapper(entry, settings.device, settings.threads, settings.reference)
     extra = [Path(settings.models_dir).expanduser()] if settings.models_dir else []
     entry = resolve(settings.model, extra_dirs=extra)
     return load_swapper(entry, settings.device, settings.threads, settings.reference)
@@ -65,7 +68,8 @@ class Pipeline:
     """A loaded tracker + swapper applied frame by frame.
 
     `timings` holds the last frame's milliseconds per stage (see STAGES); "align" is the
-    swapper's own alignment time when it reports one (else it is part of "swap"). `faces`
+    swapper's own alignment time when it reports one (else it is part of "swap"), "network"
+    the round trips to an inference server (core.triton; the server's compute included). `faces`
     are the faces swapped live in the last frame; `shown` says per face id what the last
     frame showed on it ("swap", or a core.privacy view) - what benchmarks count.
 
@@ -77,7 +81,8 @@ class Pipeline:
     def __init__(self, settings: SwapSettings) -> None:
         self.settings = settings
         self.swapper = build_swapper(settings)
-        self.tracker = FaceTracker(settings, device=settings.device, threads=settings.threads)
+        self.tracker = FaceTracker(settings, device=triton.local_device(settings.device),
+                                   threads=settings.threads)
         # the swap network's provider; a persona has none, so the landmark model's
         self.provider: str = (self.swapper.provider
                               or self.tracker.mesh.session.get_providers()[0])
@@ -158,7 +163,8 @@ class Pipeline:
             live[face.id] = self.swapper.swap(frame, fmt, face, settings)
             timings["swap"] += (time.perf_counter() - t) * 1000.0
             timings["align"] += self.swapper.timings.get("align", 0.0)
-        timings["swap"] -= timings["align"]
+            timings["network"] += self.swapper.timings.get("network", 0.0)
+        timings["swap"] -= timings["align"] + timings["network"]
         self.faces = [f for f in selected if f.id in live]
 
         t = time.perf_counter()

@@ -244,6 +244,29 @@ def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEn
     return entry
 
 
+def resolve_on_server(model: str, device: str) -> ModelEntry:
+    """The usable swap model `model` on the inference server `device` (core.triton),
+    identified from the server's model metadata by the same signature check as a file."""
+    from core.runtime import open_session
+    from core.signatures import tensors
+
+    name = model.strip()
+    if not name:
+        raise ModelFileError(f"no model given; name a model on {device}")
+    session, info = open_session(name, device)
+    signature = classify(tensors(session.get_inputs()), tensors(session.get_outputs()))
+    where = f"{name} on {info.device}"
+    if signature.kind == "inswapper":
+        raise ModelFileError(f"{where} is an inswapper: served inswappers are not supported "
+                             "yet (its reference embedding needs the model's emap); run it "
+                             "locally")
+    if signature.kind != "dfm":
+        raise ModelFileError(f"{where} is not a swap model: "
+                             f"{signature.reason or 'it is an ArcFace embedder'}")
+    return ModelEntry(name, "dfm", Path(name), resolution=signature.resolution,
+                      morph=signature.morph)
+
+
 def load_swapper(entry: ModelEntry, device: str = "cpu", threads: int = 0,
                  reference: str = ""):
     """Build the Swapper for a resolved entry (one class per model family)."""

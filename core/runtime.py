@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from core import devices
+from core import devices, triton
 from core.errors import ModelFileError, one_line
 from core.modelfiles import file_version
 
@@ -164,6 +164,8 @@ def open_session(path: str | Path, device: str = "cpu",
     Raises ModelFileError if the file is missing or unloadable, DeviceError for a malformed
     device string. A device that is not usable gives a CPU session whose info has a reason.
     """
+    if triton.is_server(device):
+        return _open_remote(str(path), device)
     resolved = Path(path).resolve()
     try:
         version = file_version(resolved)
@@ -191,6 +193,25 @@ def open_session(path: str | Path, device: str = "cpu",
                 _cache.popitem(last=False)
             _key_locks.pop(key, None)
         return hit
+
+
+def _open_remote(model: str, device: str) -> tuple[triton.RemoteSession, SessionInfo]:
+    """A model on an inference server (core.triton), shared like a local session; a fresh
+    connection once the cached one has failed."""
+    key = (model, 0, 0, device.strip().lower(), 0)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None and not hit[0].failed:
+            _cache.move_to_end(key)
+            return hit
+    server = triton.parse(device)
+    session = triton.RemoteSession(server, model)
+    hit = (session, SessionInfo(model, device, server.id, server.id, 0))
+    with _lock:
+        _cache[key] = hit
+        while len(_cache) > MAX_CACHED:
+            _cache.popitem(last=False)
+    return hit
 
 
 def get_session(path: str | Path, device: str = "cpu", threads: int = 0) -> ort.InferenceSession:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System packages the end-to-end tests need: a real OBS Studio and a virtual X server.
+# System packages the end-to-end tests need: a real OBS Studio, a virtual X server and the
+# system Python's venv module (for the test inference server).
 # Installs them with apt-get when missing (as root or with passwordless sudo); otherwise says
 # what to install and exits 1. Safe to run again: does nothing when both are present.
 # Also tries libobs-dev (OBS's C headers, a small download), a Windows cross compiler
@@ -10,6 +11,8 @@ set -euo pipefail
 missing=()
 command -v obs >/dev/null 2>&1 || missing+=(obs-studio)
 command -v Xvfb >/dev/null 2>&1 || missing+=(xvfb)
+# the test Triton server's venv is made with the system Python (tests/triton_env.py)
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 optional=()
 [ -f /usr/include/obs/obs.h ] || optional+=(libobs-dev)
 command -v g++ >/dev/null 2>&1 || optional+=(g++)

@@ -1,11 +1,13 @@
-"""`python -m core models [--json] [--dir DIR ...]`: what --model accepts, and why files don't."""
+"""`python -m core models [--json] [--dir DIR ...] [--device triton://HOST:PORT]`: what
+--model accepts (on this machine, or on an inference server), and why files don't."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from core import registry
+from core import registry, triton
+from core.errors import ModelFileError
 
 HELP = "list swap models and personas (models/, $FACESWAP_MODELS, --dir) and unusable files"
 
@@ -15,9 +17,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", action="append", default=[], metavar="DIR",
                         help=f"extra model folder (repeatable; also ${registry.ENV_VAR}, "
                              "separated by the OS path separator)")
+    parser.add_argument("--device", default="", metavar="triton://HOST:PORT",
+                        help="list the swap models of this inference server instead")
+
+
+def _server_models(args: argparse.Namespace) -> int:
+    """The server's models with what each is (a failed check is listed with its reason);
+    where the server does not allow listing, that, as one line."""
+    server = triton.parse(args.device)
+    try:
+        names = triton.list_models(args.device)
+    except triton.ServerError as exc:
+        if "does not allow listing" not in str(exc):
+            raise
+        print(json.dumps({"server": server.id, "models": None, "note": str(exc)})
+              if args.json else str(exc))
+        return 0
+    entries = []
+    for name in names:
+        try:
+            entries.append(registry.resolve_on_server(name, args.device).to_dict())
+        except ModelFileError as exc:
+            entries.append({"name": name, "kind": "unusable", "reason": str(exc),
+                            "usable": False})
+    if args.json:
+        print(json.dumps({"server": server.id, "models": entries}, indent=2))
+        return 0
+    print(f"swap models on {server.id} (--model NAME --device {server.id}):")
+    for e in entries:
+        described = f"DFM {e['resolution']}px" + (", AMP (morph)" if e.get("morph") else "") \
+            if e["usable"] else f"unusable: {e['reason']}"
+        print(f"  {e['name']}  {described}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.device:
+        return _server_models(args)
     folders = registry.model_dirs(args.dir)
     entries = registry.scan(args.dir)
     if args.json:

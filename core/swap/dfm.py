@@ -46,7 +46,9 @@ class DFMSwapper:
         self.input_name = signature.inputs[0]
         self.morph_name = signature.inputs[1] if signature.morph else None
         self.provider = self.session.get_providers()[0]
-        self.timings: dict[str, float] = {}  # one stage: the pipeline times it as "swap"
+        # the pipeline times the swap as a whole; a model on an inference server also
+        # reports its round trips ("network")
+        self.timings: dict[str, float] = {}
 
     @property
     def has_morph(self) -> bool:
@@ -61,6 +63,9 @@ class DFMSwapper:
                 raise ValueError(f"morph must be within 0..1, got {morph}")
             feed[self.morph_name] = np.array([morph], np.float32)
         face_mask, celeb, celeb_mask = run(self.session, feed)  # by position
+        if hasattr(self.session, "round_trip_ms"):  # core.triton.RemoteSession
+            self.timings["network"] = self.timings.get("network", 0.0) + \
+                self.session.round_trip_ms
         check_finite(self.name, face=celeb, face_mask=face_mask, celeb_mask=celeb_mask)
         return (face_mask[0, ..., 0].astype(np.float32), celeb[0].astype(np.float32),
                 celeb_mask[0, ..., 0].astype(np.float32))
@@ -71,6 +76,7 @@ class DFMSwapper:
         DeepFaceLive's swapper options: pre-sharpen and pre-gamma on the crop, two passes,
         post-gamma on the face (gammas given R, G, B; the crop is BGR)."""
         s = settings
+        self.timings = {}
         crop = adjust.presharpen(crop_bgr.astype(np.float32) * np.float32(1 / 255), s.presharpen)
         crop = adjust.gamma(crop, (s.pre_gamma_b, s.pre_gamma_g, s.pre_gamma_r))
         face_mask, celeb, celeb_mask = self._infer(crop, s.morph)

@@ -1,0 +1,198 @@
+"""NVIDIA Triton Inference Server as a device: the swap network runs on a server.
+
+A device string "triton://HOST:PORT" (gRPC) or "tritons://HOST:PORT" (gRPC over TLS) names
+a server the user configured (never one discovered); the model setting then names a model
+on that server. Detection, landmarks and merge stay local (on the CPU); only the swap
+network's crop goes out and its outputs come back.
+
+`RemoteSession` answers the part of onnxruntime's InferenceSession the swappers use
+(get_inputs, get_outputs, get_providers, run), from the server's model metadata, so a .dfm
+served by Triton passes the same signature check (core.signatures) as a file and runs
+through the same code. Every server error becomes one line naming the server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import FaceSwapError, ModelFileError
+
+SCHEMES = {"triton://": False, "tritons://": True}  # prefix -> TLS
+TIMEOUT_S = 2.0  # per request; a slower answer is an error, never a stalled frame
+LOCAL_DEVICE = "cpu"  # where detection and landmarks run when the swap runs on a server
+_TYPES = {"FP32": ("tensor(float)", np.float32), "FP16": ("tensor(float16)", np.float16),
+          "UINT8": ("tensor(uint8)", np.uint8), "INT32": ("tensor(int32)", np.int32),
+          "INT64": ("tensor(int64)", np.int64)}
+
+
+# gRPC channel: messages as large as a 512 px DFM's outputs (5 MB), and a server that comes
+# back is found again within a second (gRPC's default backoff grows to two minutes)
+CHANNEL_ARGS = [("grpc.max_send_message_length", 2**31 - 1),
+                ("grpc.max_receive_message_length", 2**31 - 1),
+                ("grpc.initial_reconnect_backoff_ms", 250),
+                ("grpc.min_reconnect_backoff_ms", 250),
+                ("grpc.max_reconnect_backoff_ms", 1000)]
+
+
+class ServerError(FaceSwapError):
+    """The server cannot be reached, or it refused or failed a request."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """One configured server."""
+
+    host: str
+    port: int
+    tls: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def id(self) -> str:
+        return f"{'tritons' if self.tls else 'triton'}://{self.address}"
+
+
+def is_server(device: str) -> bool:
+    """Whether a device string names an inference server rather than local hardware."""
+    return isinstance(device, str) and device.strip().lower().startswith(tuple(SCHEMES))
+
+
+def local_device(device: str) -> str:
+    """The device for the local models (detection, landmarks) alongside `device`."""
+    return LOCAL_DEVICE if is_server(device) else device
+
+
+def parse(device: str) -> Server:
+    """"triton://10.0.0.5:8001" -> Server; ServerError naming what is wrong otherwise."""
+    text = device.strip()
+    scheme = next((s for s in SCHEMES if text.lower().startswith(s)), None)
+    rest = text[len(scheme):] if scheme else ""
+    host, _, port = rest.rpartition(":")
+    host = host.strip("[]")  # [::1]:8001
+    if not scheme or not host or "/" in rest or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise ServerError(f"bad server address {device!r}; expected triton://HOST:PORT "
+                          "(gRPC, e.g. triton://192.168.1.20:8001) or tritons://HOST:PORT")
+    return Server(host, int(port), SCHEMES[scheme])
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A graph input or output as onnxruntime's NodeArg describes it."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    type: str  # "tensor(float)", ...
+    dtype: type
+
+
+def _args(entries: list[dict]) -> list[Arg]:
+    found = []
+    for entry in entries:
+        kind, dtype = _TYPES.get(entry["datatype"], (entry["datatype"], None))
+        shape = tuple(None if int(d) < 0 else int(d) for d in entry["shape"])
+        found.append(Arg(entry["name"], shape, kind, dtype))
+    return found
+
+
+def client(server: Server, timeout_s: float = TIMEOUT_S):
+    """A gRPC client for `server` that answered a readiness check; ServerError if not."""
+    import tritonclient.grpc as grpc
+
+    connection = grpc.InferenceServerClient(server.address, ssl=server.tls,
+                                            channel_args=CHANNEL_ARGS)
+    try:
+        ready = connection.is_server_ready(client_timeout=timeout_s)
+    except Exception as exc:
+        raise ServerError(f"cannot reach the inference server {server.id}: "
+                          f"{_first_line(exc)}") from None
+    if not ready:
+        raise ServerError(f"the inference server {server.id} is not ready")
+    return connection
+
+
+class RemoteSession:
+    """One model on one server, used like an onnxruntime InferenceSession."""
+
+    def __init__(self, server: Server, model: str, timeout_s: float = TIMEOUT_S) -> None:
+        self.server = server
+        self.model = model
+        self.timeout_s = timeout_s
+        self._client = client(server, timeout_s)
+        try:
+            meta = self._client.get_model_metadata(model, as_json=True,
+                                                   client_timeout=timeout_s)
+        except Exception as exc:
+            raise ModelFileError(f"model {model!r} is not available on {server.id}: "
+                                 f"{_first_line(exc)}") from None
+        self._inputs = _args(meta.get("inputs", []))
+        self._outputs = _args(meta.get("outputs", []))
+        unknown = [a.name for a in [*self._inputs, *self._outputs] if a.dtype is None]
+        if unknown:
+            raise ModelFileError(f"model {model!r} on {server.id} has tensors of types this "
+                                 f"client does not send: {', '.join(unknown)}")
+        self.round_trip_ms = 0.0  # the last request, network and server together
+        self.failed = False  # a request failed: the next open_session connects afresh
+        self._lock = threading.Lock()  # one gRPC call at a time per session
+
+    def get_inputs(self) -> list[Arg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[Arg]:
+        return list(self._outputs)
+
+    def get_providers(self) -> list[str]:
+        return [self.server.id]
+
+    def run(self, _names, feed: dict[str, np.ndarray], _options=None) -> list[np.ndarray]:
+        """Every output, in the model's order, for `feed` (onnxruntime's run by position).
+        An input the server declares with one more (batch) axis than given gets it."""
+        import tritonclient.grpc as grpc
+
+        requests = []
+        for arg in self._inputs:
+            array = np.ascontiguousarray(feed[arg.name], arg.dtype)
+            if len(arg.shape) == array.ndim + 1:
+                array = array[None]
+            request = grpc.InferInput(arg.name, list(array.shape),
+                                      next(k for k, v in _TYPES.items() if v[1] is arg.dtype))
+            request.set_data_from_numpy(array)
+            requests.append(request)
+        wanted = [grpc.InferRequestedOutput(arg.name) for arg in self._outputs]
+        start = time.perf_counter()
+        try:
+            with self._lock:
+                result = self._client.infer(self.model, requests, outputs=wanted,
+                                            client_timeout=self.timeout_s)
+        except Exception as exc:
+            self.failed = True
+            raise ServerError(f"{self.server.id} model {self.model}: "
+                              f"{_first_line(exc)}") from None
+        self.round_trip_ms = (time.perf_counter() - start) * 1000.0
+        return [result.as_numpy(arg.name) for arg in self._outputs]
+
+
+def list_models(device: str, timeout_s: float = TIMEOUT_S) -> list[str]:
+    """The names of the models the server has loaded; ServerError where the server does not
+    allow listing (PyTriton restricts the repository index) or cannot be reached."""
+    server = parse(device)
+    connection = client(server, timeout_s)
+    try:
+        index = connection.get_model_repository_index(as_json=True, client_timeout=timeout_s)
+    except Exception as exc:
+        raise ServerError(f"{server.id} does not allow listing its models "
+                          f"({_first_line(exc)}); name one with --model") from None
+    return sorted(m["name"] for m in index.get("models", [])
+                  if m.get("state", "READY") == "READY")

@@ -1,0 +1,107 @@
+"""The swap network on an NVIDIA Triton Inference Server (core/triton.py), against a real
+local Triton (nvidia-pytriton's tritonserver, tests/triton_env.py) serving the ONNX doubles
+through onnxruntime: the same signature checks and pixels as the local models, one-line
+errors, and a swap that resumes by itself after the server went away."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import DATA
+from doubles import build_arcface, build_dfm, build_inswapper, save
+from test_cli_swap import one_line_error, run_cli
+from triton_env import TritonServer
+
+from core import triton
+from core.pipeline import Pipeline
+from core.settings import SwapSettings
+from core.triton import ServerError
+
+ASTRONAUT = DATA / "astronaut.png"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("triton_models")
+    save(build_dfm(224), folder / "double_224.dfm")
+    save(build_dfm(224, morph=True), folder / "double_amp_224.dfm")
+    save(build_inswapper(), folder / "inswapper_double.onnx")
+    save(build_arcface(), folder / "arcface_double.onnx")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory):
+    running = TritonServer(models, tmp_path_factory.mktemp("triton") / "server.log").start()
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("model, options", [("double_224", []),
+                                            ("double_amp_224", ["--set", "morph=0.3"])])
+def test_a_served_dfm_swaps_as_the_same_file_does_locally(server, models, tmp_path, model,
+                                                          options):
+    remote, local = tmp_path / "remote.png", tmp_path / "local.png"
+    done = run_cli("swap", str(ASTRONAUT), "-o", str(remote), "--model", model,
+                   "--device", server.device, *options)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("swap", str(ASTRONAUT), "-o", str(local), "--model",
+                   str(next(models.glob(f"{model}.*"))), *options)
+    assert done.returncode == 0, done.stderr
+    out, ref, original = (cv2.imread(str(p)) for p in (remote, local, ASTRONAUT))
+    np.testing.assert_array_equal(out, ref)
+    assert (out != original).any(axis=2).mean() > 0.02  # a face was swapped
+
+
+def test_the_server_model_is_checked_like_a_file(server):
+    one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
+                           "nothere", "--device", server.device),
+                   f"model 'nothere' is not available on {server.device}")
+    one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
+                           "arcface_double", "--device", server.device),
+                   "arcface_double on triton://")
+    one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
+                           "inswapper_double", "--device", server.device),
+                   "served inswappers are not supported yet")
+
+
+def test_models_says_when_the_server_does_not_list(server):
+    done = run_cli("models", "--device", server.device, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    # PyTriton restricts the repository index; the official server lists (not run here)
+    assert report["models"] is None and "does not allow listing" in report["note"]
+
+
+def test_unreachable_or_malformed_servers_are_one_line_errors(server):
+    gone = f"triton://127.0.0.1:{server.ports[1] + 50}"
+    one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
+                           "double_224", "--device", gone), "cannot reach the inference server")
+    one_line_error(run_cli("models", "--device", gone), "cannot reach the inference server")
+    one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
+                           "double_224", "--device", "triton://nohost"), "bad server address")
+
+
+def test_network_time_is_its_own_stage(server):
+    pipeline = Pipeline(SwapSettings(model="double_224", device=server.device, label=False))
+    frame = np.ascontiguousarray(cv2.imread(str(ASTRONAUT))[..., ::-1])
+    pipeline.process(frame, "rgb")
+    assert pipeline.faces and pipeline.timings["network"] > 0
+    assert pipeline.provider == server.device  # what the status line shows
+    assert triton.local_device(server.device) == "cpu"  # detection and landmarks stay here
+
+
+def test_the_swap_resumes_by_itself_after_the_server_returns(server):
+    pipeline = Pipeline(SwapSettings(model="double_224", device=server.device, label=False))
+    frame = np.ascontiguousarray(cv2.imread(str(ASTRONAUT))[..., ::-1])
+    swapped = pipeline.process_still(frame, "rgb")
+    server.stop()
+    try:
+        with pytest.raises(ServerError, match=f"^{server.device} model double_224: "):
+            pipeline.process_still(frame, "rgb")
+    finally:
+        server.start()
+    np.testing.assert_array_equal(pipeline.process_still(frame, "rgb"), swapped)

@@ -1,0 +1,105 @@
+"""The test inference server: a venv with nvidia-pytriton (which ships the tritonserver
+binary) and onnxruntime, made once per machine with the system Python, and a running server
+(tests/triton_server.py) serving a folder of models on free local ports.
+
+The system Python, because PyTriton's Python stub fails at model load under a pyenv-built
+interpreter ("'_thread.RLock' object has no attribute '_recursion_count'"). The venv lives
+in the project's cache folder, keyed by what is installed in it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from core.runtime import cache_dir
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+PACKAGES = ("nvidia-pytriton==0.7.0", "onnxruntime>=1.20,<1.24", "numpy>=1.24,<3")
+SERVER = Path(__file__).with_name("triton_server.py")
+START_TIMEOUT_S = 180.0
+
+
+def server_python() -> Path:
+    """The venv's python, made (about 30 s, ~500 MB) when missing or out of date."""
+    venv = cache_dir() / "triton-test-server"
+    python = venv / "bin" / "python"
+    stamp = venv / "installed.txt"
+    wanted = "\n".join(PACKAGES)
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    if not SYSTEM_PYTHON.exists():
+        raise RuntimeError(f"the test Triton server needs {SYSTEM_PYTHON} (Debian/Ubuntu's "
+                           "python3 with python3-venv)")
+    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    *PACKAGES], check=True)
+    stamp.write_text(wanted)
+    return python
+
+
+class TritonServer:
+    """tests/triton_server.py on free ports, serving every model file in `folder`; the
+    device string to reach it is `device`. Stop and start it again to simulate an outage
+    (same ports)."""
+
+    def __init__(self, folder: Path, log: Path) -> None:
+        from obs.harness import free_port
+
+        self.folder = folder
+        self.log = log
+        self.ports = (free_port(), free_port(), free_port())  # gRPC, HTTP, metrics
+        self.device = f"triton://127.0.0.1:{self.ports[0]}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> TritonServer:
+        grpc_port, http_port, metrics_port = self.ports
+        offset = self.log.stat().st_size if self.log.exists() else 0  # this start's lines
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [str(server_python()), str(SERVER), str(self.folder), "--grpc-port", str(grpc_port),
+             "--http-port", str(http_port), "--metrics-port", str(metrics_port)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
+        out.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while b"\nready" not in b"\n" + self.log.read_bytes()[offset:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.log.read_bytes()[-3000:].decode(errors="replace")
+                self.stop()
+                raise RuntimeError(f"the test Triton server did not start:\n{tail}")
+            time.sleep(0.5)
+        return self
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        except ProcessLookupError:
+            pass
+        self.process = None
+        # tritonserver (a child in the same group) may outlive PyTriton's Python for a moment:
+        # the ports are free once it is gone, and a restart can bind them
+        deadline = time.monotonic() + 30.0
+        while not all(port_free(p) for p in self.ports) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
+def port_free(port: int) -> bool:
+    """Whether a server could listen on `port` now (as Triton does, on every interface)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
