@@ -19,6 +19,7 @@ COMMANDS = {
     "live": "core.commands.live",
     "bench": "core.commands.bench",
     "demo": "core.commands.demo",
+    "triton-repo": "core.commands.triton_repo",
 }
 
 

@@ -6,6 +6,7 @@ errors, and a swap that resumes by itself after the server went away."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from conftest import DATA
 from doubles import build_arcface, build_dfm, build_inswapper, save
 from test_cli_swap import one_line_error, run_cli
 from triton_env import TritonServer
+from tritonclient.grpc import model_config_pb2 as pb
 
 from core import triton
 from core.pipeline import Pipeline
@@ -105,3 +107,37 @@ def test_the_swap_resumes_by_itself_after_the_server_returns(server):
     finally:
         server.start()
     np.testing.assert_array_equal(pipeline.process_still(frame, "rgb"), swapped)
+
+
+def _config(path: Path):
+    """A config.pbtxt parsed strictly into Triton's own ModelConfig (unknown fields fail)."""
+    from google.protobuf import text_format
+
+    return text_format.Parse(path.read_text(encoding="utf-8"), pb.ModelConfig())
+
+
+def test_triton_repo_writes_configs_triton_accepts(models, tmp_path):
+    out = tmp_path / "repo"
+    done = run_cli("triton-repo", str(models / "double_224.dfm"),
+                   str(models / "double_amp_224.dfm"), str(models / "inswapper_double.onnx"),
+                   "--out", str(out), "--max-batch", "16", "--instances", "2")
+    assert done.returncode == 0, done.stderr
+    dfm = _config(out / "double_224" / "config.pbtxt")
+    assert dfm.backend == "onnxruntime" and dfm.max_batch_size == 16
+    assert [(t.name, list(t.dims)) for t in dfm.input] == [("in_face:0", [224, 224, 3])]
+    assert [t.name for t in dfm.output] == ["out_face_mask:0", "out_celeb_face:0",
+                                            "out_celeb_face_mask:0"]
+    assert dfm.dynamic_batching.max_queue_delay_microseconds > 0
+    assert dfm.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
+    assert dfm.instance_group[0].count == 2
+    amp = _config(out / "double_amp_224" / "config.pbtxt")  # morph_value has no batch axis
+    assert amp.max_batch_size == 0 and not amp.HasField("dynamic_batching")
+    assert [list(t.dims) for t in amp.input] == [[-1, 224, 224, 3], [1]]
+    swapper = _config(out / "inswapper_double" / "config.pbtxt")
+    assert {t.name for t in swapper.input} == {"target", "source"}
+    assert (out / "double_224" / "1" / "model.onnx").read_bytes() == \
+        (models / "double_224.dfm").read_bytes()
+    one_line_error(run_cli("triton-repo", str(models / "arcface_double.onnx"), "--out",
+                           str(out)), "is an ArcFace embedder, not a swap model")
+    one_line_error(run_cli("triton-repo", str(models / "double_224.dfm"), "--out", str(out),
+                           "--max-batch", "0"), "--max-batch must be within")
