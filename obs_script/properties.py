@@ -32,6 +32,7 @@ from core.swap.dfm import POSE_LIMITS
 from obs_script import libobs as L
 from obs_script import registration
 from obs_script.catalog import CATALOG
+from obs_script.servers import SERVERS
 
 if TYPE_CHECKING:
     from obs_script.swap_filter import FaceSwapFilter
@@ -84,8 +85,10 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "A portrait of the face to wear: the persona's face, or the identity for "
                 "inswapper. Empty: the model's own (the built-in persona for personas)."),
         Control("device", "list", "Device",
-                "Where the swap network runs: the CPU or a GPU. A device that cannot run the "
-                "model falls back to the CPU and the status says so."),
+                "Where the swap network runs: the CPU, a GPU, or an inference server from "
+                "the script's \"Inference servers\" (Tools > Scripts; the model of the same "
+                "name on that server). A GPU that cannot run the model falls back to the CPU "
+                "and the status says so; a server that does not answer is an error."),
         Control("threads", "int", "CPU threads",
                 "CPU threads for the models. 0 = automatic (half the cores, leaving the "
                 "rest to OBS and its encoder).", 0, 64, 1),
@@ -369,6 +372,10 @@ def _fill_devices(prop: int, current: str) -> None:
     for device in devices.list_devices():
         L.obs_property_list_add_string(prop, device.label.encode(), device.id.encode())
         listed.append(device.id)
+    for server in SERVERS.devices:  # the script's "Inference servers"
+        L.obs_property_list_add_string(prop, f"{server}  (inference server)".encode(),
+                                       server.encode())
+        listed.append(server)
     if current not in listed:
         L.obs_property_list_add_string(prop, f"{current}  (not on this machine)".encode(),
                                        current.encode())

@@ -24,6 +24,7 @@ from obs_script.catalog import CATALOG
 from obs_script.description import DescriptionKeeper
 from obs_script.hotkeys import HOTKEYS, Hotkeys
 from obs_script.scenes import SceneSwitcher
+from obs_script.servers import SERVERS
 from obs_script.status import StatusWriter, default_path
 from obs_script.swap_filter import FaceSwapFilter
 
@@ -32,6 +33,7 @@ from obs_script.swap_filter import FaceSwapFilter
 SWITCH_INTERVAL_S = 0.001
 MAPPING_KEY = "scene_models"
 MODELS_DIR_KEY = "models_dir"
+SERVERS_KEY = "inference_servers"
 
 
 class Host:
@@ -107,11 +109,18 @@ def engine_report() -> str:
 
 
 def mapping_report() -> str:
-    """The description's line for scene-mapping mistakes ('' when there are none)."""
+    """The description's lines for mistakes in the scene mapping and the server list ('' when
+    there are none)."""
+    lines = []
     errors = _host.scenes.errors if _host is not None else []
-    if not errors:
-        return ""
-    return "<br><b style='color:#d33'>Scene -> model:</b> " + "; ".join(errors)
+    if errors:
+        lines.append("<br><b style='color:#d33'>Scene -> model:</b> " + "; ".join(errors))
+    if SERVERS.errors:
+        lines.append("<br><b style='color:#d33'>Inference servers:</b> "
+                     + "; ".join(SERVERS.errors))
+    if SERVERS.devices:
+        lines.append("<br>Inference servers: " + ", ".join(SERVERS.devices))
+    return "".join(lines)
 
 
 def script_description() -> str:
@@ -179,9 +188,9 @@ def script_save(settings) -> None:
         obs.obs_data_array_release(saved)
 
 
-def _mapping_lines(settings) -> list[str]:
-    """The "Scene -> model" editable list's lines from the script's settings."""
-    array = obs.obs_data_get_array(settings, MAPPING_KEY)
+def _list_lines(settings, key: str = MAPPING_KEY) -> list[str]:
+    """An editable list's lines from the script's settings ("Scene -> model", servers)."""
+    array = obs.obs_data_get_array(settings, key)
     lines = []
     for i in range(obs.obs_data_array_count(array)):
         item = obs.obs_data_array_item(array, i)
@@ -194,7 +203,10 @@ def _mapping_lines(settings) -> list[str]:
 def script_update(settings) -> None:
     if _host is None:
         return
-    _host.scenes.set_mapping(_mapping_lines(settings))
+    _host.scenes.set_mapping(_list_lines(settings))
+    SERVERS.set_lines(_list_lines(settings, SERVERS_KEY))
+    for error in SERVERS.errors:
+        L.log(L.LOG_WARNING, f"Inference servers: {error}")
     folder = obs.obs_data_get_string(settings, MODELS_DIR_KEY).strip()
     if (folder,) != _host.models_dir:
         _host.models_dir = (folder,)
@@ -215,7 +227,7 @@ def _show_mapping_errors(props, _prop=None, settings=None) -> bool:
     if _host is None:
         return False
     if settings is not None:
-        _host.scenes.set_mapping(_mapping_lines(settings))
+        _host.scenes.set_mapping(_list_lines(settings))
     info = obs.obs_properties_get(props, "mapping_errors")
     errors = _host.scenes.errors
     obs.obs_property_set_description(info, "Not applied: " + "; ".join(errors) if errors else "")
@@ -239,6 +251,15 @@ def script_properties():
                  "model, e.g. 'Just Chatting = persona:default'. Mistakes show below and in "
                  "the log as soon as a line is entered.")
     obs.obs_property_set_modified_callback(mapping, _show_mapping_errors)
+    servers = obs.obs_properties_add_editable_list(
+        props, SERVERS_KEY, "Inference servers (one triton://HOST:PORT per line)",
+        obs.OBS_EDITABLE_LIST_TYPE_STRINGS, None, None)
+    obs.obs_property_set_long_description(
+        servers, "NVIDIA Triton servers that can run the swap network (e.g. a GPU PC: "
+                 "triton://192.168.1.20:8001). Each becomes a Device of every Face Swap "
+                 "filter; pick it there with a model the server has (by the same name). "
+                 "Detection and landmarks stay on this PC. Frames go only to servers "
+                 "listed here.")
     info = obs.obs_properties_add_text(props, "mapping_errors", "", obs.OBS_TEXT_INFO)
     obs.obs_property_text_set_info_type(info, obs.OBS_TEXT_INFO_WARNING)
     _show_mapping_errors(props)

@@ -6,6 +6,7 @@ errors, and a swap that resumes by itself after the server went away."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,15 @@ import numpy as np
 import pytest
 from conftest import DATA
 from doubles import build_arcface, build_dfm, build_inswapper, save
+from obs.harness import (
+    ObsSession,
+    face_swap_filter,
+    image_source,
+    missing_tools,
+    scene,
+    scene_item,
+    wait_for,
+)
 from test_cli_swap import one_line_error, run_cli
 from triton_env import TritonServer
 from tritonclient.grpc import model_config_pb2 as pb
@@ -141,3 +151,46 @@ def test_triton_repo_writes_configs_triton_accepts(models, tmp_path):
                            str(out)), "is an ArcFace embedder, not a swap model")
     one_line_error(run_cli("triton-repo", str(models / "double_224.dfm"), "--out", str(out),
                            "--max-batch", "0"), "--max-batch must be within")
+
+
+def test_an_obs_filter_runs_its_model_on_the_server(server, tmp_path):
+    """In a real OBS: the script's "Inference servers" become Device entries; a filter on
+    the server swaps (the server as its provider); one whose server does not answer shows
+    the error and, in privacy mode, covers the source."""
+    if missing_tools():
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            f"needs {' and '.join(missing_tools())} (obs-studio, xvfb)")
+    gone = f"triton://127.0.0.1:{server.ports[1] + 60}"
+    served = {"model": "double_224", "device": server.device, "label": False}
+    sources = [
+        image_source("Served", ASTRONAUT, [face_swap_filter(settings=served)]),
+        image_source("Gone", ASTRONAUT, [face_swap_filter(
+            settings={**served, "device": gone, "on_lost": "pixelate"})]),
+        image_source("Plain", ASTRONAUT),
+        scene("Main", [scene_item("Served", 1, scale=0.5),
+                       scene_item("Gone", 2, x=320, scale=0.5)]),
+        scene("References", [scene_item("Plain", 1)]),
+    ]
+    servers = [{"value": server.device}, {"value": "triton://no-port"}]
+    session = ObsSession(tmp_path / "obs", sources, {"inference_servers": servers})
+    with session:
+        wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
+        status = session.wait_filter("Served", lambda f: f["swapping"] and f["frames_out"] > 3,
+                                     120, "Served swapping on the server")
+        assert status["provider"] == server.device
+        plain = session.screenshot("Plain")
+        assert (session.screenshot("Served") != plain).any(axis=2).mean() > 0.02
+        status = session.wait_filter("Gone", lambda f: f["problem"], 60, "Gone's error")
+        assert "cannot reach the inference server" in status["problem"]
+        covered = wait_for(lambda: (shot := session.screenshot("Gone")) is not None
+                           and (shot != plain).any(axis=2).mean() > 0.8, 20, "Gone covered")
+        assert covered
+        before = session.status().get("test_properties", {}).get("built", 0)
+        session.client.trigger_hot_key_by_name("face_swap.test_properties")
+        report = wait_for(lambda: (r := session.status().get("test_properties", {}))
+                          .get("built", 0) > before and r, 30, "the panels")
+        items = report["Served/Face Swap"]["properties"]["device"]["items"]
+        assert f"{server.device}  (inference server)" in items
+        assert "Inference servers:</b> bad server address 'triton://no-port'" in \
+            report["description"]
+    session.assert_clean_exit()

@@ -58,16 +58,18 @@ class TritonServer:
 
     def start(self) -> TritonServer:
         grpc_port, http_port, metrics_port = self.ports
-        offset = self.log.stat().st_size if self.log.exists() else 0  # this start's lines
+        ready = self.log.with_suffix(".ready")
+        ready.unlink(missing_ok=True)
         out = self.log.open("ab")
         self.process = subprocess.Popen(
             [str(server_python()), str(SERVER), str(self.folder), "--grpc-port", str(grpc_port),
-             "--http-port", str(http_port), "--metrics-port", str(metrics_port)],
+             "--http-port", str(http_port), "--metrics-port", str(metrics_port),
+             "--ready-file", str(ready)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
         out.close()
         deadline = time.monotonic() + START_TIMEOUT_S
-        while b"\nready" not in b"\n" + self.log.read_bytes()[offset:]:
+        while not ready.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 tail = self.log.read_bytes()[-3000:].decode(errors="replace")
                 self.stop()

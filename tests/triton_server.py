@@ -3,12 +3,13 @@ served under its file stem, run by onnxruntime inside PyTriton's Python callable
 
 Runs in its own venv (tests/triton_env.py makes it: nvidia-pytriton ships the tritonserver
 binary, and its Python stub needs the system Python), not in the project's:
-    python tests/triton_server.py --grpc-port 8001 --http-port 8000 --metrics-port 8002 DIR
+    python tests/triton_server.py --grpc-port 8001 --http-port 8000 --metrics-port 8002 \
+        --ready-file READY DIR
 
 Tensor names, shapes and types are the ONNX graph's, so the server's model metadata is the
 contract the client checks. A graph whose inputs and outputs all start with a dynamic
 dimension is served with dynamic batching (Triton stacks concurrent requests), others as
-they are. Prints "ready" once every model is loaded.
+they are. Writes the --ready-file once every model is loaded.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def main() -> int:
     parser.add_argument("--grpc-port", type=int, required=True)
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--metrics-port", type=int, required=True)
+    parser.add_argument("--ready-file", type=Path, required=True,
+                        help="written once every model is loaded")
     args = parser.parse_args()
     config = TritonConfig(grpc_port=args.grpc_port, http_port=args.http_port,
                           metrics_port=args.metrics_port, exit_on_error=True)
@@ -76,7 +79,7 @@ def main() -> int:
                         inputs=tensors(session.get_inputs(), with_batch),
                         outputs=tensors(session.get_outputs(), with_batch),
                         config=model_config, strict=False)
-        print("ready", flush=True)
+        args.ready_file.write_text("ready\n", encoding="utf-8")
         triton.serve()
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import adjust
+from core import adjust, triton
 from core.align import cut
 from core.face import Face
 from core.frame import check_frame, to_bgr
@@ -37,11 +37,13 @@ class DFMSwapper:
     pose_limits = POSE_LIMITS
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0) -> None:
-        self.path = Path(path)
-        self.name = self.path.stem
-        self.session = get_session(self.path, device, threads)
+        served = triton.is_server(device)  # `path` is then a model name on that server
+        self.path: Path | None = None if served else Path(path)
+        self.name = str(path) if served else Path(path).stem
+        self.session = get_session(path, device, threads)
         signature = expect("dfm", classify(tensors(self.session.get_inputs()),
-                                           tensors(self.session.get_outputs())), self.path.name)
+                                           tensors(self.session.get_outputs())),
+                           self.name if served else Path(path).name)
         self.resolution = signature.resolution
         self.input_name = signature.inputs[0]
         self.morph_name = signature.inputs[1] if signature.morph else None
