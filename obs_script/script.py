@@ -235,6 +235,14 @@ def _show_mapping_errors(props, _prop=None, settings=None) -> bool:
     return True
 
 
+def _string_list(props, key: str, label: str, tooltip: str):
+    """An editable list of strings with its tooltip."""
+    prop = obs.obs_properties_add_editable_list(props, key, label,
+                                                obs.OBS_EDITABLE_LIST_TYPE_STRINGS, None, None)
+    obs.obs_property_set_long_description(prop, tooltip)
+    return prop
+
+
 def script_properties():
     props = obs.obs_properties_create()
     folder = obs.obs_properties_add_path(props, MODELS_DIR_KEY,
@@ -243,23 +251,18 @@ def script_properties():
     obs.obs_property_set_long_description(
         folder, "A folder of your own .dfm and inswapper models, searched besides the "
                 "project's models/ folder and the folders in FACESWAP_MODELS.")
-    mapping = obs.obs_properties_add_editable_list(
+    mapping = _string_list(
         props, MAPPING_KEY, "Scene -> model (one 'Scene name = model' per line)",
-        obs.OBS_EDITABLE_LIST_TYPE_STRINGS, None, None)
-    obs.obs_property_set_long_description(
-        mapping, "When a scene goes on program, the Face Swap filters in it switch to its "
-                 "model, e.g. 'Just Chatting = persona:default'. Mistakes show below and in "
-                 "the log as soon as a line is entered.")
+        "When a scene goes on program, the Face Swap filters in it switch to its model, e.g. "
+        "'Just Chatting = persona:default'. Mistakes show below and in the log as soon as a "
+        "line is entered.")
     obs.obs_property_set_modified_callback(mapping, _show_mapping_errors)
-    servers = obs.obs_properties_add_editable_list(
+    _string_list(
         props, SERVERS_KEY, "Inference servers (one triton://HOST:PORT per line)",
-        obs.OBS_EDITABLE_LIST_TYPE_STRINGS, None, None)
-    obs.obs_property_set_long_description(
-        servers, "NVIDIA Triton servers that can run the swap network (e.g. a GPU PC: "
-                 "triton://192.168.1.20:8001). Each becomes a Device of every Face Swap "
-                 "filter; pick it there with a model the server has (by the same name). "
-                 "Detection and landmarks stay on this PC. Frames go only to servers "
-                 "listed here.")
+        "NVIDIA Triton servers that can run the swap network (e.g. a GPU PC: "
+        "triton://192.168.1.20:8001). Each becomes a Device of every Face Swap filter; pick "
+        "it there with a model the server has (by the same name). Detection and landmarks "
+        "stay on this PC. Frames go only to servers listed here.")
     info = obs.obs_properties_add_text(props, "mapping_errors", "", obs.OBS_TEXT_INFO)
     obs.obs_property_text_set_info_type(info, obs.OBS_TEXT_INFO_WARNING)
     _show_mapping_errors(props)
