@@ -194,3 +194,34 @@ def test_an_obs_filter_runs_its_model_on_the_server(server, tmp_path):
         assert "Inference servers:</b> bad server address 'triton://no-port'" in \
             report["description"]
     session.assert_clean_exit()
+
+
+def _served_counts(server, model: str) -> tuple[int, int]:
+    """(inferences, executions) of `model` from the server's Prometheus metrics: more
+    inferences than executions means requests were batched together."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.ports[2]}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    counts = {}
+    for name in ("nv_inference_count", "nv_inference_exec_count"):
+        line = next(x for x in text.splitlines() if x.startswith(f'{name}{{model="{model}"'))
+        counts[name] = int(float(line.rsplit(" ", 1)[1]))
+    return counts["nv_inference_count"], counts["nv_inference_exec_count"]
+
+
+def test_several_streams_are_batched_by_the_server(server, models):
+    before = _served_counts(server, "double_224")
+    done = run_cli("bench", "--device", server.device, "--model", "double_224",
+                   "--streams", "1,4", "--seconds", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    one, four = report["rows"]
+    assert (one["streams"], four["streams"]) == (1, 4) and one["requests"] > 0
+    inferences, executions = (a - b for a, b in zip(_served_counts(server, "double_224"),
+                                                    before, strict=True))
+    assert inferences >= one["requests"] + four["requests"]
+    assert executions < inferences  # some requests ran together (dynamic batching)
+    assert report["local_ms"] is None  # no local file named double_224 here
+    one_line_error(run_cli("bench", "--model", "double_224", "--streams", "2"),
+                   "--streams needs --device triton://")

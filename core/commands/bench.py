@@ -73,6 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--headturn: degrees between frames (default 2: 60°/s at 30 fps)")
     parser.add_argument("--sheet", default=str(HEADTURN_SHEET),
                         help="--headturn: where the contact sheet PNG goes")
+    parser.add_argument("--streams", type=stream_counts, default=None, metavar="N[,N...]",
+                        help="with --device triton://HOST:PORT: that many concurrent streams "
+                             "on the server's model (e.g. 1,2,4), throughput and latency")
+    parser.add_argument("--seconds", type=bounded(float, 1.0, 600.0), default=5.0,
+                        help="--streams: seconds per row (default 5)")
     parser.add_argument("--make-bench-dfm", nargs="?", const="", metavar="FOLDER",
                         help="write the bench DFM (default folder: the user cache), print its "
                              "path and exit")
@@ -306,6 +311,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.headturn:
         return _headturn(args)
+    if args.streams:
+        return _streams(args)
     size = args.size
     model = args.model
     if model == BENCH_DFM:
@@ -319,6 +326,32 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         print_table(report)
+    return 0
+
+
+def stream_counts(text: str) -> list[int]:
+    """"1,2,4" -> [1, 2, 4]; each 1..32."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected stream counts like 1,2,4, got {text!r}") from None
+    if not counts or not all(1 <= n <= 32 for n in counts):
+        raise argparse.ArgumentTypeError(f"stream counts must be within 1..32, got {text!r}")
+    return counts
+
+
+def _streams(args: argparse.Namespace) -> int:
+    from core import triton
+    from core.commands import bench_streams
+
+    if not triton.is_server(args.device):
+        raise InputError("--streams needs --device triton://HOST:PORT (an inference server)")
+    report = bench_streams.run_streams(args.device, args.model, args.streams, args.seconds)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        bench_streams.print_streams(report)
     return 0
 
 
