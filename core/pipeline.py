@@ -43,11 +43,11 @@ class _FaceState:
 
 def build_swapper(settings: SwapSettings) -> Swapper:
     """The swapper for settings.model via the registry; FaceSwapError when unusable."""
-    if triton.is_server(settings.device):
-        entry = resolve_on_server(settings.model, settings.device)
-        return load_swapper(entry, settings.device, settings.threads, settings.reference)
     extra = [Path(settings.models_dir).expanduser()] if settings.models_dir else []
-    entry = resolve(settings.model, extra_dirs=extra)
+    if triton.is_server(settings.device):
+        entry = resolve_on_server(settings.model, settings.device, extra_dirs=extra)
+    else:
+        entry = resolve(settings.model, extra_dirs=extra)
     return load_swapper(entry, settings.device, settings.threads, settings.reference)
 
 

@@ -244,9 +244,12 @@ def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEn
     return entry
 
 
-def resolve_on_server(model: str, device: str) -> ModelEntry:
+def resolve_on_server(model: str, device: str,
+                      extra_dirs: Iterable[str | Path] = ()) -> ModelEntry:
     """The usable swap model `model` on the inference server `device` (core.triton),
-    identified from the server's model metadata by the same signature check as a file."""
+    identified from the server's model metadata by the same signature check as a file. A
+    served inswapper is the local file of that name (its emap and the ArcFace embedder
+    beside it stay here; the swapper checks the served graph against them)."""
     from core.runtime import open_session
     from core.signatures import tensors
 
@@ -257,9 +260,15 @@ def resolve_on_server(model: str, device: str) -> ModelEntry:
     signature = classify(tensors(session.get_inputs()), tensors(session.get_outputs()))
     where = f"{name} on {info.device}"
     if signature.kind == "inswapper":
-        raise ModelFileError(f"{where} is an inswapper: served inswappers are not supported "
-                             "yet (its reference embedding needs the model's emap); run it "
-                             "locally")
+        try:
+            local = resolve(name, extra_dirs)
+        except ModelFileError:
+            local = None
+        if local is None or local.kind != "inswapper":
+            raise ModelFileError(f"{where} is an inswapper: it needs the same file here too "
+                                 f"(its emap, and the ArcFace embedder beside it): put "
+                                 f"{name}.onnx in a models folder")
+        return local
     if signature.kind != "dfm":
         raise ModelFileError(f"{where} is not a swap model: "
                              f"{signature.reason or 'it is an ArcFace embedder'}")

@@ -2,8 +2,10 @@
 
 A device string "triton://HOST:PORT" (gRPC) or "tritons://HOST:PORT" (gRPC over TLS) names
 a server the user configured (never one discovered); the model setting then names a model
-on that server. Detection, landmarks and merge stay local (on the CPU); only the swap
-network's crop goes out and its outputs come back.
+on that server. Connection options ride along as a query: "?timeout_ms=MS" (per request,
+default 2000) and, for TLS, "?ca=FILE" (a CA certificate to trust, e.g. a self-signed one).
+Detection, landmarks and merge stay local (on the CPU); only the swap network's crop goes
+out and its outputs come back.
 
 `RemoteSession` answers the part of onnxruntime's InferenceSession the swappers use
 (get_inputs, get_outputs, get_providers, run), from the server's model metadata, so a .dfm
@@ -13,13 +15,19 @@ through the same code. Every server error becomes one line naming the server.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from core.errors import FaceSwapError, ModelFileError
+
+# gRPC's own log lines (e.g. a failed TLS handshake, at INFO) would come before the one-line
+# error that already says it: only its errors, unless the user asks for more
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 SCHEMES = {"triton://": False, "tritons://": True}  # prefix -> TLS
 TIMEOUT_S = 2.0  # per request; a slower answer is an error, never a stalled frame
@@ -42,13 +50,18 @@ class ServerError(FaceSwapError):
     """The server cannot be reached, or it refused or failed a request."""
 
 
+TIMEOUT_MS = (50, 60_000)  # the range of ?timeout_ms=
+
+
 @dataclass(frozen=True)
 class Server:
-    """One configured server."""
+    """One configured server, with its connection options."""
 
     host: str
     port: int
     tls: bool = False
+    timeout_s: float = TIMEOUT_S  # per request
+    ca: str = ""  # tritons: a CA certificate file to trust (PEM) besides the system's
 
     @property
     def address(self) -> str:
@@ -56,7 +69,18 @@ class Server:
 
     @property
     def id(self) -> str:
+        """The server as a status line names it: scheme://HOST:PORT."""
         return f"{'tritons' if self.tls else 'triton'}://{self.address}"
+
+    @property
+    def device(self) -> str:
+        """The whole device string, options included (settings and device lists keep it)."""
+        options = []
+        if self.timeout_s != TIMEOUT_S:
+            options.append(f"timeout_ms={round(self.timeout_s * 1000)}")
+        if self.ca:
+            options.append(f"ca={self.ca}")
+        return self.id + ("?" + "&".join(options) if options else "")
 
 
 def is_server(device: str) -> bool:
@@ -69,18 +93,40 @@ def local_device(device: str) -> str:
     return LOCAL_DEVICE if is_server(device) else device
 
 
+def _options(device: str, query: str) -> dict[str, str]:
+    options = {}
+    for pair in filter(None, query.split("&")):
+        name, sep, value = pair.partition("=")
+        if not sep or name not in ("timeout_ms", "ca") or not value:
+            raise ServerError(f"bad server option {pair!r} in {device!r}; expected "
+                              "timeout_ms=MS or (tritons) ca=FILE")
+        options[name] = value
+    return options
+
+
 def parse(device: str) -> Server:
-    """"triton://10.0.0.5:8001" -> Server; ServerError naming what is wrong otherwise."""
+    """"triton://10.0.0.5:8001[?timeout_ms=MS]", "tritons://HOST:PORT[?ca=FILE]" -> Server;
+    ServerError naming what is wrong otherwise."""
     text = device.strip()
     scheme = next((s for s in SCHEMES if text.lower().startswith(s)), None)
-    rest = text[len(scheme):] if scheme else ""
+    rest, _, query = (text[len(scheme):] if scheme else "").partition("?")
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")  # [::1]:8001
     if not scheme or not host or "/" in rest or not port.isdigit() \
             or not 0 < int(port) < 65536:
         raise ServerError(f"bad server address {device!r}; expected triton://HOST:PORT "
                           "(gRPC, e.g. triton://192.168.1.20:8001) or tritons://HOST:PORT")
-    return Server(host, int(port), SCHEMES[scheme])
+    options = _options(device, query)
+    timeout = options.get("timeout_ms", str(round(TIMEOUT_S * 1000)))
+    if not timeout.isdigit() or not TIMEOUT_MS[0] <= int(timeout) <= TIMEOUT_MS[1]:
+        raise ServerError(f"timeout_ms in {device!r} must be within {TIMEOUT_MS[0]}.."
+                          f"{TIMEOUT_MS[1]}")
+    ca = options.get("ca", "")
+    if ca and not SCHEMES[scheme]:
+        raise ServerError(f"ca= in {device!r} is for TLS: use tritons://")
+    if ca and not Path(ca).expanduser().is_file():
+        raise ServerError(f"CA certificate not found: {ca}")
+    return Server(host, int(port), SCHEMES[scheme], int(timeout) / 1000.0, ca)
 
 
 def _first_line(exc: Exception) -> str:
@@ -107,14 +153,16 @@ def _args(entries: list[dict]) -> list[Arg]:
     return found
 
 
-def client(server: Server, timeout_s: float = TIMEOUT_S):
+def client(server: Server):
     """A gRPC client for `server` that answered a readiness check; ServerError if not."""
     import tritonclient.grpc as grpc
 
-    connection = grpc.InferenceServerClient(server.address, ssl=server.tls,
-                                            channel_args=CHANNEL_ARGS)
+    roots = str(Path(server.ca).expanduser()) if server.ca else None  # a file, read there
     try:
-        ready = connection.is_server_ready(client_timeout=timeout_s)
+        connection = grpc.InferenceServerClient(server.address, ssl=server.tls,
+                                                root_certificates=roots,
+                                                channel_args=CHANNEL_ARGS)
+        ready = connection.is_server_ready(client_timeout=server.timeout_s)
     except Exception as exc:
         raise ServerError(f"cannot reach the inference server {server.id}: "
                           f"{_first_line(exc)}") from None
@@ -126,14 +174,14 @@ def client(server: Server, timeout_s: float = TIMEOUT_S):
 class RemoteSession:
     """One model on one server, used like an onnxruntime InferenceSession."""
 
-    def __init__(self, server: Server, model: str, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(self, server: Server, model: str) -> None:
         self.server = server
         self.model = model
-        self.timeout_s = timeout_s
-        self._client = client(server, timeout_s)
+        self.timeout_s = server.timeout_s
+        self._client = client(server)
         try:
             meta = self._client.get_model_metadata(model, as_json=True,
-                                                   client_timeout=timeout_s)
+                                                   client_timeout=self.timeout_s)
         except Exception as exc:
             raise ModelFileError(f"model {model!r} is not available on {server.id}: "
                                  f"{_first_line(exc)}") from None
@@ -184,13 +232,19 @@ class RemoteSession:
         return [result.as_numpy(arg.name) for arg in self._outputs]
 
 
-def list_models(device: str, timeout_s: float = TIMEOUT_S) -> list[str]:
+def round_trip_ms(session) -> float:
+    """The last request's round trip of a served session; 0 for a local one."""
+    return session.round_trip_ms if isinstance(session, RemoteSession) else 0.0
+
+
+def list_models(device: str) -> list[str]:
     """The names of the models the server has loaded; ServerError where the server does not
     allow listing (PyTriton restricts the repository index) or cannot be reached."""
     server = parse(device)
-    connection = client(server, timeout_s)
+    connection = client(server)
     try:
-        index = connection.get_model_repository_index(as_json=True, client_timeout=timeout_s)
+        index = connection.get_model_repository_index(as_json=True,
+                                                      client_timeout=server.timeout_s)
     except Exception as exc:
         raise ServerError(f"{server.id} does not allow listing its models "
                           f"({_first_line(exc)}); name one with --model") from None

@@ -23,7 +23,7 @@ class Servers:
             if not text or text.startswith("#"):
                 continue
             try:
-                device = triton.parse(text).id
+                device = triton.parse(text).device
             except triton.ServerError as exc:
                 errors.append(str(exc))
                 continue

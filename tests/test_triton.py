@@ -24,7 +24,7 @@ from obs.harness import (
     wait_for,
 )
 from test_cli_swap import one_line_error, run_cli
-from triton_env import TritonServer
+from triton_env import TritonServer, self_signed
 from tritonclient.grpc import model_config_pb2 as pb
 
 from core import triton
@@ -77,7 +77,23 @@ def test_the_server_model_is_checked_like_a_file(server):
                    "arcface_double on triton://")
     one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
                            "inswapper_double", "--device", server.device),
-                   "served inswappers are not supported yet")
+                   "it needs the same file here too")
+
+
+def test_a_served_inswapper_swaps_as_the_same_file_does_locally(server, models, tmp_path):
+    """The swap network runs on the server; the reference identity is computed here from
+    the local file's emap and its ArcFace embedder."""
+    remote, local = tmp_path / "remote.png", tmp_path / "local.png"
+    common = ["--reference", str(DATA / "grace_hopper.jpg"), "--set", f"models_dir={models}"]
+    done = run_cli("swap", str(ASTRONAUT), "-o", str(remote), "--model", "inswapper_double",
+                   "--device", server.device, *common)
+    assert done.returncode == 0, done.stderr
+    done = run_cli("swap", str(ASTRONAUT), "-o", str(local), "--model", "inswapper_double",
+                   *common)
+    assert done.returncode == 0, done.stderr
+    out, ref, original = (cv2.imread(str(p)) for p in (remote, local, ASTRONAUT))
+    np.testing.assert_array_equal(out, ref)
+    assert (out != original).any(axis=2).mean() > 0.01
 
 
 def test_models_says_when_the_server_does_not_list(server):
@@ -225,3 +241,29 @@ def test_several_streams_are_batched_by_the_server(server, models):
     assert report["local_ms"] is None  # no local file named double_224 here
     one_line_error(run_cli("bench", "--model", "double_224", "--streams", "2"),
                    "--streams needs --device triton://")
+
+
+def test_tls_with_the_servers_certificate(models, tmp_path_factory):
+    """tritons:// with ?ca= trusting a self-signed certificate; without it, or with plain
+    gRPC against the TLS port, a one-line error."""
+    folder = tmp_path_factory.mktemp("triton_tls")
+    cert, key = self_signed(folder)
+    secure = TritonServer(models, folder / "server.log", tls=(cert, key)).start()
+    try:
+        out = folder / "out.png"
+        done = run_cli("swap", str(ASTRONAUT), "-o", str(out), "--model", "double_224",
+                       "--device", f"{secure.device}?ca={cert}")
+        assert done.returncode == 0, done.stderr
+        assert (cv2.imread(str(out)) != cv2.imread(str(ASTRONAUT))).any(axis=2).mean() > 0.02
+        for device in (secure.device, secure.device.replace("tritons://", "triton://")):
+            one_line_error(run_cli("swap", str(ASTRONAUT), "-o", str(out), "--model",
+                                   "double_224", "--device", device),
+                           "cannot reach the inference server")
+    finally:
+        secure.stop()
+    one_line_error(run_cli("models", "--device", f"triton://127.0.0.1:1?ca={cert}"),
+                   "ca= in")
+    one_line_error(run_cli("models", "--device", "tritons://127.0.0.1:1?ca=/nonexistent.pem"),
+                   "CA certificate not found")
+    one_line_error(run_cli("models", "--device", "triton://127.0.0.1:1?timeout_ms=5"),
+                   "timeout_ms in")

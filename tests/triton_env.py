@@ -47,13 +47,14 @@ class TritonServer:
     device string to reach it is `device`. Stop and start it again to simulate an outage
     (same ports)."""
 
-    def __init__(self, folder: Path, log: Path) -> None:
+    def __init__(self, folder: Path, log: Path, tls: tuple[Path, Path] | None = None) -> None:
         from obs.harness import free_port
 
         self.folder = folder
         self.log = log
+        self.tls = tls  # (certificate, key): gRPC over TLS
         self.ports = (free_port(), free_port(), free_port())  # gRPC, HTTP, metrics
-        self.device = f"triton://127.0.0.1:{self.ports[0]}"
+        self.device = f"{'tritons' if tls else 'triton'}://127.0.0.1:{self.ports[0]}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> TritonServer:
@@ -64,7 +65,7 @@ class TritonServer:
         self.process = subprocess.Popen(
             [str(server_python()), str(SERVER), str(self.folder), "--grpc-port", str(grpc_port),
              "--http-port", str(http_port), "--metrics-port", str(metrics_port),
-             "--ready-file", str(ready)],
+             "--ready-file", str(ready), *(["--tls", *map(str, self.tls)] if self.tls else [])],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
         out.close()
@@ -105,3 +106,13 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, signed by itself, and its key (PEM)."""
+    cert, key = folder / "server.pem", folder / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key

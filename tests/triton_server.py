@@ -61,9 +61,13 @@ def main() -> int:
     parser.add_argument("--metrics-port", type=int, required=True)
     parser.add_argument("--ready-file", type=Path, required=True,
                         help="written once every model is loaded")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
+                        help="gRPC over TLS with this certificate and key (PEM)")
     args = parser.parse_args()
+    tls = {"grpc_use_ssl": True, "grpc_server_cert": args.tls[0],
+           "grpc_server_key": args.tls[1]} if args.tls else {}
     config = TritonConfig(grpc_port=args.grpc_port, http_port=args.http_port,
-                          metrics_port=args.metrics_port, exit_on_error=True)
+                          metrics_port=args.metrics_port, exit_on_error=True, **tls)
     files = sorted(p for p in args.folder.iterdir() if p.suffix in (".dfm", ".onnx"))
     with Triton(config=config) as triton:
         for path in files:

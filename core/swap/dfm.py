@@ -65,9 +65,8 @@ class DFMSwapper:
                 raise ValueError(f"morph must be within 0..1, got {morph}")
             feed[self.morph_name] = np.array([morph], np.float32)
         face_mask, celeb, celeb_mask = run(self.session, feed)  # by position
-        if hasattr(self.session, "round_trip_ms"):  # core.triton.RemoteSession
-            self.timings["network"] = self.timings.get("network", 0.0) + \
-                self.session.round_trip_ms
+        self.timings["network"] = self.timings.get("network", 0.0) + \
+            triton.round_trip_ms(self.session)
         check_finite(self.name, face=celeb, face_mask=face_mask, celeb_mask=celeb_mask)
         return (face_mask[0, ..., 0].astype(np.float32), celeb[0].astype(np.float32),
                 celeb_mask[0, ..., 0].astype(np.float32))

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from core import triton
 from core.align import align, arcface_template
 from core.errors import InputError, ModelFileError
 from core.face import Face
@@ -71,10 +72,13 @@ class InswapperSwapper:
         self.path = Path(path)
         self.name = self.path.stem
         self.embedder_path = Path(embedder)
-        self.session = get_session(self.path, device, threads)
-        self.embedder = get_session(self.embedder_path, device, threads)
+        # On an inference server (core.triton) only the swap network runs there, as the
+        # model of the file's name; the emap comes from the file, the embedder runs here.
+        self.session = get_session(self.name if triton.is_server(device) else self.path,
+                                   device, threads)
+        self.embedder = get_session(self.embedder_path, triton.local_device(device), threads)
         self.provider = self.session.get_providers()[0]
-        self.timings: dict[str, float] = {}  # one stage: the pipeline times it as "swap"
+        self.timings: dict[str, float] = {}  # the pipeline times the swap; "network" here
         self.emap = load_emap(self.path)
         signature = expect("inswapper", classify(tensors(self.session.get_inputs()),
                                                  tensors(self.session.get_outputs()),
@@ -122,6 +126,7 @@ class InswapperSwapper:
         blob = np.ascontiguousarray(
             (crop_rgb.astype(np.float32) * np.float32(1 / 255)).transpose(2, 0, 1)[None])
         out = run(self.session, {self.target_name: blob, self.source_name: self.source})[0]
+        self.timings = {"network": triton.round_trip_ms(self.session)}
         check_finite(self.name, face=out)
         rgb = np.clip(out[0].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(rgb)
