@@ -27,7 +27,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from core import privacy
+from core import privacy, triton
 from core.modelfiles import file_version
 from core.presets import PRESET_FIELDS
 from core.service import SwapService
@@ -42,6 +42,10 @@ HISTORY = 600  # render timings kept for the p50/p95 (about 10-20 s of frames)
 ASYNC_ENV = "FACE_SWAP_ASYNC_FRAMES"  # "0": always use the texrender path (troubleshooting)
 FILTER_CHECK_FRAMES = 30  # raw frames between re-checks of the parent's other filters
 RESUME_GAP_NS = 500_000_000  # no render for this long: the filter was off, or not shown
+# After a frame failed (a server gone, a model error) one frame a second still goes to the
+# engine, so a failure that ends (the server back) clears by itself
+RETRY_S = 1.0
+REBUILD_S = 5.0  # a model whose server did not answer at load is loaded again this often
 # Frames ahead of the worker's expected finish at which grabbing resumes: a texrender grab
 # reaches the worker two OBS frames after it starts (stage, then map); a raw frame after its
 # conversion, well within one of the source's frames, which may come slower than OBS's.
@@ -134,6 +138,9 @@ class FaceSwapFilter:
         self.grab_path = ""  # "async <format>" or "texrender": how the last frame came in
         self.async_enabled = os.environ.get(ASYNC_ENV, "1") != "0"
         self.problem = ""  # set by poll(): pass through and show this instead of swapping
+        self.frame_failed = False  # the problem is a failed frame (retried, see RETRY_S)
+        self.retried_at = {"render": 0.0, "async": 0.0}  # time.monotonic() of the last retry
+        self.rebuilt_at = time.monotonic()
         self.has_pipeline = False  # set by poll(): a model is loaded (results are swaps)
         self.last_status: dict | None = None  # the last poll()'s status, for the panel
         self.grabbed_at = -1  # obs_get_video_frame_time() of the last grab
@@ -224,7 +231,8 @@ class FaceSwapFilter:
     def filter_video(self, frame_ptr: int) -> None:
         """A new raw frame of an async parent: copy its planes and hand them over. libobs
         calls this before the parent draws (on the graphics thread) and keeps the frame."""
-        if self.problem or not frame_ptr or not self.async_enabled:
+        if self.problem and not self._retry_due("async") or not frame_ptr \
+                or not self.async_enabled:
             return
         frame = frame_info(frame_ptr)
         size = (frame.width, frame.height)
@@ -279,7 +287,7 @@ class FaceSwapFilter:
         if not width or not height:
             L.obs_source_skip_video_filter(self.source)
             return
-        if self.problem:
+        if self.problem and not self._retry_due("render"):
             self._no_swap(width, height)
             return
         parent = L.obs_filter_get_parent(self.source)
@@ -310,6 +318,21 @@ class FaceSwapFilter:
         self.render_ms.append((time.perf_counter() - start) * 1000.0)
         self.renders += 1
 
+    def _rebuild_later(self) -> None:
+        """Load the model again every REBUILD_S while its server did not answer."""
+        now = time.monotonic()
+        if now - self.rebuilt_at >= REBUILD_S:
+            self.rebuilt_at = now
+            self.service.update(self.settings)
+
+    def _retry_due(self, path: str) -> bool:
+        """With a failed frame as the problem: whether this frame path sends one now."""
+        now = time.monotonic()
+        if not self.frame_failed or now - self.retried_at[path] < RETRY_S:
+            return False
+        self.retried_at[path] = now
+        return True
+
     def _no_swap(self, width: int, height: int) -> None:
         """The engine has no swap to draw now: what on_lost shows with no face position
         known (core.privacy): the parent, the last swap drawn, or the covered source."""
@@ -331,6 +354,7 @@ class FaceSwapFilter:
         self.obs_frame_ns = L.obs_get_frame_interval_ns()  # changes only on a video reset
         path = status["model_file"]  # what the engine loaded: no registry lookup here
         self._watch(path)
+        latest = None
         if self.settings_error:
             problem = self.settings_error
         elif status["state"] == "error":
@@ -345,6 +369,9 @@ class FaceSwapFilter:
             problem = ""
         if self.problem and not problem:
             self.first_seq = self.service.last_seq() + 1  # swaps from before it stay unseen
+        self.frame_failed = bool(problem) and latest is not None and not latest.ok
+        if status["state"] == "error" and triton.is_server(self.settings.device):
+            self._rebuild_later()  # a server not up when the model was loaded
         self.problem = problem
         self.has_pipeline = bool(status["model"])
         status.update(filter=self.name, source=self.parent_name, problem=problem,

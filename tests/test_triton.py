@@ -39,6 +39,7 @@ ASTRONAUT = DATA / "astronaut.png"
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("triton_models")
     save(build_dfm(224), folder / "double_224.dfm")
+    save(build_dfm(224), folder / "double_224_slow.dfm")  # answers 0.5 s late
     save(build_dfm(224, morph=True), folder / "double_amp_224.dfm")
     save(build_inswapper(), folder / "inswapper_double.onnx")
     save(build_arcface(), folder / "arcface_double.onnx")
@@ -94,6 +95,18 @@ def test_a_served_inswapper_swaps_as_the_same_file_does_locally(server, models, 
     out, ref, original = (cv2.imread(str(p)) for p in (remote, local, ASTRONAUT))
     np.testing.assert_array_equal(out, ref)
     assert (out != original).any(axis=2).mean() > 0.01
+
+
+def test_a_slow_server_hits_the_request_deadline(server):
+    """A request past ?timeout_ms= is an error at once (a dropped frame live), never a wait."""
+    one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
+                           "double_224_slow", "--device", f"{server.device}?timeout_ms=200"),
+                   "Deadline Exceeded")
+    pipeline = Pipeline(SwapSettings(model="double_224_slow", label=False,
+                                     device=f"{server.device}?timeout_ms=1500"))
+    frame = np.ascontiguousarray(cv2.imread(str(ASTRONAUT))[..., ::-1])
+    pipeline.process_still(frame, "rgb")  # within a longer deadline it swaps
+    assert pipeline.timings["network"] >= 500
 
 
 def test_models_says_when_the_server_does_not_list(server):
@@ -209,6 +222,21 @@ def test_an_obs_filter_runs_its_model_on_the_server(server, tmp_path):
         assert f"{server.device}  (inference server)" in items
         assert "Inference servers:</b> bad server address 'triton://no-port'" in \
             report["description"]
+        # the server goes away mid-stream: the error shows, privacy covers, and the swap
+        # comes back by itself with the server
+        session.client.set_source_filter_settings("Served", "Face Swap",
+                                                  {"on_lost": "pixelate"})
+        server.stop()
+        try:
+            status = session.wait_filter("Served", lambda f: f["problem"], 10,
+                                         "Served's error after the server stopped")
+            assert server.device in status["problem"]
+            wait_for(lambda: (session.screenshot("Served") != plain).any(axis=2).mean() > 0.8,
+                     20, "Served covered while its server is down")
+        finally:
+            server.start()
+        session.wait_filter("Served", lambda f: f["swapping"] and not f["problem"], 60,
+                            "Served swapping again")
     session.assert_clean_exit()
 
 

@@ -9,13 +9,15 @@ binary, and its Python stub needs the system Python), not in the project's:
 Tensor names, shapes and types are the ONNX graph's, so the server's model metadata is the
 contract the client checks. A graph whose inputs and outputs all start with a dynamic
 dimension is served with dynamic batching (Triton stacks concurrent requests), others as
-they are. Writes the --ready-file once every model is loaded.
+they are; a model whose file name ends in "_slow" answers half a second late. Writes the
+--ready-file once every model is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from pytriton.triton import Triton, TritonConfig
 DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
           "tensor(uint8)": np.uint8, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 MAX_BATCH = 8
+SLOW_S = 0.5  # a model whose file name ends in "_slow" answers this much later (timeouts)
 
 
 def batched(session: ort.InferenceSession) -> bool:
@@ -42,10 +45,11 @@ def tensors(args, drop_batch: bool) -> list[Tensor]:
             for arg in args]
 
 
-def infer_function(session: ort.InferenceSession, with_batch: bool):
+def infer_function(session: ort.InferenceSession, with_batch: bool, delay_s: float):
     names = [o.name for o in session.get_outputs()]
 
     def run(inputs: dict) -> dict:
+        time.sleep(delay_s)
         return dict(zip(names, session.run(None, inputs), strict=True))
 
     if with_batch:  # Triton stacked the requests along the first axis
@@ -79,7 +83,9 @@ def main() -> int:
             model_config = ModelConfig(
                 batching=with_batch, max_batch_size=MAX_BATCH,
                 batcher=DynamicBatcher(max_queue_delay_microseconds=500))
-            triton.bind(model_name=path.stem, infer_func=infer_function(session, with_batch),
+            delay_s = SLOW_S if path.stem.endswith("_slow") else 0.0
+            triton.bind(model_name=path.stem,
+                        infer_func=infer_function(session, with_batch, delay_s),
                         inputs=tensors(session.get_inputs(), with_batch),
                         outputs=tensors(session.get_outputs(), with_batch),
                         config=model_config, strict=False)
