@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import FaceSwapError, ModelFileError
+from core.triton_shm import SharedMemory
 
 # gRPC's own log lines (e.g. a failed TLS handshake, at INFO) would come before the one-line
 # error that already says it: only its errors, unless the user asks for more
@@ -194,6 +195,14 @@ class RemoteSession:
         self.round_trip_ms = 0.0  # the last request, network and server together
         self.failed = False  # a request failed: the next open_session connects afresh
         self._lock = threading.Lock()  # one gRPC call at a time per session
+        # a server on this host: inputs and outputs through shared memory (core.triton_shm)
+        self._shared = SharedMemory.create(self._client, server.host, self._inputs,
+                                           self._outputs)
+
+    @property
+    def transport(self) -> str:
+        """How the tensors travel now: "shared memory" or "network"."""
+        return "shared memory" if self._shared and self._shared.registered else "network"
 
     def get_inputs(self) -> list[Arg]:
         return list(self._inputs)
@@ -209,27 +218,38 @@ class RemoteSession:
         An input the server declares with one more (batch) axis than given gets it."""
         import tritonclient.grpc as grpc
 
-        requests = []
+        arrays, requests = [], []
         for arg in self._inputs:
             array = np.ascontiguousarray(feed[arg.name], arg.dtype)
             if len(arg.shape) == array.ndim + 1:
                 array = array[None]
-            request = grpc.InferInput(arg.name, list(array.shape),
-                                      next(k for k, v in _TYPES.items() if v[1] is arg.dtype))
-            request.set_data_from_numpy(array)
-            requests.append(request)
+            arrays.append(array)
+            requests.append(grpc.InferInput(arg.name, list(array.shape), next(
+                k for k, v in _TYPES.items() if v[1] is arg.dtype)))
         wanted = [grpc.InferRequestedOutput(arg.name) for arg in self._outputs]
         start = time.perf_counter()
-        try:
-            with self._lock:
+        with self._lock:
+            shared = self._shared
+            if shared is not None and shared.fits(arrays) \
+                    and (shared.registered or shared.register()):
+                shared.attach(requests, arrays, wanted)
+            else:
+                shared = None
+                for request, array in zip(requests, arrays, strict=True):
+                    request.set_data_from_numpy(array)
+            try:
                 result = self._client.infer(self.model, requests, outputs=wanted,
                                             client_timeout=self.timeout_s)
-        except Exception as exc:
-            self.failed = True
-            raise ServerError(f"{self.server.id} model {self.model}: "
-                              f"{_first_line(exc)}") from None
+            except Exception as exc:
+                self.failed = True
+                if shared is not None:
+                    shared.registered = False  # a restarted server must be told again
+                raise ServerError(f"{self.server.id} model {self.model}: "
+                                  f"{_first_line(exc)}") from None
+            outputs = shared.outputs() if shared is not None else \
+                [result.as_numpy(arg.name) for arg in self._outputs]
         self.round_trip_ms = (time.perf_counter() - start) * 1000.0
-        return [result.as_numpy(arg.name) for arg in self._outputs]
+        return outputs
 
 
 def round_trip_ms(session) -> float:

@@ -109,12 +109,14 @@ def test_a_slow_server_hits_the_request_deadline(server):
     assert pipeline.timings["network"] >= 500
 
 
-def test_models_says_when_the_server_does_not_list(server):
+def test_models_on_a_server_that_allows_listing(server):
+    """The repository index is allowed here, but PyTriton's models live outside it: the
+    listing is empty and says so (the official server lists its repository's models)."""
     done = run_cli("models", "--device", server.device, "--json")
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    # PyTriton restricts the repository index; the official server lists (not run here)
-    assert report["models"] is None and "does not allow listing" in report["note"]
+    assert json.loads(done.stdout)["models"] == []
+    done = run_cli("models", "--device", server.device)
+    assert done.returncode == 0 and "lists no models" in done.stdout, done.stdout
 
 
 def test_unreachable_or_malformed_servers_are_one_line_errors(server):
@@ -132,6 +134,7 @@ def test_network_time_is_its_own_stage(server):
     pipeline.process(frame, "rgb")
     assert pipeline.faces and pipeline.timings["network"] > 0
     assert pipeline.provider == server.device  # what the status line shows
+    assert pipeline.swapper.session.transport == "shared memory"  # the server is on this host
     assert triton.local_device(server.device) == "cpu"  # detection and landmarks stay here
 
 
@@ -146,6 +149,7 @@ def test_the_swap_resumes_by_itself_after_the_server_returns(server):
     finally:
         server.start()
     np.testing.assert_array_equal(pipeline.process_still(frame, "rgb"), swapped)
+    assert pipeline.swapper.session.transport == "shared memory"  # registered again
 
 
 def _config(path: Path):
@@ -273,16 +277,26 @@ def test_several_streams_are_batched_by_the_server(server, models):
 
 def test_tls_with_the_servers_certificate(models, tmp_path_factory):
     """tritons:// with ?ca= trusting a self-signed certificate; without it, or with plain
-    gRPC against the TLS port, a one-line error."""
+    gRPC against the TLS port, a one-line error. This server also keeps PyTriton's default
+    restrictions: no model listing (said in one line) and no shared memory (the tensors go
+    over the network instead)."""
     folder = tmp_path_factory.mktemp("triton_tls")
     cert, key = self_signed(folder)
-    secure = TritonServer(models, folder / "server.log", tls=(cert, key)).start()
+    secure = TritonServer(models, folder / "server.log", tls=(cert, key),
+                          restricted=True).start()
     try:
         out = folder / "out.png"
         done = run_cli("swap", str(ASTRONAUT), "-o", str(out), "--model", "double_224",
                        "--device", f"{secure.device}?ca={cert}")
         assert done.returncode == 0, done.stderr
         assert (cv2.imread(str(out)) != cv2.imread(str(ASTRONAUT))).any(axis=2).mean() > 0.02
+        session = triton.RemoteSession(triton.parse(f"{secure.device}?ca={cert}"),
+                                       "double_224")
+        assert session.transport == "network"
+        done = run_cli("models", "--device", f"{secure.device}?ca={cert}", "--json")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["models"] is None and "does not allow listing" in report["note"]
         for device in (secure.device, secure.device.replace("tritons://", "triton://")):
             one_line_error(run_cli("swap", str(ASTRONAUT), "-o", str(out), "--model",
                                    "double_224", "--device", device),

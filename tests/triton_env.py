@@ -10,6 +10,7 @@ in the project's cache folder, keyed by what is installed in it.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,25 +48,31 @@ class TritonServer:
     device string to reach it is `device`. Stop and start it again to simulate an outage
     (same ports)."""
 
-    def __init__(self, folder: Path, log: Path, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, folder: Path, log: Path, tls: tuple[Path, Path] | None = None,
+                 restricted: bool = False) -> None:
         from obs.harness import free_port
 
         self.folder = folder
         self.log = log
         self.tls = tls  # (certificate, key): gRPC over TLS
+        self.restricted = restricted  # listing and shared memory refused, as PyTriton's default
         self.ports = (free_port(), free_port(), free_port())  # gRPC, HTTP, metrics
         self.device = f"{'tritons' if tls else 'triton'}://127.0.0.1:{self.ports[0]}"
+        self.workspace = log.with_name(log.stem + "-workspace")
         self.process: subprocess.Popen | None = None
 
     def start(self) -> TritonServer:
         grpc_port, http_port, metrics_port = self.ports
         ready = self.log.with_suffix(".ready")
         ready.unlink(missing_ok=True)
+        shutil.rmtree(self.workspace, ignore_errors=True)  # PyTriton wants a fresh one
         out = self.log.open("ab")
         self.process = subprocess.Popen(
             [str(server_python()), str(SERVER), str(self.folder), "--grpc-port", str(grpc_port),
              "--http-port", str(http_port), "--metrics-port", str(metrics_port),
-             "--ready-file", str(ready), *(["--tls", *map(str, self.tls)] if self.tls else [])],
+             "--ready-file", str(ready), "--workspace", str(self.workspace),
+             *(["--tls", *map(str, self.tls)] if self.tls else []),
+             *(["--restricted"] if self.restricted else [])],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
         out.close()

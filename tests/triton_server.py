@@ -4,7 +4,7 @@ served under its file stem, run by onnxruntime inside PyTriton's Python callable
 Runs in its own venv (tests/triton_env.py makes it: nvidia-pytriton ships the tritonserver
 binary, and its Python stub needs the system Python), not in the project's:
     python tests/triton_server.py --grpc-port 8001 --http-port 8000 --metrics-port 8002 \
-        --ready-file READY DIR
+        --ready-file READY --workspace WORK DIR
 
 Tensor names, shapes and types are the ONNX graph's, so the server's model metadata is the
 contract the client checks. A graph whose inputs and outputs all start with a dynamic
@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
-from pytriton.triton import Triton, TritonConfig
+from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 
 DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
           "tensor(uint8)": np.uint8, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -67,13 +67,21 @@ def main() -> int:
                         help="written once every model is loaded")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
                         help="gRPC over TLS with this certificate and key (PEM)")
+    parser.add_argument("--workspace", type=Path, required=True,
+                        help="PyTriton's working folder (its default, in ~/.cache, stays "
+                             "behind when the server is killed)")
+    parser.add_argument("--restricted", action="store_true",
+                        help="PyTriton's default: model listing, statistics and shared memory "
+                             "need its access token (the official server allows them)")
     args = parser.parse_args()
+    security = None if args.restricted else TritonSecurityConfig(restricted_endpoints=[])
     tls = {"grpc_use_ssl": True, "grpc_server_cert": args.tls[0],
            "grpc_server_key": args.tls[1]} if args.tls else {}
     config = TritonConfig(grpc_port=args.grpc_port, http_port=args.http_port,
                           metrics_port=args.metrics_port, exit_on_error=True, **tls)
     files = sorted(p for p in args.folder.iterdir() if p.suffix in (".dfm", ".onnx"))
-    with Triton(config=config) as triton:
+    with Triton(config=config, security_config=security,
+                workspace=args.workspace) as triton:
         for path in files:
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1

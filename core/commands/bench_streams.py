@@ -52,7 +52,7 @@ def measure(device: str, model: str, streams: int, seconds: float) -> dict[str, 
     if errors:
         raise triton.ServerError(errors[0])
     every = [t for stream in times for t in stream]
-    return {"streams": streams, "requests": len(every),
+    return {"streams": streams, "transport": sessions[0].transport, "requests": len(every),
             "requests_per_s": round(len(every) / seconds, 1),
             "per_stream_per_s": round(len(every) / seconds / streams, 1),
             "latency_ms": {"p50": round(percentile(every, 50), 2),
@@ -84,7 +84,9 @@ def run_streams(device: str, model: str, counts: list[int], seconds: float) -> d
 
 
 def print_streams(report: dict[str, Any]) -> None:
-    print(f"model {report['model']} on {report['server']}, {report['seconds']:.0f} s per row")
+    transport = report["rows"][0]["transport"] if report["rows"] else "network"
+    print(f"model {report['model']} on {report['server']} ({transport}), "
+          f"{report['seconds']:.0f} s per row")
     print(f"{'streams':>8}{'req/s':>10}{'per stream':>12}{'p50 ms':>10}{'p95 ms':>10}")
     for row in report["rows"]:
         print(f"{row['streams']:>8}{row['requests_per_s']:>10.1f}"

@@ -43,6 +43,10 @@ def _server_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"server": server.id, "models": entries}, indent=2))
         return 0
+    if not entries:
+        print(f"{server.id} lists no models in its repository index (a model loaded "
+              "outside it can still be named with --model)")
+        return 0
     print(f"swap models on {server.id} (--model NAME --device {server.id}):")
     for e in entries:
         described = f"DFM {e['resolution']}px" + (", AMP (morph)" if e.get("morph") else "") \
