@@ -126,6 +126,7 @@ def test_unreachable_or_malformed_servers_are_one_line_errors(server):
     one_line_error(run_cli("models", "--device", gone), "cannot reach the inference server")
     one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
                            "double_224", "--device", "triton://nohost"), "bad server address")
+    one_line_error(run_cli("devices", "--check", server.device), "use `models --device`")
 
 
 def test_network_time_is_its_own_stage(server):

@@ -7,7 +7,8 @@ import json
 
 import onnxruntime as ort
 
-from core import devices, runtime
+from core import devices, runtime, triton
+from core.errors import InputError
 from core.modelfiles import DETECTOR_SHORT, builtin_model
 
 HELP = "list the devices models can run on (CPU, CUDA, TensorRT, DirectML, CoreML)"
@@ -21,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(device: str) -> dict[str, object]:
+    if triton.is_server(device):
+        raise InputError(f"--check runs a model on a device of this machine; for the "
+                         f"inference server {device} use `models --device` or `bench --device`")
     session, info = runtime.open_session(builtin_model(DETECTOR_SHORT), device)
     ms = runtime.warm_up(session, runs=3)
     return {"requested": device, "device": info.device, "provider": info.provider,
