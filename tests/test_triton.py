@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -27,7 +29,7 @@ from test_cli_swap import one_line_error, run_cli
 from triton_env import TritonServer, self_signed
 from tritonclient.grpc import model_config_pb2 as pb
 
-from core import triton
+from core import ROOT, triton
 from core.pipeline import Pipeline
 from core.settings import SwapSettings
 from core.triton import ServerError
@@ -310,3 +312,14 @@ def test_tls_with_the_servers_certificate(models, tmp_path_factory):
                    "CA certificate not found")
     one_line_error(run_cli("models", "--device", "triton://127.0.0.1:1?timeout_ms=5"),
                    "timeout_ms in")
+
+
+def test_bench_times_the_served_model_beside_the_same_file_here(server, models):
+    done = subprocess.run([sys.executable, "-m", "core", "bench", "--device", server.device,
+                           "--model", "double_224", "--frames", "5", "--model-runs", "5",
+                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "FACESWAP_MODELS": str(models)})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["stages"]["network"]["p50_ms"] > 0 and report["frames_with_swap"] == 5
+    assert report["in_process_ms"] > 0 and report["served_ratio"] > 0

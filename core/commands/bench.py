@@ -272,9 +272,24 @@ def run_bench(settings: SwapSettings, frames: list[np.ndarray], count: int, warm
         "errors": after["errors"] - before["errors"],
         "last_error": after["last_error"],
         "build_ms": round(build_ms, 1),
+        **_served_versus_local(settings, model_ms),
         "machine": {"cpu": platform.processor() or platform.machine(),
                     "cores": os.cpu_count(), "onnxruntime": ort.__version__},
     }
+
+
+def _served_versus_local(settings: SwapSettings, model_ms: float | None) -> dict[str, Any]:
+    """For a model on an inference server: the same model file run in this process (CPU),
+    timed in the same run, and how many times that the served model takes."""
+    from core import triton
+
+    if not triton.is_server(settings.device):
+        return {}
+    from core.commands.bench_streams import local_ms
+
+    local = local_ms(settings.model)
+    return {"in_process_ms": round(local, 3) if local else None,
+            "served_ratio": round(model_ms / local, 2) if local and model_ms else None}
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -295,6 +310,9 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"model alone {report['model_ms']:.2f} ms (onnx session alone), "
               f"{report['model_share'] * 100:.1f}% of a frame, overhead ratio "
               f"{report['overhead_ratio']:.3f}")
+    if report.get("served_ratio"):
+        print(f"the same model in this process (CPU): {report['in_process_ms']:.2f} ms; "
+              f"served: {report['served_ratio']:.2f}x that")
     if report["errors"]:
         print(f"last error: {report['last_error']}")
 
