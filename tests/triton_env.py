@@ -10,6 +10,7 @@ in the project's cache folder, keyed by what is installed in it.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -50,13 +51,11 @@ class TritonServer:
 
     def __init__(self, folder: Path, log: Path, tls: tuple[Path, Path] | None = None,
                  restricted: bool = False) -> None:
-        from obs.harness import free_port
-
         self.folder = folder
         self.log = log
         self.tls = tls  # (certificate, key): gRPC over TLS
         self.restricted = restricted  # listing and shared memory refused, as PyTriton's default
-        self.ports = (free_port(), free_port(), free_port())  # gRPC, HTTP, metrics
+        self.ports = server_ports(3)  # gRPC, HTTP, metrics
         self.device = f"{'tritons' if tls else 'triton'}://127.0.0.1:{self.ports[0]}"
         self.workspace = log.with_name(log.stem + "-workspace")
         self.process: subprocess.Popen | None = None
@@ -102,6 +101,21 @@ class TritonServer:
         deadline = time.monotonic() + 30.0
         while not all(port_free(p) for p in self.ports) and time.monotonic() < deadline:
             time.sleep(0.2)
+
+
+def server_ports(count: int) -> tuple[int, ...]:
+    """Free ports below the kernel's ephemeral range: while the server is stopped for a
+    restart, no outgoing connection (OBS retrying it, say) can be given one of them."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.randrange(10000, max(10001, low))
+        if port not in chosen and port_free(port):
+            chosen.append(port)
+    return tuple(chosen)
 
 
 def port_free(port: int) -> bool:
