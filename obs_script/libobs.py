@@ -51,6 +51,7 @@ OBS_TEXT_INFO_WARNING = 1
 OBS_TEXT_INFO_ERROR = 2
 # tasks and logging
 OBS_TASK_UI = 0
+OBS_TASK_DESTROY = 3  # the thread that destroys released sources (OBS 28+)
 LOG_ERROR = 100
 LOG_WARNING = 200
 LOG_INFO = 300

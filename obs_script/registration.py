@@ -286,11 +286,18 @@ def _run_task(param) -> None:
 
 
 def queue_ui(fn) -> None:
-    """Run `fn()` soon on OBS's UI thread (obs_queue_task), through one stable callback."""
+    """Run `fn()` soon on OBS's UI thread (obs_queue_task), through one stable callback.
+    Queued from the UI thread itself, OBS runs it at once; from another thread it waits
+    for the UI's event loop."""
+    queue_task(L.OBS_TASK_UI, fn)
+
+
+def queue_task(kind: int, fn) -> None:
+    """Run `fn()` on one of OBS's task threads (L.OBS_TASK_*)."""
     task = _stable_callback("task", lambda: L.TASK(_run_task))
     key = next(_ids)
     STATE.tasks[key] = fn
-    L.obs_queue_task(L.OBS_TASK_UI, task, key, False)
+    L.obs_queue_task(kind, task, key, False)
 
 
 def _register() -> None:

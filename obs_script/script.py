@@ -164,7 +164,6 @@ def script_load(settings, module) -> None:
 
 def script_unload() -> None:
     global _host, _saved_switch_interval
-    clearing.hold_through_clearing()  # OBS may be about to clear the scenes: exit
     if _host is not None:
         _host.stop()
         _host = None
@@ -272,8 +271,9 @@ def script_properties():
 def _on_event(event) -> None:
     if _host is None:
         return
-    if event == obs.OBS_FRONTEND_EVENT_SCENE_COLLECTION_CHANGING:
-        clearing.hold_through_clearing()  # the old collection is cleared next
+    if event in (obs.OBS_FRONTEND_EVENT_SCRIPTING_SHUTDOWN,
+                 obs.OBS_FRONTEND_EVENT_SCENE_COLLECTION_CHANGING):
+        clearing.hold_destruction()  # OBS exits, or switches collections: it clears
         return
     if event in (obs.OBS_FRONTEND_EVENT_SCENE_CHANGED, obs.OBS_FRONTEND_EVENT_FINISHED_LOADING,
                  obs.OBS_FRONTEND_EVENT_PREVIEW_SCENE_CHANGED):
