@@ -198,7 +198,7 @@ def open_session(path: str | Path, device: str = "cpu",
 def _open_remote(model: str, device: str) -> tuple[triton.RemoteSession, SessionInfo]:
     """A model on an inference server (core.triton), shared like a local session; a fresh
     connection once the cached one has failed."""
-    key = (model, 0, 0, device.strip().lower(), 0)
+    key = (model, 0, 0, device.strip().lower(), 0)  # a name, never a file's absolute path
     with _lock:
         hit = _cache.get(key)
         if hit is not None and not hit[0].failed:

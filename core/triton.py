@@ -143,6 +143,7 @@ class Arg:
     shape: tuple[int | None, ...]
     type: str  # "tensor(float)", ...
     dtype: type
+    datatype: str  # Triton's name of it: "FP32", ...
 
 
 def _args(entries: list[dict]) -> list[Arg]:
@@ -150,7 +151,7 @@ def _args(entries: list[dict]) -> list[Arg]:
     for entry in entries:
         kind, dtype = _TYPES.get(entry["datatype"], (entry["datatype"], None))
         shape = tuple(None if int(d) < 0 else int(d) for d in entry["shape"])
-        found.append(Arg(entry["name"], shape, kind, dtype))
+        found.append(Arg(entry["name"], shape, kind, dtype, entry["datatype"]))
     return found
 
 
@@ -224,8 +225,7 @@ class RemoteSession:
             if len(arg.shape) == array.ndim + 1:
                 array = array[None]
             arrays.append(array)
-            requests.append(grpc.InferInput(arg.name, list(array.shape), next(
-                k for k, v in _TYPES.items() if v[1] is arg.dtype)))
+            requests.append(grpc.InferInput(arg.name, list(array.shape), arg.datatype))
         wanted = [grpc.InferRequestedOutput(arg.name) for arg in self._outputs]
         start = time.perf_counter()
         with self._lock:

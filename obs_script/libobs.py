@@ -114,7 +114,6 @@ MODIFIED2 = C.CFUNCTYPE(C.c_bool, vp, vp, vp, vp)  # (priv, props, property, set
 TASK = C.CFUNCTYPE(None, vp)
 ENUM_ITEM = C.CFUNCTYPE(C.c_bool, vp, vp, vp)  # (scene, scene item, param) -> continue
 ENUM_SOURCE = C.CFUNCTYPE(None, vp, vp, vp)  # (parent, child, param)
-ENUM_PROC = C.CFUNCTYPE(C.c_bool, vp, vp)  # (param, source) -> continue
 FILTER_REMOVE = C.CFUNCTYPE(None, vp, vp)  # (data, parent)
 
 
@@ -206,9 +205,6 @@ obs_source_enum_filters = _fn("obs_source_enum_filters", None, vp, vp, vp)
 obs_source_set_enabled = _fn("obs_source_set_enabled", None, vp, C.c_bool)
 obs_get_source_by_name = _fn("obs_get_source_by_name", vp, cstr)
 obs_source_release = _fn("obs_source_release", None, vp)
-obs_source_get_ref = _fn("obs_source_get_ref", vp, vp)
-obs_enum_sources = _fn("obs_enum_sources", None, vp, vp)
-obs_enum_scenes = _fn("obs_enum_scenes", None, vp, vp)
 obs_source_filter_count = _gfx("obs_source_filter_count", C.c_size_t, vp)
 obs_source_update_properties = _fn("obs_source_update_properties", None, vp)
 

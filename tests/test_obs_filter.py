@@ -324,7 +324,8 @@ def test_async_filter_added_and_removed_while_running(obs):
 def test_filters_removed_while_rendering(obs):
     """A filter taken off its source mid-frame: the frame callbacks stop touching the parent
     before libobs clears it (filter_remove), so deleting filters while OBS renders them,
-    as a user does in the Filters dialog, never crashes OBS (it did about once in 30)."""
+    as a user does in the Filters dialog, never crashes OBS (it did in one of about eight runs of
+    the module here: a race, which this loop makes likelier, not certain)."""
     program(obs, "Scratch scene")
     for i in range(30):
         settings = {**NO_LABEL, "on_lost": ("pixelate", "original")[i % 2]}

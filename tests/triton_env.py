@@ -61,6 +61,29 @@ class TritonServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> TritonServer:
+        """Start the server and wait until it serves every model. A port still held after a
+        restart (tritonserver itself binds without waiting for the kernel to free it) makes
+        it fail at once: it is then tried again until START_TIMEOUT_S."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            offset = self.log.stat().st_size if self.log.exists() else 0
+            ready = self._launch()
+            while not ready.exists():
+                taken = b"already in use" in self.log.read_bytes()[offset:]
+                if taken and time.monotonic() < deadline:
+                    break
+                if taken or self.process.poll() is not None or time.monotonic() > deadline:
+                    tail = self.log.read_bytes()[-3000:].decode(errors="replace")
+                    self.stop()
+                    raise RuntimeError(f"the test Triton server did not start:\n{tail}")
+                time.sleep(0.5)
+            else:
+                return self
+            self.stop()
+            time.sleep(2.0)
+
+    def _launch(self) -> Path:
+        """Start the server process; the file it writes once it is ready."""
         grpc_port, http_port, metrics_port = self.ports
         ready = self.log.with_suffix(".ready")
         ready.unlink(missing_ok=True)
@@ -75,14 +98,7 @@ class TritonServer:
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
         out.close()
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not ready.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log.read_bytes()[-3000:].decode(errors="replace")
-                self.stop()
-                raise RuntimeError(f"the test Triton server did not start:\n{tail}")
-            time.sleep(0.5)
-        return self
+        return ready
 
     def stop(self) -> None:
         if self.process is None:

@@ -36,12 +36,12 @@ def _server_models(args: argparse.Namespace) -> int:
     entries = []
     for name in names:
         try:
-            entries.append(registry.resolve_on_server(name, args.device).to_dict())
-        except ModelFileError as exc:
-            entries.append({"name": name, "kind": "unusable", "reason": str(exc),
-                            "usable": False})
+            entries.append(registry.resolve_on_server(name, args.device))
+        except ModelFileError as exc:  # listed with its reason, as an unusable file is
+            entries.append(registry.ModelEntry(name, "unusable", reason=str(exc)))
     if args.json:
-        print(json.dumps({"server": server.id, "models": entries}, indent=2))
+        print(json.dumps({"server": server.id, "models": [e.to_dict() for e in entries]},
+                         indent=2))
         return 0
     if not entries:
         print(f"{server.id} lists no models in its repository index (a model loaded "
@@ -49,9 +49,7 @@ def _server_models(args: argparse.Namespace) -> int:
         return 0
     print(f"swap models on {server.id} (--model NAME --device {server.id}):")
     for e in entries:
-        described = f"DFM {e['resolution']}px" + (", AMP (morph)" if e.get("morph") else "") \
-            if e["usable"] else f"unusable: {e['reason']}"
-        print(f"  {e['name']}  {described}")
+        print(f"  {e.name}  {e.describe()}")
     return 0
 
 
