@@ -8,6 +8,7 @@ copied once and every stage writes into the copy, only inside the face ROI and t
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,26 @@ from core.track import FaceTracker, select_faces
 STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "network", "merge", "lost",
           "label", "total")
 NO_LIMIT = 90.0  # degrees: a pose limit this wide never stops a swap
+
+
+@dataclass
+class Swapping:
+    """A frame between Pipeline.begin and Pipeline.finish: tracked, its swaps started."""
+
+    frame: np.ndarray
+    fmt: str
+    now: float  # its timestamp (s)
+    settings: SwapSettings  # as they were when it began
+    tracked: list[Face]
+    selected: list[Face]
+    # (face id -> swap, ms per stage), or its Future while the requests are out
+    swaps: Future | tuple[dict[int, SwapOutput], dict[str, float]]
+    timings: dict[str, float]
+
+    @property
+    def future(self) -> Future | None:
+        """The requests while they are out (None: the swaps are made)."""
+        return self.swaps if isinstance(self.swaps, Future) else None
 
 
 @dataclass
@@ -95,6 +116,10 @@ class Pipeline:
         self._states: dict[int, _FaceState] = {}
         self._shape: tuple[int, ...] | None = None
         self._time: float | None = None  # the last frame's timestamp (s)
+        # a model on a server: its requests go out from this thread, one at a time
+        self.overlaps = triton.is_server(settings.device)
+        self._requests = ThreadPoolExecutor(1, thread_name_prefix="face-swap-request") \
+            if self.overlaps else None
 
     def update(self, settings: SwapSettings) -> bool:
         """Apply settings that need no reload; False (nothing applied) when a rebuild is due."""
@@ -127,6 +152,14 @@ class Pipeline:
         """The swapped copy of `frame` (same shape and layout); `timestamp` in seconds
         (default: the monotonic clock) times the hold, the cross-fade and the smoothing.
         `faces`: found already (a still image), instead of by the tracker."""
+        return self.finish(self.begin(frame, fmt, timestamp, faces))
+
+    def begin(self, frame: np.ndarray, fmt: str, timestamp: float | None = None,
+              faces: list[Face] | None = None) -> Swapping:
+        """Track `frame` and start its swaps; `finish` makes the output. With `overlaps`
+        (a model on an inference server) the swaps run on the request thread, so a host may
+        begin the next frame - its tracking - while this frame's requests are out. Frames
+        must be finished in the order they were begun."""
         start = time.perf_counter()
         check_frame(frame, fmt)
         now = time.monotonic() if timestamp is None else float(timestamp)
@@ -135,38 +168,44 @@ class Pipeline:
         if self._shape is not None and self._shape != frame.shape:
             self.reset()  # new resolution: old tracks, held swaps and face areas are void
         self._shape = frame.shape
-        step = 1.0 if self._time is None or settings.fade_ms <= 0 else \
-            max(0.0, now - self._time) * 1000.0 / settings.fade_ms
-        self._time = now
-
         if faces is None:
             faces = self.tracker.process(frame, fmt, timestamp=now)
             for stage, key in (("detect", "detect"), ("landmarks", "landmarks"),
                                ("track", "smooth")):
                 timings[stage] = self.tracker.timings.get(key, 0.0)
-        self.tracked = faces
         selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))
         limits = pose_limits(settings, self.swapper)
+        turned = [f for f in selected if within(f, limits)]
+        timings["total"] = (time.perf_counter() - start) * 1000.0  # finish adds the rest
+        swaps = self._requests.submit(self._swap_all, frame, fmt, turned, settings) \
+            if self._requests is not None and turned else self._swap_all(frame, fmt, turned,
+                                                                         settings)
+        return Swapping(frame, fmt, now, settings, faces, selected, swaps, timings)
 
-        t = time.perf_counter()
-        out = frame.copy()
-        timings["copy"] = (time.perf_counter() - t) * 1000.0
-        live: dict[int, SwapOutput] = {}
-        for face in selected:
+    def finish(self, swapping: Swapping) -> np.ndarray:
+        """The output of a begun frame: waits for its swaps, then on-lost views, merge and
+        label. A failed swap raises here (the host passes the frame through)."""
+        start = time.perf_counter()
+        frame, fmt, now, settings = swapping.frame, swapping.fmt, swapping.now, swapping.settings
+        timings = swapping.timings
+        swaps = swapping.swaps
+        live, swap_timings = swaps.result() if isinstance(swaps, Future) else swaps
+        for stage, ms in swap_timings.items():
+            timings[stage] += ms
+        step = 1.0 if self._time is None or settings.fade_ms <= 0 else \
+            max(0.0, now - self._time) * 1000.0 / settings.fade_ms
+        self._time = now
+        self.tracked = swapping.tracked
+        for face in swapping.selected:
             state = self._states.get(face.id)
             if state is None:
                 state = self._states[face.id] = _FaceState(face, now)
             state.face, state.seen = face, now
-            if not within(face, limits):
-                continue
-            t = time.perf_counter()
-            live[face.id] = self.swapper.swap(frame, fmt, face, settings)
-            timings["swap"] += (time.perf_counter() - t) * 1000.0
-            timings["align"] += self.swapper.timings.get("align", 0.0)
-            timings["network"] += self.swapper.timings.get("network", 0.0)
-        timings["swap"] -= timings["align"] + timings["network"]
-        self.faces = [f for f in selected if f.id in live]
+        self.faces = [f for f in swapping.selected if f.id in live]
 
+        t = time.perf_counter()
+        out = frame.copy()
+        timings["copy"] = (time.perf_counter() - t) * 1000.0
         t = time.perf_counter()
         layers = self._views(out, live, now, step, settings)
         timings["lost"] = (time.perf_counter() - t) * 1000.0
@@ -180,9 +219,27 @@ class Pipeline:
             t = time.perf_counter()
             draw_label(out, fmt, settings.label_corner, size=settings.label_size)
             timings["label"] = (time.perf_counter() - t) * 1000.0
-        timings["total"] = (time.perf_counter() - start) * 1000.0
+        # this thread's time (tracking, merge) plus the swaps'; with overlapping requests
+        # the wait between begin and finish is not counted: the next frame's tracking used it
+        timings["total"] += (time.perf_counter() - start) * 1000.0 + swap_timings["swap"] + \
+            swap_timings["align"] + swap_timings["network"]
         self.timings = timings
         return out
+
+    def _swap_all(self, frame: np.ndarray, fmt: str, faces: list[Face],
+                  settings: SwapSettings) -> tuple[dict[int, SwapOutput], dict[str, float]]:
+        """Swap `faces` one after another: (face id -> swap, ms per stage: swap, align,
+        network). Runs on the request thread when the model is on a server."""
+        live: dict[int, SwapOutput] = {}
+        timings = {"swap": 0.0, "align": 0.0, "network": 0.0}
+        for face in faces:
+            t = time.perf_counter()
+            live[face.id] = self.swapper.swap(frame, fmt, face, settings)
+            timings["swap"] += (time.perf_counter() - t) * 1000.0
+            timings["align"] += self.swapper.timings.get("align", 0.0)
+            timings["network"] += self.swapper.timings.get("network", 0.0)
+        timings["swap"] -= timings["align"] + timings["network"]
+        return live, timings
 
     def _views(self, out: np.ndarray, live: dict[int, SwapOutput], now: float, step: float,
                settings: SwapSettings) -> list[tuple[Face, SwapOutput, float]]:

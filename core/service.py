@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from core import devices, runtime
 from core.errors import FaceSwapError, one_line
 from core.frame import check_frame, color_channels
 from core.settings import SwapSettings
-from core.worker import Result, Worker
+from core.worker import Later, Result, Worker
 
 if TYPE_CHECKING:  # imported late at run time (default_factory)
     from core.pipeline import Pipeline
@@ -192,11 +193,14 @@ class SwapService:
         return stopped
 
     # --- internals -----------------------------------------------------------------------
-    def _process(self, frame: np.ndarray) -> np.ndarray | None:
+    def _process(self, frame: np.ndarray) -> np.ndarray | Later | None:
         pipeline = self._pipeline  # read once: a swap never lands in the middle of a frame
         if pipeline is None:
             return None  # loading, or no usable model: published unchanged, not processed
-        return pipeline.process(frame, self.fmt)
+        if not pipeline.overlaps:
+            return pipeline.process(frame, self.fmt)
+        swapping = pipeline.begin(frame, self.fmt)  # the next frame is tracked while it is out
+        return Later(swapping.future, partial(pipeline.finish, swapping))
 
     def _apply_live(self, settings: SwapSettings, gen: int) -> None:
         """On the worker thread: live update, or a rebuild when the pipeline says so."""

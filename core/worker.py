@@ -10,6 +10,10 @@ newly loaded model by one reference assignment that the next frame reads.
 The process callable must return a new array and leave its input untouched (that is what
 makes the pass-through on error truthful), or None when it has nothing to make of the frame
 (no model loaded yet): the input is then published unchanged, marked not `processed`.
+It may also return `Later`: the slow part of the frame (requests to an inference server)
+runs elsewhere, the thread takes the next frame meanwhile (its tracking overlaps the
+requests) and publishes the first when its part is done - at most DEPTH frames at once,
+results in input order.
 """
 
 from __future__ import annotations
@@ -18,13 +22,31 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 
 from core.errors import one_line
 
-Process = Callable[[np.ndarray], np.ndarray | None]
+DEPTH = 2  # frames in process at once when outputs come Later: one out, the next tracked
+
+
+@dataclass(frozen=True)
+class Later:
+    """An output still in the making: `future` runs off the worker thread (None: nothing
+    runs), then `finish()` makes the output frame on the worker thread."""
+
+    future: Future | None
+    finish: Callable[[], np.ndarray]
+
+    @property
+    def ready(self) -> bool:
+        return self.future is None or self.future.done()
+
+
+Process = Callable[[np.ndarray], "np.ndarray | Later | None"]
 
 
 @dataclass(frozen=True)
@@ -90,8 +112,12 @@ class Worker:
         self._latency: deque[float] = deque(maxlen=history)
         self._process_ms: deque[float] = deque(maxlen=history)
         self._out_times: deque[float] = deque()
-        self._busy_since: float | None = None  # perf_counter() the frame in process began
-        self._last_s = 0.0  # how long the last frame took: the guess for the next one
+        # perf_counter() since when the thread cannot take a frame (one in process, or DEPTH
+        # Later), None while it can; how long that lasted last time: the guess for the next
+        self._busy_since: float | None = None
+        self._last_s = 0.0
+        self._later: deque[tuple[Later, int, float, float]] = deque()  # + seq, t_in, start
+        self._input_of: dict[int, np.ndarray] = {}  # a Later's input: published if it fails
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -169,7 +195,10 @@ class Worker:
             fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and \
                 times[-1] > times[0] else 0.0
             latency, proc = list(self._latency), list(self._process_ms)
-            busy = 0.0 if self._busy_since is None else (now - self._busy_since) * 1000.0
+            started = [self._later[0][3]] if self._later else []
+            if self._busy_since is not None:
+                started.append(self._busy_since)
+            busy = (now - min(started)) * 1000.0 if started else 0.0
             return WorkerStats(self._frames_in, self._frames_out, self._dropped, self._errors,
                                self._last_error, fps, percentile(latency, 50),
                                percentile(latency, 95), percentile(proc, 50),
@@ -208,13 +237,19 @@ class Worker:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._calls and not self._stopping:
+                while not self._stopping and not self._calls and \
+                        not (self._pending is not None and len(self._later) < DEPTH) and \
+                        not (self._later and self._later[0][0].ready):
                     self._cond.wait()
                 if self._stopping:
                     return
                 calls = list(self._calls)
                 self._calls.clear()
-                item, self._pending = self._pending, None
+                done = self._later.popleft() if self._later and self._later[0][0].ready \
+                    else None
+                item = None
+                if done is None and len(self._later) < DEPTH:
+                    item, self._pending = self._pending, None
                 process = self._process
                 if item is not None:
                     self._busy_since = time.perf_counter()
@@ -223,17 +258,31 @@ class Worker:
                     fn()
                 except Exception as exc:  # a failed control call must not kill the stream
                     self._record_error("control: ", exc)
-            if item is None:
-                continue
-            self._handle(process, *item)
+            if done is not None:
+                later, seq, t_in, start = done
+                self._handle(later.finish, self._input_of.pop(seq), seq, t_in, start)
+            elif item is not None:
+                frame, seq, t_in = item
+                self._handle(partial(process, frame), frame, seq, t_in, time.perf_counter())
 
-    def _handle(self, process: Process, frame: np.ndarray, seq: int, t_in: float) -> None:
-        start = time.perf_counter()
+    def _handle(self, run: Callable[[], np.ndarray | Later | None], source: np.ndarray,
+                seq: int, t_in: float, start: float) -> None:
+        """Publish the output of `run()` (`source`, the input frame, when there is none or it
+        raises), or queue it when it comes Later."""
         ok = processed = True
         try:
-            out = process(frame)
+            out = run()
+            if isinstance(out, Later):
+                with self._cond:
+                    self._later.append((out, seq, t_in, start))
+                    self._input_of[seq] = source
+                    # full: it takes a frame again when the oldest is done
+                    self._busy_since = None if len(self._later) < DEPTH else self._later[0][3]
+                if out.future is not None:  # wake the thread when its part is done
+                    out.future.add_done_callback(self._wake)
+                return
             if out is None:
-                out, processed = frame, False
+                out, processed = source, False
             elif not isinstance(out, np.ndarray):
                 raise TypeError(f"process returned {type(out).__name__}, not a numpy array")
         except Exception as exc:  # isolate the stream from any failure in one frame
@@ -242,7 +291,7 @@ class Worker:
             if stopping:
                 return  # cut short by stop (a host cancels its model runs): not an error
             self._record_error(f"frame {seq}: ", exc)
-            out, ok, processed = frame, False, False
+            out, ok, processed = source, False, False
         end = time.perf_counter()
         result = Result(out, seq, t_in, end, ok, processed)
         with self._cond:
@@ -250,9 +299,14 @@ class Worker:
             self._frames_out += 1
             self._latency.append(result.latency_ms)
             self._process_ms.append((end - start) * 1000.0)
-            self._last_s = end - self._busy_since
+            if self._busy_since is not None:
+                self._last_s = end - self._busy_since
             self._busy_since = None
             self._out_times.append(end)
             if len(self._out_times) > self.FPS_SAMPLES:
                 self._out_times.popleft()
+            self._cond.notify_all()
+
+    def _wake(self, _future: Future) -> None:
+        with self._cond:
             self._cond.notify_all()

@@ -111,6 +111,27 @@ def test_a_slow_server_hits_the_request_deadline(server):
     assert pipeline.timings["network"] >= 500
 
 
+def test_the_next_frame_is_tracked_while_the_request_is_out(server):
+    """With a model on a server, begin() sends the request from the request thread and
+    returns: the next frame's tracking runs meanwhile, and the frames finish in order with
+    the pixels a frame-by-frame run makes."""
+    settings = SwapSettings(model="double_224_slow", label=False,
+                            device=f"{server.device}?timeout_ms=3000")
+    frame = np.ascontiguousarray(cv2.imread(str(ASTRONAUT))[..., ::-1])
+    moved = np.ascontiguousarray(np.roll(frame, 6, axis=1))
+    pipeline = Pipeline(settings)
+    assert pipeline.overlaps
+    first = pipeline.begin(frame, "rgb", timestamp=0.0)
+    second = pipeline.begin(moved, "rgb", timestamp=1 / 30)  # tracked: 0.5 s of request left
+    assert first.future is not None and not first.future.done()
+    assert second.tracked and second.tracked[0].box[0] > first.tracked[0].box[0]
+    outputs = [pipeline.finish(first), pipeline.finish(second)]
+    assert pipeline.timings["network"] >= 500
+    one_by_one = Pipeline(settings)
+    for output, image, timestamp in zip(outputs, (frame, moved), (0.0, 1 / 30), strict=True):
+        np.testing.assert_array_equal(output, one_by_one.process(image, "rgb", timestamp))
+
+
 def test_models_on_a_server_that_allows_listing(server):
     """The repository index is allowed here, but PyTriton's models live outside it: the
     listing is empty and says so (the official server lists its repository's models)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnx
@@ -16,7 +17,7 @@ from onnx import TensorProto, helper
 
 from core import runtime
 from core.pacing import Pacer
-from core.worker import Worker
+from core.worker import Later, Worker
 
 
 def add_frame_model(path, value: int) -> str:
@@ -360,3 +361,56 @@ def test_pacer_skips_to_newest_due_and_off_means_immediate():
     assert off.pop(now=0.0) == 7
     with pytest.raises(ValueError, match="delay"):
         Pacer(delay_ms=-1)
+
+
+def test_outputs_that_come_later_overlap_the_next_frame_and_keep_their_order(plus1):
+    """A process that returns Later (a request out to a server) frees the thread for the
+    next frame - its tracking - while the request runs; results come in input order, at most
+    DEPTH frames are in process, and a failed request passes its own input through."""
+    requests = ThreadPoolExecutor(1)
+    events: list[str] = []
+    release = {seq: threading.Event() for seq in (1, 2, 3)}
+
+    def request(frame):
+        events.append(f"request {frame[0, 0, 0]}")
+        release[int(frame[0, 0, 0])].wait(5)
+        if frame[0, 0, 0] == 3:
+            raise RuntimeError("server gone")
+        return plus1(frame)
+
+    def begin(frame):
+        events.append(f"begin {frame[0, 0, 0]}")
+        future = requests.submit(request, frame)
+        return Later(future, future.result)
+
+    worker = Worker(begin)
+    try:
+        for seq in (1, 2):
+            worker.submit(frame_for(seq))
+            assert wait_until(lambda seq=seq: f"begin {seq}" in events)
+        worker.submit(frame_for(3))  # two in process: it waits in the mailbox
+        time.sleep(0.2)
+        assert worker.latest() is None and "begin 3" not in events
+        assert events == ["begin 1", "request 1", "begin 2"]  # 2 began while 1 was out
+        results = []
+        for seq in (1, 2, 3):
+            release[seq].set()
+            results.append(worker.wait_result(after_seq=seq - 1, timeout=5))
+        assert [r.seq for r in results] == [1, 2, 3]
+        assert [int(r.frame[0, 0, 0]) for r in results] == [2, 3, 3]  # 3 failed: its input
+        assert [r.ok for r in results] == [True, True, False]
+        assert worker.stats().errors == 1 and "server gone" in worker.stats().last_error
+    finally:
+        for event in release.values():
+            event.set()
+        assert worker.stop()
+        requests.shutdown()
+
+
+def wait_until(condition, timeout: float = 5.0) -> bool:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
