@@ -13,7 +13,8 @@ makes the pass-through on error truthful), or None when it has nothing to make o
 It may also return `Later`: the slow part of the frame (requests to an inference server)
 runs elsewhere, the thread takes the next frame meanwhile (its tracking overlaps the
 requests) and publishes the first when its part is done - at most DEPTH frames at once,
-results in input order.
+results in input order. The next frame is taken just late enough that its own part (its
+tracking) ends as the request before it comes back: the freshest frame at the same pace.
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ class Later:
 
 
 Process = Callable[[np.ndarray], "np.ndarray | Later | None"]
+
+
+@dataclass(frozen=True)
+class _Out:
+    """A frame whose output comes Later, while it is out."""
+
+    later: Later
+    seq: int
+    t_in: float  # submitted (perf_counter)
+    start: float  # taken by the thread
+    sent: float  # its process call returned
 
 
 @dataclass(frozen=True)
@@ -116,8 +128,9 @@ class Worker:
         # Later), None while it can; how long that lasted last time: the guess for the next
         self._busy_since: float | None = None
         self._last_s = 0.0
-        self._later: deque[tuple[Later, int, float, float]] = deque()  # + seq, t_in, start
+        self._later: deque[_Out] = deque()
         self._input_of: dict[int, np.ndarray] = {}  # a Later's input: published if it fails
+        self._begin_s = self._out_s = 0.0  # the last Later: its process call, then its wait
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -151,8 +164,17 @@ class Worker:
             if self._pending is not None and now - self._pending[2] < within_s:
                 return False
             if self._busy_since is None:
-                return True
+                return self._take_at() - now <= within_s
             return self._last_s - (now - self._busy_since) <= within_s
+
+    def _take_at(self) -> float:
+        """When the thread takes the next frame (perf_counter; under the lock): at once, or
+        while a Later is out, when its own process call would end as that one is done."""
+        if not self._later:
+            return 0.0
+        if len(self._later) >= DEPTH:
+            return float("inf")
+        return self._later[-1].sent + self._out_s - self._begin_s
 
     def reset_timings(self) -> None:
         """Forget the latency and processing-time history (not the counters): a host that
@@ -195,7 +217,7 @@ class Worker:
             fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and \
                 times[-1] > times[0] else 0.0
             latency, proc = list(self._latency), list(self._process_ms)
-            started = [self._later[0][3]] if self._later else []
+            started = [self._later[0].start] if self._later else []
             if self._busy_since is not None:
                 started.append(self._busy_since)
             busy = (now - min(started)) * 1000.0 if started else 0.0
@@ -238,32 +260,37 @@ class Worker:
         while True:
             with self._cond:
                 while not self._stopping and not self._calls and \
-                        not (self._pending is not None and len(self._later) < DEPTH) and \
-                        not (self._later and self._later[0][0].ready):
-                    self._cond.wait()
+                        not (self._later and self._later[0].later.ready):
+                    wait = self._take_at() - time.perf_counter()
+                    if self._pending is not None and wait <= 0:
+                        break
+                    self._cond.wait(wait if self._pending is not None and wait < 60 else None)
                 if self._stopping:
                     return
                 calls = list(self._calls)
                 self._calls.clear()
-                done = self._later.popleft() if self._later and self._later[0][0].ready \
-                    else None
+                now = time.perf_counter()
+                done = None
+                if self._later and self._later[0].later.ready:
+                    done = self._later.popleft()
+                    self._out_s = now - done.sent
                 item = None
-                if done is None and len(self._later) < DEPTH:
+                if done is None and self._take_at() <= now:
                     item, self._pending = self._pending, None
                 process = self._process
                 if item is not None:
-                    self._busy_since = time.perf_counter()
+                    self._busy_since = now
             for fn in calls:
                 try:
                     fn()
                 except Exception as exc:  # a failed control call must not kill the stream
                     self._record_error("control: ", exc)
             if done is not None:
-                later, seq, t_in, start = done
-                self._handle(later.finish, self._input_of.pop(seq), seq, t_in, start)
+                self._handle(done.later.finish, self._input_of.pop(done.seq), done.seq,
+                             done.t_in, done.start)
             elif item is not None:
                 frame, seq, t_in = item
-                self._handle(partial(process, frame), frame, seq, t_in, time.perf_counter())
+                self._handle(partial(process, frame), frame, seq, t_in, now)
 
     def _handle(self, run: Callable[[], np.ndarray | Later | None], source: np.ndarray,
                 seq: int, t_in: float, start: float) -> None:
@@ -273,11 +300,14 @@ class Worker:
         try:
             out = run()
             if isinstance(out, Later):
+                sent = time.perf_counter()
                 with self._cond:
-                    self._later.append((out, seq, t_in, start))
+                    self._later.append(_Out(out, seq, t_in, start, sent))
                     self._input_of[seq] = source
+                    self._begin_s = sent - start
                     # full: it takes a frame again when the oldest is done
-                    self._busy_since = None if len(self._later) < DEPTH else self._later[0][3]
+                    self._busy_since = None if len(self._later) < DEPTH else \
+                        self._later[0].start
                 if out.future is not None:  # wake the thread when its part is done
                     out.future.add_done_callback(self._wake)
                 return

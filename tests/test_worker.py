@@ -414,3 +414,35 @@ def wait_until(condition, timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def test_while_a_request_is_out_the_next_frame_is_taken_just_in_time(plus1):
+    """Once the thread knows a request takes 0.6 s and its own part next to nothing, it
+    takes the next frame near the end of the request: a frame handed over meanwhile replaces
+    an older one, so the freshest frame is tracked and latency does not grow."""
+    requests = ThreadPoolExecutor(1)
+    begun: list[int] = []
+
+    def request(frame):
+        time.sleep(0.6)
+        return plus1(frame)
+
+    def begin(frame):
+        begun.append(int(frame[0, 0, 0]))
+        future = requests.submit(request, frame)
+        return Later(future, future.result)
+
+    worker = Worker(begin)
+    try:
+        worker.submit(frame_for(1))
+        assert worker.wait_result(after_seq=0, timeout=5).seq == 1  # learns: 0.6 s out
+        worker.submit(frame_for(2))
+        assert wait_until(lambda: begun == [1, 2])
+        worker.submit(frame_for(3))
+        time.sleep(0.15)
+        worker.submit(frame_for(4))  # 3 is still waiting: 2 has 0.45 s to go
+        assert worker.wait_result(after_seq=3, timeout=5).seq == 4
+        assert begun == [1, 2, 4] and worker.stats().dropped == 1
+    finally:
+        assert worker.stop()
+        requests.shutdown()
