@@ -250,15 +250,15 @@ def resolve_on_server(model: str, device: str,
     identified from the server's model metadata by the same signature check as a file. A
     served inswapper is the local file of that name (its emap and the ArcFace embedder
     beside it stay here; the swapper checks the served graph against them)."""
-    from core.runtime import open_session
+    from core import triton
     from core.signatures import tensors
 
     name = model.strip()
     if not name:
         raise ModelFileError(f"no model given; name a model on {device}")
-    session, info = open_session(name, device)
-    signature = classify(tensors(session.get_inputs()), tensors(session.get_outputs()))
-    where = f"{name} on {info.device}"
+    inputs, outputs = triton.model_args(device, name)
+    signature = classify(tensors(inputs), tensors(outputs))
+    where = f"{name} on {triton.parse(device).id}"
     if signature.kind == "inswapper":
         try:
             local = resolve(name, extra_dirs)
@@ -274,6 +274,21 @@ def resolve_on_server(model: str, device: str,
                              f"{signature.reason or 'it is an ArcFace embedder'}")
     return ModelEntry(name, "dfm", Path(name), resolution=signature.resolution,
                       morph=signature.morph)
+
+
+def scan_server(device: str, extra_dirs: Iterable[str | Path] = ()) -> list[ModelEntry]:
+    """Every model the server `device` lists, identified as resolve_on_server does (one it
+    cannot use is listed with its reason, as an unusable file is); ServerError where the
+    server cannot be reached or does not allow listing."""
+    from core import triton
+
+    entries = []
+    for name in triton.list_models(device):
+        try:
+            entries.append(resolve_on_server(name, device, extra_dirs))
+        except ModelFileError as exc:
+            entries.append(ModelEntry(name, "unusable", reason=str(exc)))
+    return entries
 
 
 def load_swapper(entry: ModelEntry, device: str = "cpu", threads: int = 0,

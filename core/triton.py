@@ -15,9 +15,11 @@ through the same code. Every server error becomes one line naming the server.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +158,7 @@ def _args(entries: list[dict]) -> list[Arg]:
 
 
 def client(server: Server):
-    """A gRPC client for `server` that answered a readiness check; ServerError if not."""
+    """A gRPC client for `server` that answered a liveness check; ServerError if not."""
     import tritonclient.grpc as grpc
 
     roots = str(Path(server.ca).expanduser()) if server.ca else None  # a file, read there
@@ -164,13 +166,55 @@ def client(server: Server):
         connection = grpc.InferenceServerClient(server.address, ssl=server.tls,
                                                 root_certificates=roots,
                                                 channel_args=CHANNEL_ARGS)
-        ready = connection.is_server_ready(client_timeout=server.timeout_s)
+        # live, not ready: a server is not "ready" while any model of its repository is
+        # unloaded (strict readiness), and the others must go on; a model's own state shows
+        # in its metadata and requests
+        live = connection.is_server_live(client_timeout=server.timeout_s)
     except Exception as exc:
         raise ServerError(f"cannot reach the inference server {server.id}: "
                           f"{_first_line(exc)}") from None
-    if not ready:
-        raise ServerError(f"the inference server {server.id} is not ready")
+    if not live:
+        raise ServerError(f"the inference server {server.id} is not live")
     return connection
+
+
+def _model_args(connection, server: Server, model: str) -> tuple[list[Arg], list[Arg]]:
+    """(inputs, outputs) of `model` from the server's metadata; ModelFileError if it has no
+    such model or tensors of a type this client does not send."""
+    try:
+        meta = connection.get_model_metadata(model, as_json=True,
+                                             client_timeout=server.timeout_s)
+    except Exception as exc:
+        raise ModelFileError(f"model {model!r} is not available on {server.id}: "
+                             f"{_first_line(exc)}") from None
+    inputs, outputs = _args(meta.get("inputs", [])), _args(meta.get("outputs", []))
+    unknown = [a.name for a in [*inputs, *outputs] if a.dtype is None]
+    if unknown:
+        raise ModelFileError(f"model {model!r} on {server.id} has tensors of types this "
+                             f"client does not send: {', '.join(unknown)}")
+    return inputs, outputs
+
+
+def model_args(device: str, model: str) -> tuple[list[Arg], list[Arg]]:
+    """(inputs, outputs) of a served model, as a session's get_inputs/get_outputs give them:
+    what identifying it needs, without a session (no shared memory, no cache entry)."""
+    server = parse(device)
+    connection = client(server)
+    try:
+        return _model_args(connection, server, model)
+    finally:
+        connection.close()
+
+
+_OPEN: weakref.WeakSet[RemoteSession] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close every open session at exit, before the interpreter's teardown: a gRPC client
+    still alive then fails in its __del__ (a traceback on stderr, or in OBS's log)."""
+    for session in list(_OPEN):
+        session.close()
 
 
 class RemoteSession:
@@ -181,24 +225,22 @@ class RemoteSession:
         self.model = model
         self.timeout_s = server.timeout_s
         self._client = client(server)
-        try:
-            meta = self._client.get_model_metadata(model, as_json=True,
-                                                   client_timeout=self.timeout_s)
-        except Exception as exc:
-            raise ModelFileError(f"model {model!r} is not available on {server.id}: "
-                                 f"{_first_line(exc)}") from None
-        self._inputs = _args(meta.get("inputs", []))
-        self._outputs = _args(meta.get("outputs", []))
-        unknown = [a.name for a in [*self._inputs, *self._outputs] if a.dtype is None]
-        if unknown:
-            raise ModelFileError(f"model {model!r} on {server.id} has tensors of types this "
-                                 f"client does not send: {', '.join(unknown)}")
+        self._inputs, self._outputs = _model_args(self._client, server, model)
         self.round_trip_ms = 0.0  # the last request, network and server together
         self.failed = False  # a request failed: the next open_session connects afresh
         self._lock = threading.Lock()  # one gRPC call at a time per session
         # a server on this host: inputs and outputs through shared memory (core.triton_shm)
         self._shared = SharedMemory.create(self._client, server.host, self._inputs,
                                            self._outputs)
+        _OPEN.add(self)
+
+    def close(self) -> None:
+        """Unregister its shared memory and let go of its connection (closed as it is
+        dropped, while gRPC still works: at exit, see _close_all)."""
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+        self._client = None
 
     @property
     def transport(self) -> str:
@@ -267,6 +309,8 @@ def list_models(device: str) -> list[str]:
                                                       client_timeout=server.timeout_s)
     except Exception as exc:
         raise ServerError(f"{server.id} does not allow listing its models "
-                          f"({_first_line(exc)}); name one with --model") from None
-    return sorted(m["name"] for m in index.get("models", [])
-                  if m.get("state", "READY") == "READY")
+                          f"({_first_line(exc)}): name the model yourself") from None
+    finally:
+        connection.close()
+    # a model of the repository that is not loaded has no state (or UNAVAILABLE)
+    return sorted(m["name"] for m in index.get("models", []) if m.get("state") == "READY")

@@ -5,6 +5,7 @@ seconds for a folder of large models: run on OBS's UI thread (the script descrip
 properties panel, a hotkey) it would freeze the whole window. So one background thread
 scans, the UI reads the last result, and a finished scan asks OBS to rebuild open property
 panels (obs_properties cannot be changed from another thread; OBS rebuilds them itself).
+The same thread asks the script's inference servers for their models (network).
 """
 
 from __future__ import annotations
@@ -13,14 +14,21 @@ import threading
 from collections.abc import Callable
 
 from core import registry
+from obs_script.servers import SERVERS
 
 ScanResult = list[registry.ModelEntry]
+
+
+def scan_models() -> ScanResult:
+    """The registry's scan of the model folders; the servers' lists on the way."""
+    SERVERS.list_models()
+    return registry.scan()
 
 
 class ModelCatalog:
     """The last registry scan, and a background rescan on request."""
 
-    def __init__(self, scan: Callable[[], ScanResult] = registry.scan) -> None:
+    def __init__(self, scan: Callable[[], ScanResult] = scan_models) -> None:
         self._scan = scan
         self._lock = threading.Lock()
         self._entries: ScanResult | None = None  # None until the first scan finishes

@@ -353,15 +353,28 @@ def _fill_models(prop: int, current: str) -> None:
         index = L.obs_property_list_add_string(prop, b"scanning models...", b"")
         L.obs_property_list_item_disable(prop, index, True)
         names.append(default)
+    served = SERVERS.serving()  # name -> (entry, the servers that list it)
     for entry in scanned or ():
         if entry.kind == "arcface":
             continue  # an embedder is picked with its inswapper, never on its own
         _entries[entry.name] = entry
+        also = "".join(f", on {server}" for server in served.pop(entry.name, (None, ()))[1])
         index = L.obs_property_list_add_string(
-            prop, f"{entry.name}  ({entry.describe()})".encode(), entry.name.encode())
+            prop, f"{entry.name}  ({entry.describe()}{also})".encode(), entry.name.encode())
         if not entry.usable:
             L.obs_property_list_item_disable(prop, index, True)
         names.append(entry.name)
+    for name, (entry, servers) in served.items():  # chosen with that server as Device
+        index = L.obs_property_list_add_string(
+            prop, f"{name}  ({entry.describe()}, on {', '.join(servers)})".encode(),
+            name.encode())
+        if not entry.is_swapper:
+            L.obs_property_list_item_disable(prop, index, True)
+        names.append(name)
+    for listed in SERVERS.listed.values():
+        if isinstance(listed, str):  # that server's models are named by hand
+            index = L.obs_property_list_add_string(prop, listed.encode(), b"")
+            L.obs_property_list_item_disable(prop, index, True)
     if current and current not in names:
         L.obs_property_list_add_string(prop, f"{current}  (file or unknown name)".encode(),
                                        current.encode())

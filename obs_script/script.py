@@ -203,13 +203,17 @@ def script_update(settings) -> None:
     if _host is None:
         return
     _host.scenes.set_mapping(_list_lines(settings))
+    servers = SERVERS.devices
     SERVERS.set_lines(_list_lines(settings, SERVERS_KEY))
     for error in SERVERS.errors:
         L.log(L.LOG_WARNING, f"Inference servers: {error}")
     folder = obs.obs_data_get_string(settings, MODELS_DIR_KEY).strip()
+    rescan = SERVERS.devices != servers  # their models join the model lists
     if (folder,) != _host.models_dir:
         _host.models_dir = (folder,)
         registry.set_user_dirs([folder])
+        rescan = True
+    if rescan:
         CATALOG.refresh(then=_after_scan)
 
 

@@ -31,6 +31,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 
 from core import ROOT, triton
 from core.pipeline import Pipeline
+from core.service import SwapService
 from core.settings import SwapSettings
 from core.triton import ServerError
 
@@ -42,6 +43,7 @@ def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("triton_models")
     save(build_dfm(224), folder / "double_224.dfm")
     save(build_dfm(224), folder / "double_224_slow.dfm")  # answers 0.5 s late
+    save(build_dfm(224), folder / "double_224_gone.dfm")  # unloaded by a test
     save(build_dfm(224, morph=True), folder / "double_amp_224.dfm")
     save(build_inswapper(), folder / "inswapper_double.onnx")
     save(build_arcface(), folder / "arcface_double.onnx")
@@ -133,13 +135,47 @@ def test_the_next_frame_is_tracked_while_the_request_is_out(server):
 
 
 def test_models_on_a_server_that_allows_listing(server):
-    """The repository index is allowed here, but PyTriton's models live outside it: the
-    listing is empty and says so (the official server lists its repository's models)."""
+    """Each listed model is identified from its metadata as a file is: usable swap models
+    with what they are, the others with the reason."""
     done = run_cli("models", "--device", server.device, "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["models"] == []
+    models = {m["name"]: m for m in json.loads(done.stdout)["models"]}
+    assert sorted(models) == ["arcface_double", "double_224", "double_224_gone",
+                              "double_224_slow", "double_amp_224", "inswapper_double"]
+    assert models["double_amp_224"]["kind"] == "dfm" and models["double_amp_224"]["morph"]
+    assert "is not a swap model" in models["arcface_double"]["reason"]
+    assert "needs the same file here too" in models["inswapper_double"]["reason"]
     done = run_cli("models", "--device", server.device)
-    assert done.returncode == 0 and "lists no models" in done.stdout, done.stdout
+    assert done.returncode == 0, done.stderr
+    assert "  double_224  DFM 224px\n" in done.stdout
+
+
+def test_a_model_unloaded_on_the_server_shows_its_error(server):
+    """Unloaded while a stream uses it: frames fail (pass through, counted) with the model's
+    error as the status; it leaves the listing and a new swap says it is not available."""
+    import tritonclient.grpc as grpc
+
+    settings = SwapSettings(model="double_224_gone", device=server.device, label=False)
+    frame = np.ascontiguousarray(cv2.imread(str(ASTRONAUT))[..., ::-1])
+    service = SwapService(settings, fmt="rgb")
+    try:
+        service.wait_loaded(60)
+        result = service.wait_result(service.submit(frame) - 1, timeout=30)
+        assert result.ok and (result.frame != frame).any()
+        control = grpc.InferenceServerClient(server.device.removeprefix("triton://"))
+        control.unload_model("double_224_gone")
+        control.close()
+        result = service.wait_result(service.submit(frame) - 1, timeout=30)
+        assert not result.ok and (result.frame == frame).all()
+        error = service.status()["last_error"]
+        assert f"{server.device} model double_224_gone: " in error and "\n" not in error
+    finally:
+        service.stop()
+    done = run_cli("models", "--device", server.device, "--json")
+    assert "double_224_gone" not in {m["name"] for m in json.loads(done.stdout)["models"]}
+    one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
+                           "double_224_gone", "--device", server.device),
+                   f"model 'double_224_gone' is not available on {server.device}")
 
 
 def test_unreachable_or_malformed_servers_are_one_line_errors(server):
@@ -242,10 +278,17 @@ def test_an_obs_filter_runs_its_model_on_the_server(server, tmp_path):
         covered = wait_for(lambda: (shot := session.screenshot("Gone")) is not None
                            and (shot != plain).any(axis=2).mean() > 0.8, 20, "Gone covered")
         assert covered
-        before = session.status().get("test_properties", {}).get("built", 0)
-        session.client.trigger_hot_key_by_name("face_swap.test_properties")
-        report = wait_for(lambda: (r := session.status().get("test_properties", {}))
-                          .get("built", 0) > before and r, 30, "the panels")
+        served_item = f"double_224  (DFM 224px, on {server.device})"
+
+        def panels():
+            before = session.status().get("test_properties", {}).get("built", 0)
+            session.client.trigger_hot_key_by_name("face_swap.test_properties")
+            return wait_for(lambda: (r := session.status().get("test_properties", {}))
+                            .get("built", 0) > before and r, 30, "the panels")
+
+        # the server's models join the model list once the scan has asked it
+        report = wait_for(lambda: served_item in (r := panels())["Served/Face Swap"][
+            "properties"]["model"]["items"] and r, 60, "the server's models listed")
         items = report["Served/Face Swap"]["properties"]["device"]["items"]
         assert f"{server.device}  (inference server)" in items
         assert "Inference servers:</b> bad server address 'triton://no-port'" in \

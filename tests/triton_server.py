@@ -11,6 +11,11 @@ contract the client checks. A graph whose inputs and outputs all start with a dy
 dimension is served with dynamic batching (Triton stacks concurrent requests), others as
 they are; a model whose file name ends in "_slow" answers half a second late. Writes the
 --ready-file once every model is loaded.
+
+The official server lists the models of its repository folder; PyTriton loads its models
+from elsewhere and leaves that folder empty, so its index would be empty. A folder per
+served model there makes the index list them, with their state, as the official server
+lists its own.
 """
 
 from __future__ import annotations
@@ -97,6 +102,8 @@ def main() -> int:
                         inputs=tensors(session.get_inputs(), with_batch),
                         outputs=tensors(session.get_outputs(), with_batch),
                         config=model_config, strict=False)
+        for path in files:  # listed by the repository index (see the module docstring)
+            (args.workspace / "model-store" / path.stem).mkdir(parents=True, exist_ok=True)
         args.ready_file.write_text("ready\n", encoding="utf-8")
         triton.serve()
     return 0

@@ -7,7 +7,6 @@ import argparse
 import json
 
 from core import registry, triton
-from core.errors import ModelFileError
 
 HELP = "list swap models and personas (models/, $FACESWAP_MODELS, --dir) and unusable files"
 
@@ -26,19 +25,13 @@ def _server_models(args: argparse.Namespace) -> int:
     where the server does not allow listing, that, as one line."""
     server = triton.parse(args.device)
     try:
-        names = triton.list_models(args.device)
+        entries = registry.scan_server(args.device)
     except triton.ServerError as exc:
         if "does not allow listing" not in str(exc):
             raise
         print(json.dumps({"server": server.id, "models": None, "note": str(exc)})
-              if args.json else str(exc))
+              if args.json else f"{exc} (--model NAME)")
         return 0
-    entries = []
-    for name in names:
-        try:
-            entries.append(registry.resolve_on_server(name, args.device))
-        except ModelFileError as exc:  # listed with its reason, as an unusable file is
-            entries.append(registry.ModelEntry(name, "unusable", reason=str(exc)))
     if args.json:
         print(json.dumps({"server": server.id, "models": [e.to_dict() for e in entries]},
                          indent=2))
