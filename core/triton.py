@@ -3,7 +3,8 @@
 A device string "triton://HOST:PORT" (gRPC) or "tritons://HOST:PORT" (gRPC over TLS) names
 a server the user configured (never one discovered); the model setting then names a model
 on that server. Connection options ride along as a query: "?timeout_ms=MS" (per request,
-default 2000) and, for TLS, "?ca=FILE" (a CA certificate to trust, e.g. a self-signed one).
+default 2000) and, for TLS, "?ca=FILE" (a CA certificate to trust, e.g. a self-signed one)
+and "cert=FILE&key=FILE" (a client certificate, for a server that requires one).
 Detection, landmarks and merge stay local (on the CPU); only the swap network's crop goes
 out and its outputs come back.
 
@@ -54,6 +55,8 @@ class ServerError(FaceSwapError):
 
 
 TIMEOUT_MS = (50, 60_000)  # the range of ?timeout_ms=
+# tritons:// options naming PEM files: what each is
+PEM_OPTIONS = {"ca": "CA certificate", "cert": "client certificate", "key": "client key"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,8 @@ class Server:
     tls: bool = False
     timeout_s: float = TIMEOUT_S  # per request
     ca: str = ""  # tritons: a CA certificate file to trust (PEM) besides the system's
+    cert: str = ""  # tritons: this client's certificate (PEM), for a server that asks
+    key: str = ""  # and its private key (PEM)
 
     @property
     def address(self) -> str:
@@ -81,8 +86,8 @@ class Server:
         options = []
         if self.timeout_s != TIMEOUT_S:
             options.append(f"timeout_ms={round(self.timeout_s * 1000)}")
-        if self.ca:
-            options.append(f"ca={self.ca}")
+        options += [f"{name}={value}" for name, value in
+                    (("ca", self.ca), ("cert", self.cert), ("key", self.key)) if value]
         return self.id + ("?" + "&".join(options) if options else "")
 
 
@@ -100,15 +105,16 @@ def _options(device: str, query: str) -> dict[str, str]:
     options = {}
     for pair in filter(None, query.split("&")):
         name, sep, value = pair.partition("=")
-        if not sep or name not in ("timeout_ms", "ca") or not value:
+        if not sep or name not in ("timeout_ms", *PEM_OPTIONS) or not value:
             raise ServerError(f"bad server option {pair!r} in {device!r}; expected "
-                              "timeout_ms=MS or (tritons) ca=FILE")
+                              "timeout_ms=MS or (tritons) ca=FILE, cert=FILE&key=FILE")
         options[name] = value
     return options
 
 
 def parse(device: str) -> Server:
-    """"triton://10.0.0.5:8001[?timeout_ms=MS]", "tritons://HOST:PORT[?ca=FILE]" -> Server;
+    """"triton://10.0.0.5:8001[?timeout_ms=MS]",
+    "tritons://HOST:PORT[?ca=FILE][&cert=FILE&key=FILE]" -> Server;
     ServerError naming what is wrong otherwise."""
     text = device.strip()
     scheme = next((s for s in SCHEMES if text.lower().startswith(s)), None)
@@ -124,12 +130,16 @@ def parse(device: str) -> Server:
     if not timeout.isdigit() or not TIMEOUT_MS[0] <= int(timeout) <= TIMEOUT_MS[1]:
         raise ServerError(f"timeout_ms in {device!r} must be within {TIMEOUT_MS[0]}.."
                           f"{TIMEOUT_MS[1]}")
-    ca = options.get("ca", "")
-    if ca and not SCHEMES[scheme]:
-        raise ServerError(f"ca= in {device!r} is for TLS: use tritons://")
-    if ca and not Path(ca).expanduser().is_file():
-        raise ServerError(f"CA certificate not found: {ca}")
-    return Server(host, int(port), SCHEMES[scheme], int(timeout) / 1000.0, ca)
+    pem = {name: options.get(name, "") for name in PEM_OPTIONS}
+    for name, value in pem.items():
+        if value and not SCHEMES[scheme]:
+            raise ServerError(f"{name}= in {device!r} is for TLS: use tritons://")
+        if value and not Path(value).expanduser().is_file():
+            raise ServerError(f"{PEM_OPTIONS[name]} not found: {value}")
+    if bool(pem["cert"]) != bool(pem["key"]):
+        raise ServerError(f"cert= and key= in {device!r} go together (a client certificate "
+                          "and its private key)")
+    return Server(host, int(port), SCHEMES[scheme], int(timeout) / 1000.0, **pem)
 
 
 def _first_line(exc: Exception) -> str:
@@ -161,11 +171,14 @@ def client(server: Server):
     """A gRPC client for `server` that answered a liveness check; ServerError if not."""
     import tritonclient.grpc as grpc
 
-    roots = str(Path(server.ca).expanduser()) if server.ca else None  # a file, read there
+    def file(name: str) -> str | None:  # tritonclient reads the files
+        return str(Path(name).expanduser()) if name else None
+
     try:
-        connection = grpc.InferenceServerClient(server.address, ssl=server.tls,
-                                                root_certificates=roots,
-                                                channel_args=CHANNEL_ARGS)
+        connection = grpc.InferenceServerClient(
+            server.address, ssl=server.tls, root_certificates=file(server.ca),
+            private_key=file(server.key), certificate_chain=file(server.cert),
+            channel_args=CHANNEL_ARGS)
         # live, not ready: a server is not "ready" while any model of its repository is
         # unloaded (strict readiness), and the others must go on; a model's own state shows
         # in its metadata and requests

@@ -342,29 +342,32 @@ def test_several_streams_are_batched_by_the_server(server, models):
                    "--streams needs --device triton://")
 
 
-def test_tls_with_the_servers_certificate(models, tmp_path_factory):
-    """tritons:// with ?ca= trusting a self-signed certificate; without it, or with plain
-    gRPC against the TLS port, a one-line error. This server also keeps PyTriton's default
-    restrictions: no model listing (said in one line) and no shared memory (the tensors go
-    over the network instead)."""
+def test_tls_with_certificates_both_ways(models, tmp_path_factory):
+    """tritons:// with ?ca= trusting the server's self-signed certificate and cert=&key= a
+    client certificate the server requires; without either, or with plain gRPC against the
+    TLS port, a one-line error. This server also keeps PyTriton's default restrictions: no
+    model listing (said in one line) and no shared memory (tensors over the network)."""
     folder = tmp_path_factory.mktemp("triton_tls")
     cert, key = self_signed(folder)
-    secure = TritonServer(models, folder / "server.log", tls=(cert, key),
-                          restricted=True).start()
+    client_cert, client_key = self_signed(folder, "client")
+    secure = TritonServer(models, folder / "server.log", tls=(cert, key), restricted=True,
+                          client_ca=client_cert).start()
+    trusted = f"{secure.device}?ca={cert}&cert={client_cert}&key={client_key}"
     try:
         out = folder / "out.png"
         done = run_cli("swap", str(ASTRONAUT), "-o", str(out), "--model", "double_224",
-                       "--device", f"{secure.device}?ca={cert}")
+                       "--device", trusted)
         assert done.returncode == 0, done.stderr
         assert (cv2.imread(str(out)) != cv2.imread(str(ASTRONAUT))).any(axis=2).mean() > 0.02
-        session = triton.RemoteSession(triton.parse(f"{secure.device}?ca={cert}"),
-                                       "double_224")
+        session = triton.RemoteSession(triton.parse(trusted), "double_224")
         assert session.transport == "network"
-        done = run_cli("models", "--device", f"{secure.device}?ca={cert}", "--json")
+        assert triton.parse(trusted).device == trusted  # settings keep every option
+        done = run_cli("models", "--device", trusted, "--json")
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
         assert report["models"] is None and "does not allow listing" in report["note"]
-        for device in (secure.device, secure.device.replace("tritons://", "triton://")):
+        for device in (secure.device, f"{secure.device}?ca={cert}",
+                       secure.device.replace("tritons://", "triton://")):
             one_line_error(run_cli("swap", str(ASTRONAUT), "-o", str(out), "--model",
                                    "double_224", "--device", device),
                            "cannot reach the inference server")
@@ -374,6 +377,8 @@ def test_tls_with_the_servers_certificate(models, tmp_path_factory):
                    "ca= in")
     one_line_error(run_cli("models", "--device", "tritons://127.0.0.1:1?ca=/nonexistent.pem"),
                    "CA certificate not found")
+    one_line_error(run_cli("models", "--device", f"tritons://127.0.0.1:1?cert={client_cert}"),
+                   "cert= and key= in")
     one_line_error(run_cli("models", "--device", "triton://127.0.0.1:1?timeout_ms=5"),
                    "timeout_ms in")
 

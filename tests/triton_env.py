@@ -50,10 +50,11 @@ class TritonServer:
     (same ports)."""
 
     def __init__(self, folder: Path, log: Path, tls: tuple[Path, Path] | None = None,
-                 restricted: bool = False) -> None:
+                 restricted: bool = False, client_ca: Path | None = None) -> None:
         self.folder = folder
         self.log = log
         self.tls = tls  # (certificate, key): gRPC over TLS
+        self.client_ca = client_ca  # with tls: clients must show a certificate it signed
         self.restricted = restricted  # listing and shared memory refused, as PyTriton's default
         self.ports = server_ports(3)  # gRPC, HTTP, metrics
         self.device = f"{'tritons' if tls else 'triton'}://127.0.0.1:{self.ports[0]}"
@@ -94,6 +95,7 @@ class TritonServer:
              "--http-port", str(http_port), "--metrics-port", str(metrics_port),
              "--ready-file", str(ready), "--workspace", str(self.workspace),
              *(["--tls", *map(str, self.tls)] if self.tls else []),
+             *(["--client-ca", str(self.client_ca)] if self.client_ca else []),
              *(["--restricted"] if self.restricted else [])],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")})
@@ -145,11 +147,11 @@ def port_free(port: int) -> bool:
     return True
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
+def self_signed(folder: Path, name: str = "server") -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost, signed by itself, and its key (PEM)."""
-    cert, key = folder / "server.pem", folder / "server.key"
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+                    "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert),
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                    check=True, capture_output=True)
     return cert, key

@@ -72,6 +72,8 @@ def main() -> int:
                         help="written once every model is loaded")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"),
                         help="gRPC over TLS with this certificate and key (PEM)")
+    parser.add_argument("--client-ca", type=Path,
+                        help="with --tls: require a client certificate signed by this CA")
     parser.add_argument("--workspace", type=Path, required=True,
                         help="PyTriton's working folder (its default, in ~/.cache, stays "
                              "behind when the server is killed)")
@@ -82,6 +84,8 @@ def main() -> int:
     security = None if args.restricted else TritonSecurityConfig(restricted_endpoints=[])
     tls = {"grpc_use_ssl": True, "grpc_server_cert": args.tls[0],
            "grpc_server_key": args.tls[1]} if args.tls else {}
+    if args.tls and args.client_ca:
+        tls.update(grpc_use_ssl_mutual=True, grpc_root_cert=args.client_ca)
     config = TritonConfig(grpc_port=args.grpc_port, http_port=args.http_port,
                           metrics_port=args.metrics_port, exit_on_error=True, **tls)
     files = sorted(p for p in args.folder.iterdir() if p.suffix in (".dfm", ".onnx"))
