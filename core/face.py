@@ -50,6 +50,17 @@ def mirror_indices(landmarks: np.ndarray) -> np.ndarray:
     return np.argmin(distance, axis=1)
 
 
+def face_shape(landmarks: np.ndarray) -> np.ndarray | None:
+    """(468, 3) landmarks in the face's own axes (face_axes), centred, the face oval 1 wide:
+    the face's 3D shape, whatever its pose; None for degenerate landmarks."""
+    points = np.asarray(landmarks, np.float64)
+    axes = face_axes(points)
+    if axes is None:
+        return None
+    shape = (points - points.mean(axis=0)) @ axes.T
+    return shape / max(float(np.ptp(shape[FACE_OVAL, 0])), 1e-6)
+
+
 @dataclass
 class Face:
     """One face in one frame, in frame pixel coordinates."""

@@ -28,10 +28,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.face import FACE_OVAL
+from core.face import face_shape
 from core.frame import to_rgb
 from core.landmarks import PRESENCE_THRESHOLD, FaceMesh, roi_from_landmarks
-from core.pose import face_axes, head_pose
+from core.pose import head_pose
 from core.swap.mesh import MeshWarp, select_points, triangulate
 
 FRONTAL = 10.0  # degrees: shape and texture are learned from frames this close to frontal
@@ -183,11 +183,9 @@ class HeadModel:
     # --- internals -----------------------------------------------------------------------
     def _learn(self, frame: np.ndarray, fmt: str, landmarks: np.ndarray) -> None:
         """Fold a near-frontal result into the shape and take its texture as the keyframe."""
-        axes = face_axes(landmarks)
-        if axes is None:
+        canonical = face_shape(landmarks)
+        if canonical is None:
             return
-        canonical = (landmarks - landmarks.mean(axis=0)) @ axes.T
-        canonical /= max(float(np.ptp(canonical[FACE_OVAL, 0])), 1e-6)
         if self.shape is None:
             self.shape = canonical
             self._subset = select_points(canonical, MODEL_POINTS)

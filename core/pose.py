@@ -22,6 +22,11 @@ _RIGHT = [263, 454, 362, 291]
 # Top (brow line, forehead) and bottom (chin, below the lip) points on the midline and brows.
 _TOP = [10, 151, 9, 107, 336]
 _BOTTOM = [152, 175, 199, 17]
+# The detector's keypoints (core.detect.KEYPOINT_NAMES): nose tip, ear image-left, -right;
+# FaceMesh's nose tip and the face oval's points at ear level (image-left, image-right).
+_NOSE_EARS = (2, 4, 5)
+_NOSE_TIP = 1
+_EAR_LEVEL = (234, 454)
 # Chin->forehead direction of a frontal FaceMesh face leans back by this much (degrees):
 # measured on frontal portraits so that they read as pitch ~0.
 _PITCH_OFFSET = -8.5
@@ -53,3 +58,20 @@ def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
     pitch = np.degrees(np.arctan2(-nose[1], np.hypot(nose[0], nose[2]))) - _PITCH_OFFSET
     roll = np.degrees(np.arctan2(right[1], right[0]))
     return (float(yaw), float(pitch), float(roll))
+
+
+def yaw_from_keypoints(keypoints: np.ndarray, shape: np.ndarray) -> float | None:
+    """Yaw in degrees from the face detector's nose tip and ear (tragion) keypoints: the
+    nose's offset from the ears' midpoint over the ears' span is k tan(yaw), k being how far
+    the nose stands in front of the ears over their width - read from the face's own shape
+    (face_shape; about 0.73 on the test photos, 0.7 for an average adult head). A second
+    opinion FaceMesh cannot give: its points drift towards a frontal face as the head turns
+    (core.headmodel). None when the ears are too close together to tell."""
+    nose, left, right = (np.asarray(keypoints, np.float64)[i, 0] for i in _NOSE_EARS)
+    span = right - left
+    width = float(shape[_EAR_LEVEL[1], 0] - shape[_EAR_LEVEL[0], 0])
+    depth = float(shape[list(_EAR_LEVEL), 2].mean() - shape[_NOSE_TIP, 2])
+    if width <= 0.0 or depth <= 0.0 or span <= 0.0:
+        return None
+    ratio = (nose - (left + right) / 2.0) / span
+    return float(np.degrees(np.arctan(ratio * width / depth)))

@@ -1,13 +1,23 @@
 """Faces of a still image: slower and steadier than the live tracker, what `core detect`,
-`core swap` on images, reference portraits and the head-turn renderer use."""
+`core swap` on images, reference portraits and the head-turn renderer use.
+
+A turned head: FaceMesh's points drift towards a frontal face as the head turns (3-6 % of
+the face size and 10-20 degrees of yaw short at 45-60 degrees, core.headmodel), and a still
+has no frontal frame for the live path's learned head model. So the yaw is read a second
+way, from the face detector's nose and ear keypoints (core.pose.yaw_from_keypoints), and
+where that reads the turn further than FaceMesh does, the face's own symmetric 3D shape is
+turned to it and fitted to FaceMesh's points (scale and position); from TRUST_FROM to
+TRUST_UNTIL degrees it is blended in, as the live path blends its model.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from core.detect import FaceDetector, iou
-from core.face import Face
+from core.face import Face, face_shape, mirror_indices
 from core.frame import check_frame
+from core.headmodel import TRUST_FROM, TRUST_UNTIL, fit_pose, project, turn
 from core.landmarks import (
     PRESENCE_THRESHOLD,
     FaceMesh,
@@ -16,6 +26,7 @@ from core.landmarks import (
     roi_from_detection,
     roi_from_landmarks,
 )
+from core.pose import head_pose, yaw_from_keypoints
 
 
 def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
@@ -26,7 +37,8 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
     that finds nothing; big images are scanned in tiles down to `scan_size` px faces), then the
     mesh is re-run `refine` times on a crop from its own landmarks: each pass corrects the
     framing of the last, which brings landmark error under changes of position, scale and
-    rotation from ~3% to ~1% of the eye distance.
+    rotation from ~3% to ~1% of the eye distance. A turned head's landmarks are corrected
+    from the detector's reading of the turn (see the module docstring).
     """
     check_frame(image, fmt)
     mesh = FaceMesh()
@@ -39,12 +51,39 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
                 break
             landmarks, presence = mesh.run(image, fmt, roi_from_landmarks(landmarks),
                                            check=False)
+        landmarks = turned(landmarks, det.keypoints)
         box = box_of(landmarks)
         if presence >= PRESENCE_THRESHOLD and not any(
                 iou(box, box_of(other)[None])[0] > 0.5 for other, _ in found):
             found.append((landmarks, presence))
     found.sort(key=lambda item: -float(np.prod(box_of(item[0])[2:] - box_of(item[0])[:2])))
     return [make_face(lm, presence, i) for i, (lm, presence) in enumerate(found)]
+
+
+def turned(landmarks: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """FaceMesh's (468, 3) landmarks of a still, corrected for a head turned further than
+    they show (see the module docstring); unchanged near frontal."""
+    points = np.asarray(landmarks, np.float64)
+    shape = face_shape(points)
+    if shape is None:
+        return landmarks
+    shape = (shape + shape[mirror_indices(points)] * [-1.0, 1.0, 1.0]) / 2.0  # symmetric
+    pose = fit_pose(points[:, :2], shape)
+    meshed = head_pose(project(shape, pose))[0]
+    yaw = yaw_from_keypoints(keypoints, shape)
+    # FaceMesh reads turns short: the detector's reading counts only where it is further
+    if yaw is None or abs(yaw) <= abs(meshed) or yaw * meshed < 0.0:
+        return landmarks
+    weight = float(np.clip((TRUST_UNTIL - abs(yaw)) / (TRUST_UNTIL - TRUST_FROM), 0.0, 1.0))
+    if weight >= 1.0:
+        return landmarks
+    seen = project(shape, turn(pose, yaw - meshed, 0.0))
+    # scale and position to FaceMesh's points (least squares)
+    centred = seen[:, :2] - seen[:, :2].mean(axis=0)
+    target = points[:, :2] - points[:, :2].mean(axis=0)
+    scale = float((centred * target).sum() / max((centred**2).sum(), 1e-9))
+    model = (seen - seen.mean(axis=0)) * scale + points.mean(axis=0)
+    return (weight * points + (1.0 - weight) * model).astype(np.float32)
 
 
 def landmarks_for_image(image_rgb: np.ndarray, refine: int = 3) -> Face | None:
