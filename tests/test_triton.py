@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import DATA
+from conftest import DATA, write_face_clip
 from doubles import build_arcface, build_dfm, build_inswapper, save
 from obs.harness import (
     ObsSession,
@@ -30,6 +30,7 @@ from triton_env import TritonServer, self_signed
 from tritonclient.grpc import model_config_pb2 as pb
 
 from core import ROOT, triton
+from core.imageio import read_video_frames
 from core.pipeline import Pipeline
 from core.service import SwapService
 from core.settings import SwapSettings
@@ -71,6 +72,26 @@ def test_a_served_dfm_swaps_as_the_same_file_does_locally(server, models, tmp_pa
     out, ref, original = (cv2.imread(str(p)) for p in (remote, local, ASTRONAUT))
     np.testing.assert_array_equal(out, ref)
     assert (out != original).any(axis=2).mean() > 0.02  # a face was swapped
+
+
+def test_a_served_video_swap_matches_the_local_one(server, models, tmp_path):
+    """A video through a served model - swap_video begins each frame (its tracking) while
+    the last one's request is out - comes out frame for frame as the same file run locally
+    makes it."""
+    clip = write_face_clip(tmp_path / "clip.avi", 12, fourcc="MJPG", drift=4)
+    outputs = {}
+    for where, model, device in (("remote", "double_224", ["--device", server.device]),
+                                 ("local", str(models / "double_224.dfm"), [])):
+        outputs[where] = tmp_path / f"{where}.avi"
+        done = run_cli("swap", str(clip), "-o", str(outputs[where]), "--model", model,
+                       *device)
+        assert done.returncode == 0, done.stderr
+    remote, local = (read_video_frames(outputs[w]) for w in ("remote", "local"))
+    assert len(remote) == len(local) == 12
+    for served, here in zip(remote, local, strict=True):
+        np.testing.assert_array_equal(served, here)
+    source = read_video_frames(clip, 1)[0]
+    assert (remote[0] != source).any(axis=2).mean() > 0.02  # a face was swapped
 
 
 def test_the_server_model_is_checked_like_a_file(server):

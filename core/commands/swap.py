@@ -17,7 +17,7 @@ from core.commands.options import MAX_FRAME, add_tuning, tuned
 from core.commands.stopping import stop_requests
 from core.errors import FaceSwapError, InputError, TruncatedInput
 from core.imageio import IMAGE_SUFFIXES, check_input_file, make_folder, partial_path, read_bgr
-from core.pipeline import Pipeline
+from core.pipeline import Pipeline, Swapping
 from core.settings import FACE_SELECTIONS, SwapSettings
 
 HELP = "swap the face in an image or video file (video: audio is not copied)"
@@ -113,19 +113,33 @@ def swap_video(pipeline: Pipeline, source: Path, output: Path, progress: bool = 
     frames = with_face = 0
     bar = tqdm(total=count or None, unit="frame", desc=source.name, disable=not progress,
                file=sys.stderr)
+    begun: Swapping | None = None  # the frame whose swaps are out while the next is read
+
+    def finish() -> None:
+        nonlocal frames, with_face
+        result = pipeline.finish(begun)
+        writer.write(result)
+        frames += 1
+        with_face += bool(pipeline.faces)
+        if on_frame is not None:
+            on_frame(frames - 1, begun.frame, result)
+        bar.update(1)
+
     try:
         with stop_requests() as stop:
             while not stop:
                 ok, frame = capture.read()
                 if not ok:
                     break
-                result = pipeline.process(frame, "bgr", timestamp=frames / fps)
-                writer.write(result)
-                frames += 1
-                with_face += bool(pipeline.faces)
-                if on_frame is not None:
-                    on_frame(frames - 1, frame, result)
-                bar.update(1)
+                # a model on a server: this frame is tracked while the last one's requests
+                # are out (Pipeline.begin); locally begin does the whole swap
+                swapping = pipeline.begin(frame, "bgr", timestamp=(frames + (begun is not None))
+                                          / fps)
+                if begun is not None:
+                    finish()
+                begun = swapping
+            if begun is not None:
+                finish()
     finally:
         bar.close()
         capture.release()
