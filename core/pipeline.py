@@ -97,6 +97,9 @@ class Pipeline:
     Where a face is not swapped - lost, turned past a pose limit - the swap cross-fades
     over `fade_ms` into the `on_lost` view (core.privacy.lost_view) and back, never a pop.
     A privacy mode never fades its mosaic: only the swap layer above it fades.
+
+    `process` is `finish(begin(...))`; a host that wants the next frame tracked while this
+    one's requests are out at a server (`overlaps`) calls the two itself.
     """
 
     def __init__(self, settings: SwapSettings) -> None:

@@ -7,7 +7,9 @@ background thread, warmed up on the newest real frame (so first-call costs are p
 the stream), and swapped in between two frames; until then the old pipeline keeps running
 (or frames pass through unchanged). A failed build keeps the old pipeline and reports the
 error. Builds are coalesced: settings changed during a build are applied to its result,
-or trigger one more build, never a pile of parallel ones.
+or trigger one more build, never a pile of parallel ones. With a model on an inference
+server a frame's requests go out from the pipeline's request thread and the worker tracks
+the next frame meanwhile (Pipeline.begin / finish, core.worker.Later).
 """
 
 from __future__ import annotations
