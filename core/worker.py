@@ -55,6 +55,7 @@ class _Out:
     """A frame whose output comes Later, while it is out."""
 
     later: Later
+    source: np.ndarray  # the input frame: published unchanged if the Later fails
     seq: int
     t_in: float  # submitted (perf_counter)
     start: float  # taken by the thread
@@ -129,7 +130,6 @@ class Worker:
         self._busy_since: float | None = None
         self._last_s = 0.0
         self._later: deque[_Out] = deque()
-        self._input_of: dict[int, np.ndarray] = {}  # a Later's input: published if it fails
         self._begin_s = self._out_s = 0.0  # the last Later: its process call, then its wait
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -286,8 +286,8 @@ class Worker:
                 except Exception as exc:  # a failed control call must not kill the stream
                     self._record_error("control: ", exc)
             if done is not None:
-                self._handle(done.later.finish, self._input_of.pop(done.seq), done.seq,
-                             done.t_in, done.start)
+                self._handle(done.later.finish, done.source, done.seq, done.t_in,
+                             done.start)
             elif item is not None:
                 frame, seq, t_in = item
                 self._handle(partial(process, frame), frame, seq, t_in, now)
@@ -302,8 +302,7 @@ class Worker:
             if isinstance(out, Later):
                 sent = time.perf_counter()
                 with self._cond:
-                    self._later.append(_Out(out, seq, t_in, start, sent))
-                    self._input_of[seq] = source
+                    self._later.append(_Out(out, source, seq, t_in, start, sent))
                     self._begin_s = sent - start
                     # full: it takes a frame again when the oldest is done
                     self._busy_since = None if len(self._later) < DEPTH else \
