@@ -21,6 +21,11 @@ shape at that pose gives every landmark, hidden ones included; between TRUST_FRO
 TRUST_UNTIL degrees they are blended with FaceMesh's (expressions come from FaceMesh, so
 near frontal they are its own). Cost when turned: about ten 96 px renders and one ECC, a few
 milliseconds per face and frame (see README "Head turns").
+
+A face found turned before any frontal frame starts from a model made of that frame
+(bootstrap): the pose from the face detector's nose and ear keypoints (turned_pose, as the
+still-image path reads it), FaceMesh's shape made symmetric, the texture of that frame with
+the side turned away filled from its mirror image. The first frontal frame replaces it.
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.face import face_shape
+from core.face import face_shape, mirror_indices
 from core.frame import to_rgb
 from core.landmarks import PRESENCE_THRESHOLD, FaceMesh, roi_from_landmarks
-from core.pose import head_pose
-from core.swap.mesh import MeshWarp, select_points, triangulate
+from core.pose import head_pose, yaw_from_keypoints
+from core.swap.mesh import MeshWarp, mirror_sources, select_points, signed_areas, triangulate
 
 FRONTAL = 10.0  # degrees: shape and texture are learned from frames this close to frontal
 LEARN_RATE = 0.2  # weight of one frontal frame in the learned shape (a running mean)
@@ -41,6 +46,7 @@ MODEL_POINTS = 468  # landmarks the textured model is drawn with (fewer: less ac
 SIDE = 96  # px: the square the model and the frame's face are compared in
 MARGIN = 1.3  # that square's side over the face's extent
 TEXTURE_SIDE = 160  # px: the keyframe's square
+GRAZING = 0.35  # a turned keyframe's triangle seen at less than this cosine: mirror texture
 STEP = 3.0  # degrees: the yaw and pitch steps of the parabola search
 ITERATIONS = 2  # alignment rounds per frame
 MOMENTUM = 0.5  # share of the last frame's turn expected again in this one
@@ -90,6 +96,30 @@ def turn(pose: Pose, yaw: float, pitch: float) -> Pose:
     return spin_y @ spin_p @ rotation, scale, offset
 
 
+def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, Pose] | None:
+    """A face's symmetric 3D shape (468, 3) and its pose, with the yaw read from the face
+    detector's keypoints (core.pose.yaw_from_keypoints) where that reads the turn further
+    than FaceMesh's landmarks do, fitted to them in scale and position; None where the
+    detector reads no further (FaceMesh's own pose stands)."""
+    points = np.asarray(landmarks, np.float64)
+    shape = face_shape(points)
+    if shape is None:
+        return None
+    shape = (shape + shape[mirror_indices(points)] * [-1.0, 1.0, 1.0]) / 2.0
+    pose = fit_pose(points[:, :2], shape)
+    meshed = head_pose(project(shape, pose))[0]
+    yaw = yaw_from_keypoints(keypoints, shape)
+    # FaceMesh reads turns short: the detector's reading counts only where it is further
+    if yaw is None or abs(yaw) <= abs(meshed) or yaw * meshed < 0.0:
+        return None
+    rotation, scale, offset = turn(pose, yaw - meshed, 0.0)
+    seen = project(shape, (rotation, scale, offset))[:, :2]
+    centred, target = seen - seen.mean(axis=0), points[:, :2] - points[:, :2].mean(axis=0)
+    k = float((centred * target).sum() / max((centred**2).sum(), 1e-9))
+    return shape, (rotation, scale * k, points[:, :2].mean(axis=0) - k * (seen.mean(axis=0)
+                                                                         - offset))
+
+
 def _apart(one: Pose, other: Pose) -> float:
     """The angle between two poses' rotations, degrees."""
     relative = one[0] @ other[0].T
@@ -132,6 +162,7 @@ class HeadModel:
         self._model: MeshWarp | None = None  # the grey keyframe on the subset's mesh
         self._motion = np.eye(3)  # the last aligned frame's turn (rotation)
         self._since_search = SEARCH_EVERY
+        self.bootstrapped = False  # learned from a turned frame (bootstrap), not a frontal one
 
     def follow(self, frame: np.ndarray, fmt: str, mesh: FaceMesh,
                previous: np.ndarray) -> tuple[np.ndarray, float]:
@@ -180,12 +211,43 @@ class HeadModel:
         if self.shape is not None:
             self.pose = fit_pose(landmarks[:, :2], self.shape)
 
+    def bootstrap(self, frame: np.ndarray, fmt: str, landmarks: np.ndarray,
+                  keypoints: np.ndarray) -> None:
+        """A face found turned before any frontal frame: its pose from the detector's
+        keypoints (turned_pose), its texture from this frame - the side turned away filled
+        from the mirror image - so the turn is followed from here; the first frontal frame
+        replaces it. Nothing when the model has learned, or the face is near frontal."""
+        if self._model is not None:
+            return
+        found = turned_pose(landmarks, keypoints)
+        if found is None:
+            return
+        shape, pose = found
+        seen = project(shape, pose)
+        if _angle(seen) <= TRUST_FROM:
+            return
+        triangles = triangulate(shape[:, :2].astype(np.float32))
+        corner, side = _box(seen[:, :2])
+        k = TEXTURE_SIDE / side
+        texture = _crop(_grey(frame, fmt), corner, side, TEXTURE_SIDE)
+        frontal = (shape[:, :2] * TEXTURE_SIDE).astype(np.float32)  # the mesh's orientation
+        sources = mirror_sources((seen[:, :2] - corner) * k, seen[:, 2] * k, triangles,
+                                 mirror_indices(landmarks), GRAZING,
+                                 np.sign(signed_areas(frontal[triangles])))
+        self.shape, self.pose = shape, pose
+        self._subset, self._triangles = np.arange(len(shape)), triangles
+        self._model = MeshWarp(texture[..., None], frontal, triangles, map_scale=1.0,
+                               sources=sources)
+        self.bootstrapped = True
+
     # --- internals -----------------------------------------------------------------------
     def _learn(self, frame: np.ndarray, fmt: str, landmarks: np.ndarray) -> None:
         """Fold a near-frontal result into the shape and take its texture as the keyframe."""
         canonical = face_shape(landmarks)
         if canonical is None:
             return
+        if self.bootstrapped:  # the first frontal frame: learned afresh from it
+            self.shape, self.bootstrapped = None, False
         if self.shape is None:
             self.shape = canonical
             self._subset = select_points(canonical, MODEL_POINTS)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from core.detect import FaceDetector, iou
-from core.face import Face, face_shape, mirror_indices
+from core.face import Face
 from core.frame import check_frame
-from core.headmodel import TRUST_FROM, TRUST_UNTIL, fit_pose, project, turn
+from core.headmodel import TRUST_FROM, TRUST_UNTIL, project, turned_pose
 from core.landmarks import (
     PRESENCE_THRESHOLD,
     FaceMesh,
@@ -26,7 +26,7 @@ from core.landmarks import (
     roi_from_detection,
     roi_from_landmarks,
 )
-from core.pose import head_pose, yaw_from_keypoints
+from core.pose import head_pose
 
 
 def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
@@ -63,27 +63,14 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
 def turned(landmarks: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """FaceMesh's (468, 3) landmarks of a still, corrected for a head turned further than
     they show (see the module docstring); unchanged near frontal."""
-    points = np.asarray(landmarks, np.float64)
-    shape = face_shape(points)
-    if shape is None:
+    found = turned_pose(landmarks, keypoints)
+    if found is None:
         return landmarks
-    shape = (shape + shape[mirror_indices(points)] * [-1.0, 1.0, 1.0]) / 2.0  # symmetric
-    pose = fit_pose(points[:, :2], shape)
-    meshed = head_pose(project(shape, pose))[0]
-    yaw = yaw_from_keypoints(keypoints, shape)
-    # FaceMesh reads turns short: the detector's reading counts only where it is further
-    if yaw is None or abs(yaw) <= abs(meshed) or yaw * meshed < 0.0:
-        return landmarks
-    weight = float(np.clip((TRUST_UNTIL - abs(yaw)) / (TRUST_UNTIL - TRUST_FROM), 0.0, 1.0))
-    if weight >= 1.0:
-        return landmarks
-    seen = project(shape, turn(pose, yaw - meshed, 0.0))
-    # scale and position to FaceMesh's points (least squares)
-    centred = seen[:, :2] - seen[:, :2].mean(axis=0)
-    target = points[:, :2] - points[:, :2].mean(axis=0)
-    scale = float((centred * target).sum() / max((centred**2).sum(), 1e-9))
-    model = (seen - seen.mean(axis=0)) * scale + points.mean(axis=0)
-    return (weight * points + (1.0 - weight) * model).astype(np.float32)
+    model = project(*found)
+    weight = (TRUST_UNTIL - abs(head_pose(model)[0])) / (TRUST_UNTIL - TRUST_FROM)
+    weight = float(np.clip(weight, 0.0, 1.0))
+    return (weight * np.asarray(landmarks, np.float64) + (1.0 - weight) * model
+            ).astype(np.float32)
 
 
 def landmarks_for_image(image_rgb: np.ndarray, refine: int = 3) -> Face | None:

@@ -183,6 +183,7 @@ class FaceTracker:
             track = _Track(face_id, landmarks, presence, OneEuroFilter(self.settings.smoothing),
                            box, model)
             model.observe(frame, fmt, landmarks)
+            model.bootstrap(frame, fmt, landmarks, det.keypoints)  # first seen turned
             alive.append(track)
         timings["landmarks"] += (time.perf_counter() - start) * 1000.0
         return alive

@@ -67,6 +67,34 @@ def mirror_vertices(mirror: np.ndarray, subset: np.ndarray) -> np.ndarray:
     return np.array(inner + ring, np.int32)
 
 
+def mirror_sources(vertices: np.ndarray, depth: np.ndarray, triangles: np.ndarray,
+                   mirror: np.ndarray, grazing: float,
+                   orientation: np.ndarray | None = None) -> np.ndarray:
+    """Where each triangle samples its texture, (T, 3, 2): at its own vertices, or - where
+    the texture shows it at less than `grazing` (the cosine of its normal to the camera; 0
+    for one turned away, whose orientation is not `orientation`'s) and its mirror image shows
+    better - at its mirror image's, a face being near enough symmetric. vertices (K, 2) in
+    texture px, depth (K,) in the same unit, mirror (K,) each vertex's mirror vertex."""
+    corners = np.column_stack([vertices, depth])[triangles]
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    seen = np.abs(normal[:, 2]) / np.maximum(np.linalg.norm(normal, axis=1), 1e-9)
+    if orientation is not None:
+        seen[np.sign(signed_areas(vertices[triangles])) != orientation] = 0.0
+    mirrored = mirror[triangles]
+    mirror_seen = seen[_triangle_lookup(triangles, mirrored)]
+    use_mirror = (seen < grazing) & (mirror_seen > seen)
+    sources = np.asarray(vertices, np.float32)[triangles]
+    sources[use_mirror] = np.asarray(vertices, np.float32)[mirrored[use_mirror]]
+    return sources
+
+
+def _triangle_lookup(triangles: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """For each wanted vertex triple, the index of the triangle with those vertices (any
+    order), or of the triangle itself when the mesh has no such triangle."""
+    index = {tuple(sorted(t)): i for i, t in enumerate(triangles.tolist())}
+    return np.array([index.get(tuple(sorted(w)), i) for i, w in enumerate(wanted.tolist())])
+
+
 def triangulate(points: np.ndarray) -> np.ndarray:
     """Delaunay triangles over `points` as (T, 3) vertex indices (OpenCV Subdiv2D)."""
     points = np.asarray(points, np.float32)

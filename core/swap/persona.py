@@ -36,6 +36,7 @@ from core.swap.mesh import (
     MeshWarp,
     mesh_depth,
     mesh_points,
+    mirror_sources,
     mirror_vertices,
     select_points,
     triangulate,
@@ -91,24 +92,11 @@ def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
     triangles = triangulate(vertices)
     depth = mesh_depth(face.landmarks * 0.5 * crop_scale(matrix), subset)
     # where the portrait shows a triangle badly, its mirror image's texture instead
-    corners = np.column_stack([vertices, depth])[triangles]
-    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    seen = np.abs(normal[:, 2]) / np.maximum(np.linalg.norm(normal, axis=1), 1e-9)
-    mirrored = mirror_vertices(mirror, subset)[triangles]
-    mirror_seen = seen[_triangle_lookup(triangles, mirrored)]
-    use_mirror = (seen < GRAZING) & (mirror_seen > seen)
-    sources = vertices[triangles]
-    sources[use_mirror] = vertices[mirrored[use_mirror]]
+    sources = mirror_sources(vertices, depth, triangles, mirror_vertices(mirror, subset),
+                             GRAZING)
     inner = (triangles < len(subset)).all(axis=1)
     return Portrait(warp=MeshWarp(texture, vertices, triangles, sources=sources),
                     subset=subset, face_triangles=inner)
-
-
-def _triangle_lookup(triangles: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """For each wanted vertex triple, the index of the triangle with those vertices (any
-    order), or of the triangle itself when the mesh has no such triangle."""
-    index = {tuple(sorted(t)): i for i, t in enumerate(triangles.tolist())}
-    return np.array([index.get(tuple(sorted(w)), i) for i, w in enumerate(wanted.tolist())])
 
 
 def load_portrait(reference: str = "", size: int = CROP_SIZE,
