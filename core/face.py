@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.modelfiles import face_mesh_uv
 from core.pose import face_axes
 
 # MediaPipe FaceMesh (468) topology. "Image-left" means smaller x in an unmirrored frame,
@@ -37,17 +39,18 @@ def points5(landmarks: np.ndarray) -> np.ndarray:
     ]).astype(np.float32)
 
 
-def mirror_indices(landmarks: np.ndarray) -> np.ndarray:
+@functools.cache
+def mirror_indices() -> np.ndarray:
     """For each of the 468 points, the index of its mirror image across the face's midline
-    (image-left <-> image-right; midline points map to themselves), found in the face's own
-    axes so that a turned face pairs up as a frontal one does."""
-    points = np.asarray(landmarks, np.float64)
-    axes = face_axes(points)
-    own = (points - points.mean(axis=0)) @ (np.eye(3) if axes is None else axes).T
-    reflected = own.copy()
-    reflected[:, 0] = 2.0 * np.median(own[:, 0]) - reflected[:, 0]
-    distance = np.linalg.norm(reflected[:, None, :] - own[None, :, :], axis=2)
-    return np.argmin(distance, axis=1)
+    (image-left <-> image-right; midline points map to themselves): a fact of FaceMesh's
+    topology, read from its canonical mesh in texture layout, which is exactly symmetric.
+    (Pairing a face's own points did it for 94 % of them frontal, half at 50 degrees.)"""
+    uv = face_mesh_uv()
+    reflected = uv.copy()
+    reflected[:, 0] = 2.0 * np.median(uv[:, 0]) - reflected[:, 0]
+    mirror = np.argmin(np.linalg.norm(reflected[:, None, :] - uv[None, :, :], axis=2), axis=1)
+    mirror.flags.writeable = False
+    return mirror
 
 
 def face_shape(landmarks: np.ndarray) -> np.ndarray | None:

@@ -24,7 +24,6 @@ kept level in the image ("freeze z rotation") are the aligner's other options.
 from __future__ import annotations
 
 import functools
-import json
 import math
 from dataclasses import dataclass
 
@@ -32,10 +31,9 @@ import numpy as np
 
 from core.align import invert, similarity
 from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, LIPS_INNER, LIPS_OUTER
-from core.modelfiles import builtin_model
+from core.modelfiles import face_mesh_uv
 from core.settings import SwapSettings
 
-MEAN_FACE_FILE = "face_mesh_uv.json"
 # MediaPipe's texture coordinates -> DeepFaceLive's unit square (a similarity, measured)
 UNIT_SCALE = 1.77209994
 UNIT_ANGLE = -0.1  # degrees
@@ -65,8 +63,7 @@ class Framing:
 @functools.cache
 def mean_face() -> np.ndarray:
     """(468, 2) the mean face in the unit square."""
-    data = json.loads(builtin_model(MEAN_FACE_FILE).read_text(encoding="utf-8"))
-    uv = np.asarray(data["uv"], np.float64)
+    uv = face_mesh_uv()
     angle = math.radians(UNIT_ANGLE)
     rotation = UNIT_SCALE * np.array([[math.cos(angle), -math.sin(angle)],
                                       [math.sin(angle), math.cos(angle)]])

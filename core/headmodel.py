@@ -105,7 +105,7 @@ def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarra
     shape = face_shape(points)
     if shape is None:
         return None
-    shape = (shape + shape[mirror_indices(points)] * [-1.0, 1.0, 1.0]) / 2.0
+    shape = (shape + shape[mirror_indices()] * [-1.0, 1.0, 1.0]) / 2.0
     pose = fit_pose(points[:, :2], shape)
     meshed = head_pose(project(shape, pose))[0]
     yaw = yaw_from_keypoints(keypoints, shape)
@@ -232,7 +232,7 @@ class HeadModel:
         texture = _crop(_grey(frame, fmt), corner, side, TEXTURE_SIDE)
         frontal = (shape[:, :2] * TEXTURE_SIDE).astype(np.float32)  # the mesh's orientation
         sources = mirror_sources((seen[:, :2] - corner) * k, seen[:, 2] * k, triangles,
-                                 mirror_indices(landmarks), GRAZING,
+                                 mirror_indices(), GRAZING,
                                  np.sign(signed_areas(frontal[triangles])))
         self.shape, self.pose = shape, pose
         self._subset, self._triangles = np.arange(len(shape)), triangles

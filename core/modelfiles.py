@@ -7,6 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from core import MODELS_DIR
 from core.errors import ModelFileError
 
@@ -56,3 +58,14 @@ def builtin_model(name: str, folder: Path = BUILTIN_DIR) -> Path:
             f"MANIFEST.json expects {expected[:12]}..."
         )
     return path
+
+
+MEAN_FACE_FILE = "face_mesh_uv.json"
+
+
+@functools.cache
+def face_mesh_uv() -> np.ndarray:
+    """(468, 2) MediaPipe's canonical face mesh in its texture layout (u, v), a shipped file
+    (install/build_mean_face.py): the .dfm framing's mean face, and exactly symmetric."""
+    data = json.loads(builtin_model(MEAN_FACE_FILE).read_text(encoding="utf-8"))
+    return np.asarray(data["uv"], np.float64)

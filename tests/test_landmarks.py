@@ -102,7 +102,7 @@ def test_horizontal_flip_swaps_left_and_right(photo):
     w = image.shape[1]
     face = landmarks_for_image(np.ascontiguousarray(image[:, ::-1]))
     assert face is not None
-    expected = ref[mirror_indices(ref), :2].copy()  # point i of the flipped face: its mirror
+    expected = ref[mirror_indices(), :2].copy()  # point i of the flipped face: its mirror
     expected[:, 0] = w - 1 - expected[:, 0]  # pixel centres: x -> w - 1 - x
     got = face.landmarks[:, :2]
     # Brows, nose, eyes and lips. The face oval sits on the silhouette, which FaceMesh

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from core.errors import ModelFileError
-from core.framing import MEAN_FACE_FILE
 from core.modelfiles import (
     BUILTIN_DIR,
     DETECTOR_FULL,
     DETECTOR_SHORT,
     FACE_MESH,
+    MEAN_FACE_FILE,
     builtin_model,
     file_sha256,
 )

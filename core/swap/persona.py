@@ -85,7 +85,7 @@ def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
     texture = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
     crop_points = (face.landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]) * 0.5
     crop_points -= 0.25  # pixel centres: x_small = (x_big + 0.5) / 2 - 0.5
-    mirror = mirror_indices(face.landmarks)
+    mirror = mirror_indices()
     chosen = select_points(crop_points, points)
     subset = np.unique(np.concatenate([chosen, mirror[chosen]]))  # symmetric: mirrors exist
     vertices = mesh_points(crop_points, subset)
