@@ -46,7 +46,6 @@ MODEL_POINTS = 468  # landmarks the textured model is drawn with (fewer: less ac
 SIDE = 96  # px: the square the model and the frame's face are compared in
 MARGIN = 1.3  # that square's side over the face's extent
 TEXTURE_SIDE = 160  # px: the keyframe's square
-GRAZING = 0.35  # a turned keyframe's triangle seen at less than this cosine: mirror texture
 STEP = 3.0  # degrees: the yaw and pitch steps of the parabola search
 ITERATIONS = 2  # alignment rounds per frame
 MOMENTUM = 0.5  # share of the last frame's turn expected again in this one
@@ -113,11 +112,13 @@ def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarra
     if yaw is None or abs(yaw) <= abs(meshed) or yaw * meshed < 0.0:
         return None
     rotation, scale, offset = turn(pose, yaw - meshed, 0.0)
+    # the turned shape's scale and position refitted to FaceMesh's points (least squares):
+    # k times its spread about its centre, that centre moved onto theirs
     seen = project(shape, (rotation, scale, offset))[:, :2]
-    centred, target = seen - seen.mean(axis=0), points[:, :2] - points[:, :2].mean(axis=0)
-    k = float((centred * target).sum() / max((centred**2).sum(), 1e-9))
-    return shape, (rotation, scale * k, points[:, :2].mean(axis=0) - k * (seen.mean(axis=0)
-                                                                         - offset))
+    seen_centre, points_centre = seen.mean(axis=0), points[:, :2].mean(axis=0)
+    spread = seen - seen_centre
+    k = float((spread * (points[:, :2] - points_centre)).sum() / max((spread**2).sum(), 1e-9))
+    return shape, (rotation, scale * k, points_centre + k * (offset - seen_centre))
 
 
 def _apart(one: Pose, other: Pose) -> float:
@@ -232,8 +233,7 @@ class HeadModel:
         texture = _crop(_grey(frame, fmt), corner, side, TEXTURE_SIDE)
         frontal = (shape[:, :2] * TEXTURE_SIDE).astype(np.float32)  # the mesh's orientation
         sources = mirror_sources((seen[:, :2] - corner) * k, seen[:, 2] * k, triangles,
-                                 mirror_indices(), GRAZING,
-                                 np.sign(signed_areas(frontal[triangles])))
+                                 mirror_indices(), np.sign(signed_areas(frontal[triangles])))
         self.shape, self.pose = shape, pose
         self._subset, self._triangles = np.arange(len(shape)), triangles
         self._model = MeshWarp(texture[..., None], frontal, triangles, map_scale=1.0,

@@ -64,7 +64,7 @@ def yaw_from_keypoints(keypoints: np.ndarray, shape: np.ndarray) -> float | None
     """Yaw in degrees from the face detector's nose tip and ear (tragion) keypoints: the
     nose's offset from the ears' midpoint over the ears' span is k tan(yaw), k being how far
     the nose stands in front of the ears over their width - read from the face's own shape
-    (face_shape; about 0.73 on the test photos, 0.7 for an average adult head). A second
+    (face_shape; 0.73 on both test photos), not a constant. A second
     opinion FaceMesh cannot give: its points drift towards a frontal face as the head turns
     (core.headmodel). None when the ears are too close together to tell."""
     nose, left, right = (np.asarray(keypoints, np.float64)[i, 0] for i in _NOSE_EARS)

@@ -7,7 +7,8 @@ background thread, warmed up on the newest real frame (so first-call costs are p
 the stream), and swapped in between two frames; until then the old pipeline keeps running
 (or frames pass through unchanged). A failed build keeps the old pipeline and reports the
 error. Builds are coalesced: settings changed during a build are applied to its result,
-or trigger one more build, never a pile of parallel ones. With a model on an inference
+or trigger one more build, never a pile of parallel ones; a model on an inference server
+that failed to load is tried again every RETRY_BUILD_S. With a model on an inference
 server a frame's requests go out from the pipeline's request thread and the worker tracks
 the next frame meanwhile (Pipeline.begin / finish, core.worker.Later).
 """
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core import devices, runtime
+from core import devices, runtime, triton
 from core.errors import FaceSwapError, one_line
 from core.frame import check_frame, color_channels
 from core.settings import SwapSettings
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # imported late at run time (default_factory)
 
 # states a service reports: "loading" -> "ready" | "error" (see status())
 WARMUP_SIZE = (640, 360)  # dummy warm-up frame when no real frame has arrived yet
+RETRY_BUILD_S = 5.0  # a model on an inference server that failed to load: tried again
 
 
 def default_factory(settings: SwapSettings) -> Pipeline:
@@ -223,12 +225,27 @@ class SwapService:
         with self._lock:
             self._start_build_locked()
 
-    def _start_build_locked(self) -> None:
+    def _start_build_locked(self, retry: bool = False) -> None:
         self._building = True
-        self._state = "loading"
+        if not retry:  # a retry keeps showing the error it tries to get past
+            self._state = "loading"
         self._builder = threading.Thread(target=self._build_loop, name="face-swap-build",
                                          daemon=True)
         self._builder.start()
+
+    def _retry_later(self, gen: int) -> None:
+        """A model on an inference server did not load (the server down, the model not
+        loaded there yet): build it again in RETRY_BUILD_S unless newer settings came, so
+        the swap starts by itself once the server can serve it."""
+        def retry() -> None:
+            with self._lock:
+                if not self._stopped and gen == self._requested_gen and not self._building \
+                        and self._state == "error":
+                    self._start_build_locked(retry=True)
+
+        timer = threading.Timer(RETRY_BUILD_S, retry)
+        timer.daemon = True
+        timer.start()
 
     def _warm_up(self, pipeline: Pipeline) -> None:
         frame = self._last_input
@@ -262,6 +279,8 @@ class SwapService:
                                              f"({error}): still running the one before")
                         elif pipeline is None:
                             self._state, self._build_error, self._building = "error", error, False
+                            if triton.is_server(settings.device):
+                                self._retry_later(gen)
                         else:
                             self._install_locked(pipeline, elapsed)
                         self._reloading = False

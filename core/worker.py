@@ -19,6 +19,7 @@ tracking) ends as the request before it comes back: the freshest frame at the sa
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -264,7 +265,8 @@ class Worker:
                     wait = self._take_at() - time.perf_counter()
                     if self._pending is not None and wait <= 0:
                         break
-                    self._cond.wait(wait if self._pending is not None and wait < 60 else None)
+                    self._cond.wait(wait if self._pending is not None and math.isfinite(wait)
+                                    else None)
                 if self._stopping:
                     return
                 calls = list(self._calls)

@@ -27,7 +27,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from core import privacy, triton
+from core import privacy
 from core.modelfiles import file_version
 from core.presets import PRESET_FIELDS
 from core.service import SwapService
@@ -45,7 +45,6 @@ RESUME_GAP_NS = 500_000_000  # no render for this long: the filter was off, or n
 # After a frame failed (a server gone, a model error) one frame a second still goes to the
 # engine, so a failure that ends (the server back) clears by itself
 RETRY_S = 1.0
-REBUILD_S = 5.0  # a model whose server did not answer at load is loaded again this often
 # Frames ahead of the worker's expected finish at which grabbing resumes: a texrender grab
 # reaches the worker two OBS frames after it starts (stage, then map); a raw frame after its
 # conversion, well within one of the source's frames, which may come slower than OBS's.
@@ -140,7 +139,6 @@ class FaceSwapFilter:
         self.problem = ""  # set by poll(): pass through and show this instead of swapping
         self.frame_failed = False  # the problem is a failed frame (retried, see RETRY_S)
         self.retried_at = {"render": 0.0, "async": 0.0}  # time.monotonic() of the last retry
-        self.rebuilt_at = time.monotonic()
         self.has_pipeline = False  # set by poll(): a model is loaded (results are swaps)
         self.last_status: dict | None = None  # the last poll()'s status, for the panel
         self.grabbed_at = -1  # obs_get_video_frame_time() of the last grab
@@ -318,13 +316,6 @@ class FaceSwapFilter:
         self.render_ms.append((time.perf_counter() - start) * 1000.0)
         self.renders += 1
 
-    def _rebuild_later(self) -> None:
-        """Load the model again every REBUILD_S while its server did not answer."""
-        now = time.monotonic()
-        if now - self.rebuilt_at >= REBUILD_S:
-            self.rebuilt_at = now
-            self.service.update(self.settings)
-
     def _retry_due(self, path: str) -> bool:
         """With a failed frame as the problem: whether this frame path sends one now."""
         now = time.monotonic()
@@ -370,8 +361,6 @@ class FaceSwapFilter:
         if self.problem and not problem:
             self.first_seq = self.service.last_seq() + 1  # swaps from before it stay unseen
         self.frame_failed = bool(problem) and latest is not None and not latest.ok
-        if status["state"] == "error" and triton.is_server(self.settings.device):
-            self._rebuild_later()  # a server not up when the model was loaded
         self.problem = problem
         self.has_pipeline = bool(status["model"])
         status.update(filter=self.name, source=self.parent_name, problem=problem,

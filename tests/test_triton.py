@@ -30,9 +30,10 @@ from triton_env import TritonServer, self_signed
 from tritonclient.grpc import model_config_pb2 as pb
 
 from core import ROOT, triton
+from core.errors import FaceSwapError
 from core.imageio import read_video_frames
 from core.pipeline import Pipeline
-from core.service import SwapService
+from core.service import RETRY_BUILD_S, SwapService
 from core.settings import SwapSettings
 from core.triton import ServerError
 
@@ -231,6 +232,27 @@ def test_the_swap_resumes_by_itself_after_the_server_returns(server):
         server.start()
     np.testing.assert_array_equal(pipeline.process_still(frame, "rgb"), swapped)
     assert pipeline.swapper.session.transport == "shared memory"  # registered again
+
+
+def test_a_model_whose_server_was_down_at_load_starts_when_it_returns(server):
+    """The server is down when the model loads: the service says so, keeps trying every
+    RETRY_BUILD_S, and swaps by itself once the server is back."""
+    frame = np.ascontiguousarray(cv2.imread(str(ASTRONAUT))[..., ::-1])
+    server.stop()
+    service = SwapService(SwapSettings(model="double_224", device=server.device, label=False),
+                          fmt="rgb")
+    try:
+        try:
+            with pytest.raises(FaceSwapError, match="cannot reach the inference server"):
+                service.wait_loaded(30)
+        finally:
+            server.start()
+        assert wait_for(lambda: service.status()["state"] == "ready",
+                        RETRY_BUILD_S * 2 + 30, "the model loaded after the server came back")
+        result = service.wait_result(service.submit(frame) - 1, timeout=30)
+        assert result.ok and (result.frame != frame).any()
+    finally:
+        service.stop()
 
 
 def _config(path: Path):

@@ -22,6 +22,7 @@ _CONTOURS = sorted(set(FACE_OVAL + EYE_IMAGE_LEFT + EYE_IMAGE_RIGHT + LIPS_OUTER
 _RING_SCALE = 1.3  # outer ring = face oval scaled about its centre: covers the feathered edge
 _RING_DEPTH = 0.15  # ... set this many face widths behind the oval (drawn under the face)
 _SHIFT = 4  # sub-pixel bits for cv2.fillConvexPoly
+GRAZING = 0.35  # a texture triangle seen at less than this cosine takes its mirror's texture
 
 
 def select_points(landmarks: np.ndarray, count: int = 150) -> np.ndarray:
@@ -68,10 +69,9 @@ def mirror_vertices(mirror: np.ndarray, subset: np.ndarray) -> np.ndarray:
 
 
 def mirror_sources(vertices: np.ndarray, depth: np.ndarray, triangles: np.ndarray,
-                   mirror: np.ndarray, grazing: float,
-                   orientation: np.ndarray | None = None) -> np.ndarray:
+                   mirror: np.ndarray, orientation: np.ndarray | None = None) -> np.ndarray:
     """Where each triangle samples its texture, (T, 3, 2): at its own vertices, or - where
-    the texture shows it at less than `grazing` (the cosine of its normal to the camera; 0
+    the texture shows it at less than GRAZING (the cosine of its normal to the camera; 0
     for one turned away, whose orientation is not `orientation`'s) and its mirror image shows
     better - at its mirror image's, a face being near enough symmetric. vertices (K, 2) in
     texture px, depth (K,) in the same unit, mirror (K,) each vertex's mirror vertex."""
@@ -82,7 +82,7 @@ def mirror_sources(vertices: np.ndarray, depth: np.ndarray, triangles: np.ndarra
         seen[np.sign(signed_areas(vertices[triangles])) != orientation] = 0.0
     mirrored = mirror[triangles]
     mirror_seen = seen[_triangle_lookup(triangles, mirrored)]
-    use_mirror = (seen < grazing) & (mirror_seen > seen)
+    use_mirror = (seen < GRAZING) & (mirror_seen > seen)
     sources = np.asarray(vertices, np.float32)[triangles]
     sources[use_mirror] = np.asarray(vertices, np.float32)[mirrored[use_mirror]]
     return sources

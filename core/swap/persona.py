@@ -56,7 +56,6 @@ def _loop(contour: list[int]) -> list[int]:
 EYE_LOOPS = (_loop(EYE_IMAGE_LEFT), _loop(EYE_IMAGE_RIGHT))
 
 
-GRAZING = 0.35  # a portrait triangle seen at less than this cosine takes its mirror's texture
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,7 @@ def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
     triangles = triangulate(vertices)
     depth = mesh_depth(face.landmarks * 0.5 * crop_scale(matrix), subset)
     # where the portrait shows a triangle badly, its mirror image's texture instead
-    sources = mirror_sources(vertices, depth, triangles, mirror_vertices(mirror, subset),
-                             GRAZING)
+    sources = mirror_sources(vertices, depth, triangles, mirror_vertices(mirror, subset))
     inner = (triangles < len(subset)).all(axis=1)
     return Portrait(warp=MeshWarp(texture, vertices, triangles, sources=sources),
                     subset=subset, face_triangles=inner)
