@@ -4,13 +4,16 @@ onnxruntime build this machine can use, and the test tools.
     python3 install/setup.py            # Linux, macOS (install/setup.sh runs this)
     py -3.11 install\\setup.py           # Windows: the Python OBS is set to use
     ... --cpu | --gpu | --directml      # force a build instead of choosing by hardware
+    ... --upgrade                       # move the locks to the newest versions, then test
 
 The build: an NVIDIA driver (nvidia-smi answers) -> onnxruntime-gpu with NVIDIA's CUDA and
 cuDNN wheels (the CUDA 13 build for drivers 580 and newer, the last CUDA 12 build, 1.26,
 for older ones and Python 3.10); otherwise Windows -> onnxruntime-directml (any DirectX 12
-GPU), macOS and Linux -> onnxruntime (on macOS it brings the CoreML provider). Idempotent: a
-stamp in .venv records what was installed; the same inputs again do nothing. Standard library
-only: it runs before anything is installed.
+GPU), macOS and Linux -> onnxruntime (on macOS it brings the CoreML provider). The versions
+installed are the tested ones, locked with hashes in install/locks/BUILD.txt (install/lock.py
+says how and why); `--upgrade` refreshes every lock, shows what changed, installs the new one
+and runs the whole suite. Idempotent: a stamp in .venv records what was installed; the same
+inputs again do nothing. Standard library only: it runs before anything is installed.
 """
 
 from __future__ import annotations
@@ -26,19 +29,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from install import lock  # noqa: E402  (standard library only)
 from obs_script.env import PYTHON_SETTING  # noqa: E402  (standard library only)
 
 VENV = ROOT / ".venv"
 SUPPORTED = ((3, 10), (3, 14))  # the Python versions the engine's wheels exist for
 CUDA13_DRIVER = 580  # NVIDIA drivers from this major version run the CUDA 13 build
-BUILDS = ("cpu", "gpu", "gpu-cuda12", "directml")  # pyproject.toml extras
 
 
 @dataclass(frozen=True)
 class Choice:
     """The onnxruntime build to install and why."""
 
-    build: str  # one of BUILDS
+    build: str  # one of lock.BUILDS
     reason: str
 
 
@@ -108,9 +111,47 @@ def base_python(system: str) -> list[str]:
 
 
 def stamp_text(build: str) -> str:
-    """What the stamp records: the build and the project's dependencies (pyproject.toml)."""
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    """What the stamp records: the build, its lock and the project's metadata."""
+    digest = hashlib.sha256(lock.lock_path(build).read_bytes()
+                            + (ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
     return f"{build} {digest}"
+
+
+def install(python: Path, build: str) -> None:
+    """The locked versions (hashes required, nothing else resolved), then this project as an
+    editable package built by the locked setuptools."""
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
+    # the builds ship the same module: remove the others before installing one
+    others = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu", "gpu-cuda12": "onnxruntime-gpu",
+              "directml": "onnxruntime-directml"}
+    subprocess.run([*pip, "uninstall", "-y",
+                    *sorted({d for b, d in others.items() if d != others[build]})],
+                   capture_output=True)
+    run([*pip, "install", "--require-hashes", "--no-deps", "-r", str(lock.lock_path(build))])
+    run([*pip, "install", "--no-deps", "--no-build-isolation", "-e", str(ROOT)])
+
+
+def upgrade(python: Path, build: str) -> int:
+    """Move every lock to the newest versions pyproject.toml allows (within the holds),
+    show what changed, install this build's new lock and run the whole suite."""
+    uv = python.parent / ("uv.exe" if platform.system() == "Windows" else "uv")
+    problems = lock.refresh(str(uv))
+    if problems:
+        print("setup: some locked versions have no wheel for a supported platform: hold "
+              f"them back in {lock.HOLDS.relative_to(ROOT)} and run --upgrade again",
+              file=sys.stderr)
+        return 1
+    install(python, build)
+    (VENV / ".setup-stamp").write_text(stamp_text(build) + "\n")
+    print("setup: the new versions are installed; running the whole suite (install/test.sh)")
+    tested = subprocess.run(["bash", str(ROOT / "install" / "test.sh")], cwd=ROOT)
+    if tested.returncode:
+        print("setup: the suite fails with the new versions: fix the code or hold the "
+              "version back; `git checkout install/locks` returns to the tested lock",
+              file=sys.stderr)
+        return tested.returncode
+    print("setup: the suite passes: commit install/locks with the figures it printed")
+    return 0
 
 
 def run(command: list[str]) -> None:
@@ -122,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     for build in ("cpu", "gpu", "directml"):
         group.add_argument(f"--{build}", dest="forced", action="store_const", const=build)
+    parser.add_argument("--upgrade", action="store_true",
+                        help="refresh the locks to the newest versions, then run the suite")
     args = parser.parse_args(argv)
     if not SUPPORTED[0] <= sys.version_info[:2] <= SUPPORTED[1]:
         print(f"setup: need Python {SUPPORTED[0][0]}.{SUPPORTED[0][1]}-"
@@ -140,19 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     choice = choose_build(system, nvidia_driver(), args.forced, (int(version[0]),
                                                                  int(version[1])))
     stamp = VENV / ".setup-stamp"
+    if args.upgrade:
+        return upgrade(python, choice.build)
     if stamp.exists() and stamp.read_text().strip() == stamp_text(choice.build):
         print(f"setup: .venv is up to date (onnxruntime: {choice.build})")
         return 0
     print(f"setup: onnxruntime build: {choice.build} ({choice.reason})")
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
-    run([*pip, "install", "--upgrade", "pip"])
-    # the builds ship the same module: remove the others before installing one
-    others = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu", "gpu-cuda12": "onnxruntime-gpu",
-              "directml": "onnxruntime-directml"}
-    subprocess.run([*pip, "uninstall", "-y",
-                    *sorted({d for b, d in others.items() if d != others[choice.build]})],
-                   capture_output=True)
-    run([*pip, "install", "-e", f"{ROOT}[{choice.build},test]"])
+    install(python, choice.build)
     run([str(python), "-c", "import cv2, numpy, onnxruntime as ort; print('setup: ok - numpy', "
          "numpy.__version__, '| opencv', cv2.__version__, '| onnxruntime', ort.__version__, "
          "ort.get_available_providers())"])

@@ -18,10 +18,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from core import ROOT
 from core.runtime import cache_dir
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
-PACKAGES = ("nvidia-pytriton==0.7.0", "onnxruntime>=1.20,<1.24", "numpy>=1.24,<3")
+# nvidia-pytriton 0.7.0, onnxruntime and numpy, locked for Debian 12's Python 3.11
+# (install/lock.py refreshes it with the others)
+LOCK = ROOT / "install" / "locks" / "triton-test-server.txt"
 SERVER = Path(__file__).with_name("triton_server.py")
 START_TIMEOUT_S = 180.0
 
@@ -31,7 +34,7 @@ def server_python() -> Path:
     venv = cache_dir() / "triton-test-server"
     python = venv / "bin" / "python"
     stamp = venv / "installed.txt"
-    wanted = "\n".join(PACKAGES)
+    wanted = LOCK.read_text()
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
     if not SYSTEM_PYTHON.exists():
@@ -39,7 +42,7 @@ def server_python() -> Path:
                            "python3 with python3-venv)")
     subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--clear", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    *PACKAGES], check=True)
+                    "--require-hashes", "--no-deps", "-r", str(LOCK)], check=True)
     stamp.write_text(wanted)
     return python
 
