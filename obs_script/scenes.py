@@ -58,6 +58,8 @@ class SceneSwitcher:
         self.live = live
         self.mapping: dict[str, str] = {}
         self.errors: list[str] = []  # mistakes in the mapping (bad lines, unknown models)
+        self.problems: dict[str, str] = {}  # scene -> why its model is not applied
+        self.held = ""  # the program scene whose switch waits for the first model scan
         self._parse_errors: list[str] = []
         self._logged: set[str] = set()
         self.scene = ""
@@ -76,13 +78,21 @@ class SceneSwitcher:
         from obs_script.catalog import CATALOG  # scanned in the background, not on the UI
 
         known = CATALOG.swapper_names()
-        unknown = [f"scene '{scene}': {problem}" for scene, model in self.mapping.items()
-                   if (problem := model_problem(model, known))]
+        self.problems = {scene: problem for scene, model in self.mapping.items()
+                         if (problem := model_problem(model, known))}
+        if known is None:  # the first scan runs: nothing mapped is applied before it ends
+            self.problems = {scene: "the model list is not scanned yet"
+                             for scene in self.mapping}
+        unknown = [f"scene '{scene}': {problem}" for scene, problem in self.problems.items()
+                   if known is not None]
         self.errors = [*self._parse_errors, *unknown]
         for error in self.errors:
             if error not in self._logged:
                 self._logged.add(error)
                 L.log(L.LOG_WARNING, f"Scene -> model: {error}")
+        if known is not None and self.held and self.held == self.scene:
+            self.held = ""  # the switch refused while the first scan ran: apply it now
+            self.apply_current()
 
     def targets(self, model: str, scene: str) -> list[SwapSettings]:
         """The settings the filters shown in `scene` will switch to (each filter keeps its
@@ -106,11 +116,31 @@ class SceneSwitcher:
         for settings in self.targets(model, scene):
             self.preparer.prepare(settings)
 
+    def apply_current(self) -> None:
+        """Apply the mapping of the scene on program (after a scan decided its model; runs
+        on the scan thread: libobs's source updates are thread-safe, as obs-websocket's use
+        from its own threads relies on)."""
+        source = L.obs_get_source_by_name(self.scene.encode()) if self.scene else None
+        if source:
+            try:
+                self.scene_changed(self.scene, source)
+            finally:
+                L.obs_source_release(source)
+
     def scene_changed(self, scene: str, scene_source: int) -> None:
-        """Program scene is now `scene`: switch the filters shown in it to its model."""
+        """Program scene is now `scene`: switch the filters shown in it to its model. A
+        mapping that failed its check is never applied: the filters keep the model they
+        swap with, so a typo cannot put an unswapped frame on program."""
         self.scene = scene
         model = self.mapping.get(scene)
         if not model:
+            return
+        if scene in self.problems:
+            from obs_script.catalog import CATALOG
+
+            self.held = scene if CATALOG.swapper_names() is None else ""
+            L.log(L.LOG_WARNING, f"scene '{scene}': not switched to {model} "
+                                 f"({self.problems[scene]}); its filters keep their model")
             return
         shown = L.scene_sources(scene_source)
         switched = 0

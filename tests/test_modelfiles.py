@@ -25,11 +25,18 @@ EXPECTED_IO = {
 }
 
 
+RECOGNISER_FILE = "dlib_face_recognition_resnet_v1.onnx"
+
+
 def test_manifest_lists_every_shipped_model_with_origin_and_licence():
     entries = json.loads((BUILTIN_DIR / "MANIFEST.json").read_text())
-    assert {e["file"] for e in entries} == {*EXPECTED_IO, MEAN_FACE_FILE}
+    assert {e["file"] for e in entries} == {*EXPECTED_IO, MEAN_FACE_FILE, RECOGNISER_FILE}
     for e in entries:
         assert file_sha256(BUILTIN_DIR / e["file"]) == e["sha256"]
+        if e["file"] == RECOGNISER_FILE:  # dlib's face recognition ResNet (core/recognise.py)
+            assert "CC0" in e["licence"]
+            assert e["origin"]["package"] == "face-recognition-models"
+            continue
         assert "Apache-2.0" in e["licence"]
         if e["file"] == MEAN_FACE_FILE:  # the .dfm framing's mean face (core/framing.py)
             assert e["origin"]["package"] == "npm @mediapipe/face_mesh"

@@ -661,6 +661,35 @@ def test_scene_switch_applies_the_mapping_without_unswapped_frames(obs, files):
     assert back["settings"]["face_coverage"] == 2.2
 
 
+def test_a_mapping_typo_never_reaches_program(obs, files):
+    """'Second = double_22' (a typo): on the switch to Second the filter keeps the model it
+    swaps with, every frame is swapped, the log says why (it used to switch to the unknown
+    model and show the real face)."""
+    good = ["Second = double_224", "Third = persona:default"]
+    program(obs, "Third")
+    wait_swapped(obs, "Mapped", "Plain")
+    zone = face_zone(obs.screenshot("Plain")[..., :3])
+    (obs.workdir / "test_input.json").write_text(json.dumps(
+        {"scene_models": ["Second = double_22", "Third = persona:default"]}))
+    try:
+        obs.client.trigger_hot_key_by_name("face_swap.test_script_settings")
+        wait_for(lambda: any("double_22'" in e for e in obs.status()["mapping_errors"]), 20,
+                 "the typo reported")
+        obs.client.set_current_program_scene("Second")
+        wait_for(lambda: "scene 'Second': not switched to double_22" in obs.log_text(), 20,
+                 "the refusal in the log")
+        for _ in range(20):
+            out, ref = obs.screenshot("Mapped"), obs.screenshot("Plain")
+            assert changed(out, ref)[zone].sum() > 200, "an unswapped frame after the switch"
+        status = obs.filter_status("Mapped")
+        assert status["requested_model"] == "persona:default" and status["swapping"]
+    finally:
+        (obs.workdir / "test_input.json").write_text(json.dumps({"scene_models": good}))
+        obs.client.trigger_hot_key_by_name("face_swap.test_script_settings")
+        wait_for(lambda: obs.status()["mapping_errors"] == [], 20, "the mapping fixed")
+        program(obs, "Third")
+
+
 def test_hotkeys_act_on_the_filters_on_program(obs):
     program(obs, "Main")
     names = [h for h in obs.client.get_hotkey_list().hotkeys if h.startswith("face_swap.")]
