@@ -43,14 +43,23 @@ def crop_scale(matrix: np.ndarray) -> float:
     return float(math.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
 
 
-def hull_mask(face: Face, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Face-oval hull of the live landmarks, drawn in crop space: float32 (size, size) 0/1."""
+def grow(mask: np.ndarray, radius: int) -> np.ndarray:
+    """`mask` (uint8) dilated by a disc of `radius` px."""
+    if radius <= 0:
+        return mask
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                      (2 * radius + 1, 2 * radius + 1)))
+
+
+def hull_mask(face: Face, matrix: np.ndarray, size: int, grow_px: int = 0) -> np.ndarray:
+    """Face-oval hull of the live landmarks, drawn in crop space and grown by `grow_px`:
+    float32 (size, size) 0/1."""
     pts = face.landmarks[FACE_OVAL, :2].astype(np.float64)
     crop_pts = pts @ np.asarray(matrix, np.float64)[:, :2].T + np.asarray(matrix)[:, 2]
     hull = cv2.convexHull(np.round(crop_pts * 16).astype(np.int32))
-    mask = np.zeros((size, size), np.float32)
-    cv2.fillConvexPoly(mask, hull, 1.0, lineType=cv2.LINE_AA, shift=4)
-    return mask
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, hull, 255, lineType=cv2.LINE_AA, shift=4)
+    return grow(mask, grow_px).astype(np.float32) * np.float32(1 / 255)
 
 
 def feather(mask: np.ndarray, erode_px: float, blur_px: float) -> np.ndarray:
@@ -153,12 +162,12 @@ def crop_mask(face: Face, out: SwapOutput, settings: SwapSettings) -> np.ndarray
     size = _check_output(out)
     given = {"source": out.mask, "celeb": out.celeb_mask}
     parts = [p for p in MASK_PARTS[settings.mask] if p == "hull" or given[p] is not None]
-    mask = hull_mask(face, out.matrix, size) if "hull" in parts or not parts else \
-        np.ones((size, size), np.float32)
+    face_px = face.size * crop_scale(out.matrix)
+    mask = hull_mask(face, out.matrix, size, round(out.outline * face_px)) \
+        if "hull" in parts or not parts else np.ones((size, size), np.float32)
     for part in parts:
         if part != "hull":
             mask = mask * given[part].astype(np.float32)
-    face_px = face.size * crop_scale(out.matrix)
     return feather(mask, settings.erode / 100.0 * face_px, settings.blur / 100.0 * face_px)
 
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core import privacy, triton
+from core import guard, privacy, triton
 from core.devices import device_note
 from core.face import Face
 from core.frame import check_frame
+from core.guard import GuardState, IdentityGuard
 from core.label import draw_label
 from core.merge import merge
 from core.registry import load_swapper, resolve, resolve_on_server
@@ -26,8 +27,8 @@ from core.stills import faces_in_image
 from core.swap.base import SwapOutput, Swapper
 from core.track import FaceTracker, select_faces
 
-STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "network", "merge", "lost",
-          "label", "total")
+STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "network", "guard", "merge",
+          "lost", "label", "total")
 NO_LIMIT = 90.0  # degrees: a pose limit this wide never stops a swap
 
 
@@ -60,6 +61,7 @@ class _FaceState:
     drawn: tuple[Face, SwapOutput] | None = None  # the last live swap and the face it fits
     swapped: float | None = None  # when that swap was made (s)
     weight: float = 1.0  # how much of the swap layer is shown (the cross-fade, 0..1)
+    guard: GuardState = field(default_factory=GuardState)  # the identity guard's verdict
 
 
 def build_swapper(settings: SwapSettings) -> Swapper:
@@ -96,7 +98,9 @@ class Pipeline:
 
     Where a face is not swapped - lost, turned past a pose limit - the swap cross-fades
     over `fade_ms` into the `on_lost` view (core.privacy.lost_view) and back, never a pop.
-    A privacy mode never fades its mosaic: only the swap layer above it fades.
+    A privacy mode never fades its mosaic: only the swap layer above it fades. In a privacy
+    mode with `identity_guard`, a swap the recogniser still takes for the live person
+    (core.guard) is not shown: the face cross-fades to its mosaic as if it were lost.
 
     `process` is `finish(begin(...))`; a host that wants the next frame tracked while this
     one's requests are out at a server (`overlaps`) calls the two itself.
@@ -119,6 +123,12 @@ class Pipeline:
         self._states: dict[int, _FaceState] = {}
         self._shape: tuple[int, ...] | None = None
         self._time: float | None = None  # the last frame's timestamp (s)
+        self._frame_number = 0
+        # built with the pipeline (off the hot path) while the setting is on, so turning a
+        # privacy mode on later does not stall a frame while its model loads
+        self.identity_guard: IdentityGuard | None = IdentityGuard(
+            triton.local_device(settings.device), settings.threads) \
+            if settings.identity_guard else None
         # a model on a server: its requests go out from this thread, one at a time
         self.overlaps = triton.is_server(settings.device)
         self._requests = ThreadPoolExecutor(1, thread_name_prefix="face-swap-request") \
@@ -140,6 +150,12 @@ class Pipeline:
         self.shown = {}
         self._states = {}
         self._time = None
+        self._frame_number = 0
+
+    def exposed(self, face_id: int) -> bool:
+        """Whether the identity guard hides this face's swap now (core.guard)."""
+        state = self._states.get(face_id)
+        return state is not None and guard.active(self.settings) and state.guard.exposed
 
     def process_still(self, image: np.ndarray, fmt: str) -> np.ndarray:
         """The swapped copy of a still image: every face `core detect` finds (the same scan:
@@ -204,7 +220,10 @@ class Pipeline:
             if state is None:
                 state = self._states[face.id] = _FaceState(face, now)
             state.face, state.seen = face, now
-        self.faces = [f for f in swapping.selected if f.id in live]
+        guarded = guard.active(settings)
+        timings["guard"] = self._guard(swapping, live) if guarded else 0.0
+        self.faces = [f for f in swapping.selected
+                      if f.id in live and not (guarded and self._states[f.id].guard.exposed)]
 
         t = time.perf_counter()
         out = frame.copy()
@@ -228,6 +247,20 @@ class Pipeline:
             swap_timings["align"] + swap_timings["network"]
         self.timings = timings
         return out
+
+    def _guard(self, swapping: Swapping, live: dict[int, SwapOutput]) -> float:
+        """Run the identity guard's due checks on this frame's swaps; its ms."""
+        start = time.perf_counter()
+        if self.identity_guard is None:
+            self.identity_guard = IdentityGuard(triton.local_device(self.settings.device),
+                                       self.settings.threads)
+        self._frame_number += 1
+        for face in swapping.selected:
+            state = self._states[face.id].guard
+            if face.id in live and guard.due(state, face, self._frame_number):
+                self.identity_guard.check(swapping.frame, swapping.fmt, face, live[face.id],
+                                 swapping.settings, state, self._frame_number)
+        return (time.perf_counter() - start) * 1000.0
 
     def _swap_all(self, frame: np.ndarray, fmt: str, faces: list[Face],
                   settings: SwapSettings) -> tuple[dict[int, SwapOutput], dict[str, float]]:
@@ -253,8 +286,11 @@ class Pipeline:
         for face_id, state in list(self._states.items()):
             known = (now - state.seen) * 1000.0 <= privacy.FACE_MEMORY_MS
             if face_id in live:
-                state.drawn, state.swapped = (state.face, live[face_id]), now
-                view = "swap"
+                state.drawn = (state.face, live[face_id])
+                exposed = guard.active(settings) and state.guard.exposed
+                # an exposed swap is never held: lost next, the face is pixelated
+                state.swapped = None if exposed else now
+                view = privacy.PIXELATE_FACE if exposed else "swap"
             else:
                 lost_ms = None if state.swapped is None else (now - state.swapped) * 1000.0
                 view = privacy.lost_view(settings.on_lost, lost_ms, settings.hold_ms, known)

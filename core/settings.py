@@ -76,6 +76,7 @@ class SwapSettings:
     on_lost: str = "original"  # one of ON_LOST (see core.privacy)
     hold_ms: int = 500  # how long "hold" keeps the last swap, then as "pixelate"
     fade_ms: int = 150  # cross-fade between the swap and the on_lost view (pose limits, loss)
+    identity_guard: bool = True  # privacy modes: pixelate a face whose swap still looks like you
     max_yaw: float = 0.0  # degrees left/right past which a face is not swapped; 0 = model's
     max_pitch: float = 0.0  # degrees up/down, likewise; 0 = the model family's default
     label: bool = True  # "AI face swap" disclosure label

@@ -201,6 +201,10 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("hold_ms", "int", "Hold time",
                 "With \"Hold\": how long the last swap stays before the face is "
                 "pixelated.", 0, 60000, 50, " ms"),
+        Control("identity_guard", "bool", "Identity guard",
+                "With \"Pixelate\" or \"Hold\": a few times a second a face recogniser "
+                "compares the swap with your real face; where it would still recognise you "
+                "(a head turned far, a persona too like you) the face is pixelated instead."),
         Control("label", "bool", "Show the 'AI face swap' label",
                 "A small disclosure label on the picture. Keep it on unless your audience "
                 "already knows."),
@@ -238,6 +242,7 @@ def visibility(model: str, faces: str, on_lost: str, label: bool) -> dict[str, b
     return {"group_dfm": model_kind(model) == "dfm",
             "face_id": faces == "id", "morph": bool(entry and entry.morph),
             "keep_eyes": persona, "keep_mouth": persona, "hold_ms": on_lost == "hold",
+            "identity_guard": on_lost != "original",
             "label_corner": label, "label_size": label}
 
 

@@ -107,8 +107,9 @@ def test_i420_photo_matches_cvtcolor(photo):
     assert out.shape == (h, w, 4) and out.dtype == np.uint8
     assert (out[..., 3] == 255).all()
     # cv2 repeats each chroma sample, libobs interpolates: a little off cv2, nearer the photo
-    assert absdiff(out[..., :3], ref).mean() < 1.6
-    assert absdiff(out[..., :3], photo).mean() < absdiff(ref, photo).mean()
+    # (measured with opencv-python-headless 5.0.0.93, which makes both the I420 and `ref`)
+    assert absdiff(out[..., :3], ref).mean() < 1.6  # measured 1.38
+    assert absdiff(out[..., :3], photo).mean() < absdiff(ref, photo).mean()  # 1.65 < 2.00
 
 
 def yuv_to_formats(yuv: np.ndarray) -> dict[int, tuple[list[np.ndarray], int]]:
@@ -156,7 +157,11 @@ def test_every_yuv_layout_on_a_photo(fmt, photo):
     planes, code = yuv_to_formats(yuv)[fmt]
     out = A.to_rgba(frame(fmt, planes, w, h))
     ref = cv2.cvtColor(cv2_input(fmt, planes, h), code)
-    assert absdiff(out[..., :3], ref).mean() < 1.5, A.format_name(fmt)
+    # cv2 repeats each chroma sample, libobs interpolates (exact per pixel where chroma is
+    # flat, above): measured 1.45 for the 4:2:0 layouts (I420, NV12), 0.97 for the 4:2:2
+    # ones, opencv-python-headless 5.0.0.93; the bound is ~1.3x the worst (was 1.5, 3 % off
+    # it). A wrong matrix is off by 4 or more (test_matrix_of_the_frame_is_used).
+    assert absdiff(out[..., :3], ref).mean() < 1.9, A.format_name(fmt)
 
 
 # --- range and matrix -------------------------------------------------------------------
@@ -188,10 +193,10 @@ def test_matrix_of_the_frame_is_used(photo, space, full):
     yuv = yuv.astype(np.uint8)
     planes, _ = yuv_to_formats(yuv)[A.VIDEO_FORMAT_NV12]
     out = A.to_rgba(frame(A.VIDEO_FORMAT_NV12, planes, w, h, space, full))
-    assert absdiff(out[..., :3], photo).mean() < 2.0
+    assert absdiff(out[..., :3], photo).mean() < 2.0  # measured 1.63-1.67
     other = "601" if space == "709" else "709"
     wrong = A.to_rgba(frame(A.VIDEO_FORMAT_NV12, planes, w, h, other, full))
-    assert absdiff(wrong[..., :3], photo).mean() > 3.5
+    assert absdiff(wrong[..., :3], photo).mean() > 3.5  # measured 4.13-4.25
 
 
 def test_chroma_is_left_sited_and_bilinear():

@@ -107,7 +107,7 @@ def test_an_oversized_picture_is_refused_before_decoding(tmp_path):
     bomb = _png_header_only(tmp_path / "bomb.png", 30000, 30000)
     start = time.monotonic()
     result = run_cli("detect", str(bomb))
-    assert result.returncode == 2 and time.monotonic() - start < 30
+    assert result.returncode == 2 and time.monotonic() - start < 30  # measured 1.5-2.0 s
     assert lines(result.stderr) == [f"error: cannot read image {bomb}: 30000x30000 is more "
                                     "than the 268,435,456 pixels allowed"]
 

@@ -96,9 +96,13 @@ def test_video_swap_writes_every_frame(tiny_clip, tmp_path, capsys):
     frames = read_video_frames(out)
     assert len(frames) == 8 and frames[0].shape == (192, 256, 3)
     source = read_video_frames(tiny_clip, 1)[0]
-    # The face changed; a far corner (background) did not beyond codec noise.
+    # The face changed; a far corner (background) did not beyond codec noise. Measured 24.4
+    # in the face; 2.75 in the corner, exactly what re-encoding the untouched source with
+    # mp4v gives (OpenCV's FFmpeg, opencv-python-headless 5.0.0.93; 3.4-3.5 in the P-frames
+    # after it). The bound was 3 (8 % off); 3.6 is ~1.3x the noise, a changed background
+    # (a cover, a misplaced face) is far above it.
     assert np.abs(frames[0][40:120, 90:170].astype(int) - source[40:120, 90:170]).mean() > 3
-    assert np.abs(frames[0][150:, :40].astype(int) - source[150:, :40]).mean() < 3
+    assert np.abs(frames[0][150:, :40].astype(int) - source[150:, :40]).mean() < 3.6
 
 
 def test_video_to_unsupported_container_exits_2(tiny_clip, tmp_path, capsys):
@@ -206,3 +210,18 @@ def test_dfm_crop_options_from_the_command_line(tmp_path):
     for name in ("shifted", "wider"):
         changed = (np.abs(outputs[name] - outputs["default"]).max(axis=2) > 20).sum()
         assert changed > 1000, f"{name}: {changed} pixels changed"
+
+
+def test_a_face_that_could_not_be_swapped_is_an_error_unless_allowed(tmp_path, capsys):
+    """In a privacy mode the identity guard pixelates the astronaut (the persona's swap is
+    0.54 from her, the same person by dlib's rule: tests/test_guard.py): a still that was
+    not swapped says so, and writes nothing unless asked to."""
+    args = ["swap", str(DATA / "astronaut.png"), "--set", "on_lost=pixelate"]
+    assert main([*args, "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "face 0 of" in err[0] and "identity guard" in err[0], err
+    assert not (tmp_path / "o.png").exists()
+    assert main([*args, "-o", str(tmp_path / "o.png"), "--allow-unswapped"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: face 0 of" in captured.err and (tmp_path / "o.png").exists()
+    assert "swapped 0 face(s)" in captured.out

@@ -50,9 +50,9 @@ def test_astronaut_has_one_face_with_ordered_points_inside_the_box(astronaut, ki
     detections = FaceDetector(kind).detect(astronaut, "rgb")
     assert len(detections) == 1
     det = detections[0]
-    assert det.score > 0.8
+    assert det.score > 0.8  # measured 0.92 (short range), 0.94 (full)
     x0, y0, x1, y1 = det.box
-    assert 60 < x1 - x0 < 160 and 60 < y1 - y0 < 160  # the face is ~100 px
+    assert 60 < x1 - x0 < 160 and 60 < y1 - y0 < 160  # the face is ~100 px (measured 94-105)
     face = landmarks_for_image(astronaut)
     for points in (det.keypoints[:4], face.points5):
         assert ((points[:, 0] > x0) & (points[:, 0] < x1)).all()
@@ -135,7 +135,10 @@ def test_tiles_find_small_faces_in_big_frames(astronaut):
     assert len(tiled.tiles(1280, 720)) > 1 and tiled.tiles(480, 270) == []
     found = tiled.detect(frame, "rgb")
     assert len(found) == 1
-    assert 35 < found[0].size < 75 and 780 < found[0].box[0] < 820
+    # Measured size 48.7 px, left edge 784.4; the face's own detection on the whole photo
+    # puts it at 700 + 0.5 * 174.2 = 787.1 (52.6 px). The window was 780-820 (4 px from its
+    # low end); now +-20 px around where the face is.
+    assert 35 < found[0].size < 75 and 767 < found[0].box[0] < 807
 
 
 def test_min_size_and_max_faces(astronaut, full):

@@ -56,6 +56,9 @@ def test_the_crop_matches_deepfacelives_within_one_percent(landmarks, key, frami
         centre, side, angle = geometry(crop_matrix(landmarks[case["image"], case["roll_deg"]],
                                                    SIZE, framing))
         where = f"{case['image']} rolled {case['roll_deg']}"
+        # Measured (onnxruntime 1.32.0, opencv-python-headless 5.0.0.93), worst case of six:
+        # side 0.22 % off (all points: 0.02 %), centre 0.08 % of the side (0.015 %), angle
+        # 0.22 degrees (0.01).
         assert abs(side / want["side"] - 1) < 0.01, f"{where}: side {side:.1f} vs {want['side']}"
         assert np.hypot(*(centre - want["centre"])) < 0.01 * want["side"], \
             f"{where}: centre {centre.round(1)} vs {want['centre']}"
@@ -63,8 +66,9 @@ def test_the_crop_matches_deepfacelives_within_one_percent(landmarks, key, frami
 
 
 def test_the_framing_before_was_smaller_and_lower(landmarks):
-    """What this replaced: the five-point "whole face" template gave a crop 2-7 % smaller,
-    its centre 4-5 % of the side higher (the face larger and lower in the crop)."""
+    """What this replaced: the five-point "whole face" template gave a crop 5-7 % smaller,
+    its centre 4-5 % of the side higher (the face larger and lower in the crop): both well
+    outside the 1 % the test above allows."""
     from core.align import similarity, whole_face_template
     from core.face import points5
 
@@ -72,7 +76,9 @@ def test_the_framing_before_was_smaller_and_lower(landmarks):
         points = landmarks[case["image"], case["roll_deg"]]
         centre, side, _ = geometry(similarity(points5(points), whole_face_template(SIZE)))
         want = case["default"]
-        assert side < 0.98 * want["side"]
+        # measured 5.2 % smaller (astronaut), 7.1 % (Grace Hopper)
+        assert 1 - side / want["side"] > 0.02
+        # measured 5.2 % of the side (astronaut), 4.3-4.4 % (Grace Hopper)
         assert np.hypot(*(centre - want["centre"])) > 0.03 * want["side"]
 
 
@@ -80,7 +86,7 @@ def test_mean_face_and_rigid_points():
     mean = mean_face()
     assert mean.shape == (468, 2)
     # the unit square spans the eyes (y ~ 0.2) to the mouth (y ~ 0.8); the oval spills out
-    assert 0.15 < mean[33, 1] < 0.3 and 0.7 < mean[61, 1] < 0.85
+    assert 0.15 < mean[33, 1] < 0.3 and 0.7 < mean[61, 1] < 0.85  # measured 0.22, 0.79
     assert mean[234, 0] < 0 and mean[454, 0] > 1
     rigid = rigid_points()
     assert 120 < len(rigid) < 170 and 1 in rigid and 4 in rigid  # the nose is rigid
@@ -103,7 +109,7 @@ def test_coverage_and_offsets_move_the_crop_in_unit_squares(landmarks):
 def test_freeze_z_rotation_keeps_the_crop_level(landmarks):
     points = landmarks["grace_hopper.jpg", -30]
     centre, side, angle = geometry(crop_matrix(points, SIZE))
-    assert abs(angle) > 20
+    assert abs(angle) > 20  # measured 26.7
     level_centre, level_side, level = geometry(crop_matrix(points, SIZE,
                                                            Framing(freeze_z_rotation=True)))
     assert abs(level) < 1e-6
@@ -122,7 +128,7 @@ def test_head_mode_takes_the_whole_head_and_follows_its_turn(landmarks):
     assert head_shift(30.0) < 0 < head_shift(-30.0) and head_shift(0.0) == 0.0
     turned, _, _ = geometry(crop_matrix(points, SIZE, Framing(head_mode=True), yaw_deg=30.0))
     right = np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
-    assert (turned - head_centre) @ right < -0.05 * side
+    assert (turned - head_centre) @ right < -0.05 * side  # measured -0.093 * side
 
 
 def test_the_dfm_swapper_feeds_this_crop_and_the_options_reach_the_model(tmp_path, astronaut):

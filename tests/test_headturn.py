@@ -42,10 +42,10 @@ def test_a_render_is_the_portrait_turned(heads, astronaut):
     frontal = render_head(head, 0.0, 0.0)
     assert frontal.frame.shape == (480, 640, 3)
     drawn = np.any(frontal.frame != np.array(BACKGROUND, np.uint8), axis=2)
-    assert 0.1 < drawn.mean() < 0.6  # a head in the middle of a plain background
+    assert 0.1 < drawn.mean() < 0.6  # a head in the middle of a plain background (0.17)
     # the still path finds the face where the truth says, and its pose
     found = landmarks_for_image(frontal.frame)
-    assert landmark_error(found.landmarks, frontal.landmarks, frontal.face_size) < 1.0
+    assert landmark_error(found.landmarks, frontal.landmarks, frontal.face_size) < 1.0  # 0.49
     base = frontal.yaw
     for yaw in (30.0, 60.0):
         turned = render_head(head, yaw, 0.0)
@@ -78,6 +78,11 @@ def test_landmarks_and_pose_hold_through_head_turns(sweeps, name):
     still path 3.52 % / 6.2 deg and 3.23 % / 7.2 deg, both at 45-60 of yaw. The still path's
     pose is the figure nearest its target and the one that moves with OpenCV: 5.1.0.95 read
     8.02 deg for the astronaut."""
+    # Measured here at STEP 3 (2026-12-06, AMD EPYC, 2 cores, same locks), the worst
+    # bin each, all at 45-60 of yaw: live 2.55 % / 6.93 deg (astronaut), 1.82 % / 4.39 deg
+    # (Grace Hopper); still 3.94 % (astronaut; its pose 6.47 deg at 30-45) and 3.09 % /
+    # 7.18 deg (Grace Hopper). Thin: the still landmark error 3.94 against 4 (1.5 % off),
+    # the still pose 7.18 against 8 (10 %). The bounds are the issue's targets (README).
     for row in sweeps[name]:
         if (row["axis"] == "yaw" and row["hi"] <= 60) or (row["axis"] == "pitch"
                                                            and row["hi"] <= 30):
@@ -86,8 +91,8 @@ def test_landmarks_and_pose_hold_through_head_turns(sweeps, name):
             assert row["still_landmark_error"] <= 4.0, row
             assert row["still_pose_error_deg"] <= 8.0, row
         if row["axis"] == "yaw" and row["hi"] <= 75:
-            assert row["tracked"] >= 95.0, row
-            assert row["swapped"] >= 95.0, row  # the persona keeps swapping
+            assert row["tracked"] >= 95.0, row  # measured 100 in every bin
+            assert row["swapped"] >= 95.0, row  # the persona keeps swapping (100)
 
 
 @pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
@@ -110,6 +115,8 @@ def test_a_face_first_seen_turned_is_followed(heads, name, start):
                        abs(face.pose[0] - render.yaw)))
     errors = np.array(errors)
     held = errors[:15].mean(axis=0)
+    # measured held 2.05-2.58 % and 4.42-7.22 deg (Grace Hopper at 50: 7.22, 10 % off 8);
+    # overall 1.88-2.52 % and 2.37-4.91 deg
     assert held[0] <= 4.0 and held[1] <= 8.0, held
     overall = errors.mean(axis=0)
     assert overall[0] <= 4.0 and overall[1] <= 8.0, overall
@@ -122,7 +129,7 @@ def test_the_persona_looks_turned(heads):
                       still=False)
     for row in bins([sweep]):
         if row["hi"] <= 60:
-            assert row["output_landmark_error"] <= 5.0, row
+            assert row["output_landmark_error"] <= 5.0, row  # measured 1.53-3.99 (45-60)
 
 
 def _face_changed(out: np.ndarray, frame: np.ndarray, truth: np.ndarray) -> float:
@@ -142,14 +149,16 @@ def dfm(tmp_path_factory):
 def test_past_the_pose_limit_no_frame_shows_the_real_face(heads, dfm, on_lost):
     """A .dfm (limit 50 degrees of yaw) through a full 0 -> 90 -> 0 turn: past the limit
     the swap fades into pixelation (hold: after its time); no frame shows the face
-    unswapped."""
+    unswapped. (The identity guard is off: the test double hides nobody, so it would keep
+    the face pixelated throughout; tests/test_guard.py tests the guard.)"""
     pipeline = Pipeline(SwapSettings(model=str(dfm), on_lost=on_lost, label=False,
-                                     hold_ms=200))
+                                     hold_ms=200, identity_guard=False))
     angles = [*np.arange(0.0, 90.0, 3.0), *np.arange(90.0, -1.0, -3.0)]
     shown = []
     for i, yaw in enumerate(angles):
         render = render_head(heads["grace_hopper"], yaw, 0.0)
         out = pipeline.process(render.frame, "rgb", timestamp=i / 30.0)
+        # measured at least 0.67 (both modes)
         assert _face_changed(out, render.frame, render.landmarks) > 0.5, (yaw, on_lost)
         shown.append(set(pipeline.shown.values()))
     assert any("pixelate_face" in views for views in shown)  # the limit was reached
@@ -167,7 +176,7 @@ def test_crossing_the_pose_limit_cross_fades(heads, dfm):
         changes.append(np.abs(out.astype(int) - render.frame).sum())
     first_past = next(i for i, c in enumerate(changes) if c < 0.95 * changes[0])
     fading = [c for c in changes[first_past:] if c > 0]
-    assert len(fading) >= 3, changes  # ~150 ms at 30 fps: several partial frames
+    assert len(fading) >= 3, changes  # ~150 ms at 30 fps: several partial frames (6)
     assert changes[-1] == 0  # faded out completely: the original (on_lost original)
 
 

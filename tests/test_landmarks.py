@@ -79,6 +79,9 @@ def test_landmarks_follow_geometric_transforms(photo, name):
     # to 5%: 3% there would be 0.3 px, below FaceMesh's noise at that size.
     face_px = float(np.ptp(ref[:, 0])) * scale
     limit = MAX_ERROR if face_px >= 48 else 0.05
+    # Measured (onnxruntime 1.32.0, opencv-python-headless 5.0.0.93), share of the bound:
+    # worst 0.72 (astronaut at 0.25x, under the 5 % rule), otherwise <= 0.50 (Grace Hopper
+    # rotated -30: 1.31 px against 2.63).
     assert mean_error(face.landmarks, expected) <= limit * iod(ref) * scale
 
 
@@ -94,6 +97,7 @@ def test_landmarks_survive_photometric_changes(photo, name):
         changed = np.clip(image.astype(np.float32) * gain, 0, 255).astype(np.uint8)
     face = landmarks_for_image(changed)
     assert face is not None
+    # measured worst 1.66 px against 2.63 (Grace Hopper brighter40), 0.56 against 1.31
     assert mean_error(face.landmarks, ref) <= MAX_ERROR * iod(ref)
 
 
@@ -109,6 +113,8 @@ def test_horizontal_flip_swaps_left_and_right(photo):
     # places differently in a mirrored face (~6% of the eye distance).
     inner = np.ones(len(got), bool)
     inner[FACE_OVAL] = False
+    # measured 1.12 px against 1.31 (astronaut: FaceMesh is not exactly mirror-symmetric),
+    # 1.79 against 2.63 (Grace Hopper); the oval 2.22 / 4.36 and 4.29 / 8.75
     assert mean_error(got[inner], expected[inner]) <= MAX_ERROR * iod(ref)
     assert mean_error(got[FACE_OVAL], expected[FACE_OVAL]) <= 0.1 * iod(ref)
     # Unmirrored order is kept: the image-left eye is still the one with smaller x.
@@ -138,6 +144,7 @@ def test_every_face_of_48_px_or_more_is_found(astronaut, canvas, sizes):
         found = faces[0].box
         assert found[0] > x and found[2] < x + small.shape[1]
         size = max(found[2] - found[0], found[3] - found[1])
+        # measured 1.01-1.03x the target at every size
         assert 0.8 * target < size < 1.25 * target, f"{target} px face found as {size:.0f} px"
 
 
@@ -146,7 +153,7 @@ def test_mesh_crop_in_any_layout_and_z_in_pixels(astronaut):
     det = FaceDetector("full").detect(astronaut, "rgb")[0]
     roi = roi_from_detection(det)
     ref, presence = mesh.run(astronaut, "rgb", roi)
-    assert presence > 0.9
+    assert presence > 0.9  # measured 1.0
     for fmt, code in (("bgr", cv2.COLOR_RGB2BGR), ("rgba", cv2.COLOR_RGB2RGBA),
                       ("bgra", cv2.COLOR_RGB2BGRA)):
         got, p = mesh.run(cv2.cvtColor(astronaut, code), fmt, roi)
@@ -163,7 +170,7 @@ def test_mesh_crop_in_any_layout_and_z_in_pixels(astronaut):
 def test_presence_is_low_off_the_face(astronaut):
     mesh = FaceMesh()
     _, presence = mesh.run(astronaut, "rgb", Roi(420, 420, 150, 0.0))  # the suit, no face
-    assert presence < 0.5
+    assert presence < 0.5  # measured 0.0003
     with pytest.raises(ValueError, match="degenerate"):
         mesh.run(astronaut, "rgb", Roi(100, 100, 0.0, 0.0))
 
@@ -195,7 +202,9 @@ def test_head_pose_signs_and_magnitudes(astronaut, grace_hopper):
     for image in (astronaut, grace_hopper):
         lm = landmarks_for_image(image).landmarks
         yaw0, pitch0, roll0 = head_pose(lm)
-        assert abs(yaw0) < 10 and abs(pitch0) < 10 and abs(roll0) < 10  # frontal portraits
+        # frontal portraits: measured at most 3.1 / 0.7 / 3.4 degrees
+        assert abs(yaw0) < 10 and abs(pitch0) < 10 and abs(roll0) < 10
+        # exact 3D turns of the points: measured within 0.05 degrees of the turn, both axes
         yaw, pitch, _ = head_pose(_rotate_3d(lm, yaw=30))
         assert yaw - yaw0 == pytest.approx(30, abs=3) and abs(pitch - pitch0) < 3
         yaw, pitch, _ = head_pose(_rotate_3d(lm, pitch=20))

@@ -180,7 +180,7 @@ def test_erode_and_blur_scale_with_the_face():
         assert changed[size, -5.0] > changed[size, 0.0] > changed[size, 10.0]
     # Percent of face size: the same settings give the same relative area at any face size.
     ratios = [changed[s, 10.0] / changed[s, 0.0] for s in (100, 200)]
-    assert abs(ratios[0] - ratios[1]) < 0.05
+    assert abs(ratios[0] - ratios[1]) < 0.05  # measured 0.0008
 
 
 def test_face_offset_and_scale_move_the_swapped_face():
@@ -199,7 +199,7 @@ def test_face_offset_and_scale_move_the_swapped_face():
     np.testing.assert_allclose(moved_c - base_c, [0.2 * face.size, -0.1 * face.size], atol=2.0)
     big_c, big_a = centroid_and_area(face_scale=1.2)
     np.testing.assert_allclose(big_c, base_c, atol=2.0)
-    assert 1.3 < big_a / base_a < 1.6
+    assert 1.3 < big_a / base_a < 1.6  # measured 1.440: 1.2 ** 2 to 0.03 %
 
 
 def test_face_partly_outside_the_frame():
@@ -229,7 +229,7 @@ def test_color_transfer_matches_the_target_inside_the_mask(mode):
     inside = mask > 0.5
     before = np.abs(swap[inside].mean(0) - target[inside].mean(0)).max()
     after = np.abs(result[inside].astype(float).mean(0) - target[inside].mean(0)).max()
-    assert before > 80 and after < 4
+    assert before > 80 and after < 4  # measured 110 -> 2.87 (rct), 0.10 (hist)
     assert transfer_color(swap, target, mask, "none") is swap
     with pytest.raises(ValueError, match="colour transfer"):
         transfer_color(swap, target, mask, "lab")
@@ -249,7 +249,7 @@ def test_color_transfer_uses_the_aligned_original_in_merge():
         merge(result, fmt, face, out, SwapSettings(color_transfer="rct"))
         inside = _frame_mask(face, out, SwapSettings(), frame.shape) > 0.999
         mean_rgb = from_rgb(result[inside][:, :3].astype(float), fmt).mean(0)
-        np.testing.assert_allclose(mean_rgb, live_rgb, atol=6)
+        np.testing.assert_allclose(mean_rgb, live_rgb, atol=6)  # measured exact (0.000)
 
 
 def test_bad_inputs_are_value_errors():

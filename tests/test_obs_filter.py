@@ -410,7 +410,8 @@ PANEL_GROUPS = {
                    "face_offset_x", "face_offset_y", "keep_eyes", "keep_mouth"],
     "group_color": ["color_transfer", "opacity", "interpolation", "color_compression"],
     "group_tracking": ["smoothing", "detect_interval", "max_yaw", "max_pitch", "fade_ms"],
-    "group_privacy": ["on_lost", "hold_ms", "label", "label_corner", "label_size"],
+    "group_privacy": ["on_lost", "hold_ms", "identity_guard", "label", "label_corner",
+                      "label_size"],
 }
 
 

@@ -137,9 +137,10 @@ def test_panel_visibility_rules():
     shown = visibility("persona:default", "largest", "original", True)
     assert shown == {"group_dfm": False, "face_id": False, "morph": False,
                      "keep_eyes": True, "keep_mouth": True, "hold_ms": False,
-                     "label_corner": True, "label_size": True}
+                     "identity_guard": False, "label_corner": True, "label_size": True}
     shown = visibility("my.dfm", "id", "hold", False)
     assert shown["face_id"] and shown["hold_ms"] and not shown["keep_eyes"]
+    assert shown["identity_guard"]  # a privacy mode: the guard applies
     assert shown["group_dfm"]  # the .dfm crop options: for .dfm models only
     assert not shown["label_corner"] and not shown["label_size"]
 

@@ -95,7 +95,10 @@ def test_label_switch_and_live_update(face_frame):
 
 def _lost(face_frame, empty_frame, times=(0.1, 1.0, 1.5), **changes):
     """Swap a face at t=0, then lose it; returns that face and the outputs at `times`."""
-    pipeline = Pipeline(SwapSettings(label=False, hold_ms=500, fade_ms=0, **changes))
+    # the identity guard (tests/test_guard.py) would pixelate the astronaut's swap: these
+    # tests are about losing a face, so it is off
+    pipeline = Pipeline(SwapSettings(label=False, hold_ms=500, fade_ms=0, identity_guard=False,
+                                     **changes))
     pipeline.process(face_frame, "rgba", timestamp=0.0)
     assert len(pipeline.faces) == 1
     face = pipeline.faces[0]
@@ -150,7 +153,7 @@ def test_on_lost_pixelate_hides_last_face_area_then_everything(face_frame, empty
 
 @pytest.mark.parametrize("on_lost", ["pixelate", "hold"])
 def test_privacy_covers_the_frame_until_a_face_is_found(face_frame, empty_frame, on_lost):
-    pipeline = Pipeline(SwapSettings(label=False, on_lost=on_lost))
+    pipeline = Pipeline(SwapSettings(label=False, on_lost=on_lost, identity_guard=False))
     assert_covered(pipeline.process(empty_frame, "rgba", timestamp=0.0), empty_frame)
     out = pipeline.process(face_frame, "rgba", timestamp=0.04)
     assert len(pipeline.faces) == 1 and pipeline.shown == {pipeline.faces[0].id: "swap"}
@@ -160,7 +163,8 @@ def test_privacy_covers_the_frame_until_a_face_is_found(face_frame, empty_frame,
 
 @pytest.mark.parametrize("on_lost", ["pixelate", "hold"])
 def test_a_new_resolution_drops_the_last_face_area(face_frame, empty_frame, on_lost):
-    pipeline = Pipeline(SwapSettings(label=False, on_lost=on_lost, hold_ms=5000))
+    pipeline = Pipeline(SwapSettings(label=False, on_lost=on_lost, hold_ms=5000,
+                                     identity_guard=False))
     pipeline.process(face_frame, "rgba", timestamp=0.0)
     assert len(pipeline.faces) == 1
     wider = np.ascontiguousarray(np.concatenate([empty_frame, empty_frame], axis=1))
@@ -177,7 +181,8 @@ def test_a_lost_face_fades_out_over_fade_ms(face_frame, empty_frame):
         out = pipeline.process(empty_frame, "rgba", timestamp=t)
         amounts.append(np.abs(out.astype(int) - empty_frame.astype(int))[zone].sum())
     assert amounts[0] > amounts[1] > amounts[2] > 0 and amounts[3] == 0
-    assert 2.5 < amounts[0] / amounts[2] < 3.5  # swap weight 3/4 after 50 ms, 1/4 after 150
+    # swap weight 3/4 after 50 ms, 1/4 after 150: measured 3.009
+    assert 2.5 < amounts[0] / amounts[2] < 3.5
 
 
 def test_unknown_model_is_a_model_error():

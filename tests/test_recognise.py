@@ -103,7 +103,8 @@ def test_descriptors_are_128_d_and_dlib_sized(singles):
     assert np.isfinite(descriptors).all()
     norms = np.linalg.norm(descriptors, axis=1)
     print(f"\ndescriptor norms {norms.min():.3f}..{norms.max():.3f}, mean {norms.mean():.3f}")
-    # not unit vectors: dlib's come out near 1.5 (1.36..1.63 from dlib itself on these photos)
+    # not unit vectors: dlib's come out near 1.5 (1.36..1.63 from dlib itself on these photos;
+    # measured 1.381..1.634 here)
     assert (norms > 1.2).all() and (norms < 1.8).all()
 
 
@@ -114,6 +115,7 @@ def test_same_person_photos_are_close(singles):
     print(f"\nsame person: {len(same)} pairs, mean {same.mean():.3f}, max {same.max():.3f}, "
           f"{100 * share:.1f} % < {SAME_PERSON}")
     assert len(same) == 97
+    # distances measured with onnxruntime 1.32.0, opencv-python-headless 5.0.0.93 (chips)
     assert share >= 0.90  # measured 99.0 %
     assert same.mean() < 0.50  # measured 0.408
 
@@ -152,8 +154,8 @@ def test_people_in_group_photos_are_found_among_the_singles(catalogue, recognise
             print(f"\n{key} {labels[0]}: {means[labels[0]]:.3f}, next {ranked[1]} "
                   f"{means[ranked[1]]:.3f}")
             assert ranked[0] == labels[0]
-            assert means[labels[0]] < 0.55  # measured 0.33..0.50
-            assert means[ranked[1]] > 0.65  # measured 0.74..0.79
+            assert means[labels[0]] < 0.55  # measured 0.336..0.487
+            assert means[ranked[1]] > 0.65  # measured 0.739..0.794
             checked += 1
     assert checked == 4  # Angelina Jolie in group_01/02, Mel Gibson in group_03/04
 
@@ -167,7 +169,7 @@ def test_a_batch_equals_single_runs(recogniser):
     one = [recogniser.descriptors(image, [p])[0] for p in points]
     assert both.shape == (2, DESCRIPTOR_SIZE)
     np.testing.assert_allclose(both, np.stack(one), atol=1e-4)
-    assert distance(both[0], both[1]) > SAME_PERSON  # Angelina Jolie and Brad Pitt
+    assert distance(both[0], both[1]) > SAME_PERSON  # Jolie and Pitt: measured 0.959
 
 
 def test_no_faces_no_descriptors(recogniser, astronaut):
@@ -202,7 +204,7 @@ def test_big_face_is_reduced_by_the_pyramid_in_place():
     assert abs(matrix[0, 0] - 0.25) < 1e-4  # the path under test: scale 1/4
     got = face_chip(frame, points).astype(np.float32)
     inner = slice(8, CHIP_SIZE - 8)
-    assert np.abs(got[inner, inner] - chip[inner, inner]).mean() < 3.0
+    assert np.abs(got[inner, inner] - chip[inner, inner]).mean() < 3.0  # measured 0.024
 
 
 def test_distance_is_euclidean_and_broadcasts():

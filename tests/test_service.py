@@ -275,7 +275,7 @@ def test_stop_cancels_the_slow_frame_in_flight(frame, tmp_path):
     time.sleep(full / 10)
     begun = time.perf_counter()
     assert service.stop(timeout=full / 2), f"worker still inside the model after {full / 2:.1f} s"
-    assert time.perf_counter() - begun < full / 2
+    assert time.perf_counter() - begun < full / 2  # measured 1-2 ms of a 1.1-1.7 s run
     status = service.status()  # a frame cut short by stop is not an error
     assert status["errors"] == 0 and status["last_error"] == "", status
 

@@ -25,7 +25,7 @@ import onnxruntime as ort
 
 from core import SAMPLES_DIR, runtime
 from core.commands.bench_dfm import BenchDfmConfig, ensure_bench_dfm, macs
-from core.commands.options import bounded, frame_size, setting
+from core.commands.options import add_tuning, bounded, frame_size, setting, tuned
 from core.errors import InputError
 from core.imageio import check_input_file, read_bgr, read_video_frames
 from core.service import SwapService, default_factory
@@ -63,12 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs of the swap network alone for model_ms")
     parser.add_argument("--no-label", action="store_true", help="skip the disclosure label")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_tuning(parser)
     parser.add_argument("--headturn", action="store_true",
                         help="head-turn benchmark: rendered heads turning through yaw "
                              "-80..80 and pitch -45..45, live path against the truth")
     parser.add_argument("--portrait", action="append", default=[], metavar="IMG",
                         help="--headturn: a portrait to turn (repeatable; default: the two "
                              "test photos)")
+    parser.add_argument("--photos", metavar="DIR",
+                        help="--headturn: real labelled photos instead of renders (a folder "
+                             "with truth.json, e.g. ../shared/data/real_turns)")
     parser.add_argument("--step", type=bounded(float, 0.5, 15.0), default=2.0,
                         help="--headturn: degrees between frames (default 2: 60°/s at 30 fps)")
     parser.add_argument("--sheet", default=str(HEADTURN_SHEET),
@@ -115,7 +119,10 @@ def file_frames(path: str, size: tuple[int, int] | None, limit: int) -> list[np.
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(percentile(values, 50), 3), "p95_ms": round(percentile(values, 95), 3)}
+    """p50, p95 and the mean (what a stage that runs now and then, the identity guard,
+    costs per frame amortised)."""
+    return {"p50_ms": round(percentile(values, 50), 3), "p95_ms": round(percentile(values, 95), 3),
+            "mean_ms": round(float(np.mean(values)) if values else 0.0, 3)}
 
 
 class _Capture:
@@ -298,9 +305,10 @@ def print_table(report: dict[str, Any]) -> None:
           f"{report['frames']} frames ({report['frames_with_swap']} with a face swapped)")
     if report["device_note"]:
         print(f"note: {report['device_note']}")
-    print(f"{'stage':<12}{'p50 ms':>10}{'p95 ms':>10}{'share':>8}")
+    print(f"{'stage':<12}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}{'share':>8}")
     for name, s in report["stages"].items():
-        print(f"{name:<12}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['share'] * 100:>7.1f}%")
+        print(f"{name:<12}{s['p50_ms']:>10.2f}{s['p95_ms']:>10.2f}{s['mean_ms']:>10.2f}"
+              f"{s['share'] * 100:>7.1f}%")
     print(f"fps {report['fps']:.2f}   latency p50 {report['latency_ms']['p50']:.1f} ms, "
           f"p95 {report['latency_ms']['p95']:.1f} ms   dropped {report['dropped']}   "
           f"errors {report['errors']}")
@@ -336,8 +344,8 @@ def run(args: argparse.Namespace) -> int:
     if model == BENCH_DFM:
         model = str(ensure_bench_dfm(config=BenchDfmConfig()))
     frames = file_frames(args.input, size, args.frames) if args.input else synthetic_frames(size)
-    settings = SwapSettings(model=model, reference=args.reference, device=args.device,
-                            threads=args.threads, label=not args.no_label)
+    settings = tuned(SwapSettings(model=model, reference=args.reference, device=args.device,
+                                  threads=args.threads, label=not args.no_label), args)
     report = run_bench(settings, frames, args.frames, args.warmup, args.input_fps,
                        args.model_runs)
     if args.json:
@@ -378,8 +386,19 @@ def _headturn(args: argparse.Namespace) -> int:
 
     model = str(ensure_bench_dfm(config=BenchDfmConfig())) if args.model == BENCH_DFM \
         else args.model
-    settings = SwapSettings(model=model, reference=args.reference, device=args.device,
-                            threads=args.threads)
+    settings = tuned(SwapSettings(model=model, reference=args.reference, device=args.device,
+                                  threads=args.threads), args)
+    if args.photos:
+        from core.commands import bench_photos
+
+        sheet = Path(args.sheet).with_name("real_turns.png") if args.sheet == \
+            str(HEADTURN_SHEET) else Path(args.sheet)
+        report = bench_photos.run_photos(settings, Path(args.photos), sheet)
+        if args.json:
+            print(json.dumps(report))
+        else:
+            bench_photos.print_report(report)
+        return 0
     portraits = [Path(p) for p in args.portrait] or list(HEADTURN_PORTRAITS)
     try:
         report = bench_headturn.run_headturn(settings, portraits, args.step, Path(args.sheet))

@@ -8,7 +8,10 @@ on_lost) and, for comparison, the still-image path (core.landmarks.faces_in_imag
 %, swapped %, landmark error against the truth (% of the face size), head-pose error
 (degrees, on the swept axis), flicker (frame-to-frame change of the output's face region
 over the input's), the still path's landmark and pose errors, and how far FaceMesh run on
-the output lies from the truth (does the swapped face look turned?).
+the output lies from the truth (does the swapped face look turned?), and who the output
+looks like to dlib's recogniser (core.recognise), read at the true face's five points:
+`identity_leak`, % of frames still the person of the input (the same-person rule), and
+`persona_match`, % taken for the persona (or an inswapper's reference).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import cv2
 import numpy as np
 
 from core.align import similarity, whole_face_template
+from core.commands.bench_photos import persona_descriptor
 from core.face import points5
 from core.headturn import Head, landmark_error, make_head, render_head, sweep
 from core.imageio import read_rgb
 from core.landmarks import FaceMesh, roi_from_landmarks
 from core.pipeline import Pipeline
+from core.recognise import SAME_PERSON, Recogniser, distance
 from core.settings import SwapSettings
 from core.stills import faces_in_image
 
@@ -53,6 +58,8 @@ class _Frame:
     output_error: float | None  # FaceMesh on the output vs the truth
     residual: float  # five-point alignment residual of the truth, % of the eye distance
     track_ms: float  # the tracker's landmark stage this frame (FaceMesh + head model)
+    identity: float = 1.0  # recogniser distance of the output from the input
+    persona: float | None = None  # ... from the persona (None: no reference face)
     change_in: float = 0.0  # mean |frame - previous frame| in the face region
     change_out: float = 0.0
 
@@ -114,9 +121,10 @@ def _output_error(mesh: FaceMesh, out: np.ndarray, truth: np.ndarray, size: floa
 
 def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
               sheet: dict[float, np.ndarray] | None = None, still: bool = True,
-              output: bool = True) -> _Sweep:
+              output: bool = True, recogniser: Recogniser | None = None,
+              persona: np.ndarray | None = None) -> _Sweep:
     """One sweep of `axis` through the live path, and (unless told not to) the still path
-    and FaceMesh on the output alongside."""
+    and FaceMesh on the output alongside; with a recogniser, who the output looks like."""
     pipeline = Pipeline(settings)
     mesh = FaceMesh(threads=settings.threads)
     result = _Sweep(axis)
@@ -138,6 +146,12 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
             abs(found.pose[0 if axis == "yaw" else 1] - true_pose) if found else None,
             _output_error(mesh, out, render.landmarks, size) if output else None,
             five_point_residual(render.landmarks), pipeline.timings["landmarks"])
+        if recogniser is not None:
+            five = [points5(render.landmarks)]
+            before, after = recogniser.descriptors_of_chips(np.concatenate(
+                [recogniser.chips(render.frame, five), recogniser.chips(out, five)]))
+            frame.identity = distance(before, after)
+            frame.persona = None if persona is None else distance(after, persona)
         region = _face_region(render.landmarks, size, out.shape)
         if previous is not None:
             frame.change_in = float(np.abs(render.frame[region].astype(np.int16)
@@ -187,6 +201,10 @@ def bins(sweeps: list[_Sweep]) -> list[dict[str, Any]]:
                 "output_landmark_error": _mean(f.output_error for f in inside),
                 "five_point_residual": _mean(f.residual for f in inside),
                 "track_ms_p50": round(float(np.median([f.track_ms for f in inside])), 2),
+                "identity_leak": round(100.0 * sum(f.identity < SAME_PERSON for f in inside)
+                                       / len(inside), 1),
+                "persona_match": None if inside[0].persona is None else round(
+                    100.0 * sum(f.persona < SAME_PERSON for f in inside) / len(inside), 1),
             })
     return rows
 
@@ -198,10 +216,13 @@ def run_headturn(settings: SwapSettings, portraits: list[Path], step: float = 2.
         raise ValueError(f"--step must be within 0.5..15 degrees, got {step}")
     settings = settings.with_changes(label=False)
     per_portrait, every, rows = [], [], []
+    recogniser = Recogniser(threads=settings.threads)
+    persona = persona_descriptor(recogniser, Pipeline(settings))
     for path in portraits:
         head = make_head(read_rgb(path, "portrait"), str(path))
         sheet: dict[float, np.ndarray] = {}
-        sweeps = [run_sweep(head, axis, settings, step, sheet) for axis in LIMITS]
+        sweeps = [run_sweep(head, axis, settings, step, sheet, recogniser=recogniser,
+                            persona=persona) for axis in LIMITS]
         every += sweeps
         per_portrait.append({"portrait": str(path), "bins": bins(sweeps)})
         rows.append(np.concatenate([sheet[a] for a in SHEET_ANGLES if a in sheet], axis=0))
@@ -223,7 +244,8 @@ COLUMNS = (("frames", "frames", "{:>6}"), ("tracked", "tracked%", "{:>9}"),
            ("still_landmark_error", "still lmk%", "{:>11}"),
            ("still_pose_error_deg", "still pose°", "{:>12}"),
            ("output_landmark_error", "out lmk%", "{:>9}"),
-           ("five_point_residual", "5pt res%", "{:>9}"), ("track_ms_p50", "track ms", "{:>9}"))
+           ("five_point_residual", "5pt res%", "{:>9}"), ("track_ms_p50", "track ms", "{:>9}"),
+           ("identity_leak", "id leak%", "{:>9}"), ("persona_match", "persona%", "{:>9}"))
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which faces to swap")
     parser.add_argument("--no-label", action="store_true",
                         help="do not draw the 'AI face swap' disclosure label")
+    parser.add_argument("--allow-unswapped", action="store_true",
+                        help="image: write the output even where a face could not be swapped "
+                             "(else that is an error, and nothing is written)")
     add_tuning(parser)
 
 
@@ -52,22 +55,42 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def swap_image(pipeline: Pipeline, source: Path, output: Path) -> int:
-    """Swap a still image; InputError when it cannot be read or holds no face. The output
-    appears complete or not at all (written beside it, then renamed)."""
+def not_swapped(pipeline: Pipeline) -> dict[int, str]:
+    """Face id -> why it was not swapped, for each chosen face of the last frame that shows
+    something else than its swap."""
+    reasons = {}
+    for face_id, view in pipeline.shown.items():
+        if view == "swap":
+            continue
+        if pipeline.exposed(face_id):
+            reasons[face_id] = ("its swap still looks like the person (the identity guard "
+                                "pixelated it)")
+        else:
+            reasons[face_id] = "turned past the pose limits (max_yaw, max_pitch)"
+    return reasons
+
+
+def swap_image(pipeline: Pipeline, source: Path, output: Path,
+               allow_unswapped: bool = False) -> int:
+    """Swap a still image; InputError when it cannot be read, holds no face, or a chosen face
+    could not be swapped (unless `allow_unswapped`: then each is a warning on stderr). The
+    output appears complete or not at all (written beside it, then renamed)."""
     frame = read_bgr(source, "input image")
     if not cv2.haveImageWriter(str(output)):
         raise FaceSwapError(f"cannot write {output}: unsupported image extension")
     result = pipeline.process_still(frame, "bgr")
-    if not pipeline.faces:
-        settings, found = pipeline.settings, pipeline.tracked
-        if settings.faces == "id" and found:
-            raise InputError(f"no face with id {settings.face_id} in {source} (faces found: "
-                             f"{', '.join(str(f.id) for f in found)})")
-        if found:
-            raise InputError(f"no face to swap in {source}: {len(found)} found, all past the "
-                             "pose limits (max_yaw, max_pitch)")
-        raise InputError(f"no face found in {source}")
+    settings, found = pipeline.settings, pipeline.tracked
+    problems = [f"face {face_id} of {source} not swapped: {why}"
+                for face_id, why in not_swapped(pipeline).items()]
+    if settings.faces == "id" and found and not pipeline.shown:
+        problems.append(f"no face with id {settings.face_id} in {source} (faces found: "
+                        f"{', '.join(str(f.id) for f in found)})")
+    elif not found:
+        problems.append(f"no face found in {source}")
+    if problems and not allow_unswapped:
+        raise InputError("; ".join(problems))
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
     partial = partial_path(output)
     try:
         if not cv2.imwrite(str(partial), result):
@@ -170,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if pipeline.device_note:
         print(f"note: {pipeline.device_note}", file=sys.stderr)
     if is_image(source):
-        faces = swap_image(pipeline, source, output)
+        faces = swap_image(pipeline, source, output, args.allow_unswapped)
         print(f"swapped {faces} face(s) with {pipeline.model_name}: {output}")
         return 0
     print("note: audio is not copied (OpenCV writes video only)", file=sys.stderr)

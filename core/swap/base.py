@@ -21,6 +21,8 @@ class SwapOutput:
     matrix: np.ndarray  # (2, 3) float32 affine: frame px -> crop px
     mask: np.ndarray | None = None  # (S, S) float32 0..1: the model's mask of your face
     celeb_mask: np.ndarray | None = None  # its mask of the swapped face (.dfm); None: none
+    outline: float = 0.0  # it covers this x the face size past the live face oval (the
+    # persona: an outline left showing gives the person away), so the outline mask grows too
 
 
 class Swapper(Protocol):

@@ -1,0 +1,110 @@
+"""The identity guard: the engine checks its own output with a face recogniser and hides a
+face whose swap still looks like the person in front of the camera.
+
+A swap can fail to hide someone without failing as a swap: a head turned far enough shows
+the streamer's own profile beside the persona. So a few times a second, and at once when a
+face is new or has turned further than when it was last judged, the guard cuts dlib's face
+chip (core.recognise) from the input and from the input with the swap merged in, at the
+tracked face's five points, and compares them. Closer than EXPOSED the face is exposed: the
+pipeline cross-fades it to the privacy view until RELEASE_CHECKS checks in a row find it
+hidden again. The check's cost is shared by the frames between checks (the "guard" stage).
+It runs in the privacy modes (see `active`): they promise that the real face is never shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from core.face import Face
+from core.merge import merge
+from core.recognise import SAME_PERSON, Recogniser, distance
+from core.settings import SwapSettings
+from core.swap.base import SwapOutput
+
+# Closer than this the output is taken for the person: a margin over dlib's rule, because the
+# check reads the tracked points, not a viewer's own, and they drift as the head turns; the
+# margin grows from TURNED_FROM to TURNED_UNTIL degrees of yaw to TURNED_MARGIN.
+EXPOSED = SAME_PERSON + 0.05
+TURNED_FROM, TURNED_UNTIL, TURNED_MARGIN = 45.0, 60.0, 0.12
+CHECK_EVERY = 10  # frames between checks of a face (3 a second at 30 fps)
+CHECK_TURN_DEG = 8.0  # ... or sooner, once it has turned this much further than last checked
+RELEASE_CHECKS = 2  # hidden again only after this many passing checks in a row
+CHIP_MARGIN = 0.6  # the region merged for a check: face box grown by this x face size
+
+
+@dataclass
+class GuardState:
+    """One face's guard: its last verdict and when it was judged."""
+
+    exposed: bool = False
+    checked_frame: int | None = None  # the frame number of the last check
+    checked_yaw: float = 0.0  # |yaw| at the last check
+    passes: int = 0  # passing checks in a row since the last failure
+    distance: float | None = None  # the last check's recogniser distance
+
+
+def active(settings: SwapSettings) -> bool:
+    """Whether the guard runs: `identity_guard` in a privacy mode (on_lost other than
+    "original"), where the promise is that the real face is never shown."""
+    return settings.identity_guard and settings.on_lost != "original"
+
+
+def exposed_below(yaw: float) -> float:
+    """The recogniser distance under which a swap at this yaw counts as the person."""
+    turned = np.clip((abs(yaw) - TURNED_FROM) / (TURNED_UNTIL - TURNED_FROM), 0.0, 1.0)
+    return EXPOSED + float(turned) * (TURNED_MARGIN - (EXPOSED - SAME_PERSON))
+
+
+def due(state: GuardState, face: Face, frame: int) -> bool:
+    """Whether the face is checked this frame: never yet, CHECK_EVERY frames since, or turned
+    CHECK_TURN_DEG further from frontal than at its last check."""
+    return state.checked_frame is None or frame - state.checked_frame >= CHECK_EVERY or \
+        abs(face.pose[0]) - state.checked_yaw >= CHECK_TURN_DEG
+
+
+def _shifted(face: Face, swap: SwapOutput, x0: int, y0: int) -> tuple[Face, SwapOutput]:
+    """The face and its swap in the coordinates of a region whose corner is (x0, y0)."""
+    offset = np.array([x0, y0], np.float32)
+    landmarks = face.landmarks.copy()
+    landmarks[:, :2] -= offset
+    matrix = np.asarray(swap.matrix, np.float64).copy()
+    matrix[:, 2] += matrix[:, :2] @ offset
+    return (replace(face, landmarks=landmarks, box=face.box - np.tile(offset, 2)),
+            replace(swap, matrix=matrix.astype(np.float32)))
+
+
+class IdentityGuard:
+    """Checks swaps against the live face they were drawn on (see the module docstring)."""
+
+    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
+        self.recogniser = Recogniser(device, threads)
+
+    def check(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
+              settings: SwapSettings, state: GuardState, frame_number: int) -> None:
+        """Judge one face's swap and update its state: the input and the input with the swap
+        merged in (fully opaque), compared at the face's five points."""
+        margin = CHIP_MARGIN * face.size
+        height, width = frame.shape[:2]
+        x0, y0 = max(int(face.box[0] - margin), 0), max(int(face.box[1] - margin), 0)
+        x1 = min(int(np.ceil(face.box[2] + margin)), width)
+        y1 = min(int(np.ceil(face.box[3] + margin)), height)
+        region = frame[y0:y1, x0:x1]
+        swapped = region.copy()
+        moved, moved_swap = _shifted(face, swap, x0, y0)
+        merge(swapped, fmt, moved, moved_swap, settings.with_changes(opacity=1.0))
+        points = [moved.points5]
+        chips = np.concatenate([self.recogniser.chips(region, points, fmt),
+                                self.recogniser.chips(swapped, points, fmt)])
+        before, after = self.recogniser.descriptors_of_chips(chips)
+        apart = distance(before, after)
+        state.distance = apart
+        state.checked_frame = frame_number
+        state.checked_yaw = abs(face.pose[0])
+        if apart < exposed_below(face.pose[0]):
+            state.exposed, state.passes = True, 0
+        else:
+            state.passes += 1
+            if state.passes >= RELEASE_CHECKS or not state.exposed:
+                state.exposed = False

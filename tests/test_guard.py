@@ -1,0 +1,125 @@
+"""The identity guard (core.guard) and anonymity on real head turns (../shared/data/real_turns).
+
+Judged by dlib's recogniser (core.recognise, its rule: closer than 0.6 is the same person).
+The default persona does not hide the two test photos from it even frontally (astronaut
+0.54, Grace Hopper 0.42 with the live path's landmarks: the persona is an older woman with
+glasses, like Grace Hopper), which makes them the guard's test cases.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import SAMPLES_DIR, guard
+from core.commands import bench_photos
+from core.face import Face
+from core.guard import GuardState
+from core.imageio import read_rgb
+from core.pipeline import Pipeline
+from core.recognise import SAME_PERSON, Recogniser, distance
+from core.settings import SwapSettings
+
+REAL_TURNS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_turns"
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return read_rgb(SAMPLES_DIR / "astronaut.png")
+
+
+def _face_region(face: Face) -> tuple[slice, slice]:
+    x0, y0, x1, y1 = face.box.astype(int)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def test_a_swap_that_still_shows_the_person_is_pixelated_in_privacy_mode(astronaut):
+    recogniser = Recogniser()
+    swapped = Pipeline(SwapSettings(label=False, on_lost="pixelate", identity_guard=False))
+    plain = swapped.process(astronaut, "rgb", timestamp=0.0)
+    face = swapped.tracked[0]
+    # the swap alone: the recogniser still takes it for the astronaut (measured 0.535)
+    before, after = recogniser.descriptors(astronaut, [face.points5]), \
+        recogniser.descriptors(plain, [face.points5])
+    assert distance(before[0], after[0]) < SAME_PERSON
+    guarded = Pipeline(SwapSettings(label=False, on_lost="pixelate", fade_ms=0))
+    out = guarded.process(astronaut, "rgb", timestamp=0.0)
+    state = guarded._states[face.id].guard
+    assert state.exposed and state.distance < guard.EXPOSED
+    assert guarded.shown == {face.id: "pixelate_face"} and guarded.faces == []
+    region = _face_region(face)
+    # a mosaic: the face region is flat blocks, and no longer the persona's swap
+    assert not np.array_equal(out[region], plain[region])
+    blocks = out[region][:, :, 0]
+    assert len(np.unique(blocks)) < 0.02 * blocks.size
+    hidden = recogniser.descriptors(out, [face.points5])
+    assert distance(before[0], hidden[0]) >= SAME_PERSON  # measured 0.87
+    assert guarded.timings["guard"] > 0.0
+
+
+def test_the_guard_runs_only_in_privacy_modes(astronaut):
+    shown = Pipeline(SwapSettings(label=False))  # on_lost "original": shows the real face
+    shown.process(astronaut, "rgb", timestamp=0.0)
+    assert shown.timings["guard"] == 0.0
+    assert [f.id for f in shown.faces] == [0]
+    off = Pipeline(SwapSettings(label=False, on_lost="hold", identity_guard=False))
+    off.process(astronaut, "rgb", timestamp=0.0)
+    assert off.shown == {0: "swap"} and off.identity_guard is None  # not even loaded
+
+
+def test_an_exposed_face_is_released_after_passing_checks():
+    state = GuardState()
+    face = Face(np.zeros((468, 3), np.float32), np.zeros(4, np.float32), pose=(10.0, 0.0, 0.0))
+    assert guard.due(state, face, 1)  # never checked
+    state.checked_frame, state.checked_yaw = 1, 10.0
+    assert not guard.due(state, face, 1 + guard.CHECK_EVERY - 1)
+    assert guard.due(state, face, 1 + guard.CHECK_EVERY)
+    turned = Face(face.landmarks, face.box, pose=(-(10.0 + guard.CHECK_TURN_DEG), 0.0, 0.0))
+    assert guard.due(state, turned, 2)  # turned further away: checked at once
+    # the margin over dlib's rule grows with the turn, where the tracked points drift
+    assert guard.exposed_below(0.0) == pytest.approx(guard.EXPOSED)
+    assert guard.exposed_below(-70.0) == pytest.approx(SAME_PERSON + guard.TURNED_MARGIN)
+
+
+def test_the_guard_clears_a_face_the_persona_hides():
+    """A real photo whose swap the recogniser does not take for the person stays swapped."""
+    truths = {t.path.name: t for t in bench_photos.read_truth(REAL_TURNS)}
+    image = read_rgb(truths["image00039.jpg"].path)
+    pipeline = Pipeline(SwapSettings(label=False, on_lost="pixelate"))
+    pipeline.process(image, "rgb", timestamp=0.0)
+    state = pipeline._states[0].guard
+    assert not state.exposed and state.distance >= guard.EXPOSED  # measured 0.72
+    assert pipeline.shown == {0: "swap"}
+
+
+@pytest.fixture(scope="module")
+def real_turns():
+    """The real-photo head-turn report (both the swap alone and the privacy mode)."""
+    report = bench_photos.run_photos(SwapSettings(), REAL_TURNS)
+    return {row["row"]: row for row in report["rows"]}
+
+
+def test_real_turns_are_found_up_to_75_degrees(real_turns):
+    """Faces found (the still path) per bin: measured 100 / 100 / 100 / 100 / 91.7 % up to
+    75 degrees (target 90), 61.9 % at 75-90 (no target)."""
+    for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "yaw 60-75"):
+        assert real_turns[row]["found"] >= 90.0, row
+
+
+def test_the_persona_hides_real_faces_up_to_60_degrees(real_turns):
+    """The swap alone, recognised as the input (dlib, same photo, labelled points): measured
+    0 / 8 / 0 / 7.1 % of photos per 15-degree bin up to 60 and 8.7 % of the pitched set
+    (target 10; before the persona's mask reached past the face outline: 5 / 20 / 48 / 79).
+    At 60-75 it is 62.5 % (target 25: not met by the persona alone, see the next test)."""
+    for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "pitch"):
+        assert real_turns[row]["identity_leak"] <= 10.0, row
+
+
+def test_the_privacy_mode_hides_real_faces_up_to_75_degrees(real_turns):
+    """What a viewer of a privacy-mode stream gets (the guard on): recognised in 0 % of
+    photos per bin up to 60, 12.5 % at 60-75 (target 25), 1.4 % of the pitched set. Past 75
+    degrees the recogniser itself cannot tell people apart (52.9 % of pairs of different
+    people's photos there are "the same person"), so no figure is held there."""
+    for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "pitch"):
+        assert real_turns[row]["guarded_leak"] <= 5.0, row
+    assert real_turns["yaw 60-75"]["guarded_leak"] <= 25.0
