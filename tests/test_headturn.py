@@ -129,7 +129,9 @@ def test_the_persona_looks_turned(heads):
                       still=False)
     for row in bins([sweep]):
         if row["hi"] <= 60:
-            assert row["output_landmark_error"] <= 5.0, row  # measured 1.53-3.99 (45-60)
+            # measured 1.53-4.35, worst at 45-60 (13 % off the bound; 3.99 before 67c1baa
+            # grew the persona's mask past the face outline, 4.38-4.75 in the edits between)
+            assert row["output_landmark_error"] <= 5.0, row
 
 
 def _face_changed(out: np.ndarray, frame: np.ndarray, truth: np.ndarray) -> float:

@@ -217,6 +217,7 @@ def assert_swap_confined(out: np.ndarray, ref: np.ndarray) -> None:
     diff[zone] = False
     assert diff.sum() == 0, f"{diff.sum()} pixels changed outside the face zone"
     face_area = (zone[0].stop - zone[0].start) * (zone[1].stop - zone[1].start)
+    # measured 46-48 % of the face zone changed (persona, DFM double)
     assert inside > 0.02 * face_area, f"only {inside} pixels changed inside the face"
 
 
@@ -265,6 +266,7 @@ def test_async_frames_match_texrender_colors(obs):
     out_async, plain = wait_swapped(obs, "Clip", "ClipPlain")
     out_tex, _ = wait_swapped(obs, "ClipTex", "ClipPlain")
     assert out_async.shape == out_tex.shape == (720, 1280, 4)
+    # measured 1.50 and 1.49 (OBS 29.0.2)
     assert mean_diff_outside_face(out_async, out_tex, plain) < 3.0
     assert mean_diff_outside_face(out_async, plain, plain) < 3.0
     zone = face_zone(plain[..., :3])
@@ -287,6 +289,10 @@ def test_async_frames_are_handed_over_once_each(obs):
     elapsed = time.monotonic() - start
     raw = last["frames_in"] - first["frames_in"]
     renders = last["renders"] - first["renders"]
+    # Nominally raw = 20 and renders ~120 (30 / CLIP_FPS = 6x). Measured only with two
+    # other benchmarks on this 2-core box (load 7-12): raw 14, 14, 6; renders 21 and 33 -
+    # OBS's own render rate and the clip's decoding fall that far under such load, and the
+    # test then fails (4 of 5 runs); not measured here on an idle machine.
     assert 0.5 * CLIP_FPS * elapsed <= raw <= 1.3 * CLIP_FPS * elapsed + 2, (raw, elapsed)
     assert renders > 1.5 * raw, (renders, raw)
 
@@ -298,7 +304,7 @@ def test_full_range_and_texrender_fallbacks(obs):
     program(obs, "Formats scene")
     wait_path(obs, "Mjpg", "async I420 full range")
     out, plain = wait_swapped(obs, "Mjpg", "MjpgPlain")
-    assert mean_diff_outside_face(out, plain, plain) < 3.0
+    assert mean_diff_outside_face(out, plain, plain) < 3.0  # measured 0.24
     status = wait_path(obs, "Raw", "texrender")
     assert status["async_format"] == "format 12 320x180 unsupported"  # VIDEO_FORMAT_I422
     out, plain = wait_swapped(obs, "Raw", "RawPlain")
@@ -765,10 +771,11 @@ def test_a_slow_model_is_not_fed_frames_it_would_drop(obs):
         swapped = now["frames_out"] - before[source]["frames_out"]
         assert swapped >= 2 and now["errors"] == 0, now
         # a few frames handed over per swap at most (before: every frame, ~20 per swap here)
+        # measured 2 and 5 handed over for 3 swaps
         assert taken <= 4 * swapped + 2, f"{source}: {taken} handed over for {swapped} swaps"
         # a swap spanning many OBS frames (the premise): most of them are left alone
-        assert now["timings"]["total"] > 8 * 1000 / OBS_FPS, now["timings"]
-        assert left > taken, f"{source}: {left} frames left alone, {taken} handed over"
+        assert now["timings"]["total"] > 8 * 1000 / OBS_FPS, now["timings"]  # 9.9-11 s
+        assert left > taken, f"{source}: {left} frames left alone, {taken} handed over"  # 231, 206
     # what is drawn is the swap (random weights: a faint change, but a change)
     out, ref = obs.screenshot("Slow"), obs.screenshot("Plain")
     assert changed(out, ref).sum() > 200

@@ -151,13 +151,17 @@ class PersonaSwapper:
         Grown because the outline is who you are: a jaw line, cheek or profile left at the
         edge after the merge's erosion and feathering kept the streamer recognisable at
         turns (dlib's recogniser on ../shared/data/real_turns: the same person in 79 % of
-        photos at 45-60 degrees of yaw without the margin, 18 % with it); the persona's
+        photos at 45-60 degrees of yaw without the margin, 7 % with it); the persona's
         outer ring, drawn beyond the oval, fills the margin.
         """
         mask = np.zeros((self.size, self.size), np.uint8)
         fixed = np.round(live * 16).astype(np.int32)  # 4 sub-pixel bits
         cv2.fillPoly(mask, [fixed[FACE_OVAL]], 255, cv2.LINE_AA, 4)
-        mask = grow(mask, round(OUTLINE_MARGIN * face_px))
+        radius = round(OUTLINE_MARGIN * face_px)
+        mask = grow(mask, radius)
+        # a quarter as far above the forehead: the full margin drew the persona's hair there
+        # as a dark band across the forehead
+        mask[:max(int(np.floor(live[FACE_OVAL, 1].min())) - radius // 4, 0)] = 0
         mask[~drawn] = 0
         holes = []
         if settings.keep_eyes:
