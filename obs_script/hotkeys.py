@@ -1,6 +1,12 @@
-"""The script's hotkeys (Settings > Hotkeys, saved with the script): toggle swap on/off, next
-and previous model. They act on the Face Swap filters of the sources now on program (all
-filters when none is)."""
+"""The script's hotkeys (Settings > Hotkeys, saved with the script): toggle the swap, privacy
+now, next and previous model. Toggle and the model keys act on the Face Swap filters of the
+sources now on program (all filters when none is); privacy now on every filter.
+
+No key can put the real face on stream in a privacy mode: there the toggle switches between
+the swap and the privacy view (the whole source covered), never to the raw source; only a
+filter set to "show the real face" is switched off and on. "Privacy now" is the panic key:
+it covers every source with a Face Swap filter (switching on filters that were off), and
+uncovers them on the next press."""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from contextlib import AbstractContextManager
 from obs_script import libobs as L
 from obs_script import obsdata
 
-HOTKEYS = {"face_swap.toggle": "Face Swap: toggle swap on/off",
+HOTKEYS = {"face_swap.toggle": "Face Swap: toggle swap on/off (privacy mode: swap / cover)",
+           "face_swap.privacy_now": "Face Swap: privacy now (cover every source / uncover)",
            "face_swap.next_model": "Face Swap: next model",
            "face_swap.previous_model": "Face Swap: previous model"}
 
@@ -38,7 +45,21 @@ class Hotkeys:
     def toggle(self) -> None:
         with self.live() as filters:
             for flt in self.on_program(filters):
-                L.obs_source_set_enabled(flt.source, not L.obs_source_enabled(flt.source))
+                if flt.settings.on_lost == "original":
+                    L.obs_source_set_enabled(flt.source, not L.obs_source_enabled(flt.source))
+                elif not L.obs_source_enabled(flt.source):
+                    flt.covered = False  # a privacy-mode filter switched off: swap again
+                    L.obs_source_set_enabled(flt.source, True)
+                else:
+                    flt.covered = not flt.covered
+
+    def privacy_now(self) -> None:
+        with self.live() as filters:
+            cover = not all(f.covered and L.obs_source_enabled(f.source) for f in filters)
+            for flt in filters:
+                flt.covered = cover
+                if cover:
+                    L.obs_source_set_enabled(flt.source, True)
 
     def step(self, step: int) -> None:
         from obs_script.catalog import CATALOG  # scanned in the background, not on the UI
@@ -54,5 +75,6 @@ class Hotkeys:
 
     def actions(self) -> dict[str, Callable[[], None]]:
         return {"face_swap.toggle": self.toggle,
+                "face_swap.privacy_now": self.privacy_now,
                 "face_swap.next_model": lambda: self.step(1),
                 "face_swap.previous_model": lambda: self.step(-1)}

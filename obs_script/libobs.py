@@ -230,6 +230,8 @@ obs_data_set_default_string = _fn("obs_data_set_default_string", None, vp, cstr,
 obs_data_set_default_int = _fn("obs_data_set_default_int", None, vp, cstr, C.c_longlong)
 obs_data_set_default_double = _fn("obs_data_set_default_double", None, vp, cstr, C.c_double)
 obs_data_set_default_bool = _fn("obs_data_set_default_bool", None, vp, cstr, C.c_bool)
+obs_data_has_user_value = _fn("obs_data_has_user_value", C.c_bool, vp, cstr)
+obs_data_get_json = _fn("obs_data_get_json", cstr, vp)  # the user values only, as JSON
 
 # properties
 obs_properties_create = _fn("obs_properties_create", vp)

@@ -1,10 +1,15 @@
 """SwapSettings <-> a filter's obs_data_t: the settings keys are SwapSettings' field names.
 
 One mapping in both directions keeps the engine's defaults the single source of truth:
-a filter added with no settings at all gets SwapSettings() (built-in persona on the CPU).
+a filter added with no settings at all gets SwapSettings() (built-in persona on the CPU),
+except that it starts in privacy mode (FILTER_DEFAULTS): a new filter never shows the real
+face where it cannot swap. A filter saved before that (SETTINGS_VERSION 1, when "show the
+real face" was the default) keeps what it had (`migrate`).
 """
 
 from __future__ import annotations
+
+import json
 
 from core.errors import FaceSwapError
 from core.presets import Presets
@@ -12,6 +17,10 @@ from core.settings import SwapSettings, field_types
 from obs_script import libobs as L
 
 DEFAULTS = SwapSettings()
+# what a new filter starts with: the engine's defaults, in privacy mode
+FILTER_DEFAULTS = DEFAULTS.with_changes(on_lost="pixelate")
+SETTINGS_VERSION_KEY = b"settings_version"
+SETTINGS_VERSION = 2  # 2: new filters start in privacy mode; 1 (no key): "original" did
 _TYPES = field_types()
 # value type -> (obs_data set-default, obs_data get, Python -> C, C -> Python, obs_data set)
 _ACCESS = {
@@ -26,10 +35,23 @@ PRESETS_KEY = b"model_presets"  # per-model presets (core.presets JSON), saved w
 
 
 def write_defaults(data: int) -> None:
-    """Register SwapSettings' defaults on `data` (what an unset key reads as)."""
+    """Register FILTER_DEFAULTS on `data` (what an unset key reads as)."""
     for name, kind in _TYPES.items():
         set_default, _, to_c, _, _ = _ACCESS[kind]
-        set_default(data, name.encode(), to_c(getattr(DEFAULTS, name)))
+        set_default(data, name.encode(), to_c(getattr(FILTER_DEFAULTS, name)))
+
+
+def migrate(data: int) -> None:
+    """Bring a filter's stored settings to SETTINGS_VERSION (when it is created): one that
+    holds settings but no version was saved by an earlier release, where an unset on_lost
+    meant "original", so that is written out; a new filter (nothing stored) keeps the new
+    defaults. The version is stored either way, so this runs once per filter."""
+    if L.obs_data_get_int(data, SETTINGS_VERSION_KEY) >= SETTINGS_VERSION:
+        return
+    stored = json.loads(L.text(L.obs_data_get_json(data)) or "{}")
+    if stored and not L.obs_data_has_user_value(data, b"on_lost"):
+        L.obs_data_set_string(data, b"on_lost", DEFAULTS.on_lost.encode())
+    L.obs_data_set_int(data, SETTINGS_VERSION_KEY, SETTINGS_VERSION)
 
 
 def read(data: int) -> SwapSettings:
@@ -39,9 +61,9 @@ def read(data: int) -> SwapSettings:
         _, get, _, from_c, _ = _ACCESS[kind]
         values[name] = from_c(get(data, name.encode()))
     if not str(values["model"]).strip():
-        values["model"] = DEFAULTS.model
+        values["model"] = FILTER_DEFAULTS.model
     if not str(values["device"]).strip():
-        values["device"] = DEFAULTS.device
+        values["device"] = FILTER_DEFAULTS.device
     return SwapSettings(**values)
 
 

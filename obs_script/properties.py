@@ -252,6 +252,9 @@ def status_line(status: dict | None) -> tuple[str, int]:
         return "Starting...", L.OBS_TEXT_INFO_NORMAL
     private = status.get("on_lost", "original") != "original"
     shown = "the source is pixelated" if private else "the source shows unswapped"
+    if status.get("covered"):
+        return ("Privacy view: the source is pixelated (a hotkey asked for it; press it "
+                "again to swap)", L.OBS_TEXT_INFO_WARNING)
     if status.get("problem"):
         return f"Not swapping ({shown}): {status['problem']}", L.OBS_TEXT_INFO_ERROR
     if status["state"] == "loading" and not status["model"]:

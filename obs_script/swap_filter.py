@@ -15,7 +15,8 @@ core.privacy.lost_view says for `on_lost` with no face position known: the paren
 frame. While a new model loads the old one keeps swapping (SwapService swaps atomically).
 A result is drawn only if it is a swap (a worker error publishes the input unchanged) of a
 frame submitted since the filter last resumed (re-enabled, shown again, or its problem
-cleared).
+cleared). A filter `covered` by a hotkey (obs_script.hotkeys: the toggle in a privacy
+mode, "privacy now") draws the mosaic over the whole source and hands nothing to the engine.
 """
 
 from __future__ import annotations
@@ -150,8 +151,11 @@ class FaceSwapFilter:
         self.push = properties.StatusPush()  # when the status line goes to an open panel
         self._watched: tuple[str, tuple | None] = ("", None)  # model file and its version
         self.settings_error = ""
+        self.covered = False  # a hotkey asked for the privacy view: the whole source covered
+        obsdata.migrate(data)
         read = self._read(data)
-        self.settings = self._with_presets(data, read, None) if read else SwapSettings()
+        self.settings = self._with_presets(data, read, None) if read else \
+            obsdata.FILTER_DEFAULTS
         self.service = SwapService(self.settings, fmt="rgba")
         self.feed = FrameFeed(self.service.submit)
 
@@ -285,6 +289,10 @@ class FaceSwapFilter:
         if not width or not height:
             L.obs_source_skip_video_filter(self.source)
             return
+        if self.covered:
+            self.views["covered"] = self.views.get("covered", 0) + 1
+            cover.draw(self.source, width, height)
+            return
         if self.problem and not self._retry_due("render"):
             self._no_swap(width, height)
             return
@@ -378,7 +386,8 @@ class FaceSwapFilter:
                       convert_ms=percentiles(self.feed.convert_ms),
                       convert_errors=self.feed.errors, convert_error=self.feed.last_error,
                       callback_errors=registration.callback_errors(self.key),
-                      on_lost=self.settings.on_lost, panel_pushes=self.push.pushes,
+                      on_lost=self.settings.on_lost, covered=self.covered,
+                      panel_pushes=self.push.pushes,
                       settings=dataclasses.asdict(self.settings))
         self.last_status = status
         if self.push.due(*properties.status_line(status)):

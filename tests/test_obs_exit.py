@@ -50,7 +50,7 @@ def test_obs_quits_cleanly_while_a_slow_model_is_mid_frame(tmp_path):
                 "Slow", lambda f, n=ready["frames_out"]: f["frames_out"] >= n + 1, 60,
                 f"{name}: a slow swap", name=name)
             # the worker takes the next frame as soon as it is done: quitting lands mid-frame
-            assert status["timings"]["total"] > 800, status["timings"]
+            assert status["timings"]["total"] > 800, status["timings"]  # measured 8.6-12.5 s
     session.assert_clean_exit()
     log = session.log_text()
     assert "still running at exit" not in log

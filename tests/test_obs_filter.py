@@ -443,7 +443,7 @@ def test_properties_panel(obs, files):
     # a DFM that is not AMP, one face, on_lost original, label off (NO_LABEL)
     hidden = {n for n, p in props.items() if not p["visible"]}
     assert hidden == {"morph", "face_id", "keep_eyes", "keep_mouth", "hold_ms",
-                      "label_corner", "label_size"}, hidden
+                      "identity_guard", "label_corner", "label_size"}, hidden
     assert "Models folder" in props["model"]["tooltip"]
     models = " ".join(props["model"]["items"])
     assert "persona:default" in models and "double_224" in models and "double_amp_224" in models

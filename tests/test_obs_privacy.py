@@ -261,3 +261,53 @@ def test_a_head_past_the_pose_limit_is_pixelated(obs, files):
         return (colors(face) <= (privacy.FACE_BLOCKS + 3) ** 2
                 and np.array_equal(out[corner], plain[corner]))
     wait_for(pixelated, 20, "the turned face pixelated, the rest untouched")
+
+
+def test_a_new_filter_starts_in_privacy_mode(obs):
+    """Added with no settings (as the Filters dialog adds it), a filter pixelates where it
+    cannot swap; a filter saved before this default keeps "original" (tests/test_obs_script
+    covers the migration on obs_data)."""
+    program(obs, "Scratch scene")
+    obs.client.create_source_filter("Scratch", "Face Swap", "face_swap", {})
+    try:
+        status = obs.wait_filter("Scratch", lambda f: f["settings"], 30, "the new filter")
+        assert status["on_lost"] == "pixelate" and status["settings"]["identity_guard"]
+        saved = obs.client.get_source_filter("Scratch", "Face Swap").filter_settings
+        assert saved.get("settings_version") == 2 and "on_lost" not in saved
+    finally:
+        obs.client.remove_source_filter("Scratch", "Face Swap")
+
+
+def test_the_toggle_hotkey_in_privacy_mode_covers_never_shows_the_face(obs):
+    program(obs, "Swap scene")
+    obs.wait_filter("Swapped", lambda f: f["swapping"] and f["frames_out"] > 3, 60,
+                    "Swapped swapping")
+    plain = obs.screenshot("Plain")
+    obs.client.trigger_hot_key_by_name("face_swap.toggle")
+    try:
+        obs.wait_filter("Swapped", lambda f: f["covered"], 10, "covered by the toggle")
+        assert obs.client.get_source_filter("Swapped", "Face Swap").filter_enabled
+        for _ in range(5):
+            assert is_cover(obs.screenshot("Swapped"), plain)
+    finally:
+        obs.client.trigger_hot_key_by_name("face_swap.toggle")
+    obs.wait_filter("Swapped", lambda f: not f["covered"], 10, "uncovered by the toggle")
+    for _ in range(5):
+        assert face_hidden(obs.screenshot("Swapped"), plain)
+
+
+def test_privacy_now_covers_every_source_even_a_filter_switched_off(obs):
+    program(obs, "Swap scene")
+    plain = obs.screenshot("Plain")
+    obs.client.set_source_filter_enabled("Swapped", "Face Swap", False)
+    obs.client.trigger_hot_key_by_name("face_swap.privacy_now")
+    try:
+        for name in ("Swapped", "OriginalMissing", "Turned"):
+            obs.wait_filter(name, lambda f: f["covered"], 10, f"{name} covered")
+        assert obs.client.get_source_filter("Swapped", "Face Swap").filter_enabled
+        for name in ("Swapped", "OriginalMissing"):  # "original" too: it is a panic key
+            assert is_cover(obs.screenshot(name), plain)
+    finally:
+        obs.client.trigger_hot_key_by_name("face_swap.privacy_now")
+    obs.wait_filter("Swapped", lambda f: not f["covered"], 10, "uncovered")
+    assert face_hidden(obs.screenshot("Swapped"), plain)
