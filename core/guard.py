@@ -7,12 +7,15 @@ face is new or has turned further than when it was last judged, the guard cuts d
 chip (core.recognise) from the input and from the input with the swap merged in, at the
 tracked face's five points, and compares them. Closer than EXPOSED the face is exposed: the
 pipeline cross-fades it to the privacy view until RELEASE_CHECKS checks in a row find it
-hidden again. The check's cost is shared by the frames between checks (the "guard" stage).
+hidden again. The check's cost is shared by the frames between checks (the "guard" stage
+times the part on the frame's own thread; re-checks run on the guard's thread).
 It runs in the privacy modes (see `active`): they promise that the real face is never shown.
 """
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -76,15 +79,45 @@ def _shifted(face: Face, swap: SwapOutput, x0: int, y0: int) -> tuple[Face, Swap
 
 
 class IdentityGuard:
-    """Checks swaps against the live face they were drawn on (see the module docstring)."""
+    """Checks swaps against the live face they were drawn on (see the module docstring).
+
+    The chips are cut on the caller's thread (about a millisecond); the recogniser runs
+    there too for a face never judged (a new face, a still: its first frame waits for the
+    verdict), and otherwise on the guard's own thread, one check at a time, its verdict
+    applying from the frame it is ready on - so a check never holds up a frame."""
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         self.recogniser = Recogniser(device, threads)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="face-swap-guard")
+        self._pending: Future | None = None
+        self.judge_ms = 0.0  # the recogniser's time of the last check (on whichever thread)
 
     def check(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
-              settings: SwapSettings, state: GuardState, frame_number: int) -> None:
-        """Judge one face's swap and update its state: the input and the input with the swap
-        merged in (fully opaque), compared at the face's five points."""
+              settings: SwapSettings, state: GuardState, frame_number: int,
+              drawn: np.ndarray | None = None) -> None:
+        """Start judging one face's swap (see the class docstring): the input against
+        `drawn` (the output, where the swap is drawn in full) or, without it, against the
+        input with the swap merged in here (fully opaque), at the face's five points. A
+        re-check while another is still running waits for a later frame."""
+        first = state.checked_frame is None
+        if not first and self._pending is not None and not self._pending.done():
+            return
+        if drawn is not None:
+            points = [face.points5]
+            chips = np.concatenate([self.recogniser.chips(frame, points, fmt),
+                                    self.recogniser.chips(drawn, points, fmt)])
+        else:
+            chips = self._probe(frame, fmt, face, swap, settings)
+        state.checked_frame = frame_number
+        state.checked_yaw = abs(face.pose[0])
+        if first:
+            self._judge(chips, face.pose[0], state)
+        else:
+            self._pending = self._thread.submit(self._judge, chips, face.pose[0], state)
+
+    def _probe(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
+               settings: SwapSettings) -> np.ndarray:
+        """(input, swapped) chips, the swap merged into a copy of the face's region."""
         margin = CHIP_MARGIN * face.size
         height, width = frame.shape[:2]
         x0, y0 = max(int(face.box[0] - margin), 0), max(int(face.box[1] - margin), 0)
@@ -95,16 +128,24 @@ class IdentityGuard:
         moved, moved_swap = _shifted(face, swap, x0, y0)
         merge(swapped, fmt, moved, moved_swap, settings.with_changes(opacity=1.0))
         points = [moved.points5]
-        chips = np.concatenate([self.recogniser.chips(region, points, fmt),
-                                self.recogniser.chips(swapped, points, fmt)])
+        return np.concatenate([self.recogniser.chips(region, points, fmt),
+                               self.recogniser.chips(swapped, points, fmt)])
+
+    def _judge(self, chips: np.ndarray, yaw: float, state: GuardState) -> None:
+        """The recogniser's verdict on a (input, swapped) chip pair, into `state`."""
+        start = time.perf_counter()
         before, after = self.recogniser.descriptors_of_chips(chips)
+        self.judge_ms = (time.perf_counter() - start) * 1000.0
         apart = distance(before, after)
         state.distance = apart
-        state.checked_frame = frame_number
-        state.checked_yaw = abs(face.pose[0])
-        if apart < exposed_below(face.pose[0]):
+        if apart < exposed_below(yaw):
             state.exposed, state.passes = True, 0
         else:
             state.passes += 1
             if state.passes >= RELEASE_CHECKS or not state.exposed:
                 state.exposed = False
+
+    def wait(self) -> None:
+        """Until the check in flight (if any) has its verdict (tests, benchmarks)."""
+        if self._pending is not None:
+            self._pending.result()

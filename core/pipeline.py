@@ -221,7 +221,9 @@ class Pipeline:
                 state = self._states[face.id] = _FaceState(face, now)
             state.face, state.seen = face, now
         guarded = guard.active(settings)
-        timings["guard"] = self._guard(swapping, live) if guarded else 0.0
+        if guarded:
+            self._frame_number += 1
+            timings["guard"] = self._guard(swapping, live, None)  # faces never judged
         self.faces = [f for f in swapping.selected
                       if f.id in live and not (guarded and self._states[f.id].guard.exposed)]
 
@@ -236,6 +238,8 @@ class Pipeline:
             merge(out, fmt, face, swapped, settings if weight >= 1.0 else
                   settings.with_changes(opacity=settings.opacity * weight))
         timings["merge"] = (time.perf_counter() - t) * 1000.0
+        if guarded:
+            timings["guard"] += self._guard(swapping, live, out)  # the re-checks
 
         if settings.label:
             t = time.perf_counter()
@@ -248,18 +252,26 @@ class Pipeline:
         self.timings = timings
         return out
 
-    def _guard(self, swapping: Swapping, live: dict[int, SwapOutput]) -> float:
-        """Run the identity guard's due checks on this frame's swaps; its ms."""
+    def _guard(self, swapping: Swapping, live: dict[int, SwapOutput],
+               out: np.ndarray | None) -> float:
+        """The identity guard's due checks on this frame's swaps (core.guard); its ms.
+        Without `out` (before the merge): the faces never judged, whose verdict this frame
+        waits for. With `out` (after it): the re-checks, read from the output itself where a
+        face's swap is drawn in full (else the guard merges the swap in on its own)."""
         start = time.perf_counter()
         if self.identity_guard is None:
             self.identity_guard = IdentityGuard(triton.local_device(self.settings.device),
-                                       self.settings.threads)
-        self._frame_number += 1
+                                                self.settings.threads)
         for face in swapping.selected:
-            state = self._states[face.id].guard
-            if face.id in live and guard.due(state, face, self._frame_number):
-                self.identity_guard.check(swapping.frame, swapping.fmt, face, live[face.id],
-                                 swapping.settings, state, self._frame_number)
+            state = self._states[face.id]
+            if face.id not in live or (out is None) != (state.guard.checked_frame is None) \
+                    or not guard.due(state.guard, face, self._frame_number):
+                continue
+            drawn = out if out is not None and self.shown.get(face.id) == "swap" and \
+                state.weight >= 1.0 else None
+            self.identity_guard.check(swapping.frame, swapping.fmt, face, live[face.id],
+                                      swapping.settings, state.guard, self._frame_number,
+                                      drawn)
         return (time.perf_counter() - start) * 1000.0
 
     def _swap_all(self, frame: np.ndarray, fmt: str, faces: list[Face],

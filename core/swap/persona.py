@@ -46,7 +46,7 @@ PERSONAS_DIR = MODELS_DIR / "personas"
 DEFAULT_PERSONA = PERSONAS_DIR / "default.png"
 CROP_SIZE = 256
 MESH_POINTS = 150  # landmark subset per mesh (plus an outer ring): ~330 triangles
-OUTLINE_MARGIN = 0.2  # the mask reaches this x the face size past the live face oval
+OUTLINE_MARGIN = 0.25  # the mask reaches this x the face size past the live face oval
 
 
 def _loop(contour: list[int]) -> list[int]:
@@ -151,7 +151,7 @@ class PersonaSwapper:
         Grown because the outline is who you are: a jaw line, cheek or profile left at the
         edge after the merge's erosion and feathering kept the streamer recognisable at
         turns (dlib's recogniser on ../shared/data/real_turns: the same person in 79 % of
-        photos at 45-60 degrees of yaw without the margin, 7 % with it); the persona's
+        photos at 45-60 degrees of yaw without the margin, 3.6 % with it); the persona's
         outer ring, drawn beyond the oval, fills the margin.
         """
         mask = np.zeros((self.size, self.size), np.uint8)
