@@ -6,7 +6,8 @@ the face size and 10-20 degrees of yaw short at 45-60 degrees, core.headmodel), 
 has no frontal frame for the live path's learned head model. So the yaw is read a second
 way, from the face detector's nose and ear keypoints (core.pose.yaw_from_keypoints), and
 where that reads the turn further than FaceMesh does, the face's own symmetric 3D shape is
-turned to it and fitted to FaceMesh's points (scale and position); from TRUST_FROM to
+turned to it and fitted to FaceMesh's points (scale and position, a robust fit that counts
+the points FaceMesh drifted furthest least: headmodel._place_robustly); from TRUST_FROM to
 TRUST_UNTIL degrees it is blended in, as the live path blends its model.
 """
 

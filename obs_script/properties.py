@@ -54,8 +54,8 @@ LOST_LABELS = {"original": "Show the real face",
                "pixelate": "Pixelate (privacy)"}
 PERSONA = "persona"
 GAMMA_CHANNELS = (("r", "red"), ("g", "green"), ("b", "blue"))
-PUSH_MIN_S = 1.0  # the status line is pushed to an open panel at most once a second ...
-PUSH_NUMBERS_S = 5.0  # ... and for changed figures alone at most every 5 s (less churn)
+PUSH_MIN_S = 1.0  # an open panel is rebuilt for a new status at most once a second ...
+EDIT_QUIET_S = 3.0  # ... and not until this long after the user last changed a setting
 
 
 @dataclass(frozen=True)
@@ -282,40 +282,49 @@ def status_line(status: dict | None) -> tuple[str, int]:
     return line, L.OBS_TEXT_INFO_NORMAL
 
 
+def _words(line: str) -> str:
+    return "".join(ch for ch in line if not ch.isdigit())
+
+
 class StatusPush:
-    """When a filter's status line should be pushed to its open panel (status thread):
-    at once when its kind or wording changes, every PUSH_NUMBERS_S for new figures alone,
-    never twice within PUSH_MIN_S."""
+    """When a filter's open panel is rebuilt to show a new status (status thread).
+
+    OBS cannot update one text in an open panel: obs_source_update_properties rebuilds the
+    whole view, which closes an open dropdown and ends a slider drag. So the status text is
+    written to the settings on every change (`written`: what a panel shows whenever it is
+    built), but a rebuild is asked for only when the line's words or kind change - a new
+    state, an error, a note - never for new figures alone, never twice within PUSH_MIN_S
+    and never within EDIT_QUIET_S of the user's last change (a deferred one follows)."""
 
     def __init__(self) -> None:
-        self.line = ""
+        self.line = ""  # the line of the last rebuild
         self.kind = -1
         self.at = float("-inf")
-        self.pushes = 0
+        self.pushes = 0  # rebuilds asked for
+        self.written = ""  # the line last written to the settings
 
-    def due(self, line: str, kind: int, now: float | None = None) -> bool:
+    def due(self, line: str, kind: int, now: float | None = None,
+            edited_at: float = float("-inf")) -> bool:
         now = time.monotonic() if now is None else now
-        if line == self.line or now - self.at < PUSH_MIN_S:
+        if kind == self.kind and _words(line) == _words(self.line):
             return False
-        words = "".join(ch for ch in line if not ch.isdigit())
-        changed = kind != self.kind or words != "".join(ch for ch in self.line
-                                                        if not ch.isdigit())
-        if not changed and now - self.at < PUSH_NUMBERS_S:
+        if now - self.at < PUSH_MIN_S or now - edited_at < EDIT_QUIET_S:
             return False
         self.line, self.kind, self.at = line, kind, now
         self.pushes += 1
         return True
 
 
-def push_status(flt: FaceSwapFilter) -> None:
-    """On the UI thread: write the status line and ask OBS to rebuild the filter's panel if
-    one is open (obs_source_update_properties: OBS calls build() again)."""
+def push_status(flt: FaceSwapFilter, rebuild: bool) -> None:
+    """On the UI thread: write the status line and, with `rebuild`, ask OBS to rebuild the
+    filter's panel if one is open (obs_source_update_properties: OBS calls build() again)."""
     with registration.live_instances() as filters:
         if flt not in filters:
             return  # destroyed since the push was queued
     line, _ = status_line(flt.last_status)
     _set_status_text(flt, line)
-    L.obs_source_update_properties(flt.source)
+    if rebuild:
+        L.obs_source_update_properties(flt.source)
 
 
 def _set_status_text(flt: FaceSwapFilter, line: str) -> None:

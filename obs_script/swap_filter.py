@@ -149,6 +149,7 @@ class FaceSwapFilter:
         self.swap_drawn_at: float | None = None  # time.monotonic() a swap was last drawn
         self.views: dict[str, int] = {}  # renders without a swap, per lost_view view
         self.push = properties.StatusPush()  # when the status line goes to an open panel
+        self.edited_at = float("-inf")  # time.monotonic() of the user's last settings change
         self._watched: tuple[str, tuple | None] = ("", None)  # model file and its version
         self.settings_error = ""
         self.covered = False  # a hotkey asked for the privacy view: the whole source covered
@@ -170,6 +171,7 @@ class FaceSwapFilter:
         return settings
 
     def update(self, data: int) -> None:
+        self.edited_at = time.monotonic()
         settings = self._read(data)
         if settings is None:
             return
@@ -390,8 +392,11 @@ class FaceSwapFilter:
                       panel_pushes=self.push.pushes,
                       settings=dataclasses.asdict(self.settings))
         self.last_status = status
-        if self.push.due(*properties.status_line(status)):
-            registration.queue_ui(lambda: properties.push_status(self))
+        line, kind = properties.status_line(status)
+        rebuild = self.push.due(line, kind, edited_at=self.edited_at)
+        if rebuild or line != self.push.written:
+            self.push.written = line
+            registration.queue_ui(lambda: properties.push_status(self, rebuild))
         return status
 
     def _watch(self, path: str) -> None:

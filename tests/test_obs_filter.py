@@ -548,6 +548,23 @@ def test_status_refreshes_itself(obs, files):
         obs.client.remove_source_filter("Scratch", "Face Swap")
 
 
+def test_a_steady_status_never_rebuilds_the_panel(obs):
+    """OBS can only rebuild a whole open panel (which closes an open dropdown and ends a
+    slider drag): new figures alone never ask for it, while the status text an opened panel
+    shows keeps up with them."""
+    program(obs, "Main")
+    pushes = obs.wait_filter("Face", lambda f: f["swapping"] and f["frames_out"] > 10, 60,
+                             "Face swapping")["panel_pushes"]
+    texts = set()
+    for _ in range(20):
+        texts.add(obs.client.get_source_filter("Face", "Face Swap").filter_settings.get(
+            "status", ""))
+        time.sleep(0.5)
+    assert all(t.startswith("Swapping persona:default") for t in texts), texts
+    assert len(texts) > 1, texts  # the figures moved on in the text
+    assert obs.filter_status("Face")["panel_pushes"] == pushes  # and no rebuild for them
+
+
 def test_mapping_mistakes_show_at_once(obs):
     """Lines entered in "Scene -> model" (as the Scripts window applies them) that are
     malformed or name an unknown model are logged and put in the script's description."""

@@ -156,14 +156,15 @@ def test_status_line_names_provider_and_problems():
     assert kind == libobs.OBS_TEXT_INFO_WARNING
 
 
-def test_status_push_is_rate_limited_and_prefers_changes():
+def test_the_panel_is_rebuilt_only_for_a_new_status_never_while_edited():
     push = StatusPush()
     assert push.due("Swapping a | 30 fps", 0, now=0.0)
     assert not push.due("Swapping a | 30 fps", 0, now=10.0)  # the same line: never
-    assert not push.due("Swapping a | 29 fps", 0, now=2.0)  # figures alone: wait
-    assert push.due("Swapping a | 29 fps", 0, now=5.5)
-    assert not push.due("Not swapping: x", 2, now=6.0)  # a change, but within a second
-    assert push.due("Not swapping: x", 2, now=6.6)
+    assert not push.due("Swapping a | 29 fps", 0, now=20.0)  # figures alone: never
+    assert not push.due("Not swapping: x", 2, now=20.5, edited_at=19.0)  # being edited
+    assert push.due("Not swapping: x", 2, now=22.5, edited_at=19.0)  # then it follows
+    assert not push.due("Swapping a | 30 fps", 0, now=23.0)  # a change, within a second
+    assert push.due("Swapping a | 30 fps", 0, now=23.6)
     assert push.pushes == 3
 
 
