@@ -147,6 +147,24 @@ def _first_line(exc: Exception) -> str:
     return text[0] if text else type(exc).__name__
 
 
+# gRPC's words for the usual ways a server cannot be reached -> what to tell a streamer
+UNREACHABLE = (("Connection refused", "refused the connection: is it running?"),
+               ("DEADLINE_EXCEEDED", "did not answer in time: is it overloaded or far away?"),
+               ("Deadline Exceeded", "did not answer in time: is it overloaded or far away?"),
+               ("DNS resolution failed", "cannot be found: check the address"),
+               ("Name resolution", "cannot be found: check the address"),
+               ("UNAVAILABLE", "cannot be reached: is it running, and is the address right?"))
+
+
+def unreachable(server_id: str, exc: Exception) -> str:
+    """A failed connection in plain words, e.g. "the inference server triton://host:9
+    refused the connection: is it running?" (gRPC's own first line where it is not one of
+    the usual causes)."""
+    text = _first_line(exc)
+    plain = next((words for needle, words in UNREACHABLE if needle in text), None)
+    return f"the inference server {server_id} " + (plain or f"cannot be reached: {text}")
+
+
 @dataclass(frozen=True)
 class Arg:
     """A graph input or output as onnxruntime's NodeArg describes it."""
@@ -184,8 +202,7 @@ def client(server: Server):
         # in its metadata and requests
         live = connection.is_server_live(client_timeout=server.timeout_s)
     except Exception as exc:
-        raise ServerError(f"cannot reach the inference server {server.id}: "
-                          f"{_first_line(exc)}") from None
+        raise ServerError(unreachable(server.id, exc)) from None
     if not live:
         raise ServerError(f"the inference server {server.id} is not live")
     return connection

@@ -264,6 +264,8 @@ obs_property_set_modified_callback2 = _fn("obs_property_set_modified_callback2",
 obs_property_set_long_description = _fn("obs_property_set_long_description", None, vp, cstr)
 obs_property_set_visible = _fn("obs_property_set_visible", None, vp, C.c_bool)
 obs_property_text_set_info_type = _fn("obs_property_text_set_info_type", None, vp, C.c_int)
+obs_property_text_set_info_word_wrap = _fn("obs_property_text_set_info_word_wrap", None, vp,
+                                           C.c_bool)
 obs_properties_add_group = _fn("obs_properties_add_group", vp, vp, cstr, cstr, C.c_int, vp)
 obs_property_int_set_suffix = _fn("obs_property_int_set_suffix", None, vp, cstr)
 obs_property_float_set_suffix = _fn("obs_property_float_set_suffix", None, vp, cstr)

@@ -459,6 +459,7 @@ def build(flt: FaceSwapFilter) -> int:
     line, kind = status_line(flt.last_status)
     _set_status_text(flt, line)
     L.obs_property_text_set_info_type(status, kind)
+    L.obs_property_text_set_info_word_wrap(status, True)  # a long error wraps, the panel keeps
     for group, (title, controls) in GROUPS.items():
         content = L.obs_properties_create()
         for control in controls:

@@ -370,6 +370,8 @@ class FaceSwapFilter:
             problem = ""
         if self.problem and not problem:
             self.first_seq = self.service.last_seq() + 1  # swaps from before it stay unseen
+        if problem and problem != self.problem:  # the panel wraps it; the log keeps it whole
+            L.log(L.LOG_WARNING, f"{self.parent_name}/{self.name}: not swapping: {problem}")
         self.frame_failed = bool(problem) and latest is not None and not latest.ok
         self.problem = problem
         self.has_pipeline = bool(status["model"])

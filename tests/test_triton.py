@@ -203,8 +203,9 @@ def test_a_model_unloaded_on_the_server_shows_its_error(server):
 def test_unreachable_or_malformed_servers_are_one_line_errors(server):
     gone = f"triton://127.0.0.1:{server.ports[1] + 50}"
     one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
-                           "double_224", "--device", gone), "cannot reach the inference server")
-    one_line_error(run_cli("models", "--device", gone), "cannot reach the inference server")
+                           "double_224", "--device", gone),
+                   f"the inference server {gone} refused the connection: is it running?")
+    one_line_error(run_cli("models", "--device", gone), "refused the connection: is it running?")
     one_line_error(run_cli("swap", str(ASTRONAUT), "-o", "/tmp/never.png", "--model",
                            "double_224", "--device", "triton://nohost"), "bad server address")
     one_line_error(run_cli("devices", "--check", server.device), "use `models --device`")
@@ -243,7 +244,7 @@ def test_a_model_whose_server_was_down_at_load_starts_when_it_returns(server):
                           fmt="rgb")
     try:
         try:
-            with pytest.raises(FaceSwapError, match="cannot reach the inference server"):
+            with pytest.raises(FaceSwapError, match="refused the connection: is it running"):
                 service.wait_loaded(30)
         finally:
             server.start()
@@ -317,7 +318,7 @@ def test_an_obs_filter_runs_its_model_on_the_server(server, tmp_path):
         plain = session.screenshot("Plain")
         assert (session.screenshot("Served") != plain).any(axis=2).mean() > 0.02
         status = session.wait_filter("Gone", lambda f: f["problem"], 60, "Gone's error")
-        assert "cannot reach the inference server" in status["problem"]
+        assert "refused the connection: is it running?" in status["problem"]
         covered = wait_for(lambda: (shot := session.screenshot("Gone")) is not None
                            and (shot != plain).any(axis=2).mean() > 0.8, 20, "Gone covered")
         assert covered
@@ -413,7 +414,7 @@ def test_tls_with_certificates_both_ways(models, tmp_path_factory):
                        secure.device.replace("tritons://", "triton://")):
             one_line_error(run_cli("swap", str(ASTRONAUT), "-o", str(out), "--model",
                                    "double_224", "--device", device),
-                           "cannot reach the inference server")
+                           "the inference server")
     finally:
         secure.stop()
     one_line_error(run_cli("models", "--device", f"triton://127.0.0.1:1?ca={cert}"),
