@@ -15,6 +15,7 @@ line refreshes itself: the status thread asks OBS to rebuild an open panel when 
 
 from __future__ import annotations
 
+import textwrap
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -89,7 +90,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "the script's \"Inference servers\" (Tools > Scripts; the model of the same "
                 "name on that server). A GPU that cannot run the model falls back to the CPU "
                 "and the status says so; a server that does not answer is an error."),
-        Control("threads", "int", "CPU threads",
+        Control("threads", "int", "CPU threads (0 = automatic)",
                 "CPU threads for the models. 0 = automatic (half the cores, leaving the "
                 "rest to OBS and its encoder).", 0, 64, 1),
         Control("morph", "float", "Morph",
@@ -432,7 +433,7 @@ def _add(props: int, control: Control, key: int) -> int:
                                                  control.step)
         if control.suffix:
             L.obs_property_float_set_suffix(prop, control.suffix.encode())
-    L.obs_property_set_long_description(prop, control.tooltip.encode())
+    L.obs_property_set_long_description(prop, tooltip_text(control.tooltip).encode())
     if control.name in TRIGGERS:
         L.obs_property_set_modified_callback2(prop, registration.modified(control.name), key)
     return prop
@@ -446,6 +447,15 @@ def _apply_visibility(props: int, shown: dict[str, bool]) -> None:
         prop = L.obs_properties_get(props, name.encode())
         if prop:
             L.obs_property_set_visible(prop, visible)
+
+
+TOOLTIP_WIDTH = 60  # characters per line: OBS shows a tooltip as one line otherwise
+
+
+def tooltip_text(text: str) -> str:
+    """A tooltip broken into lines of TOOLTIP_WIDTH characters (OBS draws a long
+    description as a single line, running off the screen)."""
+    return textwrap.fill(text, TOOLTIP_WIDTH)
 
 
 def build(flt: FaceSwapFilter) -> int:

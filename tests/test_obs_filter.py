@@ -426,6 +426,8 @@ def test_properties_panel(obs, files):
     controls with a tooltip each, the engine's ranges, and only what applies visible."""
     program(obs, "Dfm scene")
     wait_swapped(obs, "Dfm", "Plain")
+    from obs_script.properties import CONTROLS, TOOLTIP_WIDTH  # needs libobs: not at import
+
     panel = properties_of(obs, "Dfm/Face Swap")
     props = panel["properties"]
     assert panel["order"][0] == "status" and props["status"]["group"] == ""
@@ -435,16 +437,19 @@ def test_properties_panel(obs, files):
     for name, prop in props.items():
         if not name.startswith("group_"):
             assert len(prop["tooltip"]) > 20, f"{name} has no tooltip"
+        if name in CONTROLS:  # broken into lines, not one running off the screen
+            assert max(map(len, prop["tooltip"].splitlines())) <= TOOLTIP_WIDTH, name
     assert props["erode"]["range"] == [-50.0, 50.0] and props["blur"]["range"] == [0.0, 100.0]
     assert props["hold_ms"]["range"] == [0, 60000] and props["hold_ms"]["type"] == 2  # int
     assert props["max_yaw"]["range"] == [0.0, 90.0] and "persona: none" in \
-        props["max_yaw"]["tooltip"]
+        " ".join(props["max_yaw"]["tooltip"].split())
+    assert props["threads"]["label"] == "CPU threads (0 = automatic)"
     assert props["face_coverage"]["range"] == [0.1, 8.0] and props["group_dfm"]["visible"]
     # a DFM that is not AMP, one face, on_lost original, label off (NO_LABEL)
     hidden = {n for n, p in props.items() if not p["visible"]}
     assert hidden == {"morph", "face_id", "keep_eyes", "keep_mouth", "hold_ms",
                       "identity_guard", "label_corner", "label_size"}, hidden
-    assert "Models folder" in props["model"]["tooltip"]
+    assert "Models folder" in " ".join(props["model"]["tooltip"].split())
     models = " ".join(props["model"]["items"])
     assert "persona:default" in models and "double_224" in models and "double_amp_224" in models
     assert any(item.startswith("cpu") for item in props["device"]["items"])
