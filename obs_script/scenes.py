@@ -38,12 +38,21 @@ def parse_mapping(lines: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     return mapping, errors
 
 
-def model_problem(model: str, known: list[str] | None) -> str:
-    """Why a mapped model cannot be used ('' when it can, or cannot be told yet): not a
-    model the scan found (`known`, None while the first scan runs) and no such file."""
-    if known is None or model in known or f"persona:{model}" in known:
+def model_problem(model: str, entries: list[registry.ModelEntry] | None) -> str:
+    """Why a mapped model cannot be used ('' when it can, or cannot be told yet): a model
+    the scan found unusable (named so, with the reason), not a swap model, or neither a
+    model the scan found (`entries`, None while the first scan runs) nor a file."""
+    if entries is None:
         return ""
     path = Path(model).expanduser()
+    for entry in entries:
+        if entry.name in (model, f"persona:{model}") or (
+                entry.path is not None and path.is_absolute() and entry.path == path):
+            if entry.is_swapper:
+                return ""
+            if not entry.usable:
+                return f"model {model!r} is unusable: {entry.reason}"
+            return f"model {model!r} is not a swap model ({entry.describe()})"
     if path.suffix.lower() in registry.MODEL_SUFFIXES or path.is_absolute():
         found = path.is_file() or (not path.is_absolute() and any(
             (folder / path).is_file() for folder in registry.model_dirs()))
@@ -57,7 +66,7 @@ class SceneSwitcher:
     def __init__(self, live: Callable[[], AbstractContextManager[list]]) -> None:
         self.live = live
         self.mapping: dict[str, str] = {}
-        self.errors: list[str] = []  # mistakes in the mapping (bad lines, unknown models)
+        self.errors: list[str] = []  # mistakes in the mapping (bad lines, models not usable)
         self.problems: dict[str, str] = {}  # scene -> why its model is not applied
         self.held = ""  # the program scene whose switch waits for the first model scan
         self._parse_errors: list[str] = []
@@ -77,7 +86,7 @@ class SceneSwitcher:
         mistake is logged once."""
         from obs_script.catalog import CATALOG  # scanned in the background, not on the UI
 
-        known = CATALOG.swapper_names()
+        known = CATALOG.entries()
         self.problems = {scene: problem for scene, model in self.mapping.items()
                          if (problem := model_problem(model, known))}
         if known is None:  # the first scan runs: nothing mapped is applied before it ends

@@ -38,7 +38,7 @@ from obs_script.hotkeys import step_model  # noqa: E402
 from obs_script.preparer import Preparer  # noqa: E402
 from obs_script.properties import CONTROLS, StatusPush, status_line, visibility  # noqa: E402
 from obs_script.render import FramePool  # noqa: E402
-from obs_script.scenes import parse_mapping  # noqa: E402
+from obs_script.scenes import model_problem, parse_mapping  # noqa: E402
 from obs_script.status import StatusWriter  # noqa: E402
 
 pytestmark = pytest.mark.libobs
@@ -125,6 +125,20 @@ def test_scene_mapping_lines():
     mapping, errors = parse_mapping(lines)
     assert mapping == {"Gaming": "dfm_one", "Just Chatting": "persona:x", "a = b": "c"}
     assert errors == ["ignored 'no separator': expected 'Scene name = model'"]
+
+
+def test_a_mapped_model_is_named_unusable_or_unknown_as_it_is(tmp_path):
+    broken = tmp_path / "broken.dfm"
+    entries = [registry.ModelEntry("persona:default", "persona"),
+               registry.ModelEntry("broken", "unusable", broken, reason="not an ONNX file"),
+               registry.ModelEntry("arcface", "arcface", tmp_path / "arcface.onnx")]
+    assert model_problem("persona:default", entries) == ""
+    assert model_problem("default", entries) == ""
+    assert model_problem("broken", entries) == "model 'broken' is unusable: not an ONNX file"
+    assert model_problem(str(broken), entries).endswith("is unusable: not an ONNX file")
+    assert "is not a swap model (ArcFace" in model_problem("arcface", entries)
+    assert model_problem("typo", entries) == "unknown model 'typo'"
+    assert model_problem("typo", None) == ""  # not scanned yet: cannot be told
 
 
 def test_step_model_wraps_both_ways():
