@@ -14,8 +14,8 @@ It runs in the privacy modes (see `active`): they promise that the real face is 
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -83,13 +83,14 @@ class IdentityGuard:
 
     The chips are cut on the caller's thread (about a millisecond); the recogniser runs
     there too for a face never judged (a new face, a still: its first frame waits for the
-    verdict), and otherwise on the guard's own thread, one check at a time, its verdict
-    applying from the frame it is ready on - so a check never holds up a frame."""
+    verdict), and otherwise on a thread of its own, one check at a time, its verdict
+    applying from the frame it is ready on - so a check never holds up a frame. The thread
+    lives for one check (a few a second): an idle guard holds none, so a stopped engine
+    leaves no thread behind."""
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         self.recogniser = Recogniser(device, threads)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="face-swap-guard")
-        self._pending: Future | None = None
+        self._pending: threading.Thread | None = None
         self.judge_ms = 0.0  # the recogniser's time of the last check (on whichever thread)
 
     def check(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
@@ -100,7 +101,7 @@ class IdentityGuard:
         input with the swap merged in here (fully opaque), at the face's five points. A
         re-check while another is still running waits for a later frame."""
         first = state.checked_frame is None
-        if not first and self._pending is not None and not self._pending.done():
+        if not first and self._pending is not None and self._pending.is_alive():
             return
         if drawn is not None:
             points = [face.points5]
@@ -113,7 +114,9 @@ class IdentityGuard:
         if first:
             self._judge(chips, face.pose[0], state)
         else:
-            self._pending = self._thread.submit(self._judge, chips, face.pose[0], state)
+            self._pending = threading.Thread(target=self._judge, args=(chips, face.pose[0], state),
+                                             name="face-swap-guard", daemon=True)
+            self._pending.start()
 
     def _probe(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
                settings: SwapSettings) -> np.ndarray:
@@ -145,7 +148,7 @@ class IdentityGuard:
             if state.passes >= RELEASE_CHECKS or not state.exposed:
                 state.exposed = False
 
-    def wait(self) -> None:
-        """Until the check in flight (if any) has its verdict (tests, benchmarks)."""
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the check in flight (if any) has its verdict, or `timeout` s."""
         if self._pending is not None:
-            self._pending.result()
+            self._pending.join(timeout)

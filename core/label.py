@@ -24,6 +24,22 @@ _FOREGROUND = (255, 255, 255)
 DEFAULT_SIZE = SwapSettings.label_size  # % of the frame's shorter side
 
 
+MIN_OUTPUT_SHARE = 0.5  # a label is at least half as tall as on a source filling the output
+MAX_SIZE = 25.0  # % of the source's shorter side (SwapSettings' range)
+
+
+def size_for_output(size: float, source: tuple[int, int], output: tuple[int, int]) -> float:
+    """The label size (% of the source's shorter side) that keeps it legible where it is
+    seen: a source smaller than the output it is streamed in (a webcam in a corner) gets a
+    label at least MIN_OUTPUT_SHARE as tall as on a full-output source, taking the source as
+    shown 1:1 (the usual for a corner webcam); never over MAX_SIZE. E.g. 6 % on a 320x180
+    webcam in a 1280x720 output: 12 %, a 22 px box (at 6 % it was 16 px, text 9 px high)."""
+    source_short, output_short = min(source), min(output)
+    if source_short <= 0 or output_short <= source_short:
+        return size
+    return min(MAX_SIZE, max(size, size * MIN_OUTPUT_SHARE * output_short / source_short))
+
+
 def label_height(width: int, height: int, size: float = DEFAULT_SIZE) -> int:
     """Box height: `size` % of the shorter side, at least 16 px (still readable when small)."""
     return max(16, int(round(size / 100.0 * min(width, height))))

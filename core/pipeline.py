@@ -152,6 +152,12 @@ class Pipeline:
         self._time = None
         self._frame_number = 0
 
+    def close(self, timeout: float = 1.0) -> None:
+        """Wait (up to `timeout` s) for the identity guard's check in flight, so a stopped
+        engine leaves no thread running."""
+        if self.identity_guard is not None:
+            self.identity_guard.wait(timeout)
+
     def exposed(self, face_id: int) -> bool:
         """Whether the identity guard hides this face's swap now (core.guard)."""
         state = self._states.get(face_id)

@@ -194,6 +194,8 @@ class SwapService:
         stopped = self._worker.stop(max(0.0, deadline - time.perf_counter()))
         if builder is not None and builder is not threading.current_thread():
             builder.join(max(0.0, deadline - time.perf_counter()))
+        if self._pipeline is not None:
+            self._pipeline.close(max(0.0, deadline - time.perf_counter()))
         return stopped
 
     # --- internals -----------------------------------------------------------------------

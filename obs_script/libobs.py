@@ -186,6 +186,9 @@ obs_queue_task = _fn("obs_queue_task", None, C.c_int, vp, vp, C.c_bool)
 obs_get_average_frame_time_ns = _fn("obs_get_average_frame_time_ns", C.c_uint64)
 obs_get_video_frame_time = _gfx("obs_get_video_frame_time", C.c_uint64)
 obs_get_frame_interval_ns = _gfx("obs_get_frame_interval_ns", C.c_uint64)
+obs_get_video = _fn("obs_get_video", vp)
+video_output_get_width = _fn("video_output_get_width", u32, vp)  # the output (stream) size
+video_output_get_height = _fn("video_output_get_height", u32, vp)
 
 # sources
 obs_filter_get_target = _gfx("obs_filter_get_target", vp, vp)

@@ -29,6 +29,7 @@ from collections import deque
 from pathlib import Path
 
 from core import privacy
+from core.label import size_for_output
 from core.modelfiles import file_version
 from core.presets import PRESET_FIELDS
 from core.service import SwapService
@@ -157,7 +158,9 @@ class FaceSwapFilter:
         read = self._read(data)
         self.settings = self._with_presets(data, read, None) if read else \
             obsdata.FILTER_DEFAULTS
-        self.service = SwapService(self.settings, fmt="rgba")
+        self.output_size = (0, 0)  # OBS's output (stream) size, read by poll()
+        self.engine_label_size = 0.0  # the label size the engine draws with (% of the source)
+        self.service = SwapService(self._engine_settings(), fmt="rgba")
         self.feed = FrameFeed(self.service.submit)
 
     # --- UI thread -----------------------------------------------------------------------
@@ -179,7 +182,15 @@ class FaceSwapFilter:
         self.settings = settings
         # `problem` stays until poll() (every 0.5 s) sees the new engine state: clearing it
         # here would draw the old model again until a failing build reports its error.
-        self.service.apply(settings)
+        self.service.apply(self._engine_settings())
+
+    def _engine_settings(self) -> SwapSettings:
+        """The settings the engine swaps with: the filter's, the label sized for the output
+        the source is streamed in (core.label.size_for_output)."""
+        size = size_for_output(self.settings.label_size, self.exchange.size, self.output_size)
+        self.engine_label_size = size
+        return self.settings if size == self.settings.label_size else \
+            self.settings.with_changes(label_size=size)
 
     @staticmethod
     def _with_presets(data: int, settings: SwapSettings, before: str | None) -> SwapSettings:
@@ -353,6 +364,12 @@ class FaceSwapFilter:
         """Refresh `problem` and return this filter's status (engine + render timings)."""
         status = self.service.status()
         self.obs_frame_ns = L.obs_get_frame_interval_ns()  # changes only on a video reset
+        video = L.obs_get_video()
+        self.output_size = (L.video_output_get_width(video),
+                            L.video_output_get_height(video)) if video else (0, 0)
+        if size_for_output(self.settings.label_size, self.exchange.size,
+                           self.output_size) != self.engine_label_size:
+            self.service.apply(self._engine_settings())  # a new source or output size
         path = status["model_file"]  # what the engine loaded: no registry lookup here
         self._watch(path)
         latest = None
@@ -391,6 +408,7 @@ class FaceSwapFilter:
                       convert_errors=self.feed.errors, convert_error=self.feed.last_error,
                       callback_errors=registration.callback_errors(self.key),
                       on_lost=self.settings.on_lost, covered=self.covered,
+                      label_size_drawn=self.engine_label_size, output_size=self.output_size,
                       panel_pushes=self.push.pushes,
                       settings=dataclasses.asdict(self.settings))
         self.last_status = status

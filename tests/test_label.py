@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.label import draw_label, label_height, label_rect
+from core.label import draw_label, label_height, label_rect, size_for_output
 from core.settings import CORNERS
 
 
@@ -54,3 +54,14 @@ def test_label_rejects_unknown_corner_and_bad_frame():
         draw_label(gray(64, 64), "rgb", "middle")
     with pytest.raises(ValueError, match="format"):
         draw_label(gray(64, 64), "rgba")
+
+
+def test_a_small_source_in_a_big_output_gets_a_legible_label():
+    """A 320x180 webcam in a 1280x720 output, shown 1:1: the label's box at least half as
+    tall as on a full-output source (3 % of 720 = 22 px, not 16), never over 25 %."""
+    size = size_for_output(6.0, (320, 180), (1280, 720))
+    assert size == pytest.approx(12.0) and label_height(320, 180, size) == 22
+    assert size_for_output(6.0, (1920, 1080), (1920, 1080)) == 6.0  # fills the output
+    assert size_for_output(6.0, (1920, 1080), (1280, 720)) == 6.0  # bigger than the output
+    assert size_for_output(6.0, (64, 36), (1920, 1080)) == 25.0  # capped
+    assert size_for_output(6.0, (0, 0), (1280, 720)) == 6.0  # no frame yet

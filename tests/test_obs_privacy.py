@@ -55,8 +55,10 @@ def files(tmp_path_factory) -> dict:
     turned = render_head(make_head(cv2.imread(str(ASTRONAUT))[..., ::-1].copy()), 60.0, 0.0)
     turned_path = folder / "turned.png"  # the astronaut's head turned 60 degrees
     cv2.imwrite(str(turned_path), cv2.cvtColor(turned.frame, cv2.COLOR_RGB2BGR))
+    tiny = folder / "tiny.png"  # a webcam far smaller than the 640x360 output
+    cv2.imwrite(str(tiny), cv2.resize(cv2.imread(str(ASTRONAUT)), (96, 54)))
     return {"dfm": dfm, "nan": nan, "truncated": truncated, "no_face": no_face, "slow": slow,
-            "turned": turned_path, "turned_truth": turned.landmarks}
+            "turned": turned_path, "turned_truth": turned.landmarks, "tiny": tiny}
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,7 @@ def obs(files, tmp_path_factory):
         image_source("TurnedPlain", f["turned"]),
         source("Slow", model=str(f["slow"]), threads=1),
         image_source("Scratch", ASTRONAUT),
+        image_source("Tiny", f["tiny"], [face_swap_filter(settings={"label": True})]),
         scene("Errors", [scene_item(n, i + 1, x=(i % 4) * 160, y=(i // 4) * 120, scale=0.3)
                          for i, n in enumerate(["Missing", "Corrupt", "Nan", "Reference",
                                                 "NoFace", "HoldMissing", "OriginalMissing"])]),
@@ -91,6 +94,7 @@ def obs(files, tmp_path_factory):
         scene("Turned scene", [scene_item("Turned", 1, scale=0.5)]),
         scene("Slow scene", [scene_item("Slow", 1, scale=0.5)]),
         scene("Scratch scene", [scene_item("Scratch", 1, scale=0.5)]),
+        scene("Tiny scene", [scene_item("Tiny", 1)]),
         scene("References", [scene_item("Plain", 1), scene_item("NoFacePlain", 2),  # kept
                              scene_item("TurnedPlain", 3)]),
     ]
@@ -311,3 +315,14 @@ def test_privacy_now_covers_every_source_even_a_filter_switched_off(obs):
         obs.client.trigger_hot_key_by_name("face_swap.privacy_now")
     obs.wait_filter("Swapped", lambda f: not f["covered"], 10, "uncovered")
     assert face_hidden(obs.screenshot("Swapped"), plain)
+
+
+def test_a_small_source_gets_a_label_sized_for_the_output(obs):
+    """A 96x54 source in the 640x360 output: the engine draws the label at 20 % of the
+    source (half as tall as on a full-output source: core.label.size_for_output), not 6."""
+    program(obs, "Tiny scene")
+    status = obs.wait_filter("Tiny", lambda f: f["frames_out"] > 3 and f["size"] == [96, 54],
+                             30, "Tiny swapping")
+    assert status["output_size"] == [640, 360] and status["settings"]["label_size"] == 6.0
+    obs.wait_filter("Tiny", lambda f: f["label_size_drawn"] == pytest.approx(20.0), 10,
+                    "the label sized for the output")
