@@ -95,6 +95,15 @@ def read_rgb(path: str | Path, what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(read_bgr(path, what)[..., ::-1])
 
 
+def write_sheet(path: Path, rgb: np.ndarray) -> str:
+    """Write a contact sheet (RGB) as an image file, its folder made; the path written.
+    InputError when it cannot be written."""
+    make_folder(path.parent)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise InputError(f"cannot write the contact sheet {path}")
+    return str(path)
+
+
 def read_video_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
     """The first `limit` (default: all) frames of a video file, BGR; [] if none decode."""
     capture = cv2.VideoCapture(str(path))

@@ -28,7 +28,7 @@ from core.align import similarity, whole_face_template
 from core.commands.bench_photos import persona_descriptor
 from core.face import points5
 from core.headturn import Head, landmark_error, make_head, render_head, sweep
-from core.imageio import read_rgb
+from core.imageio import read_rgb, write_sheet
 from core.landmarks import FaceMesh, roi_from_landmarks
 from core.pipeline import Pipeline
 from core.recognise import SAME_PERSON, Recogniser, distance
@@ -230,11 +230,7 @@ def run_headturn(settings: SwapSettings, portraits: list[Path], step: float = 2.
                               "step_deg": step, "fps": FPS, "bins": bins(every),
                               "portraits": per_portrait}
     if sheet_path is not None:
-        sheet_path.parent.mkdir(parents=True, exist_ok=True)
-        image = np.concatenate(rows, axis=1)
-        if not cv2.imwrite(str(sheet_path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise ValueError(f"cannot write the contact sheet {sheet_path}")
-        report["contact_sheet"] = str(sheet_path)
+        report["contact_sheet"] = write_sheet(sheet_path, np.concatenate(rows, axis=1))
     return report
 
 

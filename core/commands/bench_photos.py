@@ -26,7 +26,7 @@ import numpy as np
 
 from core.errors import InputError
 from core.face import Face
-from core.imageio import read_rgb
+from core.imageio import read_rgb, write_sheet
 from core.pipeline import Pipeline
 from core.recognise import SAME_PERSON, Recogniser, distance
 from core.settings import SwapSettings
@@ -39,7 +39,7 @@ PITCHED = 15.0  # a photo with |pitch| above this is in the "pitch" row, not a y
 MATCH_DISTANCE = 0.5  # a found face matches the label when its centre is this x size away
 SHEET_TILE = 128  # px: each of input and output in a contact-sheet tile
 SHEET_PER_ROW = 6  # photos per bin on the contact sheet
-LEAK_BGR, SAFE_BGR = (40, 40, 230), (60, 180, 60)
+LEAK_RGB, SAFE_RGB = (230, 40, 40), (60, 180, 60)
 
 
 def points5_of_68(pts68: np.ndarray) -> np.ndarray:
@@ -107,9 +107,9 @@ def _tile(image: np.ndarray, swapped: np.ndarray, guarded: np.ndarray, truth: Ph
         x0, y0 = np.round(centre).astype(int)
         crop = padded[y0:y0 + 2 * half, x0:x0 + 2 * half]
         parts.append(cv2.resize(crop, (SHEET_TILE, SHEET_TILE), interpolation=cv2.INTER_AREA))
-    tile = cv2.cvtColor(np.concatenate(parts, axis=1), cv2.COLOR_RGB2BGR)
+    tile = np.concatenate(parts, axis=1)
     text = f"{truth.yaw:+.0f} d{apart:.2f}"
-    colour = LEAK_BGR if apart < SAME_PERSON else SAFE_BGR
+    colour = LEAK_RGB if apart < SAME_PERSON else SAFE_RGB
     cv2.putText(tile, text, (3, SHEET_TILE - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3)
     cv2.putText(tile, text, (3, SHEET_TILE - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
     return tile
@@ -206,10 +206,7 @@ def run_photos(settings: SwapSettings, folder: Path,
             joined = np.concatenate(tiles[row], axis=1)
             strip[:, :joined.shape[1]] = joined
             strips.append(strip)
-        sheet_path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(sheet_path), np.concatenate(strips, axis=0)):
-            raise InputError(f"cannot write the contact sheet {sheet_path}")
-        report["contact_sheet"] = str(sheet_path)
+        report["contact_sheet"] = write_sheet(sheet_path, np.concatenate(strips, axis=0))
     return report
 
 
