@@ -151,7 +151,7 @@ class PersonaSwapper:
         Grown because the outline is who you are: a jaw line, cheek or profile left at the
         edge after the merge's erosion and feathering kept the streamer recognisable at
         turns (dlib's recogniser on ../shared/data/real_turns: the same person in 79 % of
-        photos at 45-60 degrees of yaw without the margin, 3.6 % with it); the persona's
+        photos at 45-60 degrees of yaw without the margin, 4-7 % with it); the persona's
         outer ring, drawn beyond the oval, fills the margin.
         """
         mask = np.zeros((self.size, self.size), np.uint8)
