@@ -4,7 +4,8 @@ face whose swap still looks like the person in front of the camera.
 A swap can fail to hide someone without failing as a swap: a head turned far enough shows
 the streamer's own profile beside the persona. So a few times a second, and at once when a
 face is new or has turned further than when it was last judged, the guard cuts dlib's face
-chip (core.recognise) from the input and from the input with the swap merged in, at the
+chip (core.recognise) from the input and from the output (where the output does not show the
+swap in full - a face hidden or fading - from the input with the swap merged in), at the
 tracked face's five points, and compares them. Closer than EXPOSED the face is exposed: the
 pipeline cross-fades it to the privacy view until RELEASE_CHECKS checks in a row find it
 hidden again. The check's cost is shared by the frames between checks (the "guard" stage
