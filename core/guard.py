@@ -55,6 +55,11 @@ def active(settings: SwapSettings) -> bool:
     return settings.identity_guard and settings.on_lost != "original"
 
 
+def hides(settings: SwapSettings, state: GuardState) -> bool:
+    """Whether the guard hides a face's swap now: it runs and found the face exposed."""
+    return active(settings) and state.exposed
+
+
 def exposed_below(yaw: float) -> float:
     """The recogniser distance under which a swap at this yaw counts as the person."""
     turned = np.clip((abs(yaw) - TURNED_FROM) / (TURNED_UNTIL - TURNED_FROM), 0.0, 1.0)

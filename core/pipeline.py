@@ -126,9 +126,8 @@ class Pipeline:
         self._frame_number = 0
         # built with the pipeline (off the hot path) while the setting is on, so turning a
         # privacy mode on later does not stall a frame while its model loads
-        self.identity_guard: IdentityGuard | None = IdentityGuard(
-            triton.local_device(settings.device), settings.threads) \
-            if settings.identity_guard else None
+        self.identity_guard: IdentityGuard | None = \
+            self._new_guard() if settings.identity_guard else None
         # a model on a server: its requests go out from this thread, one at a time
         self.overlaps = triton.is_server(settings.device)
         self._requests = ThreadPoolExecutor(1, thread_name_prefix="face-swap-request") \
@@ -161,7 +160,7 @@ class Pipeline:
     def exposed(self, face_id: int) -> bool:
         """Whether the identity guard hides this face's swap now (core.guard)."""
         state = self._states.get(face_id)
-        return state is not None and guard.active(self.settings) and state.guard.exposed
+        return state is not None and guard.hides(self.settings, state.guard)
 
     def process_still(self, image: np.ndarray, fmt: str) -> np.ndarray:
         """The swapped copy of a still image: every face `core detect` finds (the same scan:
@@ -231,7 +230,7 @@ class Pipeline:
             self._frame_number += 1
             timings["guard"] = self._guard(swapping, live, None)  # faces never judged
         self.faces = [f for f in swapping.selected
-                      if f.id in live and not (guarded and self._states[f.id].guard.exposed)]
+                      if f.id in live and not guard.hides(settings, self._states[f.id].guard)]
 
         t = time.perf_counter()
         out = frame.copy()
@@ -265,9 +264,8 @@ class Pipeline:
         waits for. With `out` (after it): the re-checks, read from the output itself where a
         face's swap is drawn in full (else the guard merges the swap in on its own)."""
         start = time.perf_counter()
-        if self.identity_guard is None:
-            self.identity_guard = IdentityGuard(triton.local_device(self.settings.device),
-                                                self.settings.threads)
+        if self.identity_guard is None:  # the setting was off when the pipeline was built
+            self.identity_guard = self._new_guard()
         for face in swapping.selected:
             state = self._states[face.id]
             if face.id not in live or (out is None) != (state.guard.checked_frame is None) \
@@ -279,6 +277,9 @@ class Pipeline:
                                       swapping.settings, state.guard, self._frame_number,
                                       drawn)
         return (time.perf_counter() - start) * 1000.0
+
+    def _new_guard(self) -> IdentityGuard:
+        return IdentityGuard(triton.local_device(self.settings.device), self.settings.threads)
 
     def _swap_all(self, frame: np.ndarray, fmt: str, faces: list[Face],
                   settings: SwapSettings) -> tuple[dict[int, SwapOutput], dict[str, float]]:
@@ -305,7 +306,7 @@ class Pipeline:
             known = (now - state.seen) * 1000.0 <= privacy.FACE_MEMORY_MS
             if face_id in live:
                 state.drawn = (state.face, live[face_id])
-                exposed = guard.active(settings) and state.guard.exposed
+                exposed = guard.hides(settings, state.guard)
                 # an exposed swap is never held: lost next, the face is pixelated
                 state.swapped = None if exposed else now
                 view = privacy.PIXELATE_FACE if exposed else "swap"

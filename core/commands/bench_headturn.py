@@ -30,7 +30,7 @@ from core.face import points5
 from core.headturn import Head, landmark_error, make_head, render_head, sweep
 from core.imageio import read_rgb, write_sheet
 from core.landmarks import FaceMesh, roi_from_landmarks
-from core.pipeline import Pipeline
+from core.pipeline import Pipeline, build_swapper
 from core.recognise import SAME_PERSON, Recogniser, distance
 from core.settings import SwapSettings
 from core.stills import faces_in_image
@@ -217,7 +217,7 @@ def run_headturn(settings: SwapSettings, portraits: list[Path], step: float = 2.
     settings = settings.with_changes(label=False)
     per_portrait, every, rows = [], [], []
     recogniser = Recogniser(threads=settings.threads)
-    persona = persona_descriptor(recogniser, Pipeline(settings))
+    persona = persona_descriptor(recogniser, build_swapper(settings), settings)
     for path in portraits:
         head = make_head(read_rgb(path, "portrait"), str(path))
         sheet: dict[float, np.ndarray] = {}

@@ -31,6 +31,7 @@ from core.pipeline import Pipeline
 from core.recognise import SAME_PERSON, Recogniser, distance
 from core.settings import SwapSettings
 from core.stills import faces_in_image, landmarks_for_image
+from core.swap.base import Swapper
 from core.swap.persona import DEFAULT_PERSONA, PersonaSwapper
 
 BIN_DEG = 15.0
@@ -115,14 +116,14 @@ def _tile(image: np.ndarray, swapped: np.ndarray, guarded: np.ndarray, truth: Ph
     return tile
 
 
-def persona_descriptor(recogniser: Recogniser, pipeline: Pipeline) -> np.ndarray | None:
+def persona_descriptor(recogniser: Recogniser, swapper: Swapper,
+                       settings: SwapSettings) -> np.ndarray | None:
     """The descriptor of the face the swap draws: the persona's portrait, or the reference of
     an inswapper; None for a model with no reference face (.dfm)."""
-    swapper = pipeline.swapper
     if isinstance(swapper, PersonaSwapper):
         path = swapper.path or DEFAULT_PERSONA
-    elif pipeline.settings.reference:
-        path = Path(pipeline.settings.reference)
+    elif settings.reference:
+        path = Path(settings.reference)
     else:
         return None
     portrait = read_rgb(path, "persona portrait")
@@ -149,7 +150,7 @@ def run_photos(settings: SwapSettings, folder: Path,
                  "guarded": Pipeline(settings.with_changes(on_lost="pixelate",
                                                            identity_guard=True))}
     recogniser = Recogniser(threads=settings.threads)
-    persona = persona_descriptor(recogniser, pipelines["swap"])
+    persona = persona_descriptor(recogniser, pipelines["swap"].swapper, settings)
     results: dict[str, list[dict[str, Any]]] = {}
     tiles: dict[str, list[np.ndarray]] = {}
     for truth in photos:
