@@ -15,6 +15,7 @@ COMMANDS = {
     "detect": "core.commands.detect",
     "swap": "core.commands.swap",
     "models": "core.commands.models",
+    "enrol": "core.commands.enrol",
     "devices": "core.commands.devices",
     "live": "core.commands.live",
     "bench": "core.commands.bench",

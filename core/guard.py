@@ -15,12 +15,12 @@ It runs in the privacy modes (see `active`): they promise that the real face is 
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from core.background import OneAtATime
 from core.face import Face
 from core.merge import merge
 from core.recognise import SAME_PERSON, Recogniser, distance
@@ -96,7 +96,7 @@ class IdentityGuard:
 
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         self.recogniser = Recogniser(device, threads)
-        self._pending: threading.Thread | None = None
+        self._checks = OneAtATime("face-swap-guard")
         self.judge_ms = 0.0  # the recogniser's time of the last check (on whichever thread)
 
     def check(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
@@ -107,7 +107,7 @@ class IdentityGuard:
         input with the swap merged in here (fully opaque), at the face's five points. A
         re-check while another is still running waits for a later frame."""
         first = state.checked_frame is None
-        if not first and self._pending is not None and self._pending.is_alive():
+        if not first and self._checks.busy():
             return
         if drawn is not None:
             points = [face.points5]
@@ -117,12 +117,8 @@ class IdentityGuard:
             chips = self._probe(frame, fmt, face, swap, settings)
         state.checked_frame = frame_number
         state.checked_yaw = abs(face.pose[0])
-        if first:
-            self._judge(chips, face.pose[0], state)
-        else:
-            self._pending = threading.Thread(target=self._judge, args=(chips, face.pose[0], state),
-                                             name="face-swap-guard", daemon=True)
-            self._pending.start()
+        yaw = face.pose[0]
+        self._checks.run(lambda: self._judge(chips, yaw, state), wait=first)
 
     def _probe(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
                settings: SwapSettings) -> np.ndarray:
@@ -156,5 +152,4 @@ class IdentityGuard:
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the check in flight (if any) has its verdict, or `timeout` s."""
-        if self._pending is not None:
-            self._pending.join(timeout)
+        self._checks.wait(timeout)

@@ -1,5 +1,7 @@
 """One frame through every stage: track -> select -> swap -> merge -> on-lost -> label.
 
+(select: settings.faces; "enrolled" asks core.identity who each face is.)
+
 The CLI, the benchmark and the OBS worker all run this one class, so they swap the same
 way and report the same per-stage timings. The input frame is never modified: it is
 copied once and every stage writes into the copy, only inside the face ROI and the label.
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core import guard, privacy, triton
+from core import guard, identity, privacy, triton
 from core.devices import device_note
+from core.errors import FaceSwapError
 from core.face import Face
 from core.frame import check_frame
 from core.guard import GuardState, IdentityGuard
@@ -27,8 +30,8 @@ from core.stills import faces_in_image
 from core.swap.base import SwapOutput, Swapper
 from core.track import FaceTracker, select_faces
 
-STAGES = ("detect", "landmarks", "track", "copy", "align", "swap", "network", "guard", "merge",
-          "lost", "label", "total")
+STAGES = ("detect", "landmarks", "track", "identity", "copy", "align", "swap", "network", "guard",
+          "merge", "lost", "label", "total")
 NO_LIMIT = 90.0  # degrees: a pose limit this wide never stops a swap
 
 
@@ -42,6 +45,8 @@ class Swapping:
     settings: SwapSettings  # as they were when it began
     tracked: list[Face]
     selected: list[Face]
+    # faces="enrolled": faces not swapped that get a mosaic (smooth=False) or a blur (True)
+    veiled: list[tuple[Face, bool]]
     # (face id -> swap, ms per stage), or its Future while the requests are out
     swaps: Future | tuple[dict[int, SwapOutput], dict[str, float]]
     timings: dict[str, float]
@@ -109,6 +114,16 @@ class Pipeline:
     def __init__(self, settings: SwapSettings) -> None:
         self.settings = settings
         self.swapper = build_swapper(settings)
+        try:
+            self.people = identity.decode(settings.people)
+        except ValueError as exc:
+            raise FaceSwapError(str(exc)) from None
+        # each enrolled person's own model ("" = settings.model), loaded with the pipeline
+        self.swappers: dict[str, Swapper] = {settings.model: self.swapper}
+        for person in self.people:
+            if person.model and person.model not in self.swappers:
+                self.swappers[person.model] = build_swapper(settings.with_changes(
+                    model=person.model))
         self.tracker = FaceTracker(settings, device=triton.local_device(settings.device),
                                    threads=settings.threads)
         # the swap network's provider; a persona has none, so the landmark model's
@@ -120,6 +135,8 @@ class Pipeline:
         self.faces: list[Face] = []  # the faces swapped live in the last frame
         self.tracked: list[Face] = []  # every face the tracker followed in the last frame
         self.shown: dict[int, str] = {}  # face id -> "swap" or the privacy view it got
+        self.guests: list[Face] = []  # faces="enrolled": faces in view not swapped
+        self.identities: dict[int, identity.LockState] = {}  # faces="enrolled": who is who
         self._states: dict[int, _FaceState] = {}
         self._shape: tuple[int, ...] | None = None
         self._time: float | None = None  # the last frame's timestamp (s)
@@ -128,6 +145,9 @@ class Pipeline:
         # privacy mode on later does not stall a frame while its model loads
         self.identity_guard: IdentityGuard | None = \
             self._new_guard() if settings.identity_guard else None
+        self.identity_lock: identity.IdentityLock | None = identity.IdentityLock(
+            self.people, triton.local_device(settings.device), settings.threads) \
+            if self.people else None
         # a model on a server: its requests go out from this thread, one at a time
         self.overlaps = triton.is_server(settings.device)
         self._requests = ThreadPoolExecutor(1, thread_name_prefix="face-swap-request") \
@@ -147,6 +167,8 @@ class Pipeline:
         self.faces = []
         self.tracked = []
         self.shown = {}
+        self.guests = []
+        self.identities = {}
         self._states = {}
         self._time = None
         self._frame_number = 0
@@ -154,8 +176,9 @@ class Pipeline:
     def close(self, timeout: float = 1.0) -> None:
         """Wait (up to `timeout` s) for the identity guard's check in flight, so a stopped
         engine leaves no thread running."""
-        if self.identity_guard is not None:
-            self.identity_guard.wait(timeout)
+        for checker in (self.identity_guard, self.identity_lock):
+            if checker is not None:
+                checker.wait(timeout)
 
     def exposed(self, face_id: int) -> bool:
         """Whether the identity guard hides this face's swap now (core.guard)."""
@@ -192,19 +215,58 @@ class Pipeline:
         if self._shape is not None and self._shape != frame.shape:
             self.reset()  # new resolution: old tracks, held swaps and face areas are void
         self._shape = frame.shape
+        self._frame_number += 1
         if faces is None:
             faces = self.tracker.process(frame, fmt, timestamp=now)
             for stage, key in (("detect", "detect"), ("landmarks", "landmarks"),
                                ("track", "smooth")):
                 timings[stage] = self.tracker.timings.get(key, 0.0)
-        selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))
-        limits = pose_limits(settings, self.swapper)
-        turned = [f for f in selected if within(f, limits)]
+        veiled: list[tuple[Face, bool]] = []
+        if settings.faces == "enrolled":
+            t = time.perf_counter()
+            selected, veiled = self._enrolled(frame, fmt, faces, settings)
+            timings["identity"] = (time.perf_counter() - t) * 1000.0
+        else:
+            selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))
+        turned = [f for f in selected
+                  if within(f, pose_limits(settings, self.swapper_for(f.id)))]
         timings["total"] = (time.perf_counter() - start) * 1000.0  # finish adds the rest
         swaps = self._requests.submit(self._swap_all, frame, fmt, turned, settings) \
             if self._requests is not None and turned else self._swap_all(frame, fmt, turned,
                                                                          settings)
-        return Swapping(frame, fmt, now, settings, faces, selected, swaps, timings)
+        return Swapping(frame, fmt, now, settings, faces, selected, veiled, swaps, timings)
+
+    def swapper_for(self, face_id: int) -> Swapper:
+        """The swapper of a face: its enrolled person's own model, else settings.model's."""
+        state = self.identities.get(face_id)
+        if state is not None and state.verdict == identity.ENROLLED:
+            return self.swappers.get(self.people[state.person].model, self.swapper)
+        return self.swapper
+
+    def _enrolled(self, frame: np.ndarray, fmt: str, faces: list[Face],
+                  settings: SwapSettings) -> tuple[list[Face], list[tuple[Face, bool]]]:
+        """faces="enrolled": (the faces of enrolled people, left to right; the others to
+        veil: a face not known yet or unsure in a privacy mode gets a mosaic, a guest a blur
+        when settings.guests asks for one). See core.identity."""
+        if self.identity_lock is None:
+            raise FaceSwapError("faces=enrolled but nobody is enrolled: enrol a face first "
+                                "(python -m core enrol, --only PHOTO, or the filter's panel)")
+        self.identity_lock.check(frame, fmt, faces, self.identities, self._frame_number)
+        for face_id in [i for i, s in self.identities.items()
+                        if self._frame_number - s.seen_frame > 10 * identity.CHECK_EVERY]:
+            del self.identities[face_id]  # long gone: its id will not come back
+        chosen, veiled = [], []
+        private = settings.on_lost != "original"
+        for face in sorted(faces, key=lambda f: float(f.box[0] + f.box[2])):
+            verdict = self.identities[face.id].verdict
+            if verdict == identity.ENROLLED:
+                chosen.append(face)
+            elif private and verdict != identity.GUEST:
+                veiled.append((face, False))
+            elif settings.guests == "blur":
+                veiled.append((face, True))
+        self.guests = [f for f in faces if self.identities[f.id].verdict != identity.ENROLLED]
+        return chosen, veiled
 
     def finish(self, swapping: Swapping) -> np.ndarray:
         """The output of a begun frame: waits for its swaps, then on-lost views, merge and
@@ -227,7 +289,6 @@ class Pipeline:
             state.face, state.seen = face, now
         guarded = guard.active(settings)
         if guarded:
-            self._frame_number += 1
             timings["guard"] = self._guard(swapping, live, None)  # faces never judged
         self.faces = [f for f in swapping.selected
                       if f.id in live and not guard.hides(settings, self._states[f.id].guard)]
@@ -237,6 +298,8 @@ class Pipeline:
         timings["copy"] = (time.perf_counter() - t) * 1000.0
         t = time.perf_counter()
         layers = self._views(out, live, now, step, settings)
+        for face, smooth in swapping.veiled:
+            privacy.pixelate_face(out, face.box, face.size, smooth)
         timings["lost"] = (time.perf_counter() - t) * 1000.0
         t = time.perf_counter()
         for face, swapped, weight in layers:
@@ -288,11 +351,12 @@ class Pipeline:
         live: dict[int, SwapOutput] = {}
         timings = {"swap": 0.0, "align": 0.0, "network": 0.0}
         for face in faces:
+            swapper = self.swapper_for(face.id)
             t = time.perf_counter()
-            live[face.id] = self.swapper.swap(frame, fmt, face, settings)
+            live[face.id] = swapper.swap(frame, fmt, face, settings)
             timings["swap"] += (time.perf_counter() - t) * 1000.0
-            timings["align"] += self.swapper.timings.get("align", 0.0)
-            timings["network"] += self.swapper.timings.get("network", 0.0)
+            timings["align"] += swapper.timings.get("align", 0.0)
+            timings["network"] += swapper.timings.get("network", 0.0)
         timings["swap"] -= timings["align"] + timings["network"]
         return live, timings
 
@@ -325,6 +389,7 @@ class Pipeline:
                     del self._states[face_id]
                 continue
             self.shown[face_id] = view
-        if settings.on_lost != "original" and not self.shown:
+        if settings.on_lost != "original" and not self.shown and \
+                not (settings.faces == "enrolled" and self.guests):
             privacy.cover(out)  # no face position is known: the whole frame
         return layers

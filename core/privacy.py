@@ -46,14 +46,15 @@ def cover_block_px(width: int, height: int) -> float:
     return max(1.0, min(width, height) / COVER_BLOCKS)
 
 
-def _mosaic(region: np.ndarray, side: float) -> None:
-    """Replace `region`'s colours in place by the mean colours of `side`-px blocks (an
-    alpha channel is the source's and stays as it is)."""
+def _mosaic(region: np.ndarray, side: float, smooth: bool = False) -> None:
+    """Replace `region`'s colours in place by the mean colours of `side`-px blocks, or a
+    smooth blend of them (`smooth`); an alpha channel is the source's and stays as it is."""
     height, width = region.shape[:2]
     color = np.ascontiguousarray(region[..., :3])
     small = cv2.resize(color, (max(1, round(width / side)), max(1, round(height / side))),
                        interpolation=cv2.INTER_AREA)
-    region[..., :3] = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+    region[..., :3] = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR
+                                 if smooth else cv2.INTER_NEAREST)
 
 
 def face_area(box: np.ndarray, size: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -64,12 +65,13 @@ def face_area(box: np.ndarray, size: float, shape: tuple[int, ...]) -> tuple[int
             min(int(np.ceil(box[2] + margin)), width), min(int(np.ceil(box[3] + margin)), height))
 
 
-def pixelate_face(frame: np.ndarray, box: np.ndarray, size: float) -> None:
-    """Coarse mosaic over a face box plus a margin, in place, only inside that area."""
+def pixelate_face(frame: np.ndarray, box: np.ndarray, size: float, smooth: bool = False) -> None:
+    """Coarse mosaic over a face box plus a margin, in place, only inside that area;
+    `smooth`: blurred instead of blocks (a guest, settings.guests == "blur")."""
     x0, y0, x1, y1 = face_area(box, size, frame.shape)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
-    _mosaic(frame[y0:y1, x0:x1], max(x1 - x0, y1 - y0) / FACE_BLOCKS)
+    _mosaic(frame[y0:y1, x0:x1], max(x1 - x0, y1 - y0) / FACE_BLOCKS, smooth)
 
 
 def cover(frame: np.ndarray) -> None:

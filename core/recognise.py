@@ -94,14 +94,21 @@ class Recogniser:
             return np.zeros((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
         return np.stack([face_chip(frame, p, self.template, fmt) for p in points5])
 
-    def descriptors_of_chips(self, chips: np.ndarray) -> np.ndarray:
-        """[K, 128] float32 descriptors of [K, 150, 150, 3] uint8 RGB chips, one batch."""
+    def descriptors_of_chips(self, chips: np.ndarray, mirror: bool = False) -> np.ndarray:
+        """[K, 128] float32 descriptors of [K, 150, 150, 3] uint8 RGB chips, one batch.
+        `mirror`: each the mean of the chip's and its mirror image's (twice the work; on
+        ../shared/data/identity it keeps the same person nearer and others farther: the
+        95th percentile of a person's distances 0.543 -> 0.526, the nearest other person
+        0.543 -> 0.557)."""
         if len(chips) == 0:
             return np.zeros((0, DESCRIPTOR_SIZE), np.float32)
-        return run(self.session, {"image": np.ascontiguousarray(chips, np.uint8)})[0]
+        batch = np.concatenate([chips, chips[:, :, ::-1]]) if mirror else chips
+        descriptors = run(self.session, {"image": np.ascontiguousarray(batch, np.uint8)})[0]
+        return (descriptors[:len(chips)] + descriptors[len(chips):]) / 2.0 if mirror \
+            else descriptors
 
     def descriptors(self, frame_rgb: np.ndarray, points5: list[np.ndarray],
-                    fmt: str = "rgb") -> np.ndarray:
+                    fmt: str = "rgb", mirror: bool = False) -> np.ndarray:
         """[K, 128] descriptors of the K faces given by their points5 (core.face.points5, in
         frame pixels) in one batched run; compare them with distance() and SAME_PERSON."""
-        return self.descriptors_of_chips(self.chips(frame_rgb, points5, fmt))
+        return self.descriptors_of_chips(self.chips(frame_rgb, points5, fmt), mirror)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-FACE_SELECTIONS = ("largest", "all", "centre", "id")
+FACE_SELECTIONS = ("largest", "all", "centre", "id", "enrolled")
+GUESTS = ("show", "blur")  # faces="enrolled": what faces of people not enrolled get
 COLOR_TRANSFERS = ("none", "rct", "hist")
 # which masks are multiplied into the blend mask: the model's mask of your face ("source"),
 # its mask of the swapped face ("celeb"), the outline of your face's landmarks ("hull");
@@ -29,7 +30,9 @@ RANGES = (("threads", 0, 64), ("face_id", 0, 999), ("max_faces", 1, 16), ("morph
 
 # Settings that change which model files and sessions are loaded: a change rebuilds the
 # pipeline (the rest apply live), and models are prepared and cached by these.
-REBUILD_FIELDS = ("model", "models_dir", "reference", "device", "threads")
+# (people: its per-person models are loaded with the pipeline, and a new enrolment is judged
+# afresh)
+REBUILD_FIELDS = ("model", "models_dir", "reference", "device", "threads", "people")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class SwapSettings:
     faces: str = "largest"  # one of FACE_SELECTIONS
     face_id: int = 0  # used when faces == "id"
     max_faces: int = 4  # faces followed (and swapped) at once; each costs a FaceMesh run
+    people: str = ""  # enrolled people for faces="enrolled" (core.identity.encode: no pictures)
+    guests: str = "show"  # one of GUESTS
     morph: float = 0.75  # AMP .dfm morph_value
     # the .dfm crop, framed as DeepFaceLive's face aligner frames it (core.framing)
     face_coverage: float = 2.2  # crop side in mean-face unit squares
@@ -86,7 +91,8 @@ class SwapSettings:
     label_size: float = 6.0
 
     def __post_init__(self) -> None:
-        for name, allowed in (("faces", FACE_SELECTIONS), ("color_transfer", COLOR_TRANSFERS),
+        for name, allowed in (("faces", FACE_SELECTIONS), ("guests", GUESTS),
+                              ("color_transfer", COLOR_TRANSFERS),
                               ("mask", MASK_MODES), ("interpolation", INTERPOLATIONS),
                               ("on_lost", ON_LOST), ("label_corner", CORNERS)):
             value = getattr(self, name)

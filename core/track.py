@@ -47,6 +47,7 @@ class _Track:
     smoother: OneEuroFilter
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))  # box_of(raw)
     model: HeadModel = field(default_factory=HeadModel)  # its own shape, through head turns
+    since: int = 0  # the frame this track started on (an id found again starts a new one)
 
 
 class FaceTracker:
@@ -118,6 +119,7 @@ class FaceTracker:
             smoothed = track.smoother(track.raw, t, scale=_face_scale(track.box))
             face = make_face(smoothed, track.presence, track.id)
             face.extra["frame_size"] = (w, h)
+            face.extra["tracked_since"] = track.since
             faces.append(face)
         if self.settings.faces in SINGLE_FACE_MODES and len(faces) > 1:
             faces = select_faces(faces, self.settings, (w, h))
@@ -181,7 +183,7 @@ class FaceTracker:
                 continue
             face_id, model = self._reuse(box)
             track = _Track(face_id, landmarks, presence, OneEuroFilter(self.settings.smoothing),
-                           box, model)
+                           box, model, self.frames)
             model.observe(frame, fmt, landmarks)
             model.bootstrap(frame, fmt, landmarks, det.keypoints)  # first seen turned
             alive.append(track)
@@ -239,12 +241,13 @@ def select_faces(faces: list[Face], settings: SwapSettings,
 
     largest: the biggest face; all: every face, left to right; centre: the face closest to
     the frame centre (frame_size (w, h), else the tracker's face.extra["frame_size"]);
-    id: the face whose id is settings.face_id (none if it is not in view).
+    id: the face whose id is settings.face_id (none if it is not in view); enrolled: every
+    face, left to right (the pipeline swaps those core.identity knows as enrolled people).
     """
     if not faces:
         return []
     mode = settings.faces
-    if mode == "all":
+    if mode in ("all", "enrolled"):
         return sorted(faces, key=lambda f: float(f.box[0] + f.box[2]))
     if mode == "largest":
         return [max(faces, key=lambda f: f.size)]

@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--headturn: degrees between frames (default 2: 60°/s at 30 fps)")
     parser.add_argument("--sheet", default=str(HEADTURN_SHEET),
                         help="--headturn: where the contact sheet PNG goes")
+    parser.add_argument("--identity", metavar="DIR",
+                        help="identity-lock benchmark (faces=enrolled) on a labelled set, e.g. "
+                             "../shared/data/identity; with --input VIDEO also a live clip")
     parser.add_argument("--streams", type=stream_counts, default=None, metavar="N[,N...]",
                         help="with --device triton://HOST:PORT: that many concurrent streams "
                              "on the server's model (e.g. 1,2,4), throughput and latency")
@@ -337,6 +340,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.headturn:
         return _headturn(args)
+    if args.identity:
+        return _identity(args)
     if args.streams:
         return _streams(args)
     size = args.size
@@ -378,6 +383,20 @@ def _streams(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         bench_streams.print_streams(report)
+    return 0
+
+
+def _identity(args: argparse.Namespace) -> int:
+    from core.commands import bench_identity
+
+    settings = tuned(SwapSettings(model=args.model, reference=args.reference,
+                                  device=args.device, threads=args.threads), args)
+    report = bench_identity.run_identity(settings, Path(args.identity),
+                                         Path(args.input) if args.input else None)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        bench_identity.print_report(report)
     return 0
 
 

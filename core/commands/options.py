@@ -7,8 +7,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
+from core import identity, triton
 from core.errors import FaceSwapError
 from core.presets import Presets
+from core.recognise import Recogniser
 from core.settings import RANGES, SwapSettings
 
 MAX_FRAME = (7680, 4320)  # 8K UHD: the largest frame a benchmark or a camera is asked for
@@ -62,13 +66,20 @@ frame_sizes.__name__ = "sizes"
 
 
 def add_tuning(parser: argparse.ArgumentParser) -> None:
-    """--set and --presets: every other setting, and per-model presets."""
+    """--set and --presets: every other setting, and per-model presets; --only and --people:
+    who is swapped (they imply faces=enrolled)."""
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="any other setting, e.g. --set color_transfer=hist --set erode=3 "
                              "(names: core/settings.py SwapSettings)")
     parser.add_argument("--presets", type=Path, metavar="FILE",
                         help="per-model presets (JSON: model name -> settings, as the OBS "
                              "filter keeps them): the chosen model's come before --set")
+    parser.add_argument("--only", action="append", default=[], type=Path, metavar="PHOTO",
+                        help="swap only this person (a photo of them alone; repeatable: "
+                             "several photos of one person); guests are left as they are")
+    parser.add_argument("--people", type=Path, metavar="FILE",
+                        help="swap only the people enrolled in FILE (python -m core enrol), "
+                             "each with their own model where they have one")
 
 
 def tuned(base: SwapSettings, args: argparse.Namespace) -> SwapSettings:
@@ -76,6 +87,23 @@ def tuned(base: SwapSettings, args: argparse.Namespace) -> SwapSettings:
     or value is a one-line FaceSwapError."""
     try:
         settings = Presets.read(args.presets).recall(base) if args.presets else base
-        return settings.with_pairs(args.set)
+        settings = settings.with_pairs(args.set)
     except ValueError as exc:
         raise FaceSwapError(str(exc)) from None
+    return enrolled(settings, args)
+
+
+def enrolled(settings: SwapSettings, args: argparse.Namespace) -> SwapSettings:
+    """`settings` with the people of --people and the person of --only photos enrolled (and
+    faces=enrolled); unchanged without them."""
+    if not args.only and not args.people:
+        return settings
+    people = identity.read_people(args.people) if args.people else []
+    if args.only:
+        recogniser = Recogniser(triton.local_device(settings.device), settings.threads)
+        descriptors = np.stack([identity.descriptor_of_photo(photo, recogniser)
+                                for photo in args.only])
+        people = identity.with_person(people, identity.Person("you", descriptors))
+    if not people:
+        raise FaceSwapError(f"{args.people}: nobody is enrolled in it")
+    return settings.with_changes(people=identity.encode(people), faces="enrolled")

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core import identity
 from core.commands.options import MAX_FRAME, add_tuning, tuned
 from core.commands.stopping import stop_requests
 from core.errors import FaceSwapError, InputError, TruncatedInput
@@ -67,6 +68,13 @@ def not_swapped(pipeline: Pipeline) -> dict[int, str]:
                                 "pixelated it)")
         else:
             reasons[face_id] = "turned past the pose limits (max_yaw, max_pitch)"
+    for face_id, state in pipeline.identities.items():  # faces=enrolled
+        if state.verdict == identity.UNKNOWN:
+            reasons[face_id] = (f"turned too far to tell whether it is an enrolled person "
+                                f"(over {identity.JUDGE_MAX_YAW:.0f} degrees)")
+        elif state.verdict == identity.UNSURE_FACE:
+            reasons[face_id] = (f"it may be an enrolled person, but not surely (distance "
+                                f"{state.distance:.2f}, enrolled under {identity.MATCH})")
     return reasons
 
 
@@ -194,7 +202,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {pipeline.device_note}", file=sys.stderr)
     if is_image(source):
         faces = swap_image(pipeline, source, output, args.allow_unswapped)
-        print(f"swapped {faces} face(s) with {pipeline.model_name}: {output}")
+        guests = f" ({len(pipeline.guests)} face(s) of people not enrolled left out)" \
+            if pipeline.settings.faces == "enrolled" and pipeline.guests else ""
+        print(f"swapped {faces} face(s) with {pipeline.model_name}: {output}{guests}")
         return 0
     print("note: audio is not copied (OpenCV writes video only)", file=sys.stderr)
     frames, with_face = swap_video(pipeline, source, output)

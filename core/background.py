@@ -1,0 +1,37 @@
+"""A job on a thread of its own, one at a time: how the engine's recogniser checks (the
+identity guard, the identity lock) stay off the frame's path.
+
+A check's verdict may arrive a few frames late; a frame never waits for it. The thread
+lives for one job (a few a second at most): an idle checker holds none, so a stopped
+engine leaves no thread behind (`wait` before dropping it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class OneAtATime:
+    """Runs jobs now (`wait=True`) or on a thread of their own, never two at once."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pending: threading.Thread | None = None
+
+    def busy(self) -> bool:
+        """Whether a job started earlier is still running."""
+        return self._pending is not None and self._pending.is_alive()
+
+    def run(self, job: Callable[[], None], wait: bool) -> None:
+        """`job` on this thread (wait) or on its own thread; the caller checks `busy` first."""
+        if wait:
+            job()
+            return
+        self._pending = threading.Thread(target=job, name=self.name, daemon=True)
+        self._pending.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the job in flight (if any) is done, or `timeout` s."""
+        if self._pending is not None:
+            self._pending.join(timeout)
