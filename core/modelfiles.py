@@ -16,6 +16,8 @@ BUILTIN_DIR = MODELS_DIR / "builtin"
 DETECTOR_SHORT = "face_detection_short_range.onnx"
 DETECTOR_FULL = "face_detection_full_range.onnx"
 FACE_MESH = "face_landmark.onnx"
+PALM_DETECTOR = "palm_detection_lite.onnx"
+HAND_LANDMARKS = "hand_landmark_lite.onnx"
 
 
 def file_sha256(path: Path) -> str:

@@ -236,6 +236,14 @@ class Pipeline:
                                                                          settings)
         return Swapping(frame, fmt, now, settings, faces, selected, veiled, swaps, timings)
 
+    @property
+    def warning(self) -> str:
+        """What a host shows beside its status while the settings cannot do what they say."""
+        if self.settings.faces == "enrolled" and not self.people:
+            return ("nobody is enrolled yet: no face is swapped (in a privacy mode every face "
+                    "is pixelated) until someone is")
+        return ""
+
     def swapper_for(self, face_id: int) -> Swapper:
         """The swapper of a face: its enrolled person's own model, else settings.model's."""
         state = self.identities.get(face_id)
@@ -248,24 +256,24 @@ class Pipeline:
         """faces="enrolled": (the faces of enrolled people, left to right; the others to
         veil: a face not known yet or unsure in a privacy mode gets a mosaic, a guest a blur
         when settings.guests asks for one). See core.identity."""
-        if self.identity_lock is None:
-            raise FaceSwapError("faces=enrolled but nobody is enrolled: enrol a face first "
-                                "(python -m core enrol, --only PHOTO, or the filter's panel)")
-        self.identity_lock.check(frame, fmt, faces, self.identities, self._frame_number)
+        if self.identity_lock is not None:  # else nobody is enrolled: nobody is known
+            self.identity_lock.check(frame, fmt, faces, self.identities, self._frame_number)
         for face_id in [i for i, s in self.identities.items()
                         if self._frame_number - s.seen_frame > 10 * identity.CHECK_EVERY]:
             del self.identities[face_id]  # long gone: its id will not come back
         chosen, veiled = [], []
         private = settings.on_lost != "original"
         for face in sorted(faces, key=lambda f: float(f.box[0] + f.box[2])):
-            verdict = self.identities[face.id].verdict
+            state = self.identities.get(face.id)
+            verdict = identity.UNKNOWN if state is None else state.verdict
             if verdict == identity.ENROLLED:
                 chosen.append(face)
             elif private and verdict != identity.GUEST:
                 veiled.append((face, False))
             elif settings.guests == "blur":
                 veiled.append((face, True))
-        self.guests = [f for f in faces if self.identities[f.id].verdict != identity.ENROLLED]
+        swapped = {f.id for f in chosen}
+        self.guests = [f for f in faces if f.id not in swapped]
         return chosen, veiled
 
     def finish(self, swapping: Swapping) -> np.ndarray:

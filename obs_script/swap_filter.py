@@ -35,7 +35,7 @@ from core.presets import PRESET_FIELDS
 from core.service import SwapService
 from core.settings import SwapSettings
 from core.worker import percentile
-from obs_script import cover, obsdata, properties, registration
+from obs_script import cover, enrolment, obsdata, properties, registration
 from obs_script import libobs as L
 from obs_script.asyncframe import YUV_FORMATS, FrameFeed, format_name
 from obs_script.render import FrameExchange, copy_async_frame, frame_info, render_directly
@@ -153,6 +153,7 @@ class FaceSwapFilter:
         self.edited_at = float("-inf")  # time.monotonic() of the user's last settings change
         self._watched: tuple[str, tuple | None] = ("", None)  # model file and its version
         self.settings_error = ""
+        self.enrolment = enrolment.Enrolment()  # faces=enrolled: enrolling from the panel
         self.covered = False  # a hotkey asked for the privacy view: the whole source covered
         obsdata.migrate(data)
         read = self._read(data)
@@ -180,6 +181,7 @@ class FaceSwapFilter:
             return
         settings = self._with_presets(data, settings, self.settings.model)
         self.settings = settings
+        enrolment.on_update(self, data)
         # `problem` stays until poll() (every 0.5 s) sees the new engine state: clearing it
         # here would draw the old model again until a failing build reports its error.
         self.service.apply(self._engine_settings())

@@ -60,7 +60,8 @@ def _describe(props: int, group: str, found: dict) -> None:
 
 def describe_properties(source: int) -> dict:
     """{property name: {"visible", "group", "type", "label", "tooltip", "items", "range"}}
-    of a source's properties (groups included, in panel order), plus its status text."""
+    of a source's properties (groups included, in panel order), its status text, and the
+    text each text or path property shows ("texts")."""
     props = L.obs_source_properties(source)
     found: dict = {}
     try:
@@ -69,10 +70,13 @@ def describe_properties(source: int) -> dict:
         L.obs_properties_destroy(props)
     data = L.obs_source_get_settings(source)
     try:
-        status = L.text(L.obs_data_get_string(data, b"status"))
+        texts = {name: L.text(L.obs_data_get_string(data, name.encode()))
+                 for name, entry in found.items()
+                 if entry["type"] in (L.OBS_PROPERTY_TEXT, L.OBS_PROPERTY_PATH)}
     finally:
         L.obs_data_release(data)
-    return {"properties": found, "order": list(found), "status": status}
+    return {"properties": found, "order": list(found), "status": texts.get("status", ""),
+            "texts": texts}
 
 
 def apply_script_settings(module) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from core import SAMPLES_DIR, identity
 from core.commands import bench_identity
-from core.errors import FaceSwapError, InputError
+from core.errors import InputError
 from core.face import Face
 from core.headturn import make_head, render_head
 from core.imageio import read_bgr, read_rgb
@@ -205,9 +205,26 @@ def test_each_enrolled_person_gets_their_own_model(recogniser, tmp_path):
         kinds[photo] = pipeline.swapper_for(face.id).name
     assert kinds["group_01.jpg"] == "persona:default"
     assert kinds["group_03.jpg"] != "persona:default"
-    with pytest.raises(FaceSwapError, match="nobody is enrolled"):
-        Pipeline(SwapSettings(faces="enrolled", label=False)).process_still(
-            read_bgr(IMAGES / "group_01.jpg"), "bgr")
+
+
+
+def test_with_nobody_enrolled_nobody_is_swapped():
+    """faces=enrolled before anyone is enrolled (an OBS filter set so, about to enrol the
+    face in view): nothing is swapped, a privacy mode pixelates every face, and the
+    pipeline says why; the CLI refuses it."""
+    photo = read_bgr(IMAGES / "group_01.jpg")
+    for mode, veiled in (("original", False), ("pixelate", True)):
+        pipeline = Pipeline(SwapSettings(faces="enrolled", label=False, on_lost=mode))
+        out = pipeline.process_still(photo, "bgr")
+        assert pipeline.faces == [] and len(pipeline.guests) == 2
+        assert "nobody is enrolled yet" in pipeline.warning
+        for face in pipeline.tracked:
+            assert np.array_equal(out[_region(face)], photo[_region(face)]) != veiled, mode
+    done = subprocess.run([sys.executable, "-m", "core", "swap", str(IMAGES / "group_01.jpg"),
+                           "-o", "/tmp/unused.png", "--set", "faces=enrolled"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: faces=enrolled: nobody is enrolled")
 
 
 def test_cli_enrols_and_swaps_only_the_enrolled(tmp_path):

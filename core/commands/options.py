@@ -97,6 +97,9 @@ def enrolled(settings: SwapSettings, args: argparse.Namespace) -> SwapSettings:
     """`settings` with the people of --people and the person of --only photos enrolled (and
     faces=enrolled); unchanged without them."""
     if not args.only and not args.people:
+        if settings.faces == "enrolled" and not settings.people:
+            raise FaceSwapError("faces=enrolled: nobody is enrolled (--people FILE from "
+                                "python -m core enrol, or --only PHOTO)")
         return settings
     people = identity.read_people(args.people) if args.people else []
     if args.only:

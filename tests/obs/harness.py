@@ -308,6 +308,24 @@ class ObsSession:
             return entry if entry is not None and check(entry) else None
         return wait_for(probe, timeout, what or f"status of {source}/{name}")
 
+    def program(self, scene_name: str) -> None:
+        """Put a scene on program and wait until the script has seen it."""
+        self.client.set_current_program_scene(scene_name)
+        wait_for(lambda: self.status()["scene"] == scene_name, 20,
+                 f"scene {scene_name} on program")
+
+    def properties_of(self, key: str) -> dict:
+        """Build every filter's properties panel in OBS (test hook) and return the one of
+        `key` ("source/filter")."""
+        def report() -> dict:
+            return self.status().get("test_properties", {})
+
+        # a report from before this call must not be taken for this one
+        before = wait_for(lambda: [report().get("built", 0)], 30, "the script's status")[0]
+        self.client.trigger_hot_key_by_name("face_swap.test_properties")
+        return wait_for(lambda: report().get("built", 0) > before and report()[key], 20,
+                        f"properties of {key}")
+
     def screenshot(self, source: str) -> np.ndarray:
         """The source as OBS renders it (with its filters), RGBA at its own size."""
         reply = self.client.send("GetSourceScreenshot",

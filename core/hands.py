@@ -1,0 +1,241 @@
+"""Hands near faces: MediaPipe's palm detector and hand landmarks, and the hand's silhouette.
+
+A hand in front of the face must stay in front of the swap ("wave your hand in front of your
+face" is how a viewer tests a live swap). Hands are only looked for where they can cover a
+tracked face: the palm detector (palm_detection_lite, 192 px) runs on the region around each
+face every `detect_interval` frames while no hand is followed there; a hand found is followed
+frame to frame by the hand landmark model (hand_landmark_lite, 224 px) on a crop predicted
+from its last landmarks, as MediaPipe's hand tracking does. No face, no hand search: a frame
+without faces costs nothing here.
+
+The silhouette drawn from the 21 landmarks is the palm polygon plus a capsule per finger
+bone, as wide as a finger (the spacing of the knuckles), slightly feathered: the pixels the
+merge keeps live (core.merge, `keep`), so the real hand is drawn over the swapped face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from core.detect import iou, letterbox, ssd_anchors, weighted_nms
+from core.face import Face
+from core.frame import to_rgb
+from core.landmarks import Roi
+from core.modelfiles import HAND_LANDMARKS, PALM_DETECTOR, builtin_model
+from core.runtime import get_session, run
+
+PALM_SIZE, LANDMARK_SIZE = 192, 224
+PALM_SCORE = 0.5
+PRESENCE = 0.5  # hand landmark model's hand flag: below this the hand is lost
+SEARCH_SCALE = 3.0  # the region searched for hands: the face box grown to this x its size
+PALM_ROI_SCALE, PALM_ROI_SHIFT = 2.6, -0.5  # palm box -> whole-hand crop (MediaPipe's)
+HAND_ROI_SCALE, HAND_ROI_SHIFT = 2.0, -0.1  # landmarks -> the next frame's crop
+# landmark indices: wrist, then thumb, index, middle, ring, little finger (4 each)
+WRIST, INDEX_MCP, MIDDLE_MCP, PINKY_MCP = 0, 5, 9, 17
+PALM = (0, 1, 2, 5, 9, 13, 17)
+FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+ROI_POINTS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)  # the points that frame the next crop
+FINGER_WIDTH = 1.0  # capsule width, in knuckle spacings (index to middle MCP)
+FEATHER = 0.25  # edge softness, in knuckle spacings
+
+
+@dataclass
+class Hand:
+    """One hand in frame px: 21 landmarks (x, y, z), its presence, and its follow id."""
+
+    landmarks: np.ndarray  # (21, 3) float32
+    presence: float
+    id: int = 0
+    roi: Roi = field(default_factory=lambda: Roi(0.0, 0.0, 1.0, 0.0))
+
+    @property
+    def box(self) -> np.ndarray:
+        xy = self.landmarks[:, :2]
+        return np.concatenate([xy.min(0), xy.max(0)]).astype(np.float32)
+
+    @property
+    def knuckles(self) -> float:
+        """The spacing of the index and middle knuckles, px: about a finger's width."""
+        return float(np.linalg.norm(self.landmarks[INDEX_MCP, :2] -
+                                    self.landmarks[MIDDLE_MCP, :2]))
+
+
+def _upright_angle(start: np.ndarray, end: np.ndarray) -> float:
+    """Roi.angle that turns the start -> end direction to point up in the crop."""
+    d = end - start
+    return float(np.arctan2(d[1], d[0]) + np.pi / 2.0)
+
+
+def _roi(points: np.ndarray, angle: float, scale: float, shift: float) -> Roi:
+    """A square crop around `points` seen upright at `angle`, grown by `scale` and moved
+    `shift` x its side along the hand's up direction."""
+    c, s = np.cos(angle), np.sin(angle)
+    upright = points @ np.array([[c, -s], [s, c]])  # rotate by -angle
+    lo, hi = upright.min(0), upright.max(0)
+    side = float(max(hi - lo))
+    mid = (lo + hi) / 2.0 + np.array([0.0, shift * side])
+    centre = np.array([[c, -s], [s, c]]) @ mid
+    return Roi(float(centre[0]), float(centre[1]), side * scale, angle)
+
+
+def roi_from_palm(box: np.ndarray, keypoints: np.ndarray) -> Roi:
+    """The whole-hand crop from a palm detection (box x0y0x1y1, 7 keypoints: wrist first,
+    the middle finger's knuckle third)."""
+    angle = _upright_angle(keypoints[0], keypoints[2])
+    corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[0], box[3]],
+                        [box[2], box[3]]], np.float64)
+    centre = corners.mean(0)
+    side = float(max(box[2] - box[0], box[3] - box[1]))
+    up = np.array([np.sin(angle), -np.cos(angle)])  # the hand's up, in frame coordinates
+    centre = centre + up * (-PALM_ROI_SHIFT) * side
+    return Roi(float(centre[0]), float(centre[1]), side * PALM_ROI_SCALE, angle)
+
+
+def roi_from_hand(landmarks: np.ndarray) -> Roi:
+    """The next frame's crop from a hand's landmarks (MediaPipe's landmarks-to-ROI)."""
+    xy = landmarks[:, :2].astype(np.float64)
+    angle = _upright_angle(xy[WRIST], xy[MIDDLE_MCP])
+    return _roi(xy[list(ROI_POINTS)], angle, HAND_ROI_SCALE, HAND_ROI_SHIFT)
+
+
+def search_region(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Where a hand can cover `face`: its box grown to SEARCH_SCALE x its size, clipped."""
+    cx, cy = (face.box[:2] + face.box[2:]) / 2.0
+    half = SEARCH_SCALE * face.size / 2.0
+    height, width = shape[:2]
+    return (max(int(cx - half), 0), max(int(cy - half), 0), min(int(cx + half), width),
+            min(int(cy + half), height))
+
+
+class HandFinder:
+    """The two hand models on any onnxruntime device."""
+
+    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
+        self.palm = get_session(builtin_model(PALM_DETECTOR), device, threads)
+        self.hand = get_session(builtin_model(HAND_LANDMARKS), device, threads)
+        self.anchors = ssd_anchors(PALM_SIZE, [8, 16, 16, 16], [2, 2, 2, 2])
+
+    def palms(self, frame: np.ndarray, fmt: str, region: tuple[int, int, int, int]
+              ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+        """Palms in a region of the frame: (box x0y0x1y1, 7 keypoints, score), frame px."""
+        x0, y0, x1, y1 = region
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        image, m = letterbox(frame[y0:y1, x0:x1], PALM_SIZE)
+        x = to_rgb(image, fmt).astype(np.float32) * (1.0 / 255.0)
+        reg, cls = run(self.palm, {self.palm.get_inputs()[0].name:
+                                   np.ascontiguousarray(x.transpose(2, 0, 1)[None])})
+        logits = np.clip(cls[0, :, 0], -100.0, 100.0)
+        keep = np.flatnonzero(logits > np.log(PALM_SCORE / (1.0 - PALM_SCORE)))
+        if keep.size == 0:
+            return []
+        reg = reg[0, keep] / PALM_SIZE
+        anchors = self.anchors[keep]
+        centre, half = reg[:, 0:2] + anchors, reg[:, 2:4] / 2.0
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        kps = reg[:, 4:18].reshape(-1, 7, 2) + anchors[:, None, :]
+        scores = 1.0 / (1.0 + np.exp(-logits[keep]))
+        sx, sy, tx, ty = m[0, 0], m[1, 1], m[0, 2], m[1, 2]
+        boxes = (boxes * PALM_SIZE - [tx, ty, tx, ty]) / [sx, sy, sx, sy] + [x0, y0, x0, y0]
+        kps = (kps * PALM_SIZE - [tx, ty]) / [sx, sy] + [x0, y0]
+        return [(b, k, s) for b, k, s in weighted_nms(boxes.astype(np.float32),
+                                                      kps.astype(np.float32), scores, 0.3)]
+
+    def landmarks(self, frame: np.ndarray, fmt: str, roi: Roi) -> tuple[np.ndarray, float]:
+        """(21, 3) hand landmarks in frame px and the hand flag 0..1 for a crop."""
+        m = roi.matrix(LANDMARK_SIZE)
+        crop = cv2.warpAffine(frame, m, (LANDMARK_SIZE, LANDMARK_SIZE), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT)
+        x = to_rgb(crop, fmt).astype(np.float32) * (1.0 / 255.0)
+        points, flag, _, _ = run(self.hand, {self.hand.get_inputs()[0].name:
+                                             np.ascontiguousarray(x.transpose(2, 0, 1)[None])})
+        pts = points.reshape(21, 3).astype(np.float64)
+        inv = cv2.invertAffineTransform(m.astype(np.float64))
+        out = np.empty((21, 3), np.float32)
+        out[:, :2] = pts[:, :2] @ inv[:, :2].T + inv[:, 2]
+        out[:, 2] = pts[:, 2] * (roi.size / LANDMARK_SIZE)
+        return out, float(flag.item())
+
+
+class HandTracker:
+    """Hands near tracked faces, followed from frame to frame (see the module docstring)."""
+
+    def __init__(self, device: str = "cpu", threads: int = 0, detect_interval: int = 10,
+                 max_hands: int = 2) -> None:
+        self.finder = HandFinder(device, threads)
+        self.detect_interval = detect_interval
+        self.max_hands = max_hands
+        self.hands: list[Hand] = []
+        self._since = detect_interval  # frames since the last palm search
+        self._next_id = 0
+
+    def reset(self) -> None:
+        self.hands = []
+        self._since = self.detect_interval
+
+    def process(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
+        """The hands near `faces` in this frame."""
+        if not faces:
+            self.hands = []
+            return []
+        followed = []
+        for hand in self.hands:
+            landmarks, presence = self.finder.landmarks(frame, fmt, hand.roi)
+            if presence >= PRESENCE:
+                followed.append(Hand(landmarks, presence, hand.id, roi_from_hand(landmarks)))
+        self._since += 1
+        if len(followed) < self.max_hands and (self._since >= self.detect_interval or
+                                               len(followed) < len(self.hands)):
+            self._since = 0
+            followed += self._find(frame, fmt, faces, followed)
+        self.hands = followed[:self.max_hands]
+        return self.hands
+
+    def find_in_still(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
+        """Hands near the faces of a still image: a palm search, then two landmark passes."""
+        hands = []
+        for hand in self._find(frame, fmt, faces, []):
+            landmarks, presence = self.finder.landmarks(frame, fmt, hand.roi)
+            if presence >= PRESENCE:
+                hand = Hand(landmarks, presence, hand.id, roi_from_hand(landmarks))
+            hands.append(hand)
+        return hands
+
+    def _find(self, frame: np.ndarray, fmt: str, faces: list[Face],
+              followed: list[Hand]) -> list[Hand]:
+        """New hands: palms around each face that no followed hand covers."""
+        found: list[Hand] = []
+        for face in faces:
+            for box, keypoints, _ in self.finder.palms(frame, fmt,
+                                                       search_region(face, frame.shape)):
+                known = [h.box for h in followed + found]
+                if known and iou(box, np.stack(known)).max() > 0.2:
+                    continue
+                landmarks, presence = self.finder.landmarks(frame, fmt,
+                                                            roi_from_palm(box, keypoints))
+                if presence < PRESENCE:
+                    continue
+                found.append(Hand(landmarks, presence, self._next_id, roi_from_hand(landmarks)))
+                self._next_id += 1
+        return found
+
+
+def hand_mask(shape: tuple[int, ...], hands: list[Hand]) -> np.ndarray | None:
+    """A float32 0..1 frame-sized map of the hands' silhouettes (None: no hand)."""
+    if not hands:
+        return None
+    height, width = shape[:2]
+    mask = np.zeros((height, width), np.uint8)
+    for hand in hands:
+        pts = hand.landmarks[:, :2]
+        width_px = max(2, int(round(FINGER_WIDTH * hand.knuckles)))
+        cv2.fillPoly(mask, [np.round(pts[list(PALM)]).astype(np.int32)], 255, cv2.LINE_AA)
+        for finger in FINGERS:
+            chain = np.round(pts[[WRIST if finger[0] == 1 else finger[0], *finger]]
+                             ).astype(np.int32)
+            cv2.polylines(mask, [chain], False, 255, width_px, cv2.LINE_AA)
+    soft = max(1, int(FEATHER * max(h.knuckles for h in hands))) * 2 + 1
+    return cv2.GaussianBlur(mask, (soft, soft), 0).astype(np.float32) * np.float32(1 / 255)
