@@ -174,8 +174,12 @@ def crop_mask(face: Face, out: SwapOutput, settings: SwapSettings) -> np.ndarray
 
 
 def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
-          settings: SwapSettings) -> tuple[int, int, int, int] | None:
+          settings: SwapSettings, keep: np.ndarray | None = None
+          ) -> tuple[int, int, int, int] | None:
     """Blend the swapped crop into `frame` in place; returns the touched ROI (x0, y0, x1, y1).
+
+    `keep`: a frame-sized uint8 map (255 = all) of what stays in front of the swap (a hand
+    over the face, core.hands.hand_mask): the swap is drawn under it by that much less.
 
     The mask is crop_mask's (settings.mask); the swapped face is colour-matched
     (settings.color_transfer), optionally colour-compressed, and warped into the frame with
@@ -225,6 +229,8 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     roi_mask = cv2.warpAffine(mask, roi_to_crop, dsize, flags=flags,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if keep is not None:
+        roi_mask *= np.float32(1.0) - keep[y0:y1, x0:x1] * np.float32(1 / 255)
     # the swap (RGB) in the frame's colour order; the frame's alpha is kept below
     color = to_bgr(swap, "rgb") if fmt.startswith("bgr") else np.ascontiguousarray(swap)
     roi_swap = cv2.warpAffine(color, roi_to_crop, dsize,

@@ -22,6 +22,7 @@ from core.errors import FaceSwapError
 from core.face import Face
 from core.frame import check_frame
 from core.guard import GuardState, IdentityGuard
+from core.hands import HandTracker, hand_mask
 from core.label import draw_label
 from core.merge import merge
 from core.registry import load_swapper, resolve, resolve_on_server
@@ -30,8 +31,8 @@ from core.stills import faces_in_image
 from core.swap.base import SwapOutput, Swapper
 from core.track import FaceTracker, select_faces
 
-STAGES = ("detect", "landmarks", "track", "identity", "copy", "align", "swap", "network", "guard",
-          "merge", "lost", "label", "total")
+STAGES = ("detect", "landmarks", "track", "identity", "hands", "copy", "align", "swap", "network",
+          "guard", "merge", "lost", "label", "total")
 NO_LIMIT = 90.0  # degrees: a pose limit this wide never stops a swap
 
 
@@ -47,6 +48,7 @@ class Swapping:
     selected: list[Face]
     # faces="enrolled": faces not swapped that get a mosaic (smooth=False) or a blur (True)
     veiled: list[tuple[Face, bool]]
+    keep: np.ndarray | None  # hands in front of the swapped faces (core.hands.hand_mask)
     # (face id -> swap, ms per stage), or its Future while the requests are out
     swaps: Future | tuple[dict[int, SwapOutput], dict[str, float]]
     timings: dict[str, float]
@@ -145,6 +147,9 @@ class Pipeline:
         # privacy mode on later does not stall a frame while its model loads
         self.identity_guard: IdentityGuard | None = \
             self._new_guard() if settings.identity_guard else None
+        self.hand_tracker: HandTracker | None = self._new_hand_tracker() \
+            if settings.keep_hands else None
+        self.hands: list = []  # the hands in front of swapped faces in the last frame
         self.identity_lock: identity.IdentityLock | None = identity.IdentityLock(
             self.people, triton.local_device(settings.device), settings.threads) \
             if self.people else None
@@ -169,6 +174,9 @@ class Pipeline:
         self.shown = {}
         self.guests = []
         self.identities = {}
+        self.hands = []
+        if self.hand_tracker is not None:
+            self.hand_tracker.reset()
         self._states = {}
         self._time = None
         self._frame_number = 0
@@ -216,6 +224,7 @@ class Pipeline:
             self.reset()  # new resolution: old tracks, held swaps and face areas are void
         self._shape = frame.shape
         self._frame_number += 1
+        still = faces is not None  # found already: a still image
         if faces is None:
             faces = self.tracker.process(frame, fmt, timestamp=now)
             for stage, key in (("detect", "detect"), ("landmarks", "landmarks"),
@@ -230,11 +239,31 @@ class Pipeline:
             selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))
         turned = [f for f in selected
                   if within(f, pose_limits(settings, self.swapper_for(f.id)))]
+        keep = None
+        if settings.keep_hands:
+            t = time.perf_counter()
+            keep = self._hands(frame, fmt, turned, still)
+            timings["hands"] = (time.perf_counter() - t) * 1000.0
         timings["total"] = (time.perf_counter() - start) * 1000.0  # finish adds the rest
         swaps = self._requests.submit(self._swap_all, frame, fmt, turned, settings) \
             if self._requests is not None and turned else self._swap_all(frame, fmt, turned,
                                                                          settings)
-        return Swapping(frame, fmt, now, settings, faces, selected, veiled, swaps, timings)
+        return Swapping(frame, fmt, now, settings, faces, selected, veiled, keep, swaps,
+                        timings)
+
+    def _hands(self, frame: np.ndarray, fmt: str, faces: list[Face], still: bool
+               ) -> np.ndarray | None:
+        """The silhouette of the hands in front of the faces about to be swapped (None: no
+        hand); a still image is searched whole, a stream follows its hands (core.hands)."""
+        if self.hand_tracker is None:  # the setting was off when the pipeline was built
+            self.hand_tracker = self._new_hand_tracker()
+        self.hands = self.hand_tracker.find_in_still(frame, fmt, faces) if still else \
+            self.hand_tracker.process(frame, fmt, faces)
+        return hand_mask(frame.shape, self.hands)
+
+    def _new_hand_tracker(self) -> HandTracker:
+        return HandTracker(triton.local_device(self.settings.device), self.settings.threads,
+                           self.settings.detect_interval)
 
     @property
     def warning(self) -> str:
@@ -312,7 +341,7 @@ class Pipeline:
         t = time.perf_counter()
         for face, swapped, weight in layers:
             merge(out, fmt, face, swapped, settings if weight >= 1.0 else
-                  settings.with_changes(opacity=settings.opacity * weight))
+                  settings.with_changes(opacity=settings.opacity * weight), swapping.keep)
         timings["merge"] = (time.perf_counter() - t) * 1000.0
         if guarded:
             timings["guard"] += self._guard(swapping, live, out)  # the re-checks

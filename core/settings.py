@@ -76,6 +76,7 @@ class SwapSettings:
     face_offset_y: float = 0.0
     keep_eyes: bool = False  # persona: keep the live eyes
     keep_mouth: bool = True  # persona: keep the live inner mouth
+    keep_hands: bool = True  # a hand over a face stays in front of the swap (core.hands)
     smoothing: float = 0.5  # landmark smoothing strength 0 (off) .. 1 (strong)
     detect_interval: int = 10  # full detection at least every N frames
     on_lost: str = "original"  # one of ON_LOST (see core.privacy)

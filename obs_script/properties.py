@@ -177,6 +177,9 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("keep_mouth", "bool", "Keep your own mouth",
                 "Persona only: the inside of your mouth shows through, so speech looks "
                 "natural."),
+        Control("keep_hands", "bool", "Keep hands in front",
+                "A hand over your face (waving, scratching, covering your mouth) stays in "
+                "front of the swapped face. Hands are looked for only around faces."),
     ]),
     "group_color": ("Colour and blend", [
         Control("color_transfer", "list", "Colour matching",

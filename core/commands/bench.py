@@ -80,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--identity", metavar="DIR",
                         help="identity-lock benchmark (faces=enrolled) on a labelled set, e.g. "
                              "../shared/data/identity; with --input VIDEO also a live clip")
+    parser.add_argument("--occlusion", metavar="DIR",
+                        help="occlusion benchmark (hands kept in front) on a labelled set, e.g. "
+                             "../shared/data/occlusion; with --input VIDEO the live cost")
     parser.add_argument("--streams", type=stream_counts, default=None, metavar="N[,N...]",
                         help="with --device triton://HOST:PORT: that many concurrent streams "
                              "on the server's model (e.g. 1,2,4), throughput and latency")
@@ -342,6 +345,8 @@ def run(args: argparse.Namespace) -> int:
         return _headturn(args)
     if args.identity:
         return _identity(args)
+    if args.occlusion:
+        return _occlusion(args)
     if args.streams:
         return _streams(args)
     size = args.size
@@ -353,10 +358,15 @@ def run(args: argparse.Namespace) -> int:
                                   threads=args.threads, label=not args.no_label), args)
     report = run_bench(settings, frames, args.frames, args.warmup, args.input_fps,
                        args.model_runs)
+    return _show(args, report, print_table)
+
+
+def _show(args: argparse.Namespace, report: dict, printer) -> int:
+    """Print a report as one JSON object (--json) or as `printer` lays it out."""
     if args.json:
         print(json.dumps(report))
     else:
-        print_table(report)
+        printer(report)
     return 0
 
 
@@ -379,11 +389,7 @@ def _streams(args: argparse.Namespace) -> int:
     if not triton.is_server(args.device):
         raise InputError("--streams needs --device triton://HOST:PORT (an inference server)")
     report = bench_streams.run_streams(args.device, args.model, args.streams, args.seconds)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        bench_streams.print_streams(report)
-    return 0
+    return _show(args, report, bench_streams.print_streams)
 
 
 def _identity(args: argparse.Namespace) -> int:
@@ -393,11 +399,19 @@ def _identity(args: argparse.Namespace) -> int:
                                   device=args.device, threads=args.threads), args)
     report = bench_identity.run_identity(settings, Path(args.identity),
                                          Path(args.input) if args.input else None)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        bench_identity.print_report(report)
-    return 0
+    return _show(args, report, bench_identity.print_report)
+
+
+def _occlusion(args: argparse.Namespace) -> int:
+    from core.commands import bench_occlusion
+
+    settings = tuned(SwapSettings(model=args.model, reference=args.reference,
+                                  device=args.device, threads=args.threads), args)
+    sheet = Path(args.sheet).with_name("occlusion.png") if args.sheet == \
+        str(HEADTURN_SHEET) else Path(args.sheet)
+    report = bench_occlusion.run_occlusion(settings, Path(args.occlusion), sheet,
+                                           Path(args.input) if args.input else None)
+    return _show(args, report, bench_occlusion.print_report)
 
 
 def _headturn(args: argparse.Namespace) -> int:
@@ -413,18 +427,10 @@ def _headturn(args: argparse.Namespace) -> int:
         sheet = Path(args.sheet).with_name("real_turns.png") if args.sheet == \
             str(HEADTURN_SHEET) else Path(args.sheet)
         report = bench_photos.run_photos(settings, Path(args.photos), sheet)
-        if args.json:
-            print(json.dumps(report))
-        else:
-            bench_photos.print_report(report)
-        return 0
+        return _show(args, report, bench_photos.print_report)
     portraits = [Path(p) for p in args.portrait] or list(HEADTURN_PORTRAITS)
     try:
         report = bench_headturn.run_headturn(settings, portraits, args.step, Path(args.sheet))
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    if args.json:
-        print(json.dumps(report))
-    else:
-        bench_headturn.print_report(report)
-    return 0
+    return _show(args, report, bench_headturn.print_report)

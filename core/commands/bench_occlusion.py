@@ -1,0 +1,144 @@
+"""`python -m core bench --occlusion DIR`: what covers the face stays in front of the swap.
+
+DIR is laid out like ../shared/data/occlusion: `labels.json` gives per photo its face box and
+its occluders (type, and for most a hand-drawn polygon). Each photo is swapped twice through
+the still path, with `keep_hands` off and on, and judged by pixels: a pixel the swap drew
+over is one the output changed (more than CHANGED levels).
+- occluder drawn over: the share of the labelled occluders' pixels inside the face box that
+  the swap changed (only occluders with a polygon: a box holds skin too), per occluder type;
+- visible face still swapped: of the face-box pixels the swap changes without hands kept,
+  outside every occluder, the share still changed with them kept;
+- false cut-outs: on photos with no hand, the share of the swap's pixels that keeping hands
+  took away.
+With a video (`--input`, e.g. the set's singer clip) the live path's "hands" stage is timed
+per frame, with a hand followed and without. A contact sheet shows input | hands off | on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core.errors import InputError
+from core.imageio import read_bgr, read_video_frames, write_sheet
+from core.pipeline import Pipeline
+from core.settings import SwapSettings
+
+CHANGED = 12  # colour levels: a pixel differing more than this was drawn over
+SHEET_TILE = 160
+
+
+def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2) > CHANGED
+
+
+def run_occlusion(settings: SwapSettings, folder: Path, sheet: Path,
+                  video: Path | None = None) -> dict[str, Any]:
+    """The figures of the module docstring, as a dict."""
+    index = folder / "labels.json"
+    if not index.is_file():
+        raise InputError(f"{folder} holds no labels.json (see ../shared/data/occlusion)")
+    records = json.loads(index.read_text(encoding="utf-8"))["images"]
+    off = Pipeline(settings.with_changes(keep_hands=False, label=False))
+    on = Pipeline(settings.with_changes(keep_hands=True, label=False))
+    # occluder type -> [pixels drawn over with hands kept, without, pixels]
+    drawn: dict[str, list[int]] = {}
+    visible = [0, 0]  # [still swapped, swapped without hands kept]
+    false_cut = [0, 0]  # [taken away, swapped] on photos with no hand
+    tiles = []
+    for record in records:
+        image = read_bgr(folder / record["file"], "occlusion photo")
+        plain, kept = off.process_still(image, "bgr"), on.process_still(image, "bgr")
+        x0, y0, x1, y1 = (int(v) for v in record["face_box"])
+        face = np.zeros(image.shape[:2], bool)
+        face[max(y0, 0):y1, max(x0, 0):x1] = True
+        swapped, still = _changed(plain, image) & face, _changed(kept, image) & face
+        covered = np.zeros(image.shape[:2], np.uint8)
+        for occluder in record["occluders"]:
+            if occluder.get("polygon"):
+                shape = np.zeros_like(covered)
+                cv2.fillPoly(shape, [np.asarray(occluder["polygon"], np.int32)], 1)
+                inside = shape.astype(bool) & face
+                counts = drawn.setdefault(occluder["type"], [0, 0, 0])
+                counts[0] += int((still & inside).sum())
+                counts[1] += int((swapped & inside).sum())
+                counts[2] += int(inside.sum())
+                covered |= shape
+            elif occluder.get("box"):
+                bx0, by0, bx1, by1 = (int(v) for v in occluder["box"])
+                covered[max(by0, 0):by1, max(bx0, 0):bx1] = 1
+        clear = swapped & ~covered.astype(bool)
+        visible[0] += int((still & clear).sum())
+        visible[1] += int(clear.sum())
+        if not record["has_hand"]:
+            false_cut[0] += int((swapped & ~still).sum())
+            false_cut[1] += int(swapped.sum())
+        if record["has_hand"] and len(tiles) < 24:
+            tiles.append(np.hstack([cv2.resize(x, (SHEET_TILE, SHEET_TILE))
+                                    for x in (image, plain, kept)]))
+    hands = drawn.get("hand", [0, 0, 0])
+    every = [sum(c[i] for c in drawn.values()) for i in range(3)]
+
+    def pct(count: int, total: int) -> float:
+        return round(100.0 * count / max(total, 1), 1)
+
+    report = {
+        "set": str(folder), "photos": len(records),
+        "hand_drawn_over_pct": pct(hands[0], hands[2]),
+        "hand_drawn_over_off_pct": pct(hands[1], hands[2]),
+        "any_drawn_over_pct": pct(every[0], every[2]),
+        "any_drawn_over_off_pct": pct(every[1], every[2]),
+        "by_type": {kind: [pct(c[0], c[2]), pct(c[1], c[2])] for kind, c in drawn.items()},
+        "visible_swapped_pct": round(100.0 * visible[0] / max(visible[1], 1), 1),
+        "false_cut_pct": round(100.0 * false_cut[0] / max(false_cut[1], 1), 2),
+    }
+    if tiles:
+        rows = [np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles) - len(tiles) % 4, 4)]
+        report["sheet"] = write_sheet(sheet, cv2.cvtColor(np.vstack(rows), cv2.COLOR_BGR2RGB))
+    if video is not None:
+        report["clip"] = run_clip(settings, video)
+    off.close()
+    on.close()
+    return report
+
+
+def run_clip(settings: SwapSettings, video: Path) -> dict[str, Any]:
+    """The "hands" stage per frame of a clip on the live path, with and without a hand."""
+    frames = read_video_frames(video)
+    if not frames:
+        raise InputError(f"cannot read any frame of {video}")
+    pipeline = Pipeline(settings.with_changes(keep_hands=True, label=False))
+    with_hand, without = [], []
+    for index, frame in enumerate(frames):
+        pipeline.process(frame, "bgr", timestamp=index / 30.0)
+        (with_hand if pipeline.hands else without).append(pipeline.timings["hands"])
+    pipeline.close()
+
+    def p50(values: list[float]) -> float | None:
+        return round(float(np.median(values)), 2) if values else None
+
+    return {"clip": str(video), "frames": len(frames), "with_hand": len(with_hand),
+            "hands_ms_p50_with_hand": p50(with_hand), "hands_ms_p50_without": p50(without),
+            "hands_ms_mean": round(float(np.mean(with_hand + without)), 2)}
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"occlusion on {report['set']} ({report['photos']} photos), keep_hands on:")
+    print(f"  hand pixels inside the face drawn over: {report['hand_drawn_over_pct']} % "
+          f"(goal <= 5; hands not kept: {report['hand_drawn_over_off_pct']} %); any occluder: "
+          f"{report['any_drawn_over_pct']} % (goal <= 8; {report['any_drawn_over_off_pct']} %)")
+    print("  by type, kept / not kept: " + ", ".join(
+        f"{k} {v[0]} / {v[1]} %" for k, v in report["by_type"].items()))
+    print(f"  visible face still swapped: {report['visible_swapped_pct']} % (goal >= 90); "
+          f"false cut-outs on photos with no hand: {report['false_cut_pct']} % (goal <= 3)")
+    if report.get("sheet"):
+        print(f"  contact sheet (input | hands off | hands on): {report['sheet']}")
+    clip = report.get("clip")
+    if clip:
+        print(f"  clip {clip['clip']}: {clip['with_hand']}/{clip['frames']} frames with a hand; "
+              f"hands stage p50 {clip['hands_ms_p50_with_hand']} ms with a hand, "
+              f"{clip['hands_ms_p50_without']} ms without, mean {clip['hands_ms_mean']} ms")

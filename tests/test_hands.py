@@ -1,0 +1,84 @@
+"""Hands in front of the swap (core.hands, keep_hands): MediaPipe's palm detector and hand
+landmarks (converted to ONNX, install/build_models.py) on real photos and a real clip of
+../shared/data/occlusion, and the merge that keeps the hand's pixels live."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.commands import bench_occlusion
+from core.hands import HandTracker, hand_mask
+from core.imageio import read_bgr
+from core.merge import merge
+from core.pipeline import Pipeline
+from core.settings import SwapSettings
+from core.stills import faces_in_image
+
+OCCLUSION = Path(__file__).resolve().parents[2] / "shared" / "data" / "occlusion"
+EYES_COVERED = OCCLUSION / "images" / "aflw2000_image00401.jpg"  # both hands over the eyes
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return bench_occlusion.run_occlusion(
+        SwapSettings(), OCCLUSION, tmp_path_factory.mktemp("occlusion") / "sheet.png",
+        OCCLUSION / "videos" / "singer_handheld_mic.mp4")
+
+
+def test_both_hands_over_the_eyes_are_found_and_kept_in_front():
+    image = read_bgr(EYES_COVERED)
+    faces = faces_in_image(image, "bgr")
+    hands = HandTracker().find_in_still(image, "bgr", faces)
+    assert len(hands) == 2 and all(h.presence > 0.9 for h in hands)
+    mask = hand_mask(image.shape, hands)
+    eyes = faces[0].points5[:2].astype(int)
+    assert all(mask[y, x] == 255 for x, y in eyes)  # the eyes are under the hands
+    plain = Pipeline(SwapSettings(label=False, keep_hands=False)).process_still(image, "bgr")
+    kept = Pipeline(SwapSettings(label=False)).process_still(image, "bgr")
+    covered = mask == 255
+    drawn = np.abs(plain.astype(int) - image).max(axis=2) > 12
+    assert drawn[covered].mean() > 0.5  # without: the persona is painted over the hands
+    still_drawn = np.abs(kept.astype(int) - image).max(axis=2) > 12
+    assert still_drawn[covered].mean() < 0.02  # with: the live hands, measured 0.0
+
+
+def test_no_face_no_hand_search():
+    """Hands are only looked for around faces: a frame with no face runs no hand model."""
+    pipeline = Pipeline(SwapSettings(label=False))
+    pipeline.process(np.full((360, 640, 3), 90, np.uint8), "bgr", timestamp=0.0)
+    assert pipeline.hands == [] and pipeline.tracked == []
+
+
+def test_keep_leaves_the_frame_live_where_it_is_full():
+    image = read_bgr(EYES_COVERED)
+    pipeline = Pipeline(SwapSettings(label=False, keep_hands=False))
+    pipeline.process_still(image, "bgr")
+    face = pipeline.tracked[0]
+    swap = pipeline.swapper.swap(image, "bgr", face, pipeline.settings)
+    nothing, everything = image.copy(), image.copy()
+    merge(nothing, "bgr", face, swap, pipeline.settings, np.zeros(image.shape[:2], np.uint8))
+    merge(everything, "bgr", face, swap, pipeline.settings,
+          np.full(image.shape[:2], 255, np.uint8))
+    alone = image.copy()
+    merge(alone, "bgr", face, swap, pipeline.settings)
+    assert np.array_equal(nothing, alone) and np.array_equal(everything, image)
+
+
+def test_occlusion_figures_on_real_photos(report):
+    """bench --occlusion on ../shared/data/occlusion (39 photos): hand pixels inside the face
+    drawn over 37.6 % -> 21.9 % (goal 5: not met, most misses are hands the palm detector
+    does not find - a finger over the lips, a chin resting on a hand); the visible face
+    still swapped 99.5 % (goal 90); false cut-outs on photos with no hand 0.0 % (goal 3)."""
+    assert report["hand_drawn_over_pct"] < report["hand_drawn_over_off_pct"] - 10.0
+    assert report["hand_drawn_over_pct"] <= 30.0
+    assert report["visible_swapped_pct"] >= 95.0
+    assert report["false_cut_pct"] <= 1.0
+
+
+def test_a_hand_is_followed_through_a_real_clip(report):
+    """The singer's hand on the microphone: followed in 111 of 129 frames (86 %); the hand
+    stage costs nothing while no hand is near a face (p50 0.01 ms)."""
+    clip = report["clip"]
+    assert clip["with_hand"] >= 0.75 * clip["frames"]
+    assert clip["hands_ms_p50_without"] is None or clip["hands_ms_p50_without"] < 1.0
