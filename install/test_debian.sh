@@ -37,6 +37,13 @@ for d in proc sys dev dev/pts; do
   mountpoint -q "$chroot_dir/$d" || mount --bind "/$d" "$chroot_dir/$d"
   mounts+=("$chroot_dir/$d")
 done
+# the evaluation data the tests read from ../shared (next to the repository): /shared, as
+# the clone lives at /repo
+if [ -d "$root/../shared" ]; then
+  mkdir -p "$chroot_dir/shared"
+  mountpoint -q "$chroot_dir/shared" || mount --bind "$root/../shared" "$chroot_dir/shared"
+  mounts+=("$chroot_dir/shared")
+fi
 cp /etc/resolv.conf "$chroot_dir/etc/resolv.conf"
 # A TLS-intercepting proxy's CA (if this machine trusts extra ones) must be trusted inside too.
 cp /usr/local/share/ca-certificates/*.crt "$chroot_dir/usr/local/share/ca-certificates/" \
