@@ -101,10 +101,11 @@ class IdentityGuard:
 
     def check(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
               settings: SwapSettings, state: GuardState, frame_number: int,
-              drawn: np.ndarray | None = None) -> None:
+              drawn: np.ndarray | None = None, keep: np.ndarray | None = None) -> None:
         """Start judging one face's swap (see the class docstring): the input against
         `drawn` (the output, where the swap is drawn in full) or, without it, against the
-        input with the swap merged in here (fully opaque), at the face's five points. A
+        input with the swap merged in here (fully opaque, under `keep`: the hands kept in
+        front, core.hands, which show the live face between them), at the face's five points. A
         re-check while another is still running waits for a later frame."""
         first = state.checked_frame is None
         if not first and self._checks.busy():
@@ -114,14 +115,14 @@ class IdentityGuard:
             chips = np.concatenate([self.recogniser.chips(frame, points, fmt),
                                     self.recogniser.chips(drawn, points, fmt)])
         else:
-            chips = self._probe(frame, fmt, face, swap, settings)
+            chips = self._probe(frame, fmt, face, swap, settings, keep)
         state.checked_frame = frame_number
         state.checked_yaw = abs(face.pose[0])
         yaw = face.pose[0]
         self._checks.run(lambda: self._judge(chips, yaw, state), wait=first)
 
     def _probe(self, frame: np.ndarray, fmt: str, face: Face, swap: SwapOutput,
-               settings: SwapSettings) -> np.ndarray:
+               settings: SwapSettings, keep: np.ndarray | None) -> np.ndarray:
         """(input, swapped) chips, the swap merged into a copy of the face's region."""
         margin = CHIP_MARGIN * face.size
         height, width = frame.shape[:2]
@@ -131,7 +132,8 @@ class IdentityGuard:
         region = frame[y0:y1, x0:x1]
         swapped = region.copy()
         moved, moved_swap = _shifted(face, swap, x0, y0)
-        merge(swapped, fmt, moved, moved_swap, settings.with_changes(opacity=1.0))
+        merge(swapped, fmt, moved, moved_swap, settings.with_changes(opacity=1.0),
+              None if keep is None else keep[y0:y1, x0:x1])
         points = [moved.points5]
         return np.concatenate([self.recogniser.chips(region, points, fmt),
                                self.recogniser.chips(swapped, points, fmt)])

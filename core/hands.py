@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from core.detect import iou, letterbox, ssd_anchors, weighted_nms
-from core.face import Face
+from core.face import FACE_OVAL, Face
 from core.frame import to_rgb
 from core.landmarks import Roi
 from core.modelfiles import HAND_LANDMARKS, PALM_DETECTOR, builtin_model
@@ -33,6 +33,14 @@ PALM_SCORE = 0.35
 PRESENCE = 0.5  # hand landmark model's hand flag: below this the hand is lost
 LOST_RETRY = 3  # frames: a hand lost is searched for again this soon (else every interval)
 SEARCH_SCALE = 3.0  # the region searched for hands: the face box grown to this x its size
+# Where the palm detector finds nothing, the hand model itself is asked about crops where a
+# hand covering a face shows no palm (fingers over the lips, a chin on a fist): FaceMesh
+# points (mouth centre, chin, the cheeks) and the crop's side in face sizes
+PROBES = ((13, 14), (152,), (234,), (454,))
+PROBE_SCALE = 1.3
+# A hand is attached to an arm: a new hand with fewer points than this outside the face's
+# oval is the face itself read as a hand (seen on profiles of ../shared/data/real_turns)
+MIN_OUTSIDE_FACE = 4
 PALM_ROI_SCALE, PALM_ROI_SHIFT = 2.6, -0.5  # palm box -> whole-hand crop (MediaPipe's)
 HAND_ROI_SCALE, HAND_ROI_SHIFT = 2.0, -0.1  # landmarks -> the next frame's crop
 # landmark indices: wrist, then thumb, index, middle, ring, little finger (4 each)
@@ -209,21 +217,33 @@ class HandTracker:
 
     def _find(self, frame: np.ndarray, fmt: str, faces: list[Face],
               followed: list[Hand]) -> list[Hand]:
-        """New hands: palms around each face that no followed hand covers."""
+        """New hands around each face that no followed hand covers: from palms, else from
+        the PROBES crops."""
         found: list[Hand] = []
         for face in faces:
-            for box, keypoints, _ in self.finder.palms(frame, fmt,
-                                                       search_region(face, frame.shape)):
-                known = [h.box for h in followed + found]
-                if known and iou(box, np.stack(known)).max() > 0.2:
+            palms = self.finder.palms(frame, fmt, search_region(face, frame.shape))
+            rois = [roi_from_palm(box, keypoints) for box, keypoints, _ in palms] or \
+                [Roi(*map(float, face.landmarks[list(points), :2].mean(0)),
+                     PROBE_SCALE * face.size, 0.0) for points in PROBES]
+            for roi in rois:
+                landmarks, presence = self.finder.landmarks(frame, fmt, roi)
+                if presence < PRESENCE or not reaches_out(landmarks, face):
                     continue
-                landmarks, presence = self.finder.landmarks(frame, fmt,
-                                                            roi_from_palm(box, keypoints))
-                if presence < PRESENCE:
+                known = [h.box for h in followed + found]
+                box = Hand(landmarks, presence).box
+                if known and iou(box, np.stack(known)).max() > 0.2:
                     continue
                 found.append(Hand(landmarks, presence, self._next_id, roi_from_hand(landmarks)))
                 self._next_id += 1
         return found
+
+
+def reaches_out(landmarks: np.ndarray, face: Face) -> bool:
+    """Whether a hand's landmarks reach out of the face's oval (MIN_OUTSIDE_FACE points)."""
+    oval = face.landmarks[FACE_OVAL, :2].astype(np.float32).reshape(-1, 1, 2)
+    outside = sum(cv2.pointPolygonTest(oval, (float(x), float(y)), False) < 0
+                  for x, y in landmarks[:, :2])
+    return outside >= MIN_OUTSIDE_FACE
 
 
 def hand_mask(shape: tuple[int, ...], hands: list[Hand]) -> np.ndarray | None:

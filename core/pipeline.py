@@ -375,7 +375,7 @@ class Pipeline:
                 state.weight >= 1.0 else None
             self.identity_guard.check(swapping.frame, swapping.fmt, face, live[face.id],
                                       swapping.settings, state.guard, self._frame_number,
-                                      drawn)
+                                      drawn, swapping.keep)
         return (time.perf_counter() - start) * 1000.0
 
     def _new_guard(self) -> IdentityGuard:

@@ -67,18 +67,20 @@ def test_keep_leaves_the_frame_live_where_it_is_full():
 
 def test_occlusion_figures_on_real_photos(report):
     """bench --occlusion on ../shared/data/occlusion (39 photos): hand pixels inside the face
-    drawn over 37.6 % -> 21.9 % (goal 5: not met, most misses are hands the palm detector
-    does not find - a finger over the lips, a chin resting on a hand); the visible face
-    still swapped 99.5 % (goal 90); false cut-outs on photos with no hand 0.0 % (goal 3)."""
+    drawn over 37.6 % -> 18.4 % (goal 5: not met, most misses are hands neither the palm
+    detector nor the probes find - a chin resting on a hand, fingertips at the mouth); the
+    visible face still swapped 99.3 % (goal 90); false cut-outs on photos with no hand
+    0.0 % (goal 3)."""
     assert report["hand_drawn_over_pct"] < report["hand_drawn_over_off_pct"] - 10.0
-    assert report["hand_drawn_over_pct"] <= 30.0
+    assert report["hand_drawn_over_pct"] <= 25.0
     assert report["visible_swapped_pct"] >= 95.0
     assert report["false_cut_pct"] <= 1.0
 
 
 def test_a_hand_is_followed_through_a_real_clip(report):
     """The singer's hand on the microphone: followed in 111 of 129 frames (86 %); the hand
-    stage costs nothing while no hand is near a face (p50 0.01 ms)."""
+    stage costs nothing while no hand is near a face (p50 0.01 ms; a search every 10
+    frames aside)."""
     clip = report["clip"]
     assert clip["with_hand"] >= 0.75 * clip["frames"]
     assert clip["hands_ms_p50_without"] is None or clip["hands_ms_p50_without"] < 1.0
