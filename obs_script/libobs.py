@@ -311,10 +311,13 @@ gs_effect_loop = _gfx("gs_effect_loop", C.c_bool, vp, cstr)
 gs_draw_sprite = _gfx("gs_draw_sprite", None, vp, u32, u32, u32)
 gs_effect_create = _gfx("gs_effect_create", vp, cstr, cstr, vp)
 gs_effect_set_vec2 = _gfx("gs_effect_set_vec2", None, vp, vp)
+gs_effect_set_vec4 = _gfx("gs_effect_set_vec4", None, vp, vp)
 # renders the filter's target into its own texture (it may render other sources: no GIL)
 obs_source_process_filter_begin = _fn("obs_source_process_filter_begin", C.c_bool, vp, C.c_int,
                                       C.c_int)
 obs_source_process_filter_end = _fn("obs_source_process_filter_end", None, vp, vp, u32, u32)
+obs_source_process_filter_tech_end = _fn("obs_source_process_filter_tech_end", None, vp, vp,
+                                         u32, u32, cstr)
 
 dstr_copy = _fn("dstr_copy", None, vp, cstr)  # libobs' string copy (its own allocator)
 

@@ -29,7 +29,7 @@ from collections import deque
 from pathlib import Path
 
 from core import privacy
-from core.label import size_for_output
+from core.label import label_rect, size_for_output
 from core.modelfiles import file_version
 from core.presets import PRESET_FIELDS
 from core.service import SwapService
@@ -349,17 +349,29 @@ class FaceSwapFilter:
 
     def _no_swap(self, width: int, height: int) -> None:
         """The engine has no swap to draw now: what on_lost shows with no face position
-        known (core.privacy): the parent, the last swap drawn, or the covered source."""
+        known (core.privacy): the parent (with the "not swapping" badge when something failed:
+        obs_script.cover), the last swap drawn, or the covered source."""
         settings = self.settings
         held_ms = None if self.swap_drawn_at is None else \
             (time.monotonic() - self.swap_drawn_at) * 1000.0
         view = privacy.lost_view(settings.on_lost, held_ms, settings.hold_ms, face_known=False)
         self.views[view] = self.views.get(view, 0) + 1
         if view == privacy.ORIGINAL:
-            L.obs_source_skip_video_filter(self.source)
+            if not (self.problem and cover.badge(self.source, width, height,
+                                                 self._badge_rect(width, height))):
+                L.obs_source_skip_video_filter(self.source)
         elif not (view == privacy.HOLD and self.exchange.uploaded is not None
                   and self.exchange.draw(self.exchange.uploaded)):
             cover.draw(self.source, width, height)
+
+    def _badge_rect(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """Where the "not swapping" badge goes (obs_script.cover): a square as tall as the
+        label, in the label's corner."""
+        x0, y0, x1, y1 = label_rect(width, height, "rgba", self.settings.label_corner,
+                                    size=self.engine_label_size or self.settings.label_size)
+        side = y1 - y0
+        left = x0 if self.settings.label_corner.endswith("left") else x1 - side
+        return left, y0, left + side, y1
 
     # --- status thread -------------------------------------------------------------------
     def poll(self) -> dict:

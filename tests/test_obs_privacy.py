@@ -152,10 +152,24 @@ def test_an_unusable_model_or_reference_covers_the_source(obs, source, needle):
     assert obs.filter_status(source)["no_swap_views"].get("cover", 0) > 0
 
 
-def test_original_still_passes_the_source_through(obs):
+def test_original_passes_the_source_through_with_a_badge(obs):
+    """"Show the real face" with a failed model: the source as it is, but for the small red
+    "not swapping" badge in the label's corner (bottom right): a sign outside the dialog."""
     obs.program("Errors")
     obs.wait_filter("OriginalMissing", lambda f: f["problem"], 60, "OriginalMissing error")
-    np.testing.assert_array_equal(obs.screenshot("OriginalMissing"), obs.screenshot("Plain"))
+    out, plain = obs.screenshot("OriginalMissing"), obs.screenshot("Plain")
+    height, width = plain.shape[:2]
+    differs = np.abs(out[..., :3].astype(int) - plain[..., :3].astype(int)).max(axis=2) > 0
+    ys, xs = np.nonzero(differs)
+    assert len(ys) > 100, "no badge"
+    # a square in the bottom-right corner, 6 % of the shorter side (the label's size)
+    assert xs.min() > 0.85 * width and ys.min() > 0.85 * height
+    side = min(width, height)
+    assert 0.03 * side < xs.max() - xs.min() < 0.12 * side
+    badge = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1, :3].astype(int)
+    red = (badge[..., 0] > 150) & (badge[..., 1] < 60) & (badge[..., 2] < 60)
+    white = badge.min(axis=2) > 200
+    assert red.mean() > 0.5 and white.mean() > 0.05  # red, with a white cross
 
 
 def test_a_model_producing_nan_is_an_error_and_covers(obs):
