@@ -1,9 +1,11 @@
 """A job on a thread of its own, one at a time: how the engine's recogniser checks (the
 identity guard, the identity lock) stay off the frame's path.
 
-A check's verdict may arrive a few frames late; a frame never waits for it. The thread
-lives for one job (a few a second at most): an idle checker holds none, so a stopped
-engine leaves no thread behind (`wait` before dropping it).
+A re-check's verdict may arrive a few frames late; the frame does not wait for it (only a
+face's first check runs on the frame's own thread, `wait=True`, and may overlap a
+background job: onnxruntime sessions take concurrent runs). The thread lives for one job (a
+few a second at most): an idle checker holds none, so a stopped engine leaves no thread
+behind (`wait` before dropping it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 
 
 class OneAtATime:
-    """Runs jobs now (`wait=True`) or on a thread of their own, never two at once."""
+    """Runs jobs now (`wait=True`) or on a thread of their own, never two of those at once."""
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -3,7 +3,9 @@
 A hand in front of the face must stay in front of the swap ("wave your hand in front of your
 face" is how a viewer tests a live swap). Hands are only looked for where they can cover a
 tracked face: the palm detector (palm_detection_lite, 192 px) runs on the region around each
-face every `detect_interval` frames while no hand is followed there; a hand found is followed
+face every `detect_interval` frames while fewer than `max_hands` hands are followed (and
+soon after one is lost); where it finds no palm, the hand model is asked about a few crops
+where a covering hand shows none (PROBES); a hand found is followed
 frame to frame by the hand landmark model (hand_landmark_lite, 224 px) on a crop predicted
 from its last landmarks, as MediaPipe's hand tracking does. No face, no hand search: a frame
 without faces costs nothing here.
@@ -28,8 +30,7 @@ from core.modelfiles import HAND_LANDMARKS, PALM_DETECTOR, builtin_model
 from core.runtime import get_session, run
 
 PALM_SIZE, LANDMARK_SIZE = 192, 224
-# palm score: 0.5 found fewer hands (hand pixels drawn over 23.4 % against 21.9), no false ones
-PALM_SCORE = 0.35
+PALM_SCORE = 0.5  # MediaPipe's; 0.35 found no more hands (hand pixels drawn over 17.4 %)
 PRESENCE = 0.5  # hand landmark model's hand flag: below this the hand is lost
 LOST_RETRY = 3  # frames: a hand lost is searched for again this soon (else every interval)
 SEARCH_SCALE = 3.0  # the region searched for hands: the face box grown to this x its size
@@ -126,7 +127,9 @@ class HandFinder:
     def __init__(self, device: str = "cpu", threads: int = 0) -> None:
         self.palm = get_session(builtin_model(PALM_DETECTOR), device, threads)
         self.hand = get_session(builtin_model(HAND_LANDMARKS), device, threads)
-        self.anchors = ssd_anchors(PALM_SIZE, [8, 16, 16, 16], [2, 2, 2, 2])
+        # MediaPipe's four layers (strides 8, 16, 16, 16; 2 anchors each): the three
+        # stride-16 layers share one grid, 6 anchors a cell
+        self.anchors = ssd_anchors(PALM_SIZE, [8, 16], [2, 6])
 
     def palms(self, frame: np.ndarray, fmt: str, region: tuple[int, int, int, int]
               ) -> list[tuple[np.ndarray, np.ndarray, float]]:

@@ -7,7 +7,8 @@ MATCH to an enrolled descriptor it is that person and is swapped; farther than
 core.recognise.SAME_PERSON it is a guest and is left as it is (or blurred, settings.guests);
 in between it is "unsure" - treated as a guest, except in a privacy mode, which promises
 that an enrolled face is never shown: there an unsure face is pixelated, as is a face not
-judged yet.
+judged yet and a guest until CHANGE_CHECKS readings in a row agree (a face read once with a
+hand over it is not the streamer shown raw).
 
 The recogniser only reads faces that look at the camera (a profile is a coin toss for it:
 past 75 degrees of yaw it takes different people of ../shared/data/real_turns for the same
@@ -152,6 +153,8 @@ class LockState:
     tracked_since: int | None = None  # the track this verdict was made on
     afresh: bool = True  # the next reading is taken at once (a new face, or found again)
     against: int = 0  # checks in a row disagreeing with the verdict
+    agreed: int = 0  # readings in a row that gave the verdict (a privacy mode trusts GUEST
+    # only from CHANGE_CHECKS on)
     distance: float | None = None  # the last check's distance to the nearest person
     seen_frame: int = 0
 
@@ -167,12 +170,21 @@ def reading(people_distance: tuple[int, float]) -> tuple[str, int]:
 def judge(state: LockState, verdict: str, person: int) -> None:
     """Apply one check's reading: a face new to its track takes it at once, a judged one
     only after CHANGE_CHECKS readings in a row disagree (see the module docstring)."""
-    if state.afresh or (verdict, person) == (state.verdict, state.person):
-        state.verdict, state.person, state.against, state.afresh = verdict, person, 0, False
+    same = (verdict, person) == (state.verdict, state.person)
+    if state.afresh or same or state.against + 1 >= CHANGE_CHECKS:
+        # the person first: a reader between the two sees the old verdict, or the new pair
+        state.person, state.verdict = person, verdict
+        state.agreed = state.agreed + 1 if same and not state.afresh else \
+            (CHANGE_CHECKS if not same and not state.afresh else 1)
+        state.against, state.afresh = 0, False
         return
     state.against += 1
-    if state.against >= CHANGE_CHECKS:
-        state.verdict, state.person, state.against = verdict, person, 0
+
+
+def shown_raw(state: LockState) -> bool:
+    """Whether a privacy mode may show this face as it is: a guest by CHANGE_CHECKS
+    readings in a row (a verdict changed by disagreeing readings has them)."""
+    return state.verdict == GUEST and state.agreed >= CHANGE_CHECKS
 
 
 def due(state: LockState, face: Face, frame: int) -> bool:
@@ -209,6 +221,7 @@ class IdentityLock:
             since = face.extra.get("tracked_since")
             if state.tracked_since != since:  # found again: the next reading decides
                 state.tracked_since, state.afresh, state.against = since, True, 0
+                state.agreed = 0  # a guest's verdict is trusted again once read again
             if due(state, face, frame_number):
                 (now if state.afresh else later).append((face, state))
         if later and self._checks.busy():
@@ -219,15 +232,18 @@ class IdentityLock:
             for _, state in batch:
                 state.checked_frame = frame_number
             chips = self.recogniser.chips(frame, [f.points5 for f, _ in batch], fmt)
-            states_of = [s for _, s in batch]
-            self._checks.run(lambda c=chips, s=states_of: self._judge(c, s), wait=wait)
+            tracks = [(s, s.tracked_since) for _, s in batch]
+            self._checks.run(lambda c=chips, t=tracks: self._judge(c, t), wait=wait)
 
-    def _judge(self, chips: np.ndarray, states: list[LockState]) -> None:
-        """The recogniser's readings of a batch of chips, into their faces' states."""
+    def _judge(self, chips: np.ndarray, tracks: list[tuple[LockState, int | None]]) -> None:
+        """The recogniser's readings of a batch of chips, into their faces' states; a
+        reading of a track that has since been replaced (the face found again) is dropped."""
         start = time.perf_counter()
         descriptors = self.recogniser.descriptors_of_chips(chips, mirror=True)
         self.judge_ms = (time.perf_counter() - start) * 1000.0
-        for descriptor, state in zip(descriptors, states, strict=True):
+        for descriptor, (state, since) in zip(descriptors, tracks, strict=True):
+            if state.tracked_since != since:
+                continue
             found = nearest(self.people, descriptor)
             state.distance = found[1]
             judge(state, *reading(found))

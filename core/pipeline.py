@@ -46,8 +46,11 @@ class Swapping:
     settings: SwapSettings  # as they were when it began
     tracked: list[Face]
     selected: list[Face]
-    # faces="enrolled": faces not swapped that get a mosaic (smooth=False) or a blur (True)
+    # faces="enrolled": faces not swapped that get a mosaic (smooth=False) or a blur (True),
+    # and the faces in view not swapped (guests: with one in view a privacy mode does not
+    # cover the whole frame)
     veiled: list[tuple[Face, bool]]
+    guests: list[Face]
     keep: np.ndarray | None  # hands in front of the swapped faces (core.hands.hand_mask)
     # (face id -> swap, ms per stage), or its Future while the requests are out
     swaps: Future | tuple[dict[int, SwapOutput], dict[str, float]]
@@ -79,6 +82,13 @@ def build_swapper(settings: SwapSettings) -> Swapper:
     else:
         entry = resolve(settings.model, extra_dirs=extra)
     return load_swapper(entry, settings.device, settings.threads, settings.reference)
+
+
+def keeps_hands(settings: SwapSettings) -> bool:
+    """Whether hands are kept in front of the swap: `keep_hands`, and in a privacy mode
+    only with the identity guard, the one check of what a kept hand lets through (a false
+    hand on the face leaves the real face live there)."""
+    return settings.keep_hands and (settings.on_lost == "original" or settings.identity_guard)
 
 
 def pose_limits(settings: SwapSettings, swapper: Swapper) -> tuple[float, float]:
@@ -120,12 +130,17 @@ class Pipeline:
             self.people = identity.decode(settings.people)
         except ValueError as exc:
             raise FaceSwapError(str(exc)) from None
-        # each enrolled person's own model ("" = settings.model), loaded with the pipeline
+        # each enrolled person's own model ("" = settings.model), loaded with the pipeline; one
+        # that cannot be loaded is a warning, and that person gets settings.model
         self.swappers: dict[str, Swapper] = {settings.model: self.swapper}
+        self.model_problems: list[str] = []
         for person in self.people:
             if person.model and person.model not in self.swappers:
-                self.swappers[person.model] = build_swapper(settings.with_changes(
-                    model=person.model))
+                try:
+                    self.swappers[person.model] = build_swapper(settings.with_changes(
+                        model=person.model))
+                except FaceSwapError as exc:
+                    self.model_problems.append(f"{person.name}'s model: {exc}")
         self.tracker = FaceTracker(settings, device=triton.local_device(settings.device),
                                    threads=settings.threads)
         # the swap network's provider; a persona has none, so the landmark model's
@@ -182,8 +197,8 @@ class Pipeline:
         self._frame_number = 0
 
     def close(self, timeout: float = 1.0) -> None:
-        """Wait (up to `timeout` s) for the identity guard's check in flight, so a stopped
-        engine leaves no thread running."""
+        """Wait (up to `timeout` s) for the identity guard's and the identity lock's checks
+        in flight, so a stopped engine leaves no thread running."""
         for checker in (self.identity_guard, self.identity_lock):
             if checker is not None:
                 checker.wait(timeout)
@@ -231,25 +246,30 @@ class Pipeline:
                                ("track", "smooth")):
                 timings[stage] = self.tracker.timings.get(key, 0.0)
         veiled: list[tuple[Face, bool]] = []
+        self.guests = []
         if settings.faces == "enrolled":
             t = time.perf_counter()
             selected, veiled = self._enrolled(frame, fmt, faces, settings)
             timings["identity"] = (time.perf_counter() - t) * 1000.0
         else:
             selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))
-        turned = [f for f in selected
-                  if within(f, pose_limits(settings, self.swapper_for(f.id)))]
+        # each face's swapper, read once here: the lock's checker thread may change a verdict
+        swappers = {f.id: self.swapper_for(f.id) for f in selected}
+        turned = [f for f in selected if within(f, pose_limits(settings, swappers[f.id]))]
         keep = None
-        if settings.keep_hands:
+        if keeps_hands(settings):
             t = time.perf_counter()
             keep = self._hands(frame, fmt, turned, still)
             timings["hands"] = (time.perf_counter() - t) * 1000.0
+        elif self.hand_tracker is not None:
+            self.hand_tracker.reset()  # hands followed before are stale when it is back on
+            self.hands = []
         timings["total"] = (time.perf_counter() - start) * 1000.0  # finish adds the rest
-        swaps = self._requests.submit(self._swap_all, frame, fmt, turned, settings) \
-            if self._requests is not None and turned else self._swap_all(frame, fmt, turned,
-                                                                         settings)
-        return Swapping(frame, fmt, now, settings, faces, selected, veiled, keep, swaps,
-                        timings)
+        swaps = self._requests.submit(self._swap_all, frame, fmt, turned, settings, swappers) \
+            if self._requests is not None and turned else \
+            self._swap_all(frame, fmt, turned, settings, swappers)
+        return Swapping(frame, fmt, now, settings, faces, selected, veiled, self.guests, keep,
+                        swaps, timings)
 
     def _hands(self, frame: np.ndarray, fmt: str, faces: list[Face], still: bool
                ) -> np.ndarray | None:
@@ -268,15 +288,19 @@ class Pipeline:
     @property
     def warning(self) -> str:
         """What a host shows beside its status while the settings cannot do what they say."""
-        if self.settings.faces == "enrolled" and not self.people:
+        if self.settings.faces != "enrolled":
+            return ""
+        if not self.people:
             return ("nobody is enrolled yet: no face is swapped (in a privacy mode every face "
                     "is pixelated) until someone is")
-        return ""
+        return "; ".join(self.model_problems)
 
     def swapper_for(self, face_id: int) -> Swapper:
-        """The swapper of a face: its enrolled person's own model, else settings.model's."""
+        """The swapper of a face: with faces="enrolled", its person's own model; else (or
+        when that model could not be loaded) settings.model's."""
         state = self.identities.get(face_id)
-        if state is not None and state.verdict == identity.ENROLLED:
+        if self.settings.faces == "enrolled" and state is not None and \
+                state.verdict == identity.ENROLLED:
             return self.swappers.get(self.people[state.person].model, self.swapper)
         return self.swapper
 
@@ -292,12 +316,12 @@ class Pipeline:
             del self.identities[face_id]  # long gone: its id will not come back
         chosen, veiled = [], []
         private = settings.on_lost != "original"
-        for face in sorted(faces, key=lambda f: float(f.box[0] + f.box[2])):
+        for face in select_faces(faces, settings):  # every face, left to right
             state = self.identities.get(face.id)
             verdict = identity.UNKNOWN if state is None else state.verdict
             if verdict == identity.ENROLLED:
                 chosen.append(face)
-            elif private and verdict != identity.GUEST:
+            elif private and (state is None or not identity.shown_raw(state)):
                 veiled.append((face, False))
             elif settings.guests == "blur":
                 veiled.append((face, True))
@@ -334,7 +358,7 @@ class Pipeline:
         out = frame.copy()
         timings["copy"] = (time.perf_counter() - t) * 1000.0
         t = time.perf_counter()
-        layers = self._views(out, live, now, step, settings)
+        layers = self._views(out, live, now, step, settings, swapping.guests)
         for face, smooth in swapping.veiled:
             privacy.pixelate_face(out, face.box, face.size, smooth)
         timings["lost"] = (time.perf_counter() - t) * 1000.0
@@ -381,14 +405,15 @@ class Pipeline:
     def _new_guard(self) -> IdentityGuard:
         return IdentityGuard(triton.local_device(self.settings.device), self.settings.threads)
 
-    def _swap_all(self, frame: np.ndarray, fmt: str, faces: list[Face],
-                  settings: SwapSettings) -> tuple[dict[int, SwapOutput], dict[str, float]]:
+    def _swap_all(self, frame: np.ndarray, fmt: str, faces: list[Face], settings: SwapSettings,
+                  swappers: dict[int, Swapper]
+                  ) -> tuple[dict[int, SwapOutput], dict[str, float]]:
         """Swap `faces` one after another: (face id -> swap, ms per stage: swap, align,
         network). Runs on the request thread when the model is on a server."""
         live: dict[int, SwapOutput] = {}
         timings = {"swap": 0.0, "align": 0.0, "network": 0.0}
         for face in faces:
-            swapper = self.swapper_for(face.id)
+            swapper = swappers[face.id]
             t = time.perf_counter()
             live[face.id] = swapper.swap(frame, fmt, face, settings)
             timings["swap"] += (time.perf_counter() - t) * 1000.0
@@ -398,7 +423,8 @@ class Pipeline:
         return live, timings
 
     def _views(self, out: np.ndarray, live: dict[int, SwapOutput], now: float, step: float,
-               settings: SwapSettings) -> list[tuple[Face, SwapOutput, float]]:
+               settings: SwapSettings, guests: list[Face]
+               ) -> list[tuple[Face, SwapOutput, float]]:
         """Apply each face's on_lost view to `out` (mosaics now, in place) and return the
         swap layers to merge over them: (face, swap, weight of the cross-fade)."""
         layers = []
@@ -426,7 +452,6 @@ class Pipeline:
                     del self._states[face_id]
                 continue
             self.shown[face_id] = view
-        if settings.on_lost != "original" and not self.shown and \
-                not (settings.faces == "enrolled" and self.guests):
+        if settings.on_lost != "original" and not self.shown and not guests:
             privacy.cover(out)  # no face position is known: the whole frame
         return layers

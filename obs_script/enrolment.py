@@ -92,7 +92,9 @@ def from_photo(path: str) -> np.ndarray:
 
 
 def from_view(flt: FaceSwapFilter) -> np.ndarray:
-    """[K, 128] descriptors of the largest face in ENROL_FRAMES frames of the live view."""
+    """[K, 128] descriptors of the one face in ENROL_FRAMES frames of the live view; an
+    error when a frame shows two faces or the frames do not show one person (a co-host
+    must never be enrolled as you)."""
     recogniser = Recogniser()
     descriptors, problems = [], []
     for index in range(ENROL_FRAMES):
@@ -102,6 +104,9 @@ def from_view(flt: FaceSwapFilter) -> np.ndarray:
         if frame is None:
             raise FaceSwapError("no frame from the source yet: show the source, then enrol")
         faces = faces_in_image(frame, "rgba")
+        if len(faces) > 1:
+            raise FaceSwapError(f"{len(faces)} faces in view: enrol with only the person "
+                                "to enrol in view")
         if not faces:
             problems.append("no face")
             continue
@@ -113,7 +118,12 @@ def from_view(flt: FaceSwapFilter) -> np.ndarray:
         why = problems[-1] if problems else "no face"
         raise FaceSwapError(f"only {len(descriptors)} of {ENROL_FRAMES} frames showed a face "
                             f"to enrol ({why}): look at the camera and try again")
-    return np.stack(descriptors)
+    found = np.stack(descriptors)
+    apart = np.linalg.norm(found[:, None] - found[None], axis=-1).max()
+    if apart >= identity.UNSURE:
+        raise FaceSwapError("the frames do not show one person: enrol with only the person "
+                            "to enrol in view")
+    return found
 
 
 def apply_later(flt: FaceSwapFilter, descriptors: np.ndarray | None, model: str,
@@ -124,16 +134,22 @@ def apply_later(flt: FaceSwapFilter, descriptors: np.ndarray | None, model: str,
         with registration.live_instances() as filters:
             if flt not in filters:
                 return  # the filter was removed meanwhile
-        if descriptors is None:
-            flt.enrolment.message = f"Not enrolled: {message}"
-            obsdata.update_source(flt.source, enrol_photo="")
-        else:
-            people = identity.decode(flt.settings.people)
-            name = f"Person {len(people) + 1}"
-            people = identity.with_person(people, identity.Person(name, descriptors, model))
-            flt.enrolment.message = f"Enrolled {name} from {message}."
-            obsdata.update_source(flt.source, people=identity.encode(people), enrol_photo="")
-        L.obs_source_update_properties(flt.source)
+            changes: dict[str, str] = {"enrol_photo": ""}
+            note = ""
+            try:
+                people = identity.decode(flt.settings.people)
+            except ValueError as exc:  # settings edited by hand: say so, start afresh
+                people, note = [], f" ({exc}: replaced)"
+            if descriptors is None:
+                flt.enrolment.message = f"Not enrolled: {message}"
+            else:
+                name = f"Person {len(people) + 1}"
+                people = identity.with_person(people, identity.Person(name, descriptors,
+                                                                       model))
+                flt.enrolment.message = f"Enrolled {name} from {message}.{note}"
+                changes["people"] = identity.encode(people)
+            obsdata.update_source(flt.source, **changes)
+            L.obs_source_update_properties(flt.source)
 
     registration.queue_ui(apply)
 

@@ -184,6 +184,14 @@ def test_a_verdict_changes_only_after_checks_in_a_row_disagree():
     assert state.verdict == identity.ENROLLED
     identity.judge(state, identity.GUEST, -1)
     assert state.verdict == identity.GUEST
+    assert identity.shown_raw(state)  # a guest by 2 readings: a privacy mode shows it
+    # found again (a hand waved over the face): the first reading decides at once, but a
+    # privacy mode shows a guest only from the second reading in a row
+    state.afresh, state.agreed = True, 0
+    identity.judge(state, identity.GUEST, -1)
+    assert state.verdict == identity.GUEST and not identity.shown_raw(state)
+    identity.judge(state, identity.GUEST, -1)
+    assert identity.shown_raw(state)
     assert identity.reading((0, identity.MATCH - 0.01)) == (identity.ENROLLED, 0)
     assert identity.reading((0, identity.MATCH + 0.01)) == (identity.UNSURE_FACE, -1)
     assert identity.reading((0, identity.UNSURE + 0.01)) == (identity.GUEST, -1)
@@ -206,6 +214,30 @@ def test_each_enrolled_person_gets_their_own_model(recogniser, tmp_path):
     assert kinds["group_01.jpg"] == "persona:default"
     assert kinds["group_03.jpg"] != "persona:default"
 
+
+
+def test_a_reading_of_a_replaced_track_is_dropped(recogniser):
+    """A re-check finishing after its face was lost and found again (maybe someone else at
+    the same place) must not decide for the new track."""
+    image = read_bgr(IMAGES / "angelina_jolie_01.jpg")
+    face = faces_in_image(image, "bgr")[0]
+    lock = identity.IdentityLock([_enrol(recogniser, "angelina_jolie_02.jpg")])
+    chips = lock.recogniser.chips(image, [face.points5], "bgr")
+    state = identity.LockState(tracked_since=7)
+    lock._judge(chips, [(state, 3)])  # read on track 3, the face is on track 7 now
+    assert state.verdict == identity.UNKNOWN and state.afresh
+    lock._judge(chips, [(state, 7)])
+    assert state.verdict == identity.ENROLLED
+
+
+def test_a_person_whose_model_cannot_be_loaded_gets_the_filter_model(recogniser):
+    people = identity.encode([_enrol(recogniser, "mel_gibson_01.jpg", person="Mel",
+                                     model="/nonexistent/mel.dfm")])
+    pipeline = Pipeline(SwapSettings(faces="enrolled", people=people, label=False))
+    assert "Mel's model" in pipeline.warning and "mel.dfm" in pipeline.warning
+    pipeline.process_still(read_bgr(IMAGES / "group_03.jpg"), "bgr")
+    (face,) = pipeline.faces
+    assert pipeline.swapper_for(face.id) is pipeline.swapper
 
 
 def test_with_nobody_enrolled_nobody_is_swapped():

@@ -340,3 +340,20 @@ class ObsSession:
 
     def thread_count(self) -> int:
         return len(os.listdir(f"/proc/{self.obs.pid}/task"))
+
+
+def badge_area(out: np.ndarray, plain: np.ndarray) -> tuple[slice, slice] | None:
+    """Where a screenshot differs from the plain source, when that is only the filter's
+    "not swapping" badge (obs_script.cover.badge): a small square in the bottom-right
+    corner (the label's default corner); None when nothing differs. AssertionError when the
+    differences are anything else."""
+    differs = np.abs(out[..., :3].astype(int) - plain[..., :3].astype(int)).max(axis=2) > 0
+    if not differs.any():
+        return None
+    ys, xs = np.nonzero(differs)
+    height, width = plain.shape[:2]
+    side = min(width, height)
+    assert xs.min() > 0.85 * width and ys.min() > 0.85 * height, "changed outside the badge"
+    assert xs.max() - xs.min() < 0.12 * side and ys.max() - ys.min() < 0.12 * side
+    return slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+
