@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from core.background import OneAtATime
 from core.detect import iou, letterbox, ssd_anchors, weighted_nms
 from core.face import FACE_OVAL, Face
 from core.frame import to_rgb
@@ -174,7 +175,12 @@ class HandFinder:
 
 
 class HandTracker:
-    """Hands near tracked faces, followed from frame to frame (see the module docstring)."""
+    """Hands near tracked faces, followed from frame to frame (see the module docstring).
+
+    On a stream the search for new hands (a palm search and the probes: 17-40 ms on a CPU
+    thread) runs on a thread of its own, on a copy of the frame; the hands it finds are
+    followed from the frame its result is ready on. Following hands stays on the frame's
+    thread (a landmark run per hand)."""
 
     def __init__(self, device: str = "cpu", threads: int = 0, detect_interval: int = 10,
                  max_hands: int = 2) -> None:
@@ -184,29 +190,49 @@ class HandTracker:
         self.hands: list[Hand] = []
         self._since = detect_interval  # frames since the last palm search
         self._next_id = 0
+        self._search = OneAtATime("face-swap-hands")
+        self._found: list[Hand] = []  # the last search's hands, not followed yet
+        self._generation = 0  # a reset drops the result of a search still running
 
     def reset(self) -> None:
-        self.hands = []
+        self.hands, self._found = [], []
         self._since = self.detect_interval
+        self._generation += 1
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the search in flight (if any) is done, or `timeout` s."""
+        self._search.wait(timeout)
 
     def process(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
         """The hands near `faces` in this frame."""
         if not faces:
-            self.hands = []
+            self.hands, self._found = [], []
             return []
-        followed = []
-        for hand in self.hands:
+        found, self._found = self._found, []
+        followed: list[Hand] = []
+        for hand in self.hands + found:
             landmarks, presence = self.finder.landmarks(frame, fmt, hand.roi)
-            if presence >= PRESENCE:
+            box = Hand(landmarks, presence).box
+            if presence >= PRESENCE and not (followed and iou(
+                    box, np.stack([h.box for h in followed])).max() > 0.2):
                 followed.append(Hand(landmarks, presence, hand.id, roi_from_hand(landmarks)))
         self._since += 1
         lost = len(followed) < len(self.hands)
-        if len(followed) < self.max_hands and (self._since >= self.detect_interval or
-                                               (lost and self._since >= LOST_RETRY)):
+        if len(followed) < self.max_hands and not self._search.busy() and \
+                (self._since >= self.detect_interval or (lost and self._since >= LOST_RETRY)):
             self._since = 0
-            followed += self._find(frame, fmt, faces, followed)
+            copy, known, generation = frame.copy(), list(followed), self._generation
+            self._search.run(lambda: self._searched(copy, fmt, faces, known, generation),
+                             wait=False)
         self.hands = followed[:self.max_hands]
         return self.hands
+
+    def _searched(self, frame: np.ndarray, fmt: str, faces: list[Face], known: list[Hand],
+                  generation: int) -> None:
+        """The search thread's job: new hands for the next frame to follow."""
+        found = self._find(frame, fmt, faces, known)
+        if generation == self._generation:
+            self._found = found
 
     def find_in_still(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
         """Hands near the faces of a still image: a palm search, then two landmark passes."""

@@ -198,8 +198,8 @@ class Pipeline:
 
     def close(self, timeout: float = 1.0) -> None:
         """Wait (up to `timeout` s) for the identity guard's and the identity lock's checks
-        in flight, so a stopped engine leaves no thread running."""
-        for checker in (self.identity_guard, self.identity_lock):
+        and the hand search in flight, so a stopped engine leaves no thread running."""
+        for checker in (self.identity_guard, self.identity_lock, self.hand_tracker):
             if checker is not None:
                 checker.wait(timeout)
 

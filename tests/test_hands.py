@@ -79,11 +79,12 @@ def test_occlusion_figures_on_real_photos(report):
 
 
 def test_a_hand_is_followed_through_a_real_clip(report):
-    """The singer's hand on the microphone: followed in 102 of 129 frames (79 %); the hand
-    stage costs nothing while no hand is near a face (p50 0.01 ms; a search every 10
-    frames aside)."""
+    """The singer's hand on the microphone: followed in 93 of 129 frames (72 %; the search
+    runs on its own thread, so a hand is followed from a frame or two after it was
+    searched); the hand stage costs nothing on the frame's thread while no hand is near a
+    face (p50 0.01 ms)."""
     clip = report["clip"]
-    assert clip["with_hand"] >= 0.65 * clip["frames"]
+    assert clip["with_hand"] >= 0.55 * clip["frames"]
     assert clip["hands_ms_p50_without"] is None or clip["hands_ms_p50_without"] < 1.0
 
 
