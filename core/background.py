@@ -5,13 +5,27 @@ A re-check's verdict may arrive a few frames late; the frame does not wait for i
 face's first check runs on the frame's own thread, `wait=True`, and may overlap a
 background job: onnxruntime sessions take concurrent runs). The thread lives for one job (a
 few a second at most): an idle checker holds none, so a stopped engine leaves no thread
-behind (`wait` before dropping it).
+behind (`wait` before dropping it). A process that ends with a job still running waits for
+it (atexit, JOIN_AT_EXIT_S): a daemon thread inside onnxruntime when Python finalises
+aborts the process ("terminate called without an active exception", seen on a CLI video
+swap ending while a hand search ran).
 """
 
 from __future__ import annotations
 
+import atexit
 import threading
+import weakref
 from collections.abc import Callable
+
+JOIN_AT_EXIT_S = 10.0  # at most this long at exit for the jobs still running
+_started: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+@atexit.register
+def _join_at_exit() -> None:
+    for thread in list(_started):
+        thread.join(JOIN_AT_EXIT_S)
 
 
 class OneAtATime:
@@ -31,6 +45,7 @@ class OneAtATime:
             job()
             return
         self._pending = threading.Thread(target=job, name=self.name, daemon=True)
+        _started.add(self._pending)
         self._pending.start()
 
     def wait(self, timeout: float | None = None) -> None:
