@@ -99,10 +99,18 @@ def _settings(step: int, dfm: Path) -> SwapSettings:
                         fade_ms=(0, 150)[step % 2])
 
 
+CHECKERS = ("face-swap-hands", "face-swap-guard", "face-swap-identity")  # core.background
+
+
 def quiet_point(service: SwapService, seq: int, heap: list[float], rss: list[float]) -> None:
-    """Wait until the last frame is out and the model loaded, then read memory."""
+    """Wait until the last frame is out, the model loaded and no background job (a hand
+    search, a recogniser check: onnxruntime's working memory while it runs) is in flight,
+    then read memory."""
     service.wait_result(after_seq=seq - 1, timeout=30)
     service.wait_loaded(timeout=60)
+    for thread in threading.enumerate():
+        if thread.name in CHECKERS:
+            thread.join(10.0)
     heap.append(heap_mb())
     rss.append(rss_mb())
 
