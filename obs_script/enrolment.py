@@ -137,18 +137,19 @@ def apply_later(flt: FaceSwapFilter, descriptors: np.ndarray | None, model: str,
             changes: dict[str, str] = {"enrol_photo": ""}
             note = ""
             try:
-                people = identity.decode(flt.settings.people)
+                people = identity.decode(stored_people(flt))
             except ValueError as exc:  # settings edited by hand: say so, start afresh
                 people, note = [], f" ({exc}: replaced)"
             if descriptors is None:
-                flt.enrolment.message = f"Not enrolled: {message}"
+                outcome = f"Not enrolled: {message}"
             else:
                 name = f"Person {len(people) + 1}"
                 people = identity.with_person(people, identity.Person(name, descriptors,
                                                                        model))
-                flt.enrolment.message = f"Enrolled {name} from {message}.{note}"
+                outcome = f"Enrolled {name} from {message}.{note}"
                 changes["people"] = identity.encode(people)
             obsdata.update_source(flt.source, **changes)
+            flt.enrolment.message = outcome  # after the settings: the panel lists them
             L.obs_source_update_properties(flt.source)
 
     registration.queue_ui(apply)
@@ -156,14 +157,26 @@ def apply_later(flt: FaceSwapFilter, descriptors: np.ndarray | None, model: str,
 
 def forget(flt: FaceSwapFilter) -> None:
     """Clear every enrolled person (UI thread)."""
-    flt.enrolment.message = "Forgot the enrolled faces."
     obsdata.update_source(flt.source, people="")
+    flt.enrolment.message = "Forgot the enrolled faces."
+
+
+def stored_people(flt: FaceSwapFilter) -> str:
+    """The "people" setting as the source stores it now. The filter's own copy
+    (flt.settings) lags: OBS defers a video filter's update callback to its next video
+    tick, so two enrolments in one tick would otherwise lose the first."""
+    data = L.obs_source_get_settings(flt.source)
+    try:
+        return L.text(L.obs_data_get_string(data, b"people"))
+    finally:
+        L.obs_data_release(data)
 
 
 def summary(flt: FaceSwapFilter) -> str:
-    """The panel's text about who is enrolled, and the last enrolment's outcome."""
+    """The panel's text about who is enrolled (from the stored settings: the filter's copy
+    said "Nobody is enrolled yet" under "Enrolled Person 1"), and the last outcome."""
     try:
-        people = identity.decode(flt.settings.people)
+        people = identity.decode(stored_people(flt))
     except ValueError as exc:
         return str(exc)
     if people:
