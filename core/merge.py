@@ -35,6 +35,9 @@ def _check_output(out: SwapOutput) -> int:
     size = crop.shape[0]
     if out.mask is not None and out.mask.shape != (size, size):
         raise ValueError(f"swap mask shape {out.mask.shape} does not match crop {size}x{size}")
+    if out.backdrop is not None and (out.backdrop.shape != crop.shape or out.coverage is None
+                                     or out.coverage.shape != (size, size)):
+        raise ValueError(f"swap backdrop must be {crop.shape} with a ({size}, {size}) coverage")
     return size
 
 
@@ -196,8 +199,12 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
     if settings.color_transfer != "none":
         original = cv2.warpAffine(frame, np.asarray(out.matrix, np.float32), (size, size),
                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        swap = transfer_color(swap, to_rgb(original, fmt), mask,
+        face_only = mask if out.backdrop is None else mask * out.coverage
+        swap = transfer_color(swap, to_rgb(original, fmt), face_only,
                               settings.color_transfer)
+    if out.backdrop is not None:  # the face, colour-matched, over what is behind it
+        swap = cv2.blendLinear(swap, out.backdrop, out.coverage,
+                               np.float32(1.0) - out.coverage)
     if settings.color_compression > 0.0:
         face = compress_colors(swap.astype(np.float32) * np.float32(1 / 255),
                                settings.color_compression)

@@ -120,6 +120,8 @@ class FaceTracker:
             face = make_face(smoothed, track.presence, track.id)
             face.extra["frame_size"] = (w, h)
             face.extra["tracked_since"] = track.since
+            if track.model.shape is not None:  # the face's own shape, learned while it
+                face.extra["shape"] = track.model.shape  # looked at the camera (a persona's)
             faces.append(face)
         if self.settings.faces in SINGLE_FACE_MODES and len(faces) > 1:
             faces = select_faces(faces, self.settings, (w, h))

@@ -281,3 +281,37 @@ def test_mask_is_zero_on_the_crop_border_when_the_face_overflows_the_crop():
     assert mask.max() > 0.99
     for edge in (mask[0], mask[-1], mask[:, 0], mask[:, -1]):
         assert not edge.any()
+
+
+def test_a_backdrop_is_drawn_as_it_is_and_does_not_steer_the_colour_transfer():
+    """A swap with a backdrop (the persona over the filled background): the face is colour
+    matched to the live face from its own pixels only, then drawn over the backdrop by its
+    coverage; the backdrop is drawn as it is."""
+    live_rgb = np.array((90, 150, 110), np.uint8)
+    frame = cv2.resize(_textured(live_rgb, 5), (480, 360), interpolation=cv2.INTER_NEAREST)
+    face = synthetic_face(240, 180, 150)
+    out = _output(frame, face)
+    out.crop[:] = _textured((200, 60, 50), 4)  # a red face ...
+    centre = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(centre, (SIZE // 2, SIZE // 2), 50, 255, -1)
+    out.coverage = centre.astype(np.float32) / 255  # ... covering a disc
+    out.crop[centre == 0] = 255  # not shown, and must not count
+    out.backdrop = np.empty_like(out.crop)
+    out.backdrop[:] = (20, 20, 240)  # over a blue backdrop
+    out.mask = np.ones((SIZE, SIZE), np.float32)
+    result = frame.copy()
+    settings = SwapSettings(color_transfer="rct", mask="source", erode=0.0, blur=0.0)
+    merge(result, "rgb", face, out, settings)
+    to_frame = invert(out.matrix)
+    disc = cv2.warpAffine(centre, to_frame, (480, 360), flags=cv2.INTER_NEAREST)
+    inside = cv2.warpAffine(np.full((SIZE, SIZE), 255, np.uint8), to_frame, (480, 360),
+                            flags=cv2.INTER_NEAREST)
+    kernel = np.ones((5, 5), np.uint8)
+    face_px = cv2.erode(disc, kernel) > 0
+    backdrop_px = cv2.erode(cv2.subtract(inside, disc), kernel) > 0
+    np.testing.assert_allclose(result[backdrop_px].mean(0), (20, 20, 240), atol=1)  # as drawn
+    # the face alone matched to the live colour (with the backdrop counted: far off)
+    np.testing.assert_allclose(result[face_px].mean(0), live_rgb, atol=6)
+    out.coverage = out.coverage[:10]
+    with pytest.raises(ValueError, match="backdrop"):
+        merge(result, "rgb", face, out, settings)

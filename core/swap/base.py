@@ -23,6 +23,11 @@ class SwapOutput:
     celeb_mask: np.ndarray | None = None  # its mask of the swapped face (.dfm); None: none
     outline: float = 0.0  # it covers this x the face size past the live face oval (the
     # persona: an outline left showing gives the person away), so the outline mask grows too
+    backdrop: np.ndarray | None = None  # (S, S, 3) uint8 RGB drawn behind the swapped face,
+    # as it is (no colour transfer): the persona's, the live surroundings filled where the
+    # live face reached past the persona's
+    coverage: np.ndarray | None = None  # (S, S) float32 0..1: how much of each pixel is the
+    # swapped face (crop) rather than the backdrop; with a backdrop only
 
 
 class Swapper(Protocol):

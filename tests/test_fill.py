@@ -1,0 +1,30 @@
+"""core.fill: a hole filled from around it, known pixels kept exactly."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from core.fill import fill_from_around
+
+
+def test_known_pixels_are_kept_and_the_hole_takes_the_colours_beside_it():
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[:, :80] = (200, 100, 50)
+    image[:, 80:] = (20, 40, 250)
+    hole = np.zeros((120, 160), np.uint8)
+    cv2.circle(hole, (80, 60), 40, 255, -1)
+    image[hole > 0] = (0, 255, 0)  # what the hole hides must not show
+    filled = fill_from_around(image, hole)
+    np.testing.assert_array_equal(filled[hole == 0], image[hole == 0])
+    assert filled.shape == image.shape and filled.dtype == np.uint8
+    # inside the hole, near each side, that side's colour; green nowhere
+    np.testing.assert_allclose(filled[60, 45], (200, 100, 50), atol=12)
+    np.testing.assert_allclose(filled[60, 115], (20, 40, 250), atol=12)
+    assert filled[hole > 0, 1].max() < 120
+
+
+def test_nothing_to_fill_or_nothing_known_changes_nothing():
+    image = np.random.default_rng(0).integers(0, 256, (32, 48, 3), np.uint8)
+    np.testing.assert_array_equal(fill_from_around(image, np.zeros((32, 48), np.uint8)), image)
+    np.testing.assert_array_equal(fill_from_around(image, np.ones((32, 48), np.uint8)), image)
