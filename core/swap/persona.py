@@ -16,10 +16,11 @@ background - is who you are. A persona drawn on the streamer's geometry kept the
 and was recognised in 54 % of real photos at 60-75 degrees of yaw (dlib's recogniser,
 ../shared/data/real_turns). So where the streamer's silhouette reaches past the persona's,
 it is filled from the background around it (core.fill), and the persona's own silhouette
-is what the viewer sees: 17 %. The returned mask covers both, with optional holes for the
-live eyes and inner mouth (blinks and speech stay the streamer's own). Colour transfer
-and feathering are core.merge's job, shared by every swapper; the filled background is
-marked (SwapOutput.backdrop) so that the colour transfer leaves it as it is.
+is what the viewer sees: 29 % (README "Anonymity at head turns"). The returned mask covers
+both, with optional holes for the live eyes and inner mouth (blinks and speech stay the
+streamer's own). Colour transfer and feathering are core.merge's job, shared by every
+swapper; the filled background is the swap's backdrop (SwapOutput.backdrop), which the
+merge draws behind the colour-matched face as it is.
 """
 
 from __future__ import annotations
