@@ -35,9 +35,11 @@ def _check_output(out: SwapOutput) -> int:
     size = crop.shape[0]
     if out.mask is not None and out.mask.shape != (size, size):
         raise ValueError(f"swap mask shape {out.mask.shape} does not match crop {size}x{size}")
-    if out.backdrop is not None and (out.backdrop.shape != crop.shape or out.coverage is None
-                                     or out.coverage.shape != (size, size)):
-        raise ValueError(f"swap backdrop must be {crop.shape} with a ({size}, {size}) coverage")
+    if (out.backdrop is None) != (out.coverage is None) or out.backdrop is not None and (
+            out.backdrop.shape != crop.shape or out.backdrop.dtype != np.uint8
+            or out.coverage.shape != (size, size) or out.coverage.dtype != np.float32):
+        raise ValueError(f"a swap backdrop must be {crop.shape} uint8 with a ({size}, {size}) "
+                         "float32 coverage, and the one comes with the other")
     return size
 
 
@@ -131,22 +133,29 @@ def transfer_color(swap: np.ndarray, target: np.ndarray, mask: np.ndarray, mode:
     return _hist(swap, target, inside)
 
 
-def placement(face: Face, matrix: np.ndarray, settings: SwapSettings) -> np.ndarray:
-    """frame -> crop matrix after face_scale and face offset are applied to the swapped face.
-
-    The swapped face is scaled about the live face's centre and shifted by a fraction of the
-    face size, so the paste mapping is T(offset) S(scale about centre) matrix^-1.
-    """
+def face_motion(face: Face, settings: SwapSettings) -> np.ndarray | None:
+    """face_scale and face offset as a frame-space motion (3x3) of the swapped face: scaled
+    about the live face's centre, shifted by a fraction of the face size; None for none."""
     scale = float(settings.face_scale)
     if scale == 1.0 and settings.face_offset_x == 0 and settings.face_offset_y == 0:
-        return np.asarray(matrix, np.float32)
+        return None
     centre = face.landmarks[FACE_OVAL, :2].mean(axis=0).astype(np.float64)
     shift = np.array([settings.face_offset_x, settings.face_offset_y]) * face.size
-    # frame -> crop = matrix . (scale 1/s about centre) . T(-shift)
-    undo = np.eye(3)
-    undo[:2, :2] /= scale
-    undo[:2, 2] = centre - (centre + shift) / scale
-    return (_as3x3(matrix) @ undo)[:2].astype(np.float32)
+    motion = np.eye(3)
+    motion[:2, :2] *= scale
+    motion[:2, 2] = centre + shift - scale * centre
+    return motion
+
+
+def placement(face: Face, matrix: np.ndarray, settings: SwapSettings,
+              backdrop: bool = False) -> np.ndarray:
+    """frame -> crop matrix after face_scale and face offset are applied to the swapped face:
+    matrix . motion^-1 (face_motion). A swap with a backdrop moved its face itself (its
+    backdrop, the live surroundings, must stay where they are): its own matrix."""
+    motion = None if backdrop else face_motion(face, settings)
+    if motion is None:
+        return np.asarray(matrix, np.float32)
+    return (_as3x3(matrix) @ np.linalg.inv(motion))[:2].astype(np.float32)
 
 
 MASK_PARTS = {"both": ("source", "celeb", "hull"), "model": ("source", "celeb"),
@@ -185,9 +194,10 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
     over the face, core.hands.hand_mask): the swap is drawn under it by that much less.
 
     The mask is crop_mask's (settings.mask); the swapped face is colour-matched
-    (settings.color_transfer), optionally colour-compressed, and warped into the frame with
-    settings.interpolation. Only the ROI is read and written; pixels
-    whose warped mask is 0 keep their exact values.
+    (settings.color_transfer, from the face's own pixels: out.coverage of them where the
+    swap has a backdrop), optionally colour-compressed, drawn over its backdrop (as it is)
+    if it has one, and warped into the frame with settings.interpolation. Only the ROI is
+    read and written; pixels whose warped mask is 0 keep their exact values.
     Returns None when nothing was written (empty mask, face outside the frame, opacity 0).
     """
     check_frame(frame, fmt)
@@ -202,20 +212,20 @@ def merge(frame: np.ndarray, fmt: str, face: Face, out: SwapOutput,
         face_only = mask if out.backdrop is None else mask * out.coverage
         swap = transfer_color(swap, to_rgb(original, fmt), face_only,
                               settings.color_transfer)
-    if out.backdrop is not None:  # the face, colour-matched, over what is behind it
-        swap = cv2.blendLinear(swap, out.backdrop, out.coverage,
-                               np.float32(1.0) - out.coverage)
     if settings.color_compression > 0.0:
         face = compress_colors(swap.astype(np.float32) * np.float32(1 / 255),
                                settings.color_compression)
         swap = cv2.convertScaleAbs(face, alpha=255.0)
+    if out.backdrop is not None:  # the face, colour-matched, over what is behind it
+        swap = cv2.blendLinear(swap, out.backdrop, out.coverage,
+                               np.float32(1.0) - out.coverage)
     if settings.opacity < 1.0:
         mask = mask * np.float32(settings.opacity)
 
     bx, by, bw, bh = cv2.boundingRect((mask > 0).view(np.uint8))
     if bw == 0 or bh == 0:
         return None
-    to_crop = placement(face, out.matrix, settings)
+    to_crop = placement(face, out.matrix, settings, out.backdrop is not None)
     # Bounding box of the non-zero mask (+1 px for bilinear taps) mapped into the frame.
     corners = np.array([[bx - 1, by - 1], [bx + bw, by - 1], [bx - 1, by + bh],
                         [bx + bw, by + bh]], np.float64)

@@ -115,7 +115,8 @@ class Pipeline:
 
     Where a face is not swapped - lost, turned past a pose limit - the swap cross-fades
     over `fade_ms` into the `on_lost` view (core.privacy.lost_view) and back, never a pop.
-    A privacy mode never fades its mosaic: only the swap layer above it fades. In a privacy
+    A privacy mode never fades its mosaic: only the swap layer above it fades (in, over the
+    mosaic; the real face is never under a swap that is not fully drawn). In a privacy
     mode with `identity_guard`, a swap the recogniser still takes for the live person
     (core.guard) is not shown: the face cross-fades to its mosaic as if it were lost.
 
@@ -443,7 +444,10 @@ class Pipeline:
             target = 1.0 if view in ("swap", privacy.HOLD) else 0.0
             state.weight = min(target, state.weight + step) if target > state.weight else \
                 max(target, state.weight - step)
-            if view == privacy.PIXELATE_FACE:
+            # a privacy mode fades the swap in over the mosaic, never over the real face
+            # (a face the guard released showed raw for a frame, then under the fading swap)
+            if view == privacy.PIXELATE_FACE or (settings.on_lost != "original"
+                                                 and target > state.weight):
                 privacy.pixelate_face(out, state.face.box, state.face.size)
             if state.drawn is not None and state.weight > 0.0:
                 layers.append((*state.drawn, state.weight))

@@ -24,7 +24,18 @@ def test_known_pixels_are_kept_and_the_hole_takes_the_colours_beside_it():
     assert filled[hole > 0, 1].max() < 120
 
 
-def test_nothing_to_fill_or_nothing_known_changes_nothing():
+def test_nothing_to_fill_changes_nothing_and_nothing_known_hides_it_all():
     image = np.random.default_rng(0).integers(0, 256, (32, 48, 3), np.uint8)
     np.testing.assert_array_equal(fill_from_around(image, np.zeros((32, 48), np.uint8)), image)
-    np.testing.assert_array_equal(fill_from_around(image, np.ones((32, 48), np.uint8)), image)
+    hidden = fill_from_around(image, np.ones((32, 48), np.uint8))
+    assert len(np.unique(hidden.reshape(-1, 3), axis=0)) == 1  # one colour: the mean
+
+
+def test_a_tiny_picture_with_one_known_pixel_fills_with_it():
+    """The pyramid stops at 2 px: a hole no level reaches takes the known pixels' mean."""
+    image = np.zeros((3, 3, 3), np.uint8)
+    image[0, 0] = (10, 200, 30)
+    hole = np.ones((3, 3), np.uint8)
+    hole[0, 0] = 0
+    np.testing.assert_array_equal(fill_from_around(image, hole), np.broadcast_to(
+        np.uint8([10, 200, 30]), (3, 3, 3)))

@@ -117,10 +117,10 @@ def test_the_persona_hides_real_faces_up_to_60_degrees(real_turns):
     the persona had its own face shape over a filled background: 0 / 8 / 0 / 7.1 and 8.7;
     before its mask reached past the face outline: 5 / 20 / 48 / 79.
     At 60-75 the target is 25 %: measured 29.2 % (7 of 24, 2 of them not found; 54 %
-    before), not met - held here at 40 so that it does not slide back."""
+    before), not met - held here at 8 of 24 photos so that it does not slide back."""
     for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "pitch"):
         assert real_turns[row]["identity_leak"] <= 10.0, row
-    assert real_turns["yaw 60-75"]["identity_leak"] <= 40.0
+    assert real_turns["yaw 60-75"]["identity_leak"] <= 34.0
 
 
 def test_the_privacy_mode_hides_real_faces_up_to_75_degrees(real_turns):

@@ -26,7 +26,7 @@ import numpy as np
 
 from core.align import similarity, whole_face_template
 from core.commands.bench_photos import persona_descriptor
-from core.face import face_shape, points5
+from core.face import points5
 from core.headturn import Head, landmark_error, make_head, render_head, sweep
 from core.imageio import read_rgb, write_sheet
 from core.landmarks import FaceMesh, roi_from_landmarks
@@ -123,8 +123,8 @@ def _output_error(mesh: FaceMesh, out: np.ndarray, truth: np.ndarray, size: floa
 
 def _meant(swapper: Swapper, truth: np.ndarray, own: np.ndarray | None) -> np.ndarray:
     """The face a swapper means to draw over the true landmarks: the persona its own face
-    shape at the same pose and expression (`own`: the head's shape); a model the live
-    face's geometry."""
+    shape at the same pose and expression (`own`: the shape the tracker learned, as the
+    swap used it); a model the live face's geometry."""
     if isinstance(swapper, PersonaSwapper):
         return persona_geometry(truth, swapper.portrait.shape, own)
     return truth
@@ -139,7 +139,6 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
     pipeline = Pipeline(settings)
     mesh = FaceMesh(threads=settings.threads)
     result = _Sweep(axis)
-    own = face_shape(render_head(head, 0.0, 0.0).landmarks)  # what the tracker learns
     previous: tuple[np.ndarray, np.ndarray] | None = None
     for i, angle in enumerate(sweep(LIMITS[axis], step)):
         yaw, pitch = (angle, 0.0) if axis == "yaw" else (0.0, angle)
@@ -156,7 +155,8 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
             abs(face.pose[0 if axis == "yaw" else 1] - true_pose) if face else None,
             landmark_error(found.landmarks, render.landmarks, size) if found else None,
             abs(found.pose[0 if axis == "yaw" else 1] - true_pose) if found else None,
-            _output_error(mesh, out, _meant(pipeline.swapper, render.landmarks, own), size)
+            _output_error(mesh, out, _meant(pipeline.swapper, render.landmarks,
+                                            face.extra.get("shape") if face else None), size)
             if output else None,
             five_point_residual(render.landmarks), pipeline.timings["landmarks"])
         if recogniser is not None:

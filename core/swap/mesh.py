@@ -19,7 +19,8 @@ from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, LI
 
 # Contours that must be mesh vertices so that eyes, lips and the face outline line up exactly.
 _CONTOURS = sorted(set(FACE_OVAL + EYE_IMAGE_LEFT + EYE_IMAGE_RIGHT + LIPS_OUTER + LIPS_INNER))
-_RING_SCALE = 1.3  # outer ring = face oval scaled about its centre: covers the feathered edge
+_RING_SCALE = 1.3  # outer ring = face oval scaled about its centre (the persona draws it but
+# shows only the face inside it: its backdrop is the live surroundings, core.swap.persona)
 _RING_DEPTH = 0.15  # ... set this many face widths behind the oval (drawn under the face)
 _SHIFT = 4  # sub-pixel bits for cv2.fillConvexPoly
 GRAZING = 0.35  # a texture triangle seen at less than this cosine takes its mirror's texture
@@ -163,8 +164,8 @@ class MeshWarp:
     """A texture and its mesh (vertices + fixed triangles), warped onto new vertex positions.
 
     `sources` (T, 3, 2), optional: where each triangle samples the texture, when that is not
-    at its own vertices (the persona takes a triangle the portrait shows badly from its
-    mirror image on the other side of the face).
+    at its own vertices (a head model bootstrapped from a turned frame takes a triangle that
+    frame shows badly from its mirror image on the other side of the face).
     """
 
     def __init__(self, texture: np.ndarray, points: np.ndarray, triangles: np.ndarray,
