@@ -92,8 +92,6 @@ class Portrait:
     warp: MeshWarp
     subset: np.ndarray  # landmark indices that are mesh vertices (before the outer ring)
     shape: np.ndarray  # (468, 3) the persona's own 3D face shape (core.face.face_shape)
-    inner: np.ndarray  # (T + 1,) bool: triangle t is the face's (not the outer ring's); the
-    # last entry, for "no triangle" (-1), is False
 
 
 PORTRAITS_CACHED = 8  # prepared portraits kept (by file version): re-saves do not pile up
@@ -122,9 +120,11 @@ def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
     shape = face_shape(face.landmarks)
     if shape is None:
         raise InputError(f"no usable face shape in reference portrait {source}")
-    inner = np.append((triangles < len(subset)).all(axis=1), False)
+    # only the face's triangles: the outer ring's (the portrait's surroundings) would never
+    # show, the persona's backdrop being the live surroundings
+    triangles = triangles[(triangles < len(subset)).all(axis=1)]
     return Portrait(warp=MeshWarp(texture, vertices, triangles),
-                    subset=subset, shape=shape, inner=inner)
+                    subset=subset, shape=shape)
 
 
 def _skin_to_the_edge(texture: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -205,7 +205,7 @@ class PersonaSwapper:
         depth = mesh_depth(shaped * crop_scale(matrix), self.portrait.subset)
         aligned = time.perf_counter()
         crop, shown = self.portrait.warp.render(vertices, self.size, depth)
-        persona = self.portrait.inner[shown]  # -1 (nothing drawn) reads the last: False
+        persona = shown >= 0
         warped = time.perf_counter()
         face_px = face.size * crop_scale(matrix)
         silhouette = _grown_hull(own, SILHOUETTE_MARGIN * face_px, self.size)
