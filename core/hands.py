@@ -268,11 +268,17 @@ class HandTracker:
 
 
 def reaches_out(landmarks: np.ndarray, face: Face) -> bool:
-    """Whether a hand's landmarks reach out of the face's oval (MIN_OUTSIDE_FACE points)."""
+    """Whether a hand's landmarks reach out of the face's oval (MIN_OUTSIDE_FACE points) and
+    its palm (the wrist and knuckles' centre) lies outside it. A palm inside the face oval
+    was a profile read as a hand (../shared/data/real_turns image02116, 51 degrees: its nose
+    and lips were kept live over the persona); none of the 25 hands found on
+    ../shared/data/occlusion, over eyes, mouth and cheeks, has its palm there."""
     oval = face.landmarks[FACE_OVAL, :2].astype(np.float32).reshape(-1, 1, 2)
     outside = sum(cv2.pointPolygonTest(oval, (float(x), float(y)), False) < 0
                   for x, y in landmarks[:, :2])
-    return outside >= MIN_OUTSIDE_FACE
+    palm = landmarks[list(PALM), :2].mean(axis=0)
+    return outside >= MIN_OUTSIDE_FACE and \
+        cv2.pointPolygonTest(oval, (float(palm[0]), float(palm[1])), False) < 0
 
 
 def hand_mask(shape: tuple[int, ...], hands: list[Hand]) -> np.ndarray | None:
