@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, Face
+from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, Face, face_shape
 from core.settings import SwapSettings
 from core.smoothing import OneEuroFilter, params_for_strength
 from core.stills import landmarks_for_image
@@ -231,3 +231,18 @@ def test_select_faces():
     assert [f.id for f in select_faces(faces, by_id)] == [3]
     assert select_faces(faces, by_id.with_changes(face_id=4)) == []
     assert select_faces([], settings) == []
+
+
+def test_a_tracked_face_carries_the_shape_learned_while_it_looked_at_the_camera(stage):
+    """face.extra["shape"]: the head model's learned 3D shape (core.face.face_shape space),
+    which the persona subtracts so that the streamer's expression, not their face, is what
+    moves it; the same face a few frames on keeps one shape close to its own."""
+    frame, _ = stage
+    tracker = FaceTracker(SwapSettings())
+    rgba = cv2.cvtColor(frame, cv2.COLOR_RGB2RGBA)
+    shapes = [tracker.process(rgba, "rgba", timestamp=i / FPS)[0].extra["shape"]
+              for i in range(3)]
+    assert all(s.shape == (468, 3) for s in shapes)
+    own = face_shape(landmarks_for_image(frame).landmarks)
+    # measured 0.002 face widths mean point distance from the still's own shape
+    assert np.linalg.norm(shapes[-1] - own, axis=1).mean() < 0.02
