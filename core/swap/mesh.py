@@ -59,16 +59,6 @@ def mesh_depth(landmarks: np.ndarray, subset: np.ndarray) -> np.ndarray:
     return np.concatenate([z[subset], z[FACE_OVAL] + _RING_DEPTH * width]).astype(np.float32)
 
 
-def mirror_vertices(mirror: np.ndarray, subset: np.ndarray) -> np.ndarray:
-    """Each mesh vertex's mirror image as a vertex index (mesh_points' order), from the
-    landmarks' mirror map; a vertex whose mirror is not in the mesh maps to itself."""
-    position = {int(i): k for k, i in enumerate(subset)}
-    oval = {int(i): k for k, i in enumerate(FACE_OVAL)}
-    inner = [position.get(int(mirror[i]), k) for k, i in enumerate(subset)]
-    ring = [len(subset) + oval.get(int(mirror[i]), k) for k, i in enumerate(FACE_OVAL)]
-    return np.array(inner + ring, np.int32)
-
-
 def mirror_sources(vertices: np.ndarray, depth: np.ndarray, triangles: np.ndarray,
                    mirror: np.ndarray, orientation: np.ndarray | None = None) -> np.ndarray:
     """Where each triangle samples its texture, (T, 3, 2): at its own vertices, or - where
