@@ -78,6 +78,13 @@ def _options(threads: int) -> ort.SessionOptions:
     # per frame (detector, FaceMesh, swap model) each pool's spinning steals cores from the
     # next session and from OBS, so idle threads sleep instead.
     options.add_session_config_entry("session.intra_op.allow_spinning", SPIN)
+    # onnxruntime's CPU arena keeps the peak of every session's working memory for good and
+    # extends it in steps when runs overlap (background checks beside the frame): measured
+    # in the soak (tests/test_soak.py), the engine's heap held 130-186 MB and grew 4-11 MB
+    # per settings cycle on a busy machine; without the arena it stays at 82 MB, flat. The
+    # persona path's speed is the same within noise (720p: 54.7/56.0 fps with the arena,
+    # 54.4/52.0 without, same machine and run), a DFM's too (1.46-1.48 vs 1.47-1.54 fps).
+    options.enable_cpu_mem_arena = False
     return options
 
 

@@ -10,12 +10,14 @@ other processes for "loaded"): resident memory read at arbitrary frames is alloc
 is read as what malloc has handed out (glibc mallinfo2, not moved by free blocks) at quiet
 points (last frame out, model loaded) before each settings change, and the settings repeat
 in cycles, so each point is compared with the same point of an earlier cycle. Found that
-way: Python objects and the engine's caches are flat after the first cycle, while
-onnxruntime's arena extends by 10-17 MB now and then (a step in one cycle, not every cycle:
-`growth` takes the smallest cycle's). Clean runs: idle -1.0 to -0.5 MB, loaded +1.3 to +8.5;
-keeping one frame in 10 (the injected leak, about 30 MB): idle +28.8, loaded +34.2. The
-rule: under GROWTH_MB (20) over the measured cycles. Smaller leaks are the long run's job,
-which has ten times the frames per cycle."""
+way: Python objects and the engine's caches are flat after the first cycle, and so is the
+native heap since onnxruntime's CPU arena is off (core/runtime.py: the arena kept every
+session's peak and extended by 4-11 MB per cycle on a busy machine, which failed this test in
+CI at +32.6 MB). `growth` still takes the smallest cycle's, so a one-off step does not count.
+Clean runs without the arena: idle +0.4, loaded -0.5 (heap flat at 82-88 MB); keeping one
+frame in 10 (the injected leak, about 30 MB): idle +28.8, loaded +34.2. The rule: under
+GROWTH_MB (20) over the measured cycles. Smaller leaks are the long run's job, which has
+ten times the frames per cycle."""
 
 from __future__ import annotations
 
