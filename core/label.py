@@ -28,16 +28,18 @@ MIN_OUTPUT_SHARE = 0.5  # a label is at least half as tall as on a source fillin
 MAX_SIZE = 25.0  # % of the source's shorter side (SwapSettings' range)
 
 
-def size_for_output(size: float, source: tuple[int, int], output: tuple[int, int]) -> float:
+def size_for_output(size: float, source: tuple[int, int], output: tuple[int, int],
+                    scale: float = 1.0) -> float:
     """The label size (% of the source's shorter side) that keeps it legible where it is
-    seen: a source smaller than the output it is streamed in (a webcam in a corner) gets a
-    label at least MIN_OUTPUT_SHARE as tall as on a full-output source, taking the source as
-    shown 1:1 (the usual for a corner webcam); never over MAX_SIZE. E.g. 6 % on a 320x180
-    webcam in a 1280x720 output: 12 %, a 22 px box (at 6 % it was 16 px, text 9 px high)."""
-    source_short, output_short = min(source), min(output)
-    if source_short <= 0 or output_short <= source_short:
+    seen: a source shown smaller than the output (canvas) it is streamed in - a webcam in a
+    corner, shown 1:1 or scaled down by its scene item (`scale`) - gets a label at least
+    MIN_OUTPUT_SHARE as tall as on a source filling the output; never over MAX_SIZE.
+    E.g. 6 % on a 320x180 webcam at 1:1 in a 1280x720 output: 12 %, a 22 px box (at 6 % it
+    was 16 px, text 9 px high); a 1280x720 camera scaled to 0.25 there: 12 % as well."""
+    shown_short, output_short = min(source) * scale, min(output)
+    if shown_short <= 0 or output_short <= shown_short:
         return size
-    return min(MAX_SIZE, max(size, size * MIN_OUTPUT_SHARE * output_short / source_short))
+    return min(MAX_SIZE, max(size, size * MIN_OUTPUT_SHARE * output_short / shown_short))
 
 
 def label_height(width: int, height: int, size: float = DEFAULT_SIZE) -> int:

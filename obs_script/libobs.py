@@ -114,6 +114,13 @@ BUTTON_CLICKED = C.CFUNCTYPE(C.c_bool, vp, vp, vp)  # (props, property, priv)
 MODIFIED2 = C.CFUNCTYPE(C.c_bool, vp, vp, vp, vp)  # (priv, props, property, settings)
 TASK = C.CFUNCTYPE(None, vp)
 ENUM_ITEM = C.CFUNCTYPE(C.c_bool, vp, vp, vp)  # (scene, scene item, param) -> continue
+
+
+class Vec2(C.Structure):
+    _fields_ = [("x", C.c_float), ("y", C.c_float)]
+
+
+OBS_BOUNDS_NONE, OBS_BOUNDS_MAX_ONLY = 0, 6  # enum obs_bounds_type
 ENUM_SOURCE = C.CFUNCTYPE(None, vp, vp, vp)  # (parent, child, param)
 FILTER_REMOVE = C.CFUNCTYPE(None, vp, vp)  # (data, parent)
 
@@ -187,9 +194,17 @@ obs_queue_task = _fn("obs_queue_task", None, C.c_int, vp, vp, C.c_bool)
 obs_get_average_frame_time_ns = _fn("obs_get_average_frame_time_ns", C.c_uint64)
 obs_get_video_frame_time = _gfx("obs_get_video_frame_time", C.c_uint64)
 obs_get_frame_interval_ns = _gfx("obs_get_frame_interval_ns", C.c_uint64)
-obs_get_video = _fn("obs_get_video", vp)
-video_output_get_width = _fn("video_output_get_width", u32, vp)  # the output (stream) size
-video_output_get_height = _fn("video_output_get_height", u32, vp)
+
+
+class VideoInfo(C.Structure):
+    """The leading fields of `struct obs_video_info` (obs.h, the same in OBS 26-32)."""
+
+    _fields_ = [("graphics_module", C.c_char_p), ("fps_num", u32), ("fps_den", u32),
+                ("base_width", u32), ("base_height", u32), ("output_width", u32),
+                ("output_height", u32), ("rest", C.c_uint8 * 64)]  # room for the tail
+
+
+obs_get_video_info = _fn("obs_get_video_info", C.c_bool, C.POINTER(VideoInfo))
 
 # sources
 obs_filter_get_target = _gfx("obs_filter_get_target", vp, vp)
@@ -217,6 +232,12 @@ obs_scene_from_source = _fn("obs_scene_from_source", vp, vp)
 obs_group_from_source = _fn("obs_group_from_source", vp, vp)
 obs_scene_enum_items = _fn("obs_scene_enum_items", None, vp, vp, vp)
 obs_sceneitem_get_source = _fn("obs_sceneitem_get_source", vp, vp)
+obs_sceneitem_visible = _fn("obs_sceneitem_visible", C.c_bool, vp)
+obs_sceneitem_get_scale = _fn("obs_sceneitem_get_scale", None, vp, C.POINTER(Vec2))
+obs_sceneitem_get_bounds_type = _fn("obs_sceneitem_get_bounds_type", C.c_int, vp)
+obs_sceneitem_get_bounds = _fn("obs_sceneitem_get_bounds", None, vp, C.POINTER(Vec2))
+obs_source_get_width = _fn("obs_source_get_width", u32, vp)
+obs_source_get_height = _fn("obs_source_get_height", u32, vp)
 obs_source_active = _fn("obs_source_active", C.c_bool, vp)
 
 # settings (obs_data_t)
@@ -319,8 +340,6 @@ obs_source_process_filter_end = _fn("obs_source_process_filter_end", None, vp, v
 obs_source_process_filter_tech_end = _fn("obs_source_process_filter_tech_end", None, vp, vp,
                                          u32, u32, cstr)
 
-dstr_copy = _fn("dstr_copy", None, vp, cstr)  # libobs' string copy (its own allocator)
-
 _blog = lib.blog  # variadic: the fixed arguments typed, so ctypes passes the rest as varargs
 _blog.argtypes = [C.c_int, C.c_char_p]
 _blog.restype = None
@@ -349,6 +368,62 @@ def scene_sources(scene_source: int) -> set[int]:
     while pending:
         visit(pending.pop())
     return found
+
+
+def canvas_size() -> tuple[int, int]:
+    """OBS's canvas (base) size: what scene items are placed and scaled in."""
+    info = VideoInfo()
+    return (info.base_width, info.base_height) if obs_get_video_info(C.byref(info)) else (0, 0)
+
+
+def _item_scale(scene_item: int, source: int) -> float:
+    """How much a scene item scales its source's shorter side (bounds included; called
+    inside the scene's item enumeration, so nothing here takes a lock)."""
+    if obs_sceneitem_get_bounds_type(scene_item) == OBS_BOUNDS_NONE:
+        scale = Vec2()
+        obs_sceneitem_get_scale(scene_item, C.byref(scale))
+        return min(abs(scale.x), abs(scale.y))
+    bounds = Vec2()
+    obs_sceneitem_get_bounds(scene_item, C.byref(bounds))
+    width, height = obs_source_get_width(source), obs_source_get_height(source)
+    if not width or not height:
+        return 1.0
+    fit = min(bounds.x / width, bounds.y / height)
+    return min(fit, 1.0) if obs_sceneitem_get_bounds_type(scene_item) == OBS_BOUNDS_MAX_ONLY \
+        else fit
+
+
+def shown_scales(scenes: list[int], targets: set[int]) -> dict[int, float]:
+    """The smallest scale at which each of `targets` is shown in `scenes` (visible items;
+    nested scenes and groups multiply); a target no scene shows is left out. UI thread: the
+    scene lists come from the frontend, and each scene's items are read under its lock with
+    the GIL released while waiting for it (the render thread holds that lock while it calls
+    our filter's render, which takes the GIL)."""
+    scales: dict[int, float] = {}
+
+    def visit(source: int, scale: float, depth: int) -> None:
+        scene = obs_scene_from_source(source) or obs_group_from_source(source)
+        if not scene or depth > 8:
+            return
+        found: list[tuple[int, float]] = []
+
+        def item(_scene, scene_item, _param) -> bool:
+            child = obs_sceneitem_get_source(scene_item)
+            if child and obs_sceneitem_visible(scene_item):
+                found.append((child, scale * _item_scale(scene_item, child)))
+            return True
+
+        callback = ENUM_ITEM(item)  # alive until the call returns
+        obs_scene_enum_items(scene, C.cast(callback, vp), None)
+        for child, shown in found:  # nested scenes outside this scene's lock
+            if child in targets:
+                scales[child] = min(shown, scales.get(child, shown))
+            else:
+                visit(child, shown, depth + 1)
+
+    for scene_source in scenes:
+        visit(scene_source, 1.0, 0)
+    return scales
 
 
 def _collect_filter(_parent, child, param) -> None:

@@ -3,6 +3,8 @@
 The status sits at the top; the controls come in groups (Model, .dfm models, Who is
 swapped, Face and mask, Colour and blend, Tracking and head turns, Privacy and label), each
 with a tooltip in plain words.
+OBS (29-32) draws no help icon beside a slider - its tooltip sits on the number box only -
+so a slider's label carries the hint itself ("Opacity (1 = opaque)").
 Controls that do not apply are hidden (`visibility`), re-evaluated when the setting they
 depend on changes. Slider ranges are the engine's valid ranges (core.settings).
 
@@ -95,18 +97,18 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("threads", "int", "CPU threads (0 = automatic)",
                 "CPU threads for the models. 0 = automatic (half the cores, leaving the "
                 "rest to OBS and its encoder).", 0, 64, 1),
-        Control("morph", "float", "Morph",
+        Control("morph", "float", "Morph (0 = you, 1 = the model)",
                 "AMP .dfm models only: how far the face moves towards the model's identity "
                 "(0 = yours, 1 = fully the model's).", 0.0, 1.0, 0.01),
     ]),
     "group_dfm": (".dfm models (as in DeepFaceLive)", [
-        Control("face_coverage", "float", "Face coverage",
+        Control("face_coverage", "float", "Face coverage (crop size)",
                 "How much around your face the model sees: the crop's side in face units "
                 "(DeepFaceLive's \"Face coverage\", 2.2 there too). Use what the model "
                 "was made for.", 0.1, 8.0, 0.05),
-        Control("align_x_offset", "float", "Crop shift right",
+        Control("align_x_offset", "float", "Crop shift right (negative = left)",
                 "Moves the crop right (negative: left), in face units.", -10.0, 10.0, 0.01),
-        Control("align_y_offset", "float", "Crop shift down",
+        Control("align_y_offset", "float", "Crop shift down (negative = up)",
                 "Moves the crop down (negative: up), in face units. 0 frames it as "
                 "DeepFaceLive does by default.", -10.0, 10.0, 0.01),
         Control("exclude_moving_parts", "bool", "Ignore moving parts",
@@ -118,13 +120,13 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("freeze_z_rotation", "bool", "Keep the crop level",
                 "The crop does not tilt with your head (DeepFaceLive's \"Freeze Z "
                 "rotation\")."),
-        Control("presharpen", "float", "Pre-sharpen",
+        Control("presharpen", "float", "Pre-sharpen (0 = off)",
                 "Sharpens your face before the model sees it, for a soft camera "
                 "(0 = off).", 0.0, 10.0, 0.1),
-        *(Control(f"pre_gamma_{c}", "float", f"Pre-gamma {name}",
+        *(Control(f"pre_gamma_{c}", "float", f"Pre-gamma {name} (1 = as is)",
                   f"Brightens (above 1) or darkens the {name} of your face before the model "
                   "sees it.", 0.01, 4.0, 0.01) for c, name in GAMMA_CHANNELS),
-        *(Control(f"post_gamma_{c}", "float", f"Post-gamma {name}",
+        *(Control(f"post_gamma_{c}", "float", f"Post-gamma {name} (1 = as is)",
                   f"Brightens (above 1) or darkens the {name} of the face the model "
                   "returns.", 0.01, 4.0, 0.01) for c, name in GAMMA_CHANNELS),
         Control("two_pass", "bool", "Two passes",
@@ -136,10 +138,10 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "Which faces get swapped when several are in view. \"Only enrolled people\": "
                 "a face recogniser swaps the people enrolled below (you, a co-host) and "
                 "never a guest, wherever they stand.", items=FACE_LABELS),
-        Control("face_id", "int", "Face number",
+        Control("face_id", "int", "Face number (0 = first found)",
                 "With \"One face, by its number\": the face to swap. Faces are numbered "
                 "0, 1, ... as they appear and keep their number while tracked.", 0, 999, 1),
-        Control("max_faces", "int", "Most faces followed",
+        Control("max_faces", "int", "Most faces followed (each costs time)",
                 "How many faces are followed at once (each costs time per frame); with \"All "
                 "faces\", how many are swapped.", 1, 16, 1),
         Control("guests", "list", "Guests",
@@ -158,18 +160,18 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("mask", "list", "Mask",
                 "Where the swapped face is blended in: the model's own mask, the outline of "
                 "your face from its landmarks, or both together.", items=MASK_LABELS),
-        Control("erode", "float", "Mask shrink",
+        Control("erode", "float", "Mask shrink (negative = grow)",
                 "Shrinks the mask inwards (negative: grows it), in % of the face size.",
                 -50.0, 50.0, 0.5, " %"),
-        Control("blur", "float", "Mask softness",
+        Control("blur", "float", "Mask softness (0 = hard edge)",
                 "Feathers the mask's edge, in % of the face size.", 0.0, 100.0, 0.5, " %"),
-        Control("face_scale", "float", "Face scale",
+        Control("face_scale", "float", "Face scale (1 = same size)",
                 "Scales the swapped face about your face's centre (1 = same size).",
                 0.1, 10.0, 0.01),
-        Control("face_offset_x", "float", "Face shift right",
+        Control("face_offset_x", "float", "Face shift right (negative = left)",
                 "Moves the swapped face right (negative: left), in face sizes.",
                 -1.0, 1.0, 0.01),
-        Control("face_offset_y", "float", "Face shift down",
+        Control("face_offset_y", "float", "Face shift down (negative = up)",
                 "Moves the swapped face down (negative: up), in face sizes.", -1.0, 1.0, 0.01),
         Control("keep_eyes", "bool", "Keep your own eyes",
                 "Persona only: your real eyes show through, so blinks and glances are "
@@ -184,32 +186,32 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
     "group_color": ("Colour and blend", [
         Control("color_transfer", "list", "Colour matching",
                 "Matches the swapped face's colours to your lighting.", items=COLOR_LABELS),
-        Control("opacity", "float", "Opacity",
+        Control("opacity", "float", "Opacity (1 = opaque)",
                 "How much of the swapped face shows (1 = all of it).", 0.0, 1.0, 0.01),
         Control("interpolation", "list", "Resampling",
                 "How the swapped face is resized into the picture.",
                 items=INTERPOLATION_LABELS),
-        Control("color_compression", "float", "Colour compression",
+        Control("color_compression", "float", "Colour compression (0 = off)",
                 "Fewer colour levels in the swapped face, like a compressed stream, so it "
                 "does not look cleaner than the picture around it (0 = off).",
                 0.0, 127.0, 0.5),
     ]),
     "group_tracking": ("Tracking and head turns", [
-        Control("smoothing", "float", "Smoothing",
+        Control("smoothing", "float", "Smoothing (0 = off, more = steadier)",
                 "Steadies the face between frames (0 = off; more is steadier but lags "
                 "fast moves).", 0.0, 1.0, 0.01),
         Control("detect_interval", "int", "Look for new faces every",
                 "Full face detection at least this often; in between faces are followed, "
                 "which is cheaper.", 1, 300, 1, " frames"),
-        Control("max_yaw", "float", "Turn limit (left/right)",
+        Control("max_yaw", "float", "Turn limit left/right (0 = the model's)",
                 "Past this head turn the swap fades into \"When the face is lost\". 0 = the "
                 f"model's own limit (persona: none; .dfm and inswapper: {DEFAULT_LIMITS} "
                 "left-right / up-down).", 0.0, 90.0, 1.0, "°"),
-        Control("max_pitch", "float", "Turn limit (up/down)",
+        Control("max_pitch", "float", "Turn limit up/down (0 = the model's)",
                 "Past this head tilt up or down the swap fades into \"When the face is "
                 "lost\". 0 = the model's own limit (see the turn limit above).",
                 0.0, 90.0, 1.0, "°"),
-        Control("fade_ms", "int", "Fade time",
+        Control("fade_ms", "int", "Fade time (0 = at once)",
                 "How long the swap takes to fade out or in when a face is lost, found, or "
                 "turns past a limit (0 = at once).", 0, 2000, 10, " ms"),
     ]),
@@ -219,7 +221,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "limit, a model loading or failing. \"Pixelate\" and \"Hold\" never show "
                 "your real face: where the face's place is unknown the whole source is "
                 "pixelated.", items=LOST_LABELS),
-        Control("hold_ms", "int", "Hold time",
+        Control("hold_ms", "int", "Hold time (then pixelated)",
                 "With \"Hold\": how long the last swap stays before the face is "
                 "pixelated.", 0, 60000, 50, " ms"),
         Control("identity_guard", "bool", "Identity guard",
@@ -231,7 +233,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "already knows."),
         Control("label_corner", "list", "Label corner", "Where the label sits.",
                 items={k: k.replace("-", " ").capitalize() for k in CORNERS}),
-        Control("label_size", "float", "Label size",
+        Control("label_size", "float", "Label size (of the source height)",
                 "Label height in % of the source's shorter side. 6 stays legible with the "
                 "source scaled to a quarter of a 1080p canvas.", 2.0, 25.0, 0.5, " %"),
     ]),
@@ -396,6 +398,10 @@ def _fill_models(prop: int, current: str) -> None:
         index = L.obs_property_list_add_string(prop, b"scanning models...", b"")
         L.obs_property_list_item_disable(prop, index, True)
         names.append(default)
+    if CATALOG.error:  # the last scan failed: said here, where the models are chosen
+        index = L.obs_property_list_add_string(
+            prop, f"model scan failed: {CATALOG.error}"[:120].encode(), b"")
+        L.obs_property_list_item_disable(prop, index, True)
     served = SERVERS.serving()  # name -> (entry, the servers that list it)
     for entry in scanned or ():
         if entry.kind == "arcface":

@@ -17,14 +17,12 @@ import time
 import obspython as obs
 
 from core import registry
-from core.settings import SwapSettings
 from obs_script import clearing, obsdata, properties, registration, swap_filter, testhooks
 from obs_script import libobs as L
 from obs_script.catalog import CATALOG
-from obs_script.description import DescriptionKeeper
 from obs_script.hotkeys import HOTKEYS, Hotkeys
 from obs_script.scenes import SceneSwitcher
-from obs_script.servers import SERVERS
+from obs_script.servers import SERVERS, parse_lines
 from obs_script.status import StatusWriter, default_path
 from obs_script.swap_filter import FaceSwapFilter
 
@@ -39,12 +37,11 @@ SERVERS_KEY = "inference_servers"
 class Host:
     """What the registration forwards libobs' callbacks to while this code is loaded."""
 
-    def __init__(self, module) -> None:
+    def __init__(self) -> None:
         self.scenes = SceneSwitcher(registration.live_instances)
         self.models_dir: tuple[str, ...] | None = None  # applied "Models folder" (None: not yet)
         self.status_path = default_path()
         self.test_report: dict = {}  # filled by testhooks only
-        self.description = DescriptionKeeper(module)
         self.writer = StatusWriter(self.collect, self.status_path)
 
     @staticmethod
@@ -59,15 +56,13 @@ class Host:
         state = registration.STATE
         with registration.live_instances() as live:
             polled = [f.poll() for f in live]
-        self.description.offer(script_description())  # rewritten in OBS when it changed
+        registration.queue_ui(measure_scales)  # for the next poll's label size
         return {"time": time.time(), "obs_version": L.text(L.obs_get_version_string()),
                 "pid": os.getpid(), "loads": state.loads, "registrations": state.registrations,
                 "scene": self.scenes.scene, "scene_models": self.scenes.mapping,
                 "mapping_errors": self.scenes.errors, "prepare_errors": self.scenes.preparer.errors,
                 "obs_frame_ms": L.obs_get_average_frame_time_ns() / 1e6,
                 "threads": sorted(t.name for t in threading.enumerate()),
-                "description_writes": self.description.writes,
-                "description_problem": self.description.problem,
                 "filters": polled,
                 **({"test_properties": dict(self.test_report)} if self.test_report else {})}
 
@@ -76,13 +71,30 @@ class Host:
         self.scenes.stop()
 
 
+def measure_scales() -> None:
+    """Each filter's `shown_scale`: the smallest scale any scene shows its source at (the
+    label is sized for it, core.label.size_for_output). UI thread: the frontend's scene
+    list is read there."""
+    with registration.live_instances() as live:
+        parents = {flt: L.obs_filter_get_parent(flt.source) for flt in live}
+    scenes = obs.obs_frontend_get_scenes()
+    try:
+        scales = L.shown_scales([int(scene) for scene in scenes], set(parents.values()))
+    finally:
+        obs.source_list_release(scenes)
+    for flt, parent in parents.items():
+        flt.shown_scale = scales.get(parent, 1.0)
+
+
 _host: Host | None = None
 _saved_switch_interval: float | None = None
 _hotkeys: dict[str, int] = {}
 
 
 def engine_report() -> str:
-    """The description's engine lines: versions, devices, models, or what is broken."""
+    """The description's engine lines: versions and devices, or what is broken. Facts that
+    hold while the script is loaded: the Scripts window cannot refresh its description, so
+    what changes later (models, mapping and server mistakes) is shown where it updates."""
     lines = []
     problem = L.version_problem()
     if problem:
@@ -96,38 +108,17 @@ def engine_report() -> str:
         lines.append(f"Engine ready: onnxruntime {ort.__version__}, Python "
                      f"{sys.version.split()[0]}")
         lines.append("Devices: " + "; ".join(found))
-        models = CATALOG.swapper_names()  # scanned in the background: this is the UI thread
-        if models is None:
-            lines.append(f"Models: scanning models... ({SwapSettings().model} is ready)")
-        else:
-            lines.append(f"Models ({len(models)}): " + ", ".join(models))
-        if CATALOG.error:
-            lines.append(f"<b style='color:#d33'>Model scan failed:</b> {CATALOG.error}")
     except Exception as exc:  # show any import/driver failure instead of failing the load
         lines.append(f"<b style='color:#d33'>Engine error:</b> {type(exc).__name__}: {exc}")
     return "<br>".join(lines)
 
 
-def mapping_report() -> str:
-    """The description's lines for mistakes in the scene mapping and the server list ('' when
-    there are none)."""
-    lines = []
-    errors = _host.scenes.errors if _host is not None else []
-    if errors:
-        lines.append("<br><b style='color:#d33'>Scene -> model:</b> " + "; ".join(errors))
-    if SERVERS.errors:
-        lines.append("<br><b style='color:#d33'>Inference servers:</b> "
-                     + "; ".join(SERVERS.errors))
-    if SERVERS.devices:
-        lines.append("<br>Inference servers: " + ", ".join(SERVERS.devices))
-    return "".join(lines)
-
-
 def script_description() -> str:
     return ("<b>Face Swap</b> - adds the <i>Face Swap</i> filter to every video source "
-            "(Filters > +). Status of each filter: its properties, or "
+            "(Filters > +). Each filter's panel shows its status, the models found and the "
+            "devices; mistakes in the settings below show under them. Figures: "
             f"{default_path()}.<br>OBS {L.text(L.obs_get_version_string())}<br>"
-            + engine_report() + mapping_report())
+            + engine_report())
 
 
 def _hotkey(name: str, action) -> None:
@@ -143,7 +134,7 @@ def script_load(settings, module) -> None:
     if _saved_switch_interval is None:
         _saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-    _host = Host(module)  # script_update below applies the models folder and starts the scan
+    _host = Host()  # script_update below applies the models folder and starts the scan
     registration.attach(_host)
     actions = Hotkeys(registration.live_instances).actions()
     if testhooks.enabled():
@@ -224,18 +215,31 @@ def _after_scan() -> None:
         _host.scenes.check_models()
 
 
-def _show_mapping_errors(props, _prop=None, settings=None) -> bool:
-    """The mapping's mistakes under its list, at once: the list's modified callback (the
-    panel is refreshed from these same properties when it returns True)."""
+def _show_mistakes(props, _prop=None, settings=None) -> bool:
+    """The mapping's and the server list's mistakes under each list, at once: both lists'
+    modified callback (the panel is refreshed from these same properties when it returns
+    True) and the panel's build."""
     if _host is None:
         return False
     if settings is not None:
         _host.scenes.set_mapping(_list_lines(settings))
-    info = obs.obs_properties_get(props, "mapping_errors")
-    errors = _host.scenes.errors
-    obs.obs_property_set_description(info, "Not applied: " + "; ".join(errors) if errors else "")
-    obs.obs_property_set_visible(info, bool(errors))
+    server_errors = parse_lines(_list_lines(settings, SERVERS_KEY))[1] \
+        if settings is not None else SERVERS.errors
+    for key, errors in (("mapping_errors", _host.scenes.errors),
+                        ("server_errors", server_errors)):
+        info = obs.obs_properties_get(props, key)
+        obs.obs_property_set_description(info, "Not applied: " + "; ".join(errors)
+                                         if errors else "")
+        obs.obs_property_set_visible(info, bool(errors))
     return True
+
+
+def _mistakes_info(props, key: str):
+    """The warning line under a list where its mistakes show (hidden while there are none)."""
+    info = obs.obs_properties_add_text(props, key, "", obs.OBS_TEXT_INFO)
+    obs.obs_property_text_set_info_type(info, obs.OBS_TEXT_INFO_WARNING)
+    obs.obs_property_text_set_info_word_wrap(info, True)
+    return info
 
 
 def _string_list(props, key: str, label: str, tooltip: str):
@@ -259,16 +263,17 @@ def script_properties():
         "When a scene goes on program, the Face Swap filters in it switch to its model, e.g. "
         "'Just Chatting = persona:default'. Mistakes show below and in the log as soon as a "
         "line is entered.")
-    obs.obs_property_set_modified_callback(mapping, _show_mapping_errors)
-    _string_list(
+    obs.obs_property_set_modified_callback(mapping, _show_mistakes)
+    _mistakes_info(props, "mapping_errors")
+    servers = _string_list(
         props, SERVERS_KEY, "Inference servers (one triton://HOST:PORT per line)",
         "NVIDIA Triton servers that can run the swap network (e.g. a GPU PC: "
         "triton://192.168.1.20:8001). Each becomes a Device of every Face Swap filter; pick "
         "it there with a model the server has (by the same name). Detection and landmarks "
         "stay on this PC. Frames go only to servers listed here.")
-    info = obs.obs_properties_add_text(props, "mapping_errors", "", obs.OBS_TEXT_INFO)
-    obs.obs_property_text_set_info_type(info, obs.OBS_TEXT_INFO_WARNING)
-    _show_mapping_errors(props)
+    obs.obs_property_set_modified_callback(servers, _show_mistakes)
+    _mistakes_info(props, "server_errors")
+    _show_mistakes(props)
     return props
 
 

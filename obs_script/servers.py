@@ -12,6 +12,24 @@ from core import registry, triton
 from core.errors import FaceSwapError
 
 
+def parse_lines(lines: Iterable[str]) -> tuple[list[str], list[str]]:
+    """"triton://HOST:PORT" lines -> the devices (in the order given, once each) and one
+    message per line that is not a server address."""
+    devices, errors = [], []
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            device = triton.parse(text).device
+        except triton.ServerError as exc:
+            errors.append(str(exc))
+            continue
+        if device not in devices:
+            devices.append(device)
+    return devices, errors
+
+
 class Servers:
     """The configured servers and the mistakes in their lines."""
 
@@ -22,19 +40,7 @@ class Servers:
         self.listed: dict[str, list[registry.ModelEntry] | str] = {}
 
     def set_lines(self, lines: Iterable[str]) -> None:
-        devices, errors = [], []
-        for line in lines:
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                device = triton.parse(text).device
-            except triton.ServerError as exc:
-                errors.append(str(exc))
-                continue
-            if device not in devices:
-                devices.append(device)
-        self.devices, self.errors = devices, errors
+        self.devices, self.errors = parse_lines(lines)
 
     def list_models(self) -> None:
         """Ask every server for the models it serves: network, up to each one's request

@@ -159,7 +159,9 @@ class FaceSwapFilter:
         read = self._read(data)
         self.settings = self._with_presets(data, read, None) if read else \
             obsdata.FILTER_DEFAULTS
-        self.output_size = (0, 0)  # OBS's output (stream) size, read by poll()
+        self.canvas_size = (0, 0)  # OBS's canvas, read by poll()
+        self.shown_scale = 1.0  # the smallest scene-item scale the source is shown at (set
+        # on the UI thread: obs_script.script.measure_scales)
         self.engine_label_size = 0.0  # the label size the engine draws with (% of the source)
         self.service = SwapService(self._engine_settings(), fmt="rgba")
         self.feed = FrameFeed(self.service.submit)
@@ -187,9 +189,10 @@ class FaceSwapFilter:
         self.service.apply(self._engine_settings())
 
     def _engine_settings(self) -> SwapSettings:
-        """The settings the engine swaps with: the filter's, the label sized for the output
-        the source is streamed in (core.label.size_for_output)."""
-        size = size_for_output(self.settings.label_size, self.exchange.size, self.output_size)
+        """The settings the engine swaps with: the filter's, the label sized for the canvas
+        the source is shown in, at its scene item's scale (core.label.size_for_output)."""
+        size = size_for_output(self.settings.label_size, self.exchange.size, self.canvas_size,
+                               self.shown_scale)
         self.engine_label_size = size
         return self.settings if size == self.settings.label_size else \
             self.settings.with_changes(label_size=size)
@@ -378,12 +381,10 @@ class FaceSwapFilter:
         """Refresh `problem` and return this filter's status (engine + render timings)."""
         status = self.service.status()
         self.obs_frame_ns = L.obs_get_frame_interval_ns()  # changes only on a video reset
-        video = L.obs_get_video()
-        self.output_size = (L.video_output_get_width(video),
-                            L.video_output_get_height(video)) if video else (0, 0)
-        if size_for_output(self.settings.label_size, self.exchange.size,
-                           self.output_size) != self.engine_label_size:
-            self.service.apply(self._engine_settings())  # a new source or output size
+        self.canvas_size = L.canvas_size()
+        if size_for_output(self.settings.label_size, self.exchange.size, self.canvas_size,
+                           self.shown_scale) != self.engine_label_size:
+            self.service.apply(self._engine_settings())  # a new source, canvas or scale
         path = status["model_file"]  # what the engine loaded: no registry lookup here
         self._watch(path)
         latest = None
@@ -422,7 +423,8 @@ class FaceSwapFilter:
                       convert_errors=self.feed.errors, convert_error=self.feed.last_error,
                       callback_errors=registration.callback_errors(self.key),
                       on_lost=self.settings.on_lost, covered=self.covered,
-                      label_size_drawn=self.engine_label_size, output_size=self.output_size,
+                      label_size_drawn=self.engine_label_size, canvas_size=self.canvas_size,
+                      shown_scale=round(self.shown_scale, 4),
                       panel_pushes=self.push.pushes,
                       settings=dataclasses.asdict(self.settings))
         self.last_status = status

@@ -3,8 +3,9 @@ through obs-websocket's TriggerHotkeyByName what a user does in OBS's dialogs:
 
 - face_swap.test_reload_scripts: what Tools > Scripts > Reload Scripts does for us;
 - face_swap.test_properties: build every filter's properties panel as OBS's properties
-  window does, and publish what it holds (and the script's description as the Scripts
-  window reads it) in the status file under "test_properties" (with "built", a count);
+  window does, and publish what it holds (and the script's description and settings panel
+  as the Scripts window reads them) in the status file under "test_properties" (with
+  "built", a count);
 - face_swap.test_script_settings: apply the script settings in the JSON file
   $FACE_SWAP_TEST_INPUT as the Scripts window does when a user edits them
   (obs_script_update).
@@ -19,8 +20,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from obs_script import description, registration
 from obs_script import libobs as L
+from obs_script import registration
 
 ENV_VAR = "FACE_SWAP_TEST_HOOKS"
 INPUT_VAR = "FACE_SWAP_TEST_INPUT"
@@ -58,16 +59,21 @@ def _describe(props: int, group: str, found: dict) -> None:
             break
 
 
-def describe_properties(source: int) -> dict:
-    """{property name: {"visible", "group", "type", "label", "tooltip", "items", "range"}}
-    of a source's properties (groups included, in panel order), its status text, and the
-    text each text or path property shows ("texts")."""
-    props = L.obs_source_properties(source)
+def _described(props: int) -> dict:
+    """{property name: {...}} of `props` (destroyed here)."""
     found: dict = {}
     try:
         _describe(props, "", found)
     finally:
         L.obs_properties_destroy(props)
+    return found
+
+
+def describe_properties(source: int) -> dict:
+    """{property name: {"visible", "group", "type", "label", "tooltip", "items", "range"}}
+    of a source's properties (groups included, in panel order), its status text, and the
+    text each text or path property shows ("texts")."""
+    found = _described(L.obs_source_properties(source))
     data = L.obs_source_get_settings(source)
     try:
         texts = {name: L.text(L.obs_data_get_string(data, name.encode()))
@@ -77,6 +83,21 @@ def describe_properties(source: int) -> dict:
         L.obs_data_release(data)
     return {"properties": found, "order": list(found), "status": texts.get("status", ""),
             "texts": texts}
+
+
+def _script_call(module, name: str) -> int:
+    """`name`(script) of OBS's scripting library on this script: a pointer, as the Scripts
+    window gets it."""
+    function = getattr(L.scripting_library(), name)
+    function.restype, function.argtypes = C.c_void_p, [C.c_void_p]
+    return function(L.script_pointer(module)) or 0
+
+
+def script_panel(module) -> dict:
+    """The script's description and settings panel, as the Scripts window shows them."""
+    text = _script_call(module, "obs_script_get_description")
+    return {"description": L.text(C.string_at(text)) if text else "",
+            "properties": _described(_script_call(module, "obs_script_get_properties"))}
 
 
 def apply_script_settings(module) -> None:
@@ -112,7 +133,7 @@ def actions(module, report: dict) -> dict[str, Callable[[], None]]:
         with registration.live_instances() as filters:
             fresh = {f"{f.parent_name}/{f.name}": describe_properties(f.source)
                      for f in filters}
-        fresh["description"] = description.shown(module)
+        fresh["script"] = script_panel(module)
         fresh["built"] = report.get("built", 0) + 1  # tells a test the report it asked for
         report.clear()  # the status thread copies it whole (dict()), never mid-update
         report.update(fresh)

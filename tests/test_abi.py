@@ -3,8 +3,8 @@ Linux x86_64 (gcc), Windows x64 (mingw-w64) and macOS arm64 and x86_64 (clang, a
 target). One C++ file is generated from obs_script/libobs.py and compiled (syntax only) for
 each target; static_asserts in it compare
 
-- every field offset of the structs we mirror (obs_source_info's prefix, obs_source_frame)
-  and the size we register with;
+- every field offset of the structs we mirror (obs_source_info's prefix, obs_source_frame,
+  obs_video_info's prefix, vec2) and the size we register with;
 - every function we bind: the number of parameters, and the class (integer, floating point,
   pointer) and size of each parameter and of the return value;
 - every callback type in obs_source_info we fill, the same way.
@@ -118,14 +118,19 @@ def check_source(libobs) -> str:
              'static_assert(sizeof(void *) == 8 && sizeof(int) == 4 && sizeof(bool) == 1 && '
              'sizeof(float) == 4 && alignof(unsigned long long) == 8, "a 64-bit ABI");']
     for struct, ours in (("obs_source_info", libobs.SourceInfo),
-                         ("obs_source_frame", libobs.SourceFrame)):
+                         ("obs_source_frame", libobs.SourceFrame),
+                         ("obs_video_info", libobs.VideoInfo), ("vec2", libobs.Vec2)):
         for field, _ in ours._fields_:
+            if field == "rest":  # room for a tail we do not read: the size below
+                continue
             offset = getattr(ours, field).offset
             lines.append(f"static_assert(offsetof(struct {struct}, {field}) == {offset}, "
                          f'"{struct}.{field} at {offset}");')
     last, _ = libobs.SourceInfo._fields_[-1]
     lines.append(f"static_assert(offsetof(struct obs_source_info, {last}) + sizeof(void *) == "
                  f'{C.sizeof(libobs.SourceInfo)}, "the obs_source_info prefix we register");')
+    lines.append(f"static_assert(sizeof(struct obs_video_info) <= {C.sizeof(libobs.VideoInfo)}, "
+                 '"obs_video_info fits what we hand obs_get_video_info");')
     for field, prototype in _callbacks(libobs).items():
         fptr = f"decltype(obs_source_info::{field})"
         lines += _signature(f"obs_source_info.{field}", fptr, prototype._argtypes_,
@@ -196,6 +201,7 @@ def test_the_check_covers_every_binding():
     source = check_source(libobs)
     assert source.count("offsetof(struct obs_source_info,") == len(libobs.SourceInfo._fields_) + 1
     assert source.count("offsetof(struct obs_source_frame,") == len(libobs.SourceFrame._fields_)
+    assert source.count("offsetof(struct obs_video_info,") == len(libobs.VideoInfo._fields_) - 1
     for name in _functions(libobs):
         assert f'"{name}: return type"' in source
     assert len(_functions(libobs)) > 80

@@ -65,3 +65,6 @@ def test_a_small_source_in_a_big_output_gets_a_legible_label():
     assert size_for_output(6.0, (1920, 1080), (1280, 720)) == 6.0  # bigger than the output
     assert size_for_output(6.0, (64, 36), (1920, 1080)) == 25.0  # capped
     assert size_for_output(6.0, (0, 0), (1280, 720)) == 6.0  # no frame yet
+    # a scene item scaling the source down: sized for what it is shown at
+    assert size_for_output(6.0, (1280, 720), (1280, 720), scale=0.25) == pytest.approx(12.0)
+    assert size_for_output(6.0, (320, 180), (1280, 720), scale=2.0) == pytest.approx(6.0)

@@ -445,10 +445,16 @@ def test_properties_panel(obs, files):
     status = panel["status"]
     assert status.startswith("Swapping double_224 on CPU, ") and "delay typical" in status
     assert "ExecutionProvider" not in status and "p50" not in status
-    description = obs.status()["test_properties"]["description"]
+    # the Scripts window shows what holds while the script is loaded: what changes (models,
+    # mistakes) is in each filter's panel and under the lists, where it updates
+    script = obs.status()["test_properties"]["script"]
+    description = script["description"]
     assert "Engine ready" in description and "Devices: cpu" in description
-    assert "double_224" in description and "Warning" not in description  # OBS 29 verified
-    assert "scanning" not in description  # the text OBS shows was rewritten after the scan
+    assert "Warning" not in description  # OBS 29-32 verified
+    assert "double_224" not in description and "scanning" not in description
+    shown = {name for name, p in script["properties"].items() if p["visible"]}
+    assert shown - {"mapping_errors", "server_errors"} == {
+        "models_dir", "scene_models", "inference_servers"}, shown
 
     obs.client.set_source_filter_settings("Dfm", "Face Swap", {"model": "double_amp_224",
                                                                "faces": "id"}, True)
@@ -561,7 +567,7 @@ def test_a_steady_status_never_rebuilds_the_panel(obs):
 
 def test_mapping_mistakes_show_at_once(obs):
     """Lines entered in "Scene -> model" (as the Scripts window applies them) that are
-    malformed or name an unknown model are logged and put in the script's description."""
+    malformed or name an unknown model are logged and shown under the mapping's list."""
     mapping = [{"value": "Second = double_224"}, {"value": "Third = persona:default"}]
     lines = [m["value"] for m in mapping] + ["no separator", "Main = no_such_model",
                                              "Dfm scene = /nowhere/x.dfm"]
@@ -576,12 +582,17 @@ def test_mapping_mistakes_show_at_once(obs):
                           and obs.status()["mapping_errors"], 10, "three mapping errors")
         assert any("scene 'Main'" in e for e in errors)
 
-        def described() -> str:
+        def under_the_list() -> dict:
             obs.client.trigger_hot_key_by_name("face_swap.test_properties")
-            text = obs.status().get("test_properties", {}).get("description", "")
-            return text if "no_such_model" in text else ""
-        description = wait_for(described, 20, "the mistakes in the script description")
-        assert "Scene -&gt; model" in description or "Scene -> model" in description
+            props = obs.status().get("test_properties", {}).get("script", {}).get(
+                "properties", {})
+            return props if "no_such_model" in props.get("mapping_errors", {}).get(
+                "label", "") else {}
+        props = wait_for(under_the_list, 20, "the mistakes under the mapping's list")
+        assert props["mapping_errors"]["visible"] and not props["server_errors"]["visible"]
+        order = list(props)  # right under the list they are about
+        assert order.index("mapping_errors") == order.index("scene_models") + 1
+        assert "ignored 'no separator'" in props["mapping_errors"]["label"]
     finally:
         (obs.workdir / "test_input.json").write_text(json.dumps(
             {"scene_models": [m["value"] for m in mapping]}))

@@ -58,8 +58,11 @@ def files(tmp_path_factory) -> dict:
     cv2.imwrite(str(turned_path), cv2.cvtColor(turned.frame, cv2.COLOR_RGB2BGR))
     tiny = folder / "tiny.png"  # a webcam far smaller than the 640x360 output
     cv2.imwrite(str(tiny), cv2.resize(cv2.imread(str(ASTRONAUT)), (96, 54)))
+    corner = folder / "corner.png"  # a webcam its scene item scales down to a corner
+    cv2.imwrite(str(corner), cv2.resize(cv2.imread(str(ASTRONAUT)), (320, 180)))
     return {"dfm": dfm, "nan": nan, "truncated": truncated, "no_face": no_face, "slow": slow,
-            "turned": turned_path, "turned_truth": turned.landmarks, "tiny": tiny}
+            "turned": turned_path, "turned_truth": turned.landmarks, "tiny": tiny,
+            "corner": corner}
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +91,7 @@ def obs(files, tmp_path_factory):
         source("Slow", model=str(f["slow"]), threads=1),
         image_source("Scratch", ASTRONAUT),
         image_source("Tiny", f["tiny"], [face_swap_filter(settings={"label": True})]),
+        image_source("Corner", f["corner"], [face_swap_filter(settings={"label": True})]),
         scene("Errors", [scene_item(n, i + 1, x=(i % 4) * 160, y=(i // 4) * 120, scale=0.3)
                          for i, n in enumerate(["Missing", "Corrupt", "Nan", "Reference",
                                                 "NoFace", "HoldMissing", "OriginalMissing"])]),
@@ -96,6 +100,7 @@ def obs(files, tmp_path_factory):
         scene("Slow scene", [scene_item("Slow", 1, scale=0.5)]),
         scene("Scratch scene", [scene_item("Scratch", 1, scale=0.5)]),
         scene("Tiny scene", [scene_item("Tiny", 1)]),
+        scene("Corner scene", [scene_item("Corner", 1, scale=0.5)]),
         scene("References", [scene_item("Plain", 1), scene_item("NoFacePlain", 2),  # kept
                              scene_item("TurnedPlain", 3)]),
     ]
@@ -329,6 +334,17 @@ def test_a_small_source_gets_a_label_sized_for_the_output(obs):
     obs.program("Tiny scene")
     status = obs.wait_filter("Tiny", lambda f: f["frames_out"] > 3 and f["size"] == [96, 54],
                              30, "Tiny swapping")
-    assert status["output_size"] == [640, 360] and status["settings"]["label_size"] == 6.0
+    assert status["canvas_size"] == [640, 360] and status["settings"]["label_size"] == 6.0
     obs.wait_filter("Tiny", lambda f: f["label_size_drawn"] == pytest.approx(20.0), 10,
                     "the label sized for the output")
+
+
+def test_a_source_scaled_down_by_its_scene_item_gets_a_label_sized_for_where_it_is_seen(obs):
+    """A 320x180 source its scene item shows at half size (160x90 of the 640x360 canvas):
+    the label is sized for those 90 rows (12 %, a 22 px box), not for the source's 180 (6 %,
+    which would be 5 canvas pixels of text). Looked at: the box reads in the screenshot."""
+    obs.program("Corner scene")
+    status = obs.wait_filter("Corner", lambda f: f["frames_out"] > 3
+                             and f["label_size_drawn"] == pytest.approx(12.0), 30,
+                             "the label sized for the scaled item")
+    assert status["shown_scale"] == pytest.approx(0.5) and status["size"] == [320, 180]

@@ -211,6 +211,18 @@ def test_panel_ranges_span_the_engine_ranges():
         assert (CONTROLS[name].low, CONTROLS[name].high) == (low, high), name
 
 
+def test_every_slider_label_says_what_its_values_mean():
+    """OBS 29-32 draw no help icon beside a slider (its tooltip sits on the number box
+    only), so the label itself carries the hint: what 0 / 1 / negative mean."""
+    sliders = [c for c in CONTROLS.values() if c.kind in ("int", "float")]
+    assert len(sliders) > 20
+    sentence = {"detect_interval"}  # "Look for new faces every [30 frames]" reads whole
+    for control in sliders:
+        if control.name not in sentence:
+            assert control.label.endswith(")") and " (" in control.label, control.label
+        assert len(control.label) <= 40, control.label  # the panel keeps its width
+
+
 def _fake_venv(tmp_path: Path, version: str) -> Path:
     venv = tmp_path / "venv"
     major, minor = version.split(".")[:2]

@@ -335,8 +335,8 @@ def test_an_obs_filter_runs_its_model_on_the_server(server, tmp_path):
             "properties"]["model"]["items"] and r, 60, "the server's models listed")
         items = report["Served/Face Swap"]["properties"]["device"]["items"]
         assert f"{server.device}  (inference server)" in items
-        assert "Inference servers:</b> bad server address 'triton://no-port'" in \
-            report["description"]
+        errors = report["script"]["properties"]["server_errors"]  # under the servers' list
+        assert errors["visible"] and "bad server address 'triton://no-port'" in errors["label"]
         # the server goes away mid-stream: the error shows, privacy covers, and the swap
         # comes back by itself with the server
         session.client.set_source_filter_settings("Served", "Face Swap",
