@@ -13,6 +13,7 @@ from core import MODELS_DIR
 from core.errors import ModelFileError
 
 BUILTIN_DIR = MODELS_DIR / "builtin"
+MODEL_SUFFIXES = (".dfm", ".onnx")  # what a user's model file is named (registry, presets)
 DETECTOR_SHORT = "face_detection_short_range.onnx"
 DETECTOR_FULL = "face_detection_full_range.onnx"
 FACE_MESH = "face_landmark.onnx"

@@ -20,13 +20,13 @@ from dataclasses import fields
 from pathlib import Path
 
 from core.errors import InputError
+from core.modelfiles import MODEL_SUFFIXES
 from core.settings import SwapSettings, field_types
 
 PRESET_FIELDS = ("morph", "face_coverage", "align_x_offset", "align_y_offset",
                  "exclude_moving_parts", "head_mode", "freeze_z_rotation", "presharpen",
                  "pre_gamma_r", "pre_gamma_g", "pre_gamma_b", "post_gamma_r", "post_gamma_g",
                  "post_gamma_b", "two_pass")
-MODEL_SUFFIXES = (".dfm", ".onnx")
 _DEFAULTS = SwapSettings()
 
 

@@ -18,12 +18,11 @@ from core import MODELS_DIR
 from core.errors import ModelFileError
 from core.imageio import IMAGE_SUFFIXES
 from core.lru import LruCache
-from core.modelfiles import BUILTIN_DIR, file_version
+from core.modelfiles import BUILTIN_DIR, MODEL_SUFFIXES, file_version
 from core.signatures import Dim, Signature, Tensor, classify
 from core.swap.persona import PERSONAS_DIR
 
 ENV_VAR = "FACESWAP_MODELS"  # os.pathsep-separated extra model folders
-MODEL_SUFFIXES = (".dfm", ".onnx")
 SWAPPER_KINDS = ("persona", "dfm", "inswapper")
 MODEL_KINDS = (*SWAPPER_KINDS, "arcface", "unusable")
 

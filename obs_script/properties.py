@@ -31,6 +31,7 @@ from core.settings import (
     INTERPOLATIONS,
     MASK_MODES,
     ON_LOST,
+    RANGES,
 )
 from core.swap.dfm import POSE_LIMITS
 from obs_script import enrolment, registration
@@ -71,13 +72,17 @@ class Control:
     kind: str  # "list", "bool", "int", "float", "path"
     label: str
     tooltip: str
-    low: float = 0.0
-    high: float = 0.0
     step: float = 1.0
     suffix: str = ""
     items: dict[str, str] | None = None  # list value -> label (None: filled at build time)
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """A number's slider range: the engine's valid range (core.settings.RANGES)."""
+        return ENGINE_RANGES[self.name]
 
+
+ENGINE_RANGES = {name: (low, high) for name, low, high in RANGES}
 DEFAULT_LIMITS = f"{POSE_LIMITS[0]:.0f}° / {POSE_LIMITS[1]:.0f}°"
 GROUPS: dict[str, tuple[str, list[Control]]] = {
     "group_model": ("Model", [
@@ -96,21 +101,21 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "and the status says so; a server that does not answer is an error."),
         Control("threads", "int", "CPU threads (0 = automatic)",
                 "CPU threads for the models. 0 = automatic (half the cores, leaving the "
-                "rest to OBS and its encoder).", 0, 64, 1),
+                "rest to OBS and its encoder).", 1),
         Control("morph", "float", "Morph (0 = you, 1 = the model)",
                 "AMP .dfm models only: how far the face moves towards the model's identity "
-                "(0 = yours, 1 = fully the model's).", 0.0, 1.0, 0.01),
+                "(0 = yours, 1 = fully the model's).", 0.01),
     ]),
     "group_dfm": (".dfm models (as in DeepFaceLive)", [
         Control("face_coverage", "float", "Face coverage (crop size)",
                 "How much around your face the model sees: the crop's side in face units "
                 "(DeepFaceLive's \"Face coverage\", 2.2 there too). Use what the model "
-                "was made for.", 0.1, 8.0, 0.05),
+                "was made for.", 0.05),
         Control("align_x_offset", "float", "Crop shift right (negative = left)",
-                "Moves the crop right (negative: left), in face units.", -10.0, 10.0, 0.01),
+                "Moves the crop right (negative: left), in face units.", 0.01),
         Control("align_y_offset", "float", "Crop shift down (negative = up)",
                 "Moves the crop down (negative: up), in face units. 0 frames it as "
-                "DeepFaceLive does by default.", -10.0, 10.0, 0.01),
+                "DeepFaceLive does by default.", 0.01),
         Control("exclude_moving_parts", "bool", "Ignore moving parts",
                 "Frame the crop by the parts of the face that keep still (nose, cheeks), so "
                 "talking and blinking do not shake it."),
@@ -122,13 +127,13 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "rotation\")."),
         Control("presharpen", "float", "Pre-sharpen (0 = off)",
                 "Sharpens your face before the model sees it, for a soft camera "
-                "(0 = off).", 0.0, 10.0, 0.1),
+                "(0 = off).", 0.1),
         *(Control(f"pre_gamma_{c}", "float", f"Pre-gamma {name} (1 = as is)",
                   f"Brightens (above 1) or darkens the {name} of your face before the model "
-                  "sees it.", 0.01, 4.0, 0.01) for c, name in GAMMA_CHANNELS),
+                  "sees it.", 0.01) for c, name in GAMMA_CHANNELS),
         *(Control(f"post_gamma_{c}", "float", f"Post-gamma {name} (1 = as is)",
                   f"Brightens (above 1) or darkens the {name} of the face the model "
-                  "returns.", 0.01, 4.0, 0.01) for c, name in GAMMA_CHANNELS),
+                  "returns.", 0.01) for c, name in GAMMA_CHANNELS),
         Control("two_pass", "bool", "Two passes",
                 "Runs the swapped face through the model once more: a stronger likeness, "
                 "at twice the model's time."),
@@ -140,10 +145,10 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "never a guest, wherever they stand.", items=FACE_LABELS),
         Control("face_id", "int", "Face number (0 = first found)",
                 "With \"One face, by its number\": the face to swap. Faces are numbered "
-                "0, 1, ... as they appear and keep their number while tracked.", 0, 999, 1),
+                "0, 1, ... as they appear and keep their number while tracked.", 1),
         Control("max_faces", "int", "Most faces followed (each costs time)",
                 "How many faces are followed at once (each costs time per frame); with \"All "
-                "faces\", how many are swapped.", 1, 16, 1),
+                "faces\", how many are swapped.", 1),
         Control("guests", "list", "Guests",
                 "Faces of people not enrolled: left as they are, or blurred. In a privacy "
                 "mode a face not yet recognised (it came in turned away) is pixelated until "
@@ -161,18 +166,15 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "Where the swapped face is blended in: the model's own mask, the outline of "
                 "your face from its landmarks, or both together.", items=MASK_LABELS),
         Control("erode", "float", "Mask shrink (negative = grow)",
-                "Shrinks the mask inwards (negative: grows it), in % of the face size.",
-                -50.0, 50.0, 0.5, " %"),
+                "Shrinks the mask inwards (negative: grows it), in % of the face size.", 0.5, " %"),
         Control("blur", "float", "Mask softness (0 = hard edge)",
-                "Feathers the mask's edge, in % of the face size.", 0.0, 100.0, 0.5, " %"),
+                "Feathers the mask's edge, in % of the face size.", 0.5, " %"),
         Control("face_scale", "float", "Face scale (1 = same size)",
-                "Scales the swapped face about your face's centre (1 = same size).",
-                0.1, 10.0, 0.01),
+                "Scales the swapped face about your face's centre (1 = same size).", 0.01),
         Control("face_offset_x", "float", "Face shift right (negative = left)",
-                "Moves the swapped face right (negative: left), in face sizes.",
-                -1.0, 1.0, 0.01),
+                "Moves the swapped face right (negative: left), in face sizes.", 0.01),
         Control("face_offset_y", "float", "Face shift down (negative = up)",
-                "Moves the swapped face down (negative: up), in face sizes.", -1.0, 1.0, 0.01),
+                "Moves the swapped face down (negative: up), in face sizes.", 0.01),
         Control("keep_eyes", "bool", "Keep your own eyes",
                 "Persona only: your real eyes show through, so blinks and glances are "
                 "yours."),
@@ -187,33 +189,31 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("color_transfer", "list", "Colour matching",
                 "Matches the swapped face's colours to your lighting.", items=COLOR_LABELS),
         Control("opacity", "float", "Opacity (1 = opaque)",
-                "How much of the swapped face shows (1 = all of it).", 0.0, 1.0, 0.01),
+                "How much of the swapped face shows (1 = all of it).", 0.01),
         Control("interpolation", "list", "Resampling",
                 "How the swapped face is resized into the picture.",
                 items=INTERPOLATION_LABELS),
         Control("color_compression", "float", "Colour compression (0 = off)",
                 "Fewer colour levels in the swapped face, like a compressed stream, so it "
-                "does not look cleaner than the picture around it (0 = off).",
-                0.0, 127.0, 0.5),
+                "does not look cleaner than the picture around it (0 = off).", 0.5),
     ]),
     "group_tracking": ("Tracking and head turns", [
         Control("smoothing", "float", "Smoothing (0 = off, more = steadier)",
                 "Steadies the face between frames (0 = off; more is steadier but lags "
-                "fast moves).", 0.0, 1.0, 0.01),
+                "fast moves).", 0.01),
         Control("detect_interval", "int", "Look for new faces every",
                 "Full face detection at least this often; in between faces are followed, "
-                "which is cheaper.", 1, 300, 1, " frames"),
+                "which is cheaper.", 1, " frames"),
         Control("max_yaw", "float", "Turn limit left/right (0 = the model's)",
                 "Past this head turn the swap fades into \"When the face is lost\". 0 = the "
                 f"model's own limit (persona: none; .dfm and inswapper: {DEFAULT_LIMITS} "
-                "left-right / up-down).", 0.0, 90.0, 1.0, "°"),
+                "left-right / up-down).", 1.0, "°"),
         Control("max_pitch", "float", "Turn limit up/down (0 = the model's)",
                 "Past this head tilt up or down the swap fades into \"When the face is "
-                "lost\". 0 = the model's own limit (see the turn limit above).",
-                0.0, 90.0, 1.0, "°"),
+                "lost\". 0 = the model's own limit (see the turn limit above).", 1.0, "°"),
         Control("fade_ms", "int", "Fade time (0 = at once)",
                 "How long the swap takes to fade out or in when a face is lost, found, or "
-                "turns past a limit (0 = at once).", 0, 2000, 10, " ms"),
+                "turns past a limit (0 = at once).", 10, " ms"),
     ]),
     "group_privacy": ("Privacy and label", [
         Control("on_lost", "list", "When the face is lost",
@@ -223,7 +223,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "pixelated.", items=LOST_LABELS),
         Control("hold_ms", "int", "Hold time (then pixelated)",
                 "With \"Hold\": how long the last swap stays before the face is "
-                "pixelated.", 0, 60000, 50, " ms"),
+                "pixelated.", 50, " ms"),
         Control("identity_guard", "bool", "Identity guard",
                 "With \"Pixelate\" or \"Hold\": a few times a second a face recogniser "
                 "compares the swap with your real face; where it would still recognise you "
@@ -235,7 +235,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 items={k: k.replace("-", " ").capitalize() for k in CORNERS}),
         Control("label_size", "float", "Label size (of the source height)",
                 "Label height in % of the source's shorter side. 6 stays legible with the "
-                "source scaled to a quarter of a 1080p canvas.", 2.0, 25.0, 0.5, " %"),
+                "source scaled to a quarter of a 1080p canvas.", 0.5, " %"),
     ]),
 }
 CONTROLS = {c.name: c for _, controls in GROUPS.values() for c in controls}
@@ -483,13 +483,14 @@ def _add(props: int, control: Control, key: int) -> int:
         prop = L.obs_properties_add_path(props, name, label, L.OBS_PATH_FILE, IMAGE_FILTER,
                                          None)
     elif control.kind == "int":
-        prop = L.obs_properties_add_int_slider(props, name, label, int(control.low),
-                                               int(control.high), int(control.step))
+        low, high = control.bounds
+        prop = L.obs_properties_add_int_slider(props, name, label, int(low), int(high),
+                                               int(control.step))
         if control.suffix:
             L.obs_property_int_set_suffix(prop, control.suffix.encode())
     else:
-        prop = L.obs_properties_add_float_slider(props, name, label, control.low, control.high,
-                                                 control.step)
+        low, high = control.bounds
+        prop = L.obs_properties_add_float_slider(props, name, label, low, high, control.step)
         if control.suffix:
             L.obs_property_float_set_suffix(prop, control.suffix.encode())
     L.obs_property_set_long_description(prop, tooltip_text(control.tooltip).encode())

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from core import registry
+from core.modelfiles import MODEL_SUFFIXES
 from core.settings import SwapSettings
 from obs_script import libobs as L
 from obs_script import obsdata
@@ -53,7 +54,7 @@ def model_problem(model: str, entries: list[registry.ModelEntry] | None) -> str:
             if not entry.usable:
                 return f"model {model!r} is unusable: {entry.reason}"
             return f"model {model!r} is not a swap model ({entry.describe()})"
-    if path.suffix.lower() in registry.MODEL_SUFFIXES or path.is_absolute():
+    if path.suffix.lower() in MODEL_SUFFIXES or path.is_absolute():
         found = path.is_file() or (not path.is_absolute() and any(
             (folder / path).is_file() for folder in registry.model_dirs()))
         return "" if found else f"model file {model} not found"

@@ -204,11 +204,15 @@ def test_panel_visibility_rules():
 
 
 def test_panel_ranges_span_the_engine_ranges():
-    """Every numeric control's slider covers exactly what SwapSettings accepts (bounded)."""
+    """Every setting has its control, and every numeric control's slider is the range
+    SwapSettings accepts (read from core.settings.RANGES, the one place it is written)."""
     # models_dir is script-wide; people is written by enrolling (obs_script.enrolment)
     assert set(field_types()) - {"models_dir", "people"} <= set(CONTROLS)
+    numbers = {c.name for c in CONTROLS.values() if c.kind in ("int", "float")}
+    assert numbers == {name for name, _, _ in RANGES}
     for name, low, high in RANGES:
-        assert (CONTROLS[name].low, CONTROLS[name].high) == (low, high), name
+        assert CONTROLS[name].bounds == (low, high), name
+        assert CONTROLS[name].kind == ("int" if isinstance(low, int) else "float"), name
 
 
 def test_every_slider_label_says_what_its_values_mean():
