@@ -108,22 +108,23 @@ def test_real_turns_are_found_up_to_75_degrees(real_turns):
         assert real_turns[row]["found"] >= 90.0, row
 
 
-def test_the_persona_hides_real_faces_up_to_60_degrees(real_turns):
+def test_the_persona_hides_real_faces_up_to_75_degrees(real_turns):
     """The swap alone, recognised as the input (dlib, same photo, labelled points): measured
-    0 / 0 / 4.0 / 3.6 % of photos per 15-degree bin up to 60 and 8.7 % of the pitched set
-    (target 10; 2 of those 6 pitched photos are faces not found, left as they are). Before
-    the persona had its own face shape over a filled background: 0 / 8 / 0 / 7.1 and 8.7;
-    before its mask reached past the face outline: 5 / 20 / 48 / 79.
-    At 60-75 the target is 25 %: measured 29.2 % (7 of 24, 2 of them not found; 54 %
-    before), not met - held here at 8 of 24 photos so that it does not slide back."""
+    0 / 0 / 0 / 3.6 % of photos per 15-degree bin up to 60 and 5.8 % of the pitched set
+    (target 10), 16.7 % at 60-75 (4 of 24, 2 of them faces not found; target 25). Before
+    the silhouette's fill grew with the turn (core.swap.persona.silhouette_margin): 0 / 0 /
+    4.0 / 3.6, 8.7 and 29.2; before the persona had its own face shape over a filled
+    background: 0 / 8 / 0 / 7.1, 8.7 and 54; before its mask reached past the face outline:
+    5 / 20 / 48 / 79."""
     for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "pitch"):
         assert real_turns[row]["identity_leak"] <= 10.0, row
-    assert real_turns["yaw 60-75"]["identity_leak"] <= 34.0
+    assert real_turns["yaw 60-75"]["identity_leak"] <= 25.0
 
 
 def test_the_privacy_mode_hides_real_faces_up_to_75_degrees(real_turns):
     """What a viewer of a privacy-mode stream gets (the guard on): recognised in 0 % of
-    photos per bin up to 60, 12.5 % at 60-75 (target 25), 1.4 % of the pitched set. Past 75
+    photos per bin up to 60, 4.2 % at 60-75 (target 25; 12.5 before the silhouette's fill
+    grew with the turn), 1.4 % of the pitched set. Past 75
     degrees the recogniser itself cannot tell people apart (52.9 % of pairs of different
     people's photos there are "the same person"), so no figure is held there."""
     for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "pitch"):

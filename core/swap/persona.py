@@ -66,8 +66,14 @@ PERSONAS_DIR = MODELS_DIR / "personas"
 DEFAULT_PERSONA = PERSONAS_DIR / "default.png"
 CROP_SIZE = 256
 MESH_POINTS = 150  # landmark subset per mesh (plus an outer ring): ~330 triangles
-SILHOUETTE_MARGIN = 0.06  # the streamer's silhouette: their landmarks' hull grown by this x
-# the face size (FaceMesh's outer points sit a little inside the real edge)
+# The streamer's silhouette: their landmarks' hull grown by this x the face size (FaceMesh's
+# outer points sit a little inside the real edge), up to SILHOUETTE_MARGIN_TURNED for a head
+# turned TURNED_UNTIL degrees, from TURNED_FROM on: what is left of a profile (hairline, head
+# outline, ear) is what gives a turned face away, while near frontal the wider fill is only a
+# visible haze round the face (../shared/data/real_turns, recognised at 60-75 degrees: 29.2 %
+# with 0.06 at every angle, 16.7 % with 0.18, 20.8 % with 0.24; frontal bins unchanged at 0)
+SILHOUETTE_MARGIN, SILHOUETTE_MARGIN_TURNED = 0.06, 0.18
+TURNED_FROM, TURNED_UNTIL = 15.0, 45.0
 OUTLINE_MARGIN = 0.6  # SwapOutput.outline: the mask may reach this x the face size past the
 # live face oval (a profile's nose tip and the merge's feather lie that far out)
 RIM = 0.04  # the portrait's face rim replaced by the skin beside it (_skin_to_the_edge)
@@ -198,7 +204,9 @@ class PersonaSwapper:
         if motion is not None:
             shaped[:, :2] = shaped[:, :2] @ motion[:2, :2].T + motion[:2, 2]
             shaped[:, 2] *= settings.face_scale
-        matrix = self._framed(similarity(face.points5, self.template), face, shaped, settings)
+        margin = silhouette_margin(face.pose[0])
+        matrix = self._framed(similarity(face.points5, self.template), face, shaped, settings,
+                              margin)
         own = _to_crop(face.landmarks, matrix)
         drawn = _to_crop(shaped, matrix)
         vertices = mesh_points(drawn, self.portrait.subset)
@@ -208,11 +216,11 @@ class PersonaSwapper:
         persona = shown >= 0
         warped = time.perf_counter()
         face_px = face.size * crop_scale(matrix)
-        silhouette = _grown_hull(own, SILHOUETTE_MARGIN * face_px, self.size)
+        silhouette = _grown_hull(own, margin * face_px, self.size)
         persona_u8 = persona.view(np.uint8) * np.uint8(255)
         backdrop, coverage = self._background(frame, fmt, matrix, persona_u8,
                                               cv2.max(silhouette, persona_u8), face_px)
-        mask = self.mask(own, drawn, face_px, settings)
+        mask = self.mask(own, drawn, face_px, settings, margin)
         self.timings = {"align": (aligned - start) * 1000.0,
                         "warp": (warped - aligned) * 1000.0,
                         "fill": (time.perf_counter() - warped) * 1000.0}
@@ -221,7 +229,7 @@ class PersonaSwapper:
                           backdrop=backdrop, coverage=coverage)
 
     def _framed(self, matrix: np.ndarray, face: Face, shaped: np.ndarray,
-                settings: SwapSettings) -> np.ndarray:
+                settings: SwapSettings, margin: float) -> np.ndarray:
         """The frame -> crop matrix zoomed out until the live face's silhouette and the
         persona's face, with the mask's reach past them and the feather's zeroed border
         (twice the blur), lie inside the crop: the 5-point framing crops a turned face's
@@ -229,7 +237,7 @@ class PersonaSwapper:
         crop's border."""
         scale = crop_scale(matrix)
         seen = _to_crop(np.concatenate([face.landmarks, shaped]), matrix)
-        reach = (SILHOUETTE_MARGIN + _reach(settings) + max(settings.blur, 0.0) / 100.0) \
+        reach = (margin + _reach(settings) + max(settings.blur, 0.0) / 100.0) \
             * face.size * scale + 1.0
         low, high = seen.min(axis=0) - reach, seen.max(axis=0) + reach
         if low.min() >= 0.0 and high.max() <= self.size:
@@ -268,14 +276,14 @@ class PersonaSwapper:
         return seen, coverage
 
     def mask(self, own: np.ndarray, drawn: np.ndarray, face_px: float,
-             settings: SwapSettings) -> np.ndarray:
-        """The streamer's silhouette (their landmarks' hull, SILHOUETTE_MARGIN past it) and
+             settings: SwapSettings, margin: float = SILHOUETTE_MARGIN) -> np.ndarray:
+        """The streamer's silhouette (their landmarks' hull, `margin` past it) and
         the persona's face, grown by the merge's erosion and its feather (_reach) so that
         both stay opaque after them; minus the eyes / inner mouth where the live ones are
         kept: where the live and the persona's outlines of them overlap (a still's persona
         keeps its own mouth: closed, it keeps none)."""
         reach = _reach(settings) * face_px
-        mask = cv2.max(_grown_hull(own, SILHOUETTE_MARGIN * face_px + reach, self.size),
+        mask = cv2.max(_grown_hull(own, margin * face_px + reach, self.size),
                        _grown_hull(drawn, reach, self.size))
         holes = []
         if settings.keep_eyes:
@@ -291,6 +299,13 @@ class PersonaSwapper:
                          255, cv2.LINE_AA, 4)
             mask = cv2.subtract(mask, cv2.min(kept, persona_loop))
         return mask.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def silhouette_margin(yaw: float) -> float:
+    """How far past the streamer's landmarks their silhouette is filled, x the face size:
+    SILHOUETTE_MARGIN near frontal, growing to SILHOUETTE_MARGIN_TURNED at TURNED_UNTIL."""
+    turned = np.clip((abs(yaw) - TURNED_FROM) / (TURNED_UNTIL - TURNED_FROM), 0.0, 1.0)
+    return SILHOUETTE_MARGIN + float(turned) * (SILHOUETTE_MARGIN_TURNED - SILHOUETTE_MARGIN)
 
 
 def _grown_hull(points: np.ndarray, radius: float, size: int) -> np.ndarray:
