@@ -15,7 +15,6 @@ import ctypes as C
 import ctypes.util
 import itertools
 import sys
-from dataclasses import dataclass
 
 # Struct layouts checked against the headers, and the test suite run, on OBS 29.0.2, 30.2.3
 # and 32.2.2 (Linux; install/test_debian.sh); 31 only by reading its headers.
@@ -121,9 +120,7 @@ class Vec2(C.Structure):
     _fields_ = [("x", C.c_float), ("y", C.c_float)]
 
 
-# enum obs_bounds_type (stretch 1 and scale-inner 2 read as the smaller ratio)
-OBS_BOUNDS_NONE, OBS_BOUNDS_SCALE_OUTER, OBS_BOUNDS_SCALE_TO_WIDTH = 0, 3, 4
-OBS_BOUNDS_SCALE_TO_HEIGHT, OBS_BOUNDS_MAX_ONLY = 5, 6
+OBS_BOUNDS_NONE, OBS_BOUNDS_MAX_ONLY = 0, 6  # enum obs_bounds_type
 ENUM_SOURCE = C.CFUNCTYPE(None, vp, vp, vp)  # (parent, child, param)
 FILTER_REMOVE = C.CFUNCTYPE(None, vp, vp)  # (data, parent)
 
@@ -234,15 +231,11 @@ obs_source_update_properties = _fn("obs_source_update_properties", None, vp)
 obs_scene_from_source = _fn("obs_scene_from_source", vp, vp)
 obs_group_from_source = _fn("obs_group_from_source", vp, vp)
 obs_scene_enum_items = _fn("obs_scene_enum_items", None, vp, vp, vp)
-# read inside obs_scene_enum_items, under the scene's lock, which the render thread waits
-# for: plain field reads and a reference count, keeping the GIL (see _gil_lib)
-obs_sceneitem_get_source = _gfx("obs_sceneitem_get_source", vp, vp)
-obs_sceneitem_visible = _gfx("obs_sceneitem_visible", C.c_bool, vp)
-obs_sceneitem_get_scale = _gfx("obs_sceneitem_get_scale", None, vp, C.POINTER(Vec2))
-obs_sceneitem_get_bounds_type = _gfx("obs_sceneitem_get_bounds_type", C.c_int, vp)
-obs_sceneitem_get_bounds = _gfx("obs_sceneitem_get_bounds", None, vp, C.POINTER(Vec2))
-obs_source_get_ref = _gfx("obs_source_get_ref", vp, vp)
-obs_source_showing = _fn("obs_source_showing", C.c_bool, vp)
+obs_sceneitem_get_source = _fn("obs_sceneitem_get_source", vp, vp)
+obs_sceneitem_visible = _fn("obs_sceneitem_visible", C.c_bool, vp)
+obs_sceneitem_get_scale = _fn("obs_sceneitem_get_scale", None, vp, C.POINTER(Vec2))
+obs_sceneitem_get_bounds_type = _fn("obs_sceneitem_get_bounds_type", C.c_int, vp)
+obs_sceneitem_get_bounds = _fn("obs_sceneitem_get_bounds", None, vp, C.POINTER(Vec2))
 obs_source_get_width = _fn("obs_source_get_width", u32, vp)
 obs_source_get_height = _fn("obs_source_get_height", u32, vp)
 obs_source_active = _fn("obs_source_active", C.c_bool, vp)
@@ -352,59 +345,28 @@ _blog.argtypes = [C.c_int, C.c_char_p]
 _blog.restype = None
 
 
-@dataclass
-class SceneItem:
-    """What a scene item shows and how: read under the scene's lock, used after it."""
-
-    source: int  # a reference the reader releases (release_items)
-    visible: bool
-    bounds_type: int
-    scale: tuple[float, float]
-    bounds: tuple[float, float]
-
-
-def scene_items(scene_source: int) -> list[SceneItem]:
-    """The items of a scene or group (none for another source), each holding a reference to
-    its source, so a nested scene removed meanwhile is still valid: release_items them."""
-    scene = obs_scene_from_source(scene_source) or obs_group_from_source(scene_source)
-    items: list[SceneItem] = []
-    if not scene:
-        return items
-
-    def item(_scene, scene_item, _param) -> bool:
-        child = obs_source_get_ref(obs_sceneitem_get_source(scene_item) or 0)
-        if child:
-            scale, bounds = Vec2(), Vec2()
-            obs_sceneitem_get_scale(scene_item, C.byref(scale))
-            obs_sceneitem_get_bounds(scene_item, C.byref(bounds))
-            items.append(SceneItem(child, bool(obs_sceneitem_visible(scene_item)),
-                                   obs_sceneitem_get_bounds_type(scene_item),
-                                   (scale.x, scale.y), (bounds.x, bounds.y)))
-        return True
-
-    callback = ENUM_ITEM(item)  # alive until the call returns
-    obs_scene_enum_items(scene, C.cast(callback, vp), None)  # waits with the GIL released
-    return items
-
-
-def release_items(items: list[SceneItem]) -> None:
-    for item in items:
-        obs_source_release(item.source)
-
-
 def scene_sources(scene_source: int) -> set[int]:
     """Every source shown in a scene (nested scenes and groups included), as pointers."""
     found: set[int] = set()
+
+    def visit(source: int) -> None:
+        scene = obs_scene_from_source(source) or obs_group_from_source(source)
+        if not scene:
+            return
+
+        def item(_scene, scene_item, _param) -> bool:
+            child = obs_sceneitem_get_source(scene_item)
+            if child and child not in found:
+                found.add(child)
+                pending.append(child)
+            return True
+
+        callback = ENUM_ITEM(item)  # alive until the call returns
+        obs_scene_enum_items(scene, C.cast(callback, vp), None)
+
     pending = [scene_source]
     while pending:
-        items = scene_items(pending.pop())
-        try:
-            for item in items:
-                if item.source not in found:
-                    found.add(item.source)
-                    pending.append(item.source)
-        finally:
-            release_items(items)
+        visit(pending.pop())
     return found
 
 
@@ -414,42 +376,50 @@ def canvas_size() -> tuple[int, int]:
     return (info.base_width, info.base_height) if obs_get_video_info(C.byref(info)) else (0, 0)
 
 
-def item_scale(item: SceneItem) -> float:
-    """How much a scene item scales its source's shorter side, by its bounds type (the
-    source's size read here, outside the scene's lock: it takes the source's own)."""
-    if item.bounds_type == OBS_BOUNDS_NONE:
-        return min(abs(item.scale[0]), abs(item.scale[1]))
-    width, height = obs_source_get_width(item.source), obs_source_get_height(item.source)
+def _item_scale(scene_item: int, source: int) -> float:
+    """How much a scene item scales its source's shorter side (bounds included; called
+    inside the scene's item enumeration, so nothing here takes a lock)."""
+    if obs_sceneitem_get_bounds_type(scene_item) == OBS_BOUNDS_NONE:
+        scale = Vec2()
+        obs_sceneitem_get_scale(scene_item, C.byref(scale))
+        return min(abs(scale.x), abs(scale.y))
+    bounds = Vec2()
+    obs_sceneitem_get_bounds(scene_item, C.byref(bounds))
+    width, height = obs_source_get_width(source), obs_source_get_height(source)
     if not width or not height:
         return 1.0
-    across, down = item.bounds[0] / width, item.bounds[1] / height
-    return {OBS_BOUNDS_SCALE_OUTER: max(across, down), OBS_BOUNDS_SCALE_TO_WIDTH: across,
-            OBS_BOUNDS_SCALE_TO_HEIGHT: down,
-            OBS_BOUNDS_MAX_ONLY: min(across, down, 1.0)}.get(item.bounds_type,
-                                                              min(across, down))
+    fit = min(bounds.x / width, bounds.y / height)
+    return min(fit, 1.0) if obs_sceneitem_get_bounds_type(scene_item) == OBS_BOUNDS_MAX_ONLY \
+        else fit
 
 
 def shown_scales(scenes: list[int], targets: set[int]) -> dict[int, float]:
     """The smallest scale at which each of `targets` is shown in `scenes` (visible items;
-    nested scenes and groups multiply); a target no scene shows is left out. UI thread:
-    each scene's items are read under its lock (scene_items), the rest after it."""
+    nested scenes and groups multiply); a target no scene shows is left out. UI thread: the
+    scene lists come from the frontend, and each scene's items are read under its lock with
+    the GIL released while waiting for it (the render thread holds that lock while it calls
+    our filter's render, which takes the GIL)."""
     scales: dict[int, float] = {}
 
     def visit(source: int, scale: float, depth: int) -> None:
-        if depth > 8:
+        scene = obs_scene_from_source(source) or obs_group_from_source(source)
+        if not scene or depth > 8:
             return
-        items = scene_items(source)
-        try:
-            for item in items:
-                if not item.visible:
-                    continue
-                shown = scale * item_scale(item)
-                if item.source in targets:
-                    scales[item.source] = min(shown, scales.get(item.source, shown))
-                else:
-                    visit(item.source, shown, depth + 1)
-        finally:
-            release_items(items)
+        found: list[tuple[int, float]] = []
+
+        def item(_scene, scene_item, _param) -> bool:
+            child = obs_sceneitem_get_source(scene_item)
+            if child and obs_sceneitem_visible(scene_item):
+                found.append((child, scale * _item_scale(scene_item, child)))
+            return True
+
+        callback = ENUM_ITEM(item)  # alive until the call returns
+        obs_scene_enum_items(scene, C.cast(callback, vp), None)
+        for child, shown in found:  # nested scenes outside this scene's lock
+            if child in targets:
+                scales[child] = min(shown, scales.get(child, shown))
+            else:
+                visit(child, shown, depth + 1)
 
     for scene_source in scenes:
         visit(scene_source, 1.0, 0)

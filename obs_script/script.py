@@ -56,7 +56,7 @@ class Host:
         state = registration.STATE
         with registration.live_instances() as live:
             polled = [f.poll() for f in live]
-        queue_measure()  # for the next poll's label size
+        registration.queue_ui(measure_scales)  # for the next poll's label size
         return {"time": time.time(), "obs_version": L.text(L.obs_get_version_string()),
                 "pid": os.getpid(), "loads": state.loads, "registrations": state.registrations,
                 "scene": self.scenes.scene, "scene_models": self.scenes.mapping,
@@ -72,39 +72,18 @@ class Host:
 
 
 def measure_scales() -> None:
-    """Each filter's `shown_scale`: the smallest scale its source is shown at in the scenes
-    on view (program and preview), else in any scene - a thumbnail in a scene off air does not
-    size the label on air (core.label.size_for_output). UI thread: the frontend's scene list
-    is read there. Queued by the status thread (`queue_measure`), at most one at a time."""
-    global _measure_queued
-    _measure_queued = False
+    """Each filter's `shown_scale`: the smallest scale any scene shows its source at (the
+    label is sized for it, core.label.size_for_output). UI thread: the frontend's scene
+    list is read there."""
     with registration.live_instances() as live:
         parents = {flt: L.obs_filter_get_parent(flt.source) for flt in live}
-    if not parents:
-        return
     scenes = obs.obs_frontend_get_scenes()
     try:
-        every = [int(scene) for scene in scenes]
-        on_view = [scene for scene in every if L.obs_source_showing(scene)]
-        targets = set(parents.values())
-        scales = L.shown_scales(on_view, targets)
-        if not targets <= scales.keys():
-            scales = {**L.shown_scales(every, targets - scales.keys()), **scales}
+        scales = L.shown_scales([int(scene) for scene in scenes], set(parents.values()))
     finally:
         obs.source_list_release(scenes)
     for flt, parent in parents.items():
         flt.shown_scale = scales.get(parent, 1.0)
-
-
-_measure_queued = False
-
-
-def queue_measure() -> None:
-    """measure_scales on the UI thread, unless one is already waiting there."""
-    global _measure_queued
-    if not _measure_queued:
-        _measure_queued = True
-        registration.queue_ui(measure_scales)
 
 
 _host: Host | None = None
