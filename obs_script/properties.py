@@ -233,7 +233,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "already knows."),
         Control("label_corner", "list", "Label corner", "Where the label sits.",
                 items={k: k.replace("-", " ").capitalize() for k in CORNERS}),
-        Control("label_size", "float", "Label size (of the source height)",
+        Control("label_size", "float", "Label size (of the shorter side)",
                 "Label height in % of the source's shorter side. 6 stays legible with the "
                 "source scaled to a quarter of a 1080p canvas.", 0.5, " %"),
     ]),

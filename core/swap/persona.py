@@ -276,7 +276,7 @@ class PersonaSwapper:
         return seen, coverage
 
     def mask(self, own: np.ndarray, drawn: np.ndarray, face_px: float,
-             settings: SwapSettings, margin: float = SILHOUETTE_MARGIN) -> np.ndarray:
+             settings: SwapSettings, margin: float) -> np.ndarray:
         """The streamer's silhouette (their landmarks' hull, `margin` past it) and
         the persona's face, grown by the merge's erosion and its feather (_reach) so that
         both stay opaque after them; minus the eyes / inner mouth where the live ones are
