@@ -77,6 +77,8 @@ def measure_scales() -> None:
     list is read there."""
     with registration.live_instances() as live:
         parents = {flt: L.obs_filter_get_parent(flt.source) for flt in live}
+    if not parents:  # no filter: no scene walk every poll
+        return
     scenes = obs.obs_frontend_get_scenes()
     try:
         scales = L.shown_scales([int(scene) for scene in scenes], set(parents.values()))

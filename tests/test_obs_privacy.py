@@ -342,7 +342,7 @@ def test_a_small_source_gets_a_label_sized_for_the_output(obs):
 def test_a_source_scaled_down_by_its_scene_item_gets_a_label_sized_for_where_it_is_seen(obs):
     """A 320x180 source its scene item shows at half size (160x90 of the 640x360 canvas):
     the label is sized for those 90 rows (12 %, a 22 px box), not for the source's 180 (6 %,
-    which would be 5 canvas pixels of text). Looked at: the box reads in the screenshot."""
+    which would be 5 canvas pixels of text)."""
     obs.program("Corner scene")
     status = obs.wait_filter("Corner", lambda f: f["frames_out"] > 3
                              and f["label_size_drawn"] == pytest.approx(12.0), 30,
