@@ -1,14 +1,19 @@
-"""Alignment: similarity fit of landmarks to a template, and the crop it cuts.
+"""Alignment: similarity fit of landmarks to a template, the crop it cuts, and the motion
+the user's face scale and offset give the swapped face.
 
 Templates are 5 points in ArcFace order (see core.face.points5) in crop pixels.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from core.face import FACE_OVAL, Face
+from core.settings import SwapSettings
 
 # ArcFace reference points for a 112 px crop (insightface convention).
 ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -78,3 +83,22 @@ def cut(frame: np.ndarray, matrix: np.ndarray, size: int) -> Aligned:
 def align(frame: np.ndarray, points: np.ndarray, template: np.ndarray, size: int) -> Aligned:
     """Crop `size` x `size` pixels of `frame` so that `points` land on `template`."""
     return cut(frame, similarity(points, template), size)
+
+
+def crop_scale(matrix: np.ndarray) -> float:
+    """Crop px per frame px of a similarity transform (frame -> crop)."""
+    return float(math.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+
+
+def face_motion(face: Face, settings: SwapSettings) -> np.ndarray | None:
+    """face_scale and face offset as a frame-space motion (3x3) of the swapped face: scaled
+    about the live face's centre, shifted by a fraction of the face size; None for none."""
+    scale = float(settings.face_scale)
+    if scale == 1.0 and settings.face_offset_x == 0 and settings.face_offset_y == 0:
+        return None
+    centre = face.landmarks[FACE_OVAL, :2].mean(axis=0).astype(np.float64)
+    shift = np.array([settings.face_offset_x, settings.face_offset_y]) * face.size
+    motion = np.eye(3)
+    motion[:2, :2] *= scale
+    motion[:2, 2] = centre + shift - scale * centre
+    return motion

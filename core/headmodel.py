@@ -1,19 +1,19 @@
 """A tracked face's own textured 3D model, aligned to each frame through head turns.
 
-Measured on rendered head turns with known truth (core.headturn, `bench --headturn`):
-FaceMesh is accurate near frontal (0.5 % of the face size) but as the head turns its points
-drift towards a frontal face (3-5 % off at 45-60 degrees of yaw, even on a perfectly framed
-crop) and a head pose read from them falls 10-18 degrees short. Fitting a 3D template to its
-2D points does not help (the points themselves lag: still 13 degrees short at 60); optical
-flow between frames follows the turn but comes up ~20 % short of each step and drifts; and
-FaceMesh run on the frame warped back to frontal reads about the same residual turn however
-far off the estimate is.
+Measured on rendered head turns with known truth (core.commands.headturn_render, `bench
+--headturn`): FaceMesh is accurate near frontal (0.5 % of the face size) but as the head
+turns its points drift towards a frontal face (3-5 % off at 45-60 degrees of yaw, even on a
+perfectly framed crop) and a head pose read from them falls 10-18 degrees short. Fitting a
+3D template to its 2D points does not help (the points themselves lag: still 13 degrees
+short at 60); optical flow between frames follows the turn but comes up ~20 % short of each
+step and drifts; and FaceMesh run on the frame warped back to frontal reads about the same
+residual turn however far off the estimate is.
 
 What holds is to compare pictures. While the face looks at the camera (FaceMesh's own pose
 within FRONTAL degrees) the model learns the face's 3D shape (FaceMesh's frontal points in
 the face's own axes, averaged) and its texture (a grey keyframe of the face). Once the head
 turns past TRUST_FROM degrees, each frame the model is drawn at the current pose estimate -
-a textured triangle mesh, far triangles first, back faces culled (core.swap.mesh) - and
+a textured triangle mesh, far triangles first, back faces culled (core.mesh) - and
 aligned to the frame: an ECC image alignment for position, size and roll, then a parabola
 through the picture mismatch one step either side in yaw and in pitch. The mismatch is one
 minus the normalised correlation over the drawn face, so lighting changes matter little. The
@@ -36,8 +36,8 @@ import numpy as np
 from core.face import face_shape, mirror_indices
 from core.frame import to_rgb
 from core.landmarks import PRESENCE_THRESHOLD, FaceMesh, roi_from_landmarks
-from core.pose import head_pose, yaw_from_keypoints
-from core.swap.mesh import MeshWarp, mirror_sources, select_points, signed_areas, triangulate
+from core.mesh import MeshWarp, mirror_sources, select_points, signed_areas, triangulate
+from core.pose import Pose, apart, fit_pose, head_pose, project, turn, yaw_from_keypoints
 
 FRONTAL = 10.0  # degrees: shape and texture are learned from frames this close to frontal
 LEARN_RATE = 0.2  # weight of one frontal frame in the learned shape (a running mean)
@@ -59,42 +59,6 @@ _EDGE = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE_PX + 1, 2 * EDGE_
 ROBUST_ROUNDS = 4  # reweighting rounds of the turned shape's placement (turned_pose)
 ROBUST_CUT = 3.0  # robust sigmas (1.4826 x median residual) at which a point's weight is 0
 ECC = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 12, 1e-3)
-
-
-def fit_pose(points2d: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
-    """Scaled orthographic pose of `shape` (N, 3) seen at `points2d` (N, 2): rotation R
-    (3x3, shape -> camera), scale s and the 2D offset, so that points2d ~ s (shape R^T)[:2] + t.
-    Least-squares affine camera, then the nearest scaled rotation (SVD)."""
-    shape = np.asarray(shape, np.float64)
-    points2d = np.asarray(points2d, np.float64)
-    s_mean, p_mean = shape.mean(axis=0), points2d.mean(axis=0)
-    affine = np.linalg.lstsq(shape - s_mean, points2d - p_mean, rcond=None)[0].T  # (2, 3)
-    u, sigma, vt = np.linalg.svd(affine, full_matrices=False)
-    rows = u @ vt
-    rotation = np.vstack([rows, np.cross(rows[0], rows[1])])
-    scale = float(sigma.mean())
-    offset = p_mean - scale * (s_mean @ rows.T)
-    return rotation, scale, offset
-
-
-Pose = tuple[np.ndarray, float, np.ndarray]
-
-
-def project(shape: np.ndarray, pose: Pose) -> np.ndarray:
-    """(N, 3) frame px: the shape at a pose (z scaled like x, larger = farther)."""
-    rotation, scale, offset = pose
-    turned = scale * (np.asarray(shape, np.float64) @ rotation.T)
-    turned[:, :2] += offset
-    return turned
-
-
-def turn(pose: Pose, yaw: float, pitch: float) -> Pose:
-    """The pose turned further by yaw and pitch degrees (camera axes, core.pose signs)."""
-    y, p = np.radians(yaw), np.radians(pitch)
-    spin_y = np.array([[np.cos(y), 0.0, -np.sin(y)], [0.0, 1.0, 0.0], [np.sin(y), 0.0, np.cos(y)]])
-    spin_p = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(p), np.sin(p)], [0.0, -np.sin(p), np.cos(p)]])
-    rotation, scale, offset = pose
-    return spin_y @ spin_p @ rotation, scale, offset
 
 
 def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, Pose] | None:
@@ -125,12 +89,12 @@ def _place_robustly(seen: np.ndarray, points: np.ndarray) -> tuple[float, np.nda
     weights (Tukey's biweight, cut at ROBUST_CUT robust sigmas of the residuals) refitted
     ROBUST_ROUNDS times, so that the points FaceMesh has drifted furthest (the far cheek and
     face oval of a turned head) count least. Returns (k, seen centre, points centre).
-    On the renders (core.headturn, yaw -60..60 step 3) this took the still path's landmark
-    error at 45-60 degrees from 3.66 to 3.56 % (astronaut) and 3.13 to 3.01 % (Grace Hopper)
-    against plain least squares; on ../shared/data/real_turns the five-point error moved
-    +0.03 % at 15-30 and -0.02 to -0.11 % in the other bins, the pose not at all. A cut of 2
-    sigmas did more on the renders (3.53 / 2.96 %) but made one more 45-60 photo recognisable
-    in the privacy mode (tests/test_guard.py: 7.1 % against 5)."""
+    On the renders (core.commands.headturn_render, yaw -60..60 step 3) this took the still
+    path's landmark error at 45-60 degrees from 3.66 to 3.56 % (astronaut) and 3.13 to 3.01
+    % (Grace Hopper) against plain least squares; on ../shared/data/real_turns the
+    five-point error moved +0.03 % at 15-30 and -0.02 to -0.11 % in the other bins, the pose
+    not at all. A cut of 2 sigmas did more on the renders (3.53 / 2.96 %) but made one more
+    45-60 photo recognisable in the privacy mode (tests/test_guard.py: 7.1 % against 5)."""
     weight = np.ones(len(seen))
     for _ in range(ROBUST_ROUNDS + 1):
         total = weight.sum()
@@ -145,12 +109,6 @@ def _place_robustly(seen: np.ndarray, points: np.ndarray) -> tuple[float, np.nda
         if weight.sum() < 0.25 * len(seen):  # degenerate: keep the last fit
             break
     return k, seen_centre, points_centre
-
-
-def _apart(one: Pose, other: Pose) -> float:
-    """The angle between two poses' rotations, degrees."""
-    relative = one[0] @ other[0].T
-    return float(np.degrees(np.arccos(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))
 
 
 def _angle(landmarks: np.ndarray) -> float:
@@ -211,7 +169,7 @@ class HeadModel:
         # poorly (a search costs several frames' worth of alignment)
         self._since_search += 1
         meshed = fit_pose(landmarks[:, :2], self.shape)
-        if self._since_search >= SEARCH_EVERY and _apart(pose, meshed) > RUN_OFF:
+        if self._since_search >= SEARCH_EVERY and apart(pose, meshed) > RUN_OFF:
             fit = self._fit_of(grey, pose)
             if fit > WELL_MATCHED:
                 self._since_search = 0

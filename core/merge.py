@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from core.adjust import compress_colors
+from core.align import crop_scale, face_motion
 from core.face import FACE_OVAL, Face
 from core.frame import check_frame, to_bgr, to_rgb
 from core.settings import COLOR_TRANSFERS, SwapSettings
@@ -41,11 +42,6 @@ def _check_output(out: SwapOutput) -> int:
         raise ValueError(f"a swap backdrop must be {crop.shape} uint8 with a ({size}, {size}) "
                          "float32 coverage, and the one comes with the other")
     return size
-
-
-def crop_scale(matrix: np.ndarray) -> float:
-    """Crop px per frame px of a similarity transform (frame -> crop)."""
-    return float(math.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
 
 
 def grow(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -131,20 +127,6 @@ def transfer_color(swap: np.ndarray, target: np.ndarray, mask: np.ndarray, mode:
     if mode == "rct":
         return _rct(swap, target, inside)
     return _hist(swap, target, inside)
-
-
-def face_motion(face: Face, settings: SwapSettings) -> np.ndarray | None:
-    """face_scale and face offset as a frame-space motion (3x3) of the swapped face: scaled
-    about the live face's centre, shifted by a fraction of the face size; None for none."""
-    scale = float(settings.face_scale)
-    if scale == 1.0 and settings.face_offset_x == 0 and settings.face_offset_y == 0:
-        return None
-    centre = face.landmarks[FACE_OVAL, :2].mean(axis=0).astype(np.float64)
-    shift = np.array([settings.face_offset_x, settings.face_offset_y]) * face.size
-    motion = np.eye(3)
-    motion[:2, :2] *= scale
-    motion[:2, 2] = centre + shift - scale * centre
-    return motion
 
 
 def placement(face: Face, matrix: np.ndarray, settings: SwapSettings,

@@ -1,4 +1,5 @@
-"""Head pose (yaw, pitch, roll in degrees) from FaceMesh's 3D landmarks.
+"""Head pose (yaw, pitch, roll in degrees) from FaceMesh's 3D landmarks, and the pose
+geometry of a 3D face shape (fit to 2D points, project, turn).
 
 Conventions (frame coordinates: x right, y down, z away from the camera; angles 0 for a
 face looking straight into the camera, upright):
@@ -75,3 +76,47 @@ def yaw_from_keypoints(keypoints: np.ndarray, shape: np.ndarray) -> float | None
         return None
     ratio = (nose - (left + right) / 2.0) / span
     return float(np.degrees(np.arctan(ratio * width / depth)))
+
+
+# a scaled orthographic pose: rotation (3x3, shape -> camera), scale, 2D offset
+Pose = tuple[np.ndarray, float, np.ndarray]
+
+
+def fit_pose(points2d: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Scaled orthographic pose of `shape` (N, 3) seen at `points2d` (N, 2): rotation R
+    (3x3, shape -> camera), scale s and the 2D offset, so that points2d ~ s (shape R^T)[:2] + t.
+    Least-squares affine camera, then the nearest scaled rotation (SVD)."""
+    shape = np.asarray(shape, np.float64)
+    points2d = np.asarray(points2d, np.float64)
+    s_mean, p_mean = shape.mean(axis=0), points2d.mean(axis=0)
+    affine = np.linalg.lstsq(shape - s_mean, points2d - p_mean, rcond=None)[0].T  # (2, 3)
+    u, sigma, vt = np.linalg.svd(affine, full_matrices=False)
+    rows = u @ vt
+    rotation = np.vstack([rows, np.cross(rows[0], rows[1])])
+    scale = float(sigma.mean())
+    offset = p_mean - scale * (s_mean @ rows.T)
+    return rotation, scale, offset
+
+
+
+def project(shape: np.ndarray, pose: Pose) -> np.ndarray:
+    """(N, 3) frame px: the shape at a pose (z scaled like x, larger = farther)."""
+    rotation, scale, offset = pose
+    turned = scale * (np.asarray(shape, np.float64) @ rotation.T)
+    turned[:, :2] += offset
+    return turned
+
+
+def turn(pose: Pose, yaw: float, pitch: float) -> Pose:
+    """The pose turned further by yaw and pitch degrees (camera axes, core.pose signs)."""
+    y, p = np.radians(yaw), np.radians(pitch)
+    spin_y = np.array([[np.cos(y), 0.0, -np.sin(y)], [0.0, 1.0, 0.0], [np.sin(y), 0.0, np.cos(y)]])
+    spin_p = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(p), np.sin(p)], [0.0, -np.sin(p), np.cos(p)]])
+    rotation, scale, offset = pose
+    return spin_y @ spin_p @ rotation, scale, offset
+
+
+def apart(one: Pose, other: Pose) -> float:
+    """The angle between two poses' rotations, degrees."""
+    relative = one[0] @ other[0].T
+    return float(np.degrees(np.arccos(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))

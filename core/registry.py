@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import onnx
@@ -19,52 +18,13 @@ from core.errors import ModelFileError
 from core.imageio import IMAGE_SUFFIXES
 from core.lru import LruCache
 from core.modelfiles import BUILTIN_DIR, MODEL_SUFFIXES, file_version
-from core.signatures import Dim, Signature, Tensor, classify
+from core.signatures import UNUSABLE, Dim, Signature, Tensor
+from core.swap import families
+from core.swap.families import ModelEntry, classify
+from core.swap.persona import FAMILY as PERSONA
 from core.swap.persona import PERSONAS_DIR
 
 ENV_VAR = "FACESWAP_MODELS"  # os.pathsep-separated extra model folders
-SWAPPER_KINDS = ("persona", "dfm", "inswapper")
-MODEL_KINDS = (*SWAPPER_KINDS, "arcface", "unusable")
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One swap model, embedder, persona or unusable file as the registry sees it."""
-
-    name: str  # what --model / the OBS dropdown uses: "persona:<stem>" or the file stem
-    kind: str  # one of MODEL_KINDS
-    path: Path | None = None  # model file or persona image; None for the packaged default
-    reason: str = ""  # why the file is unusable; "" when usable
-    resolution: int = 0  # swap crop size (DFM: from the model input; inswapper: 128)
-    morph: bool = False  # DFM with a morph_value input (AMP)
-    embedder: Path | None = None  # inswapper: the ArcFace embedder paired with it
-
-    @property
-    def usable(self) -> bool:
-        return not self.reason and self.kind != "unusable"
-
-    @property
-    def is_swapper(self) -> bool:
-        return self.usable and self.kind in SWAPPER_KINDS
-
-    def describe(self) -> str:
-        """One line for listings."""
-        if not self.usable:
-            return f"unusable: {self.reason}"
-        if self.kind == "dfm":
-            return f"DFM {self.resolution}px" + (", AMP (morph)" if self.morph else "")
-        if self.kind == "inswapper":
-            return f"inswapper {self.resolution}px, embedder {self.embedder.name}"
-        if self.kind == "arcface":
-            return "ArcFace embedder (used by inswapper)"
-        return "built-in persona" + (f" ({self.path.name})" if self.path else "")
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        for key in ("path", "embedder"):
-            data[key] = str(data[key]) if data[key] is not None else None
-        data["usable"] = self.usable
-        return data
 
 
 SIGNATURES_CACHED = 256  # model files whose identification is remembered (by path, version)
@@ -84,18 +44,18 @@ def _read_signature(path: Path) -> Signature:
         with open(path, "rb") as f:
             head = f.read(1)
     except OSError as exc:
-        return Signature("unusable", f"cannot read file: {exc.strerror or exc}")
+        return Signature(UNUSABLE, f"cannot read file: {exc.strerror or exc}")
     if not head:
-        return Signature("unusable", "empty file")
+        return Signature(UNUSABLE, "empty file")
     if head != b"\x08":  # every ONNX file starts with field 1 (ir_version), varint
-        return Signature("unusable", "not an ONNX file")
+        return Signature(UNUSABLE, "not an ONNX file")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception:  # protobuf DecodeError and friends
-        return Signature("unusable", "truncated or corrupt ONNX file (protobuf decode failed)")
+        return Signature(UNUSABLE, "truncated or corrupt ONNX file (protobuf decode failed)")
     graph = model.graph
     if not graph.input or not graph.output:
-        return Signature("unusable", "truncated or corrupt ONNX file (no graph inputs/outputs)")
+        return Signature(UNUSABLE, "truncated or corrupt ONNX file (no graph inputs/outputs)")
     weights = {t.name for t in graph.initializer}
     inputs = [Tensor(v.name, _dims(v)) for v in graph.input if v.name not in weights]
     outputs = [Tensor(v.name, _dims(v)) for v in graph.output]
@@ -109,7 +69,7 @@ def identify(path: str | Path) -> Signature:
     try:
         key = file_version(path)
     except OSError as exc:
-        return Signature("unusable", f"cannot read file: {exc.strerror or exc}")
+        return Signature(UNUSABLE, f"cannot read file: {exc.strerror or exc}")
     found = _signature_cache.get(key)
     if found is None:
         found = _read_signature(path)
@@ -150,9 +110,9 @@ def persona_images(folder: Path = PERSONAS_DIR) -> dict[str, Path]:
 
 def _personas() -> list[ModelEntry]:
     found = persona_images()
-    entries = {"default": ModelEntry("persona:default", "persona", found.get("default"))}
+    entries = {"default": ModelEntry("persona:default", PERSONA.kind, found.get("default"))}
     for stem, path in found.items():
-        entries.setdefault(stem, ModelEntry(f"persona:{stem}", "persona", Path(path)))
+        entries.setdefault(stem, ModelEntry(f"persona:{stem}", PERSONA.kind, Path(path)))
     return list(entries.values())
 
 
@@ -172,29 +132,22 @@ def _model_files(folders: list[Path]) -> list[Path]:
     return files
 
 
-def _pair_embedder(path: Path, embedders: list[Path]) -> Path | None:
-    """The ArcFace embedder beside the inswapper if any, else the first one scanned."""
-    beside = [e for e in embedders if e.parent == path.parent]
-    pool = beside or embedders
-    preferred = [e for e in pool if "w600k" in e.name.lower()]
-    return (preferred or pool or [None])[0]
-
-
-def _entry(path: Path, name: str, embedders: list[Path]) -> ModelEntry:
+def _entry(path: Path, name: str, files: list[Path]) -> ModelEntry:
+    """The entry of one model file; a family that needs a file beside it (an inswapper's
+    embedder) is paired with one of `files` here."""
     sig = identify(path)
-    if sig.kind == "inswapper":
-        embedder = _pair_embedder(path, embedders)
-        if embedder is None:
-            return ModelEntry(name, "inswapper", path, "inswapper without an ArcFace embedder "
-                              "(put w600k_r50.onnx beside it)", sig.resolution)
-        return ModelEntry(name, "inswapper", path, "", sig.resolution, embedder=embedder)
-    return ModelEntry(name, sig.kind, path, sig.reason, sig.resolution, sig.morph)
+    family = families.of(sig.kind)
+    if family is None or not family.companion:
+        return ModelEntry(name, sig.kind, path, sig.reason, sig.resolution, sig.morph)
+    companion = family.pair(path, [p for p in files if identify(p).kind == family.companion])
+    if companion is None:
+        return ModelEntry(name, sig.kind, path, family.no_companion, sig.resolution)
+    return ModelEntry(name, sig.kind, path, "", sig.resolution, sig.morph, embedder=companion)
 
 
 def scan(extra_dirs: Iterable[str | Path] = ()) -> list[ModelEntry]:
     """Personas, then every .dfm/.onnx file in the model folders (builtin detectors excluded)."""
     files = _model_files(model_dirs(extra_dirs))
-    embedders = [p for p in files if identify(p).kind == "arcface"]
     entries = _personas()
     taken = {e.name for e in entries}
     for path in files:
@@ -202,7 +155,7 @@ def scan(extra_dirs: Iterable[str | Path] = ()) -> list[ModelEntry]:
         if name in taken:
             name = f"{path.parent.name}/{path.stem}"
         taken.add(name)
-        entries.append(_entry(path, name, embedders))
+        entries.append(_entry(path, name, files))
     return entries
 
 
@@ -220,13 +173,13 @@ def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEn
             where = [str(path)] if path.is_absolute() else \
                 [str(Path.cwd() / path), *(str(d / path) for d in folders)]
             raise ModelFileError(f"model file not found: {text} (looked for {', '.join(where)})")
-        embedders: list[Path] = []
-        if identify(path).kind == "inswapper":  # only then look for its embedder: beside it
+        candidates: list[Path] = []
+        family = families.of(identify(path).kind)
+        if family is not None and family.companion:  # only then look for one: beside it
             beside = [p.resolve() for p in sorted(path.parent.iterdir())  # (not recursively)
                       if p.suffix.lower() in MODEL_SUFFIXES and p.is_file()]
-            embedders = [p for p in [*beside, *_model_files(model_dirs(extra_dirs))]
-                         if identify(p).kind == "arcface"]
-        entry = _entry(path.resolve(), path.stem, embedders)
+            candidates = [*beside, *_model_files(model_dirs(extra_dirs))]
+        entry = _entry(path.resolve(), path.stem, candidates)
     else:
         entries = {e.name: e for e in scan(extra_dirs)}
         entry = entries.get(text) or entries.get(f"persona:{text}" if ":" not in text else "")
@@ -237,9 +190,9 @@ def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEn
                                  f"searched in {folders})")
     if not entry.usable:
         raise ModelFileError(f"model {entry.name} ({entry.path}) is unusable: {entry.reason}")
-    if entry.kind == "arcface":
-        raise ModelFileError(f"{entry.name} is an ArcFace embedder, not a swap model; "
-                             "pick the inswapper model beside it")
+    if not entry.is_swapper:
+        raise ModelFileError(f"{entry.name} is {entry.family.words}, not a swap model; "
+                             "pick the model that uses it")
     return entry
 
 
@@ -258,20 +211,21 @@ def resolve_on_server(model: str, device: str,
     inputs, outputs = triton.model_args(device, name)
     signature = classify(tensors(inputs), tensors(outputs))
     where = f"{name} on {triton.parse(device).id}"
-    if signature.kind == "inswapper":
+    family = families.of(signature.kind)
+    if family is None or not family.swapper:
+        raise ModelFileError(f"{where} is not a swap model: "
+                             f"{signature.reason or 'it is ' + family.words}")
+    if family.served_needs_file:
         try:
             local = resolve(name, extra_dirs)
         except ModelFileError:
             local = None
-        if local is None or local.kind != "inswapper":
-            raise ModelFileError(f"{where} is an inswapper: it needs the same file here too "
-                                 f"(its emap, and the ArcFace embedder beside it): put "
-                                 f"{name}.onnx in a models folder")
+        if local is None or local.kind != family.kind:
+            raise ModelFileError(f"{where} is {family.words}: it needs the same file here too "
+                                 f"({family.served_needs_file}): put {name}.onnx in a models "
+                                 "folder")
         return local
-    if signature.kind != "dfm":
-        raise ModelFileError(f"{where} is not a swap model: "
-                             f"{signature.reason or 'it is an ArcFace embedder'}")
-    return ModelEntry(name, "dfm", Path(name), resolution=signature.resolution,
+    return ModelEntry(name, signature.kind, Path(name), resolution=signature.resolution,
                       morph=signature.morph)
 
 
@@ -286,26 +240,17 @@ def scan_server(device: str, extra_dirs: Iterable[str | Path] = ()) -> list[Mode
         try:
             entries.append(resolve_on_server(name, device, extra_dirs))
         except ModelFileError as exc:
-            entries.append(ModelEntry(name, "unusable", reason=str(exc)))
+            entries.append(ModelEntry(name, UNUSABLE, reason=str(exc)))
     return entries
 
 
 def load_swapper(entry: ModelEntry, device: str = "cpu", threads: int = 0,
                  reference: str = ""):
-    """Build the Swapper for a resolved entry (one class per model family)."""
+    """Build the Swapper for a resolved entry (its family's loader); a reference photo's
+    face is found as any still's (core.stills)."""
+    from core.stills import landmarks_for_image
+
     if not entry.is_swapper:
         raise ModelFileError(f"{entry.name} is not a usable swap model: "
                              f"{entry.reason or entry.kind}")
-    if entry.kind == "dfm":
-        from core.swap.dfm import DFMSwapper
-
-        return DFMSwapper(entry.path, device=device, threads=threads)
-    if entry.kind == "inswapper":
-        from core.swap.inswapper import InswapperSwapper
-
-        return InswapperSwapper(entry.path, entry.embedder, reference=reference, device=device,
-                                threads=threads)
-    from core.swap.persona import PersonaSwapper
-
-    portrait = reference or (str(entry.path) if entry.path else "")
-    return PersonaSwapper(reference=portrait)
+    return entry.family.load(entry, device, threads, reference, landmarks_for_image)

@@ -48,7 +48,7 @@ class SwapSettings:
     people: str = ""  # enrolled people for faces="enrolled" (core.identity.encode: no pictures)
     guests: str = "show"  # one of GUESTS
     morph: float = 0.75  # AMP .dfm morph_value
-    # the .dfm crop, framed as DeepFaceLive's face aligner frames it (core.framing)
+    # the .dfm crop, framed as DeepFaceLive's face aligner frames it (core.swap.framing)
     face_coverage: float = 2.2  # crop side in mean-face unit squares
     align_x_offset: float = 0.0  # crop centre shift, in unit squares (+ = image-right)
     align_y_offset: float = 0.0  # (+ = towards the chin; DeepFaceLive's -0.08 is built in)

@@ -18,7 +18,7 @@ import numpy as np
 from core.detect import Detection, FaceDetector, iou
 from core.face import Face
 from core.frame import check_frame
-from core.headmodel import TRUST_FROM, TRUST_UNTIL, project, turned_pose
+from core.headmodel import TRUST_FROM, TRUST_UNTIL, turned_pose
 from core.landmarks import (
     PRESENCE_THRESHOLD,
     FaceMesh,
@@ -28,7 +28,7 @@ from core.landmarks import (
     roi_from_detection,
     roi_from_landmarks,
 )
-from core.pose import head_pose
+from core.pose import head_pose, project
 
 
 def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,

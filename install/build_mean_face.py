@@ -2,7 +2,7 @@
 
 DeepFaceLive frames a .dfm's crop by fitting the live FaceMesh points to a mean face; that mean
 face is MediaPipe's canonical mesh in its texture (UV) layout, one (u, v) per FaceMesh point
-(core/framing.py). MediaPipe publishes those coordinates (Apache-2.0) in
+(core/swap/framing.py). MediaPipe publishes those coordinates (Apache-2.0) in
 geometry_pipeline_metadata_landmarks.binarypb, which the npm package @mediapipe/face_mesh
 carries inside its packed assets. This script downloads that package from the npm registry,
 reads the file's vertex buffer (x, y, z, u, v per vertex, in landmark order) and writes

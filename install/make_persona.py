@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from core.align import similarity, whole_face_template  # noqa: E402
 from core.face import FACE_OVAL  # noqa: E402
 from core.imageio import read_rgb  # noqa: E402
+from core.mesh import MeshWarp, mesh_points, select_points, triangulate  # noqa: E402
 from core.stills import landmarks_for_image  # noqa: E402
-from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate  # noqa: E402
 
 SOURCES = ("models/samples/astronaut.png", "models/samples/grace_hopper.jpg")
 

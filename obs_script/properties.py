@@ -33,7 +33,8 @@ from core.settings import (
     ON_LOST,
     RANGES,
 )
-from core.swap.dfm import POSE_LIMITS
+from core.swap import families
+from core.swap.base import NO_POSE_LIMITS
 from obs_script import enrolment, registration
 from obs_script import libobs as L
 from obs_script.catalog import CATALOG
@@ -58,7 +59,6 @@ COLOR_LABELS = {"none": "None", "rct": "Match average colour and contrast",
 LOST_LABELS = {"original": "Show the real face",
                "hold": "Hold the last swap, then pixelate",
                "pixelate": "Pixelate (privacy)"}
-PERSONA = "persona"
 GAMMA_CHANNELS = (("r", "red"), ("g", "green"), ("b", "blue"))
 PUSH_MIN_S = 1.0  # an open panel is rebuilt for a new status at most once a second ...
 EDIT_QUIET_S = 3.0  # ... and not until this long after the user last changed a setting
@@ -83,7 +83,10 @@ class Control:
 
 
 ENGINE_RANGES = {name: (low, high) for name, low, high in RANGES}
-DEFAULT_LIMITS = f"{POSE_LIMITS[0]:.0f}° / {POSE_LIMITS[1]:.0f}°"
+DEFAULT_LIMITS = "; ".join(
+    f"{f.kind}: " + ("none" if f.pose_limits == NO_POSE_LIMITS
+                     else f"{f.pose_limits[0]:.0f}° / {f.pose_limits[1]:.0f}°")
+    for f in families.swappers())  # each family's own limits (yaw / pitch)
 GROUPS: dict[str, tuple[str, list[Control]]] = {
     "group_model": ("Model", [
         Control("model", "list", "Model",
@@ -206,8 +209,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
                 "which is cheaper.", 1, " frames"),
         Control("max_yaw", "float", "Turn limit left/right (0 = the model's)",
                 "Past this head turn the swap fades into \"When the face is lost\". 0 = the "
-                f"model's own limit (persona: none; .dfm and inswapper: {DEFAULT_LIMITS} "
-                "left-right / up-down).", 1.0, "°"),
+                f"model's own limit, left-right / up-down ({DEFAULT_LIMITS}).", 1.0, "°"),
         Control("max_pitch", "float", "Turn limit up/down (0 = the model's)",
                 "Past this head tilt up or down the swap fades into \"When the face is "
                 "lost\". 0 = the model's own limit (see the turn limit above).", 1.0, "°"),
@@ -251,24 +253,25 @@ assert set(INTERPOLATION_LABELS) == set(INTERPOLATIONS)
 _entries: dict[str, registry.ModelEntry] = {}  # last scan, for the model-changed callback
 
 
-def model_kind(model: str) -> str:
-    """The model family of a setting's model ("persona", "dfm", ...; "" when unknown)."""
+def model_family(model: str) -> families.Family | None:
+    """The model family of a setting's model (None when unknown): from the last scan, else
+    what its name says (a persona's prefix, a family's own file suffix)."""
     entry = _entries.get(model)
     if entry is not None:
-        return entry.kind
+        return entry.family
     if model.startswith("persona:"):
-        return PERSONA
-    return "dfm" if model.lower().endswith(".dfm") else ""
+        return registry.PERSONA
+    return families.by_suffix(model)
 
 
 def visibility(model: str, faces: str, on_lost: str, label: bool) -> dict[str, bool]:
     """Which conditional controls apply to these settings."""
     entry = _entries.get(model)
-    persona = model_kind(model) == PERSONA
-    return {"group_dfm": model_kind(model) == "dfm",
+    family = model_family(model)
+    return {**{control: family is f for f in families.FAMILIES for control in f.controls},
             "face_id": faces == "id", "morph": bool(entry and entry.morph),
             **dict.fromkeys(ENROL_CONTROLS, faces == "enrolled"),
-            "keep_eyes": persona, "keep_mouth": persona, "hold_ms": on_lost == "hold",
+            "hold_ms": on_lost == "hold",
             "identity_guard": on_lost != "original",
             "label_corner": label, "label_size": label}
 
@@ -404,8 +407,8 @@ def _fill_models(prop: int, current: str) -> None:
         L.obs_property_list_item_disable(prop, index, True)
     served = SERVERS.serving()  # name -> (entry, the servers that list it)
     for entry in scanned or ():
-        if entry.kind == "arcface":
-            continue  # an embedder is picked with its inswapper, never on its own
+        if entry.usable and not entry.is_swapper:
+            continue  # an embedder is picked with the model that uses it, never on its own
         _entries[entry.name] = entry
         also = "".join(f", on {server}" for server in served.pop(entry.name, (None, ()))[1])
         index = L.obs_property_list_add_string(

@@ -10,11 +10,11 @@ from doubles import build_dfm, build_foreign, dfm_masks, expected_dfm, save
 from core.align import cut, invert
 from core.errors import ModelFileError, ModelOutputError
 from core.frame import from_rgb, to_bgr
-from core.framing import crop_matrix
 from core.merge import crop_mask, merge
 from core.settings import SwapSettings
 from core.stills import landmarks_for_image
 from core.swap.dfm import DFMSwapper
+from core.swap.framing import crop_matrix
 
 
 @pytest.fixture(scope="module")

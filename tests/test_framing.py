@@ -1,4 +1,4 @@
-""".dfm crop framing (core.framing) against DeepFaceLive's own crops, and its options."""
+""".dfm crop framing (core.swap.framing) against DeepFaceLive's own crops, and its options."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from conftest import DATA
 from doubles import build_dfm, save
 
 from core.align import invert
-from core.framing import Framing, crop_matrix, head_shift, mean_face, rigid_points
 from core.imageio import read_rgb
 from core.settings import SwapSettings
 from core.stills import landmarks_for_image
 from core.swap.dfm import DFMSwapper
+from core.swap.framing import Framing, crop_matrix, head_shift, mean_face, rigid_points
 
 REFERENCE = json.loads((Path(__file__).parent / "framing_reference.json").read_text())
 SIZE = 224

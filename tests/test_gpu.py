@@ -20,13 +20,13 @@ from core.align import cut
 from core.commands.bench_dfm import ensure_bench_dfm
 from core.detect import FaceDetector
 from core.frame import to_bgr
-from core.framing import crop_matrix
 from core.landmarks import FaceMesh, roi_from_landmarks
 from core.pipeline import Pipeline
 from core.service import SwapService
 from core.settings import SwapSettings
 from core.stills import landmarks_for_image
 from core.swap.dfm import DFMSwapper
+from core.swap.framing import crop_matrix
 from core.swap.inswapper import InswapperSwapper
 
 CUDA = "cuda:0"
@@ -77,8 +77,8 @@ def test_inswapper_double_on_cuda_matches_cpu(tmp_path, astronaut, face):
     model = save(build_inswapper(), tmp_path / "inswapper_128.onnx")
     embedder = save(build_arcface(), tmp_path / "w600k_r50.onnx")
     reference = str(DATA / "grace_hopper.jpg")
-    gpu = InswapperSwapper(model, embedder, reference=reference, device=CUDA)
-    cpu = InswapperSwapper(model, embedder, reference=reference)
+    gpu = InswapperSwapper(model, embedder, landmarks_for_image, reference=reference, device=CUDA)
+    cpu = InswapperSwapper(model, embedder, landmarks_for_image, reference=reference)
     assert gpu.provider == CUDA_PROVIDER
     assert gpu.embedder.get_providers()[0] == CUDA_PROVIDER
     np.testing.assert_allclose(gpu.source, cpu.source, atol=1e-3)

@@ -1,6 +1,6 @@
-"""Head turns on rendered heads with known truth (core.headturn): the renderer itself, the
-live path's landmarks and pose through turns, the persona turning with the head, pose
-limits that cross-fade into on_lost, and the benchmark command."""
+"""Head turns on rendered heads with known truth (core.commands.headturn_render): the
+renderer itself, the live path's landmarks and pose through turns, the persona turning with
+the head, pose limits that cross-fade into on_lost, and the benchmark command."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ from doubles import build_dfm, save
 
 from core.cli import main
 from core.commands.bench_headturn import LIMITS, bins, run_sweep
-from core.headmodel import fit_pose, project, turn
-from core.headturn import BACKGROUND, landmark_error, make_head, render_head, rotation
+from core.commands.headturn_render import (
+    BACKGROUND,
+    landmark_error,
+    make_head,
+    render_head,
+    rotation,
+)
 from core.pipeline import Pipeline
-from core.pose import head_pose
+from core.pose import fit_pose, head_pose, project, turn
 from core.settings import SwapSettings
 from core.stills import landmarks_for_image
 

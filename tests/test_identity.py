@@ -14,9 +14,9 @@ import pytest
 
 from core import SAMPLES_DIR, identity
 from core.commands import bench_identity
+from core.commands.headturn_render import make_head, render_head
 from core.errors import InputError
 from core.face import Face
-from core.headturn import make_head, render_head
 from core.imageio import read_bgr, read_rgb
 from core.pipeline import Pipeline
 from core.recognise import Recogniser

@@ -31,6 +31,11 @@ from core.swap import inswapper
 from core.swap.inswapper import InswapperSwapper, load_emap
 
 
+def make_inswapper(model, embedder, reference: str) -> InswapperSwapper:
+    """An InswapperSwapper finding the reference photo's face as the engine does."""
+    return InswapperSwapper(model, embedder, landmarks_for_image, reference=reference)
+
+
 def _normalise(v):
     return v / np.linalg.norm(v)
 
@@ -69,7 +74,7 @@ def test_emap_is_the_last_initializer_and_read_once(files):
 
 
 def test_reference_identity_uses_arcface_112_and_the_emap(files, faces, grace_hopper):
-    swapper = InswapperSwapper(files["model"], files["embedder"], reference=str(files["reference"]))
+    swapper = make_inswapper(files["model"], files["embedder"], str(files["reference"]))
     embedding, source = _expected_identity(grace_hopper, faces["grace"])
     np.testing.assert_allclose(swapper.embed(grace_hopper, faces["grace"].points5), embedding,
                                atol=1e-4)
@@ -85,7 +90,7 @@ def test_reference_identity_uses_arcface_112_and_the_emap(files, faces, grace_ho
 
 @pytest.mark.parametrize("fmt", ["rgb", "bgr", "rgba", "bgra"])
 def test_target_is_rgb_unit_range_nchw_at_arcface_128(files, faces, astronaut, fmt):
-    swapper = InswapperSwapper(files["model"], files["embedder"], reference=str(files["reference"]))
+    swapper = make_inswapper(files["model"], files["embedder"], str(files["reference"]))
     frame = np.empty(astronaut.shape[:2] + (4 if fmt.endswith("a") else 3,), np.uint8)
     frame[..., :3] = from_rgb(astronaut, fmt)
     if frame.shape[2] == 4:
@@ -106,8 +111,8 @@ def test_target_is_rgb_unit_range_nchw_at_arcface_128(files, faces, astronaut, f
 def test_the_source_identity_changes_the_swap(files, faces, astronaut, tmp_path):
     other = tmp_path / "astronaut.png"
     shutil.copy(DATA / "astronaut.png", other)
-    grace = InswapperSwapper(files["model"], files["embedder"], reference=str(files["reference"]))
-    astro = InswapperSwapper(files["model"], files["embedder"], reference=str(other))
+    grace = make_inswapper(files["model"], files["embedder"], str(files["reference"]))
+    astro = make_inswapper(files["model"], files["embedder"], str(other))
     a = grace.swap(astronaut, "rgb", faces["astronaut"], SwapSettings()).crop.astype(float)
     b = astro.swap(astronaut, "rgb", faces["astronaut"], SwapSettings()).crop.astype(float)
     assert np.abs(a - b).mean() > 2.0
@@ -116,9 +121,9 @@ def test_the_source_identity_changes_the_swap(files, faces, astronaut, tmp_path)
 def test_identity_is_cached_per_reference_file_version(files, tmp_path):
     reference = tmp_path / "ref.jpg"
     shutil.copy(files["reference"], reference)
-    first = InswapperSwapper(files["model"], files["embedder"], reference=str(reference))
+    first = make_inswapper(files["model"], files["embedder"], str(reference))
     cached = len(inswapper._embeddings)
-    second = InswapperSwapper(files["model"], files["embedder"], reference=str(reference))
+    second = make_inswapper(files["model"], files["embedder"], str(reference))
     assert len(inswapper._embeddings) == cached  # embedded once
     np.testing.assert_array_equal(second.source, first.source)
     # A new photo under the same name is embedded afresh.
@@ -126,7 +131,7 @@ def test_identity_is_cached_per_reference_file_version(files, tmp_path):
     cv2.imwrite(str(reference), image)
     stat = reference.stat()
     os.utime(reference, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    third = InswapperSwapper(files["model"], files["embedder"], reference=str(reference))
+    third = make_inswapper(files["model"], files["embedder"], str(reference))
     assert len(inswapper._embeddings) == cached + 1
     assert np.abs(third.source - first.source).max() > 1e-3
 
@@ -137,13 +142,13 @@ def test_models_sharing_an_embedder_each_apply_their_own_emap(files, tmp_path):
     flipped = -numpy_helper.to_array(last)
     last.CopyFrom(numpy_helper.from_array(flipped, last.name))
     other = save(model, tmp_path / "inswapper_other.onnx")
-    first = InswapperSwapper(files["model"], files["embedder"], reference=str(files["reference"]))
-    second = InswapperSwapper(other, files["embedder"], reference=str(files["reference"]))
+    first = make_inswapper(files["model"], files["embedder"], str(files["reference"]))
+    second = make_inswapper(other, files["embedder"], str(files["reference"]))
     np.testing.assert_allclose(second.source, -first.source, atol=1e-6)
 
 
 def test_merge_of_an_inswapper_face(files, faces, astronaut):
-    swapper = InswapperSwapper(files["model"], files["embedder"], reference=str(files["reference"]))
+    swapper = make_inswapper(files["model"], files["embedder"], str(files["reference"]))
     frame = astronaut.copy()
     out = swapper.swap(frame, "rgb", faces["astronaut"], SwapSettings())
     roi = merge(frame, "rgb", faces["astronaut"], out, SwapSettings())
@@ -156,14 +161,14 @@ def test_merge_of_an_inswapper_face(files, faces, astronaut):
 
 def test_reference_problems_are_input_errors(files, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="needs a reference photo"):
-        InswapperSwapper(files["model"], files["embedder"], reference="")
+        make_inswapper(files["model"], files["embedder"], "")
     with pytest.raises(InputError, match="not found"):
-        InswapperSwapper(files["model"], files["embedder"], reference=str(tmp_path / "none.jpg"))
+        make_inswapper(files["model"], files["embedder"], str(tmp_path / "none.jpg"))
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
     with pytest.raises(InputError, match="no face"):
-        InswapperSwapper(files["model"], files["embedder"], reference=str(blank))
+        make_inswapper(files["model"], files["embedder"], str(blank))
     garbage = tmp_path / "garbage.jpg"
     garbage.write_bytes(b"not an image")
     with pytest.raises(InputError, match="cannot read"):
-        InswapperSwapper(files["model"], files["embedder"], reference=str(garbage))
+        make_inswapper(files["model"], files["embedder"], str(garbage))

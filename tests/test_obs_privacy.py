@@ -31,8 +31,8 @@ from obs.harness import (
 
 from core import privacy
 from core.commands.bench_dfm import ensure_bench_dfm
+from core.commands.headturn_render import make_head, render_head
 from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, points5
-from core.headturn import make_head, render_head
 from core.stills import landmarks_for_image
 
 pytestmark = pytest.mark.obs

@@ -22,11 +22,11 @@ from core.face import (
 )
 from core.imageio import read_rgb
 from core.merge import crop_mask, placement
+from core.mesh import MeshWarp, mesh_points, select_points, triangulate
 from core.pose import head_pose
 from core.settings import SwapSettings
 from core.stills import landmarks_for_image
 from core.swap import persona
-from core.swap.mesh import MeshWarp, mesh_points, select_points, triangulate
 from core.swap.persona import CROP_SIZE, DEFAULT_PERSONA, PersonaSwapper, persona_geometry
 
 DATA = Path(__file__).resolve().parent.parent / "models" / "samples"
@@ -124,7 +124,7 @@ def test_mesh_warp_rejects_wrong_point_count():
 def test_persona_result_is_closer_to_reference_than_to_original(live, reference, faces,
                                                                 request):
     image = request.getfixturevalue(live)
-    swapper = PersonaSwapper(str(DATA / reference))
+    swapper = PersonaSwapper(landmarks_for_image, str(DATA / reference))
     out = swapper.swap(image, "rgb", faces[live], SwapSettings())
     ref_image = request.getfixturevalue(reference.split(".")[0])
     ref_crop = aligned_crop(ref_image, landmarks_for_image(ref_image))
@@ -138,7 +138,7 @@ def test_default_persona_swaps_and_leaves_frame_untouched(astronaut, faces):
     assert DEFAULT_PERSONA.is_file()
     frame = np.ascontiguousarray(cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGRA))
     before = frame.copy()
-    swapper = PersonaSwapper()
+    swapper = PersonaSwapper(landmarks_for_image)
     assert swapper.name == "persona:default" and swapper.provider == ""
     face = landmarks_for_image(astronaut)
     out = swapper.swap(frame, "bgra", face, SwapSettings())
@@ -162,7 +162,7 @@ def _crop_point(out, face, indices):
 
 def test_mask_holes_for_live_eyes_and_mouth(astronaut, faces):
     face = faces["astronaut"]  # smiling with teeth: the inner mouth is open
-    swapper = PersonaSwapper()
+    swapper = PersonaSwapper(landmarks_for_image)
     plain = swapper.swap(astronaut, "rgb", face, SwapSettings(keep_eyes=False, keep_mouth=False))
     kept = swapper.swap(astronaut, "rgb", face, SwapSettings(keep_eyes=True, keep_mouth=True))
     for indices in (EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, LIPS_INNER):
@@ -178,9 +178,9 @@ def test_unreadable_reference_is_an_input_error(tmp_path):
     bad = tmp_path / "portrait.jpg"
     bad.write_text("not an image")
     with pytest.raises(InputError, match="cannot read reference portrait"):
-        PersonaSwapper(str(bad))
+        PersonaSwapper(landmarks_for_image, str(bad))
     with pytest.raises(InputError, match="cannot read reference portrait"):
-        PersonaSwapper(str(tmp_path / "missing.png"))
+        PersonaSwapper(landmarks_for_image, str(tmp_path / "missing.png"))
 
 
 def test_reference_without_face_is_an_input_error(tmp_path):
@@ -188,7 +188,7 @@ def test_reference_without_face_is_an_input_error(tmp_path):
     path = tmp_path / "no_face.png"
     cv2.imwrite(str(path), cv2.merge([ramp, ramp[::-1], ramp.T]))
     with pytest.raises(InputError, match="no face found"):
-        PersonaSwapper(str(path))
+        PersonaSwapper(landmarks_for_image, str(path))
 
 
 def test_mesh_warp_survives_collapsed_triangles():
@@ -214,7 +214,7 @@ def test_a_reference_saved_again_and_again_keeps_the_cache_bounded(tmp_path, ast
         bgr[0, 0] = i  # a new file: new size or time
         cv2.imwrite(str(reference), bgr)
         os.utime(reference, ns=(i * 10**9, i * 10**9))
-        persona.load_portrait(str(reference))
+        persona.load_portrait(landmarks_for_image, str(reference))
     assert len(persona._cache) == persona.PORTRAITS_CACHED
 
 
@@ -222,7 +222,7 @@ def test_the_persona_has_its_own_face_shape_at_the_live_pose(faces):
     """With no learned shape (a still) the geometry drawn is the persona's own shape, turned
     to the live face's pose; given the streamer's resting shape, their expression is added."""
     live = faces["astronaut"].landmarks
-    persona_shape = PersonaSwapper().portrait.shape
+    persona_shape = PersonaSwapper(landmarks_for_image).portrait.shape
     drawn = persona_geometry(live, persona_shape)
     own, theirs = face_shape(live), face_shape(drawn)
     # the streamer's shape is 0.05 from the persona's (mean point distance, face widths);
@@ -257,7 +257,7 @@ def test_the_streamers_silhouette_is_covered_whole(photo, changes):
     face = landmarks_for_image(image)
     assert face is not None
     settings = SwapSettings(keep_mouth=False, **changes)  # no hole for the live mouth
-    out = PersonaSwapper().swap(image, "rgb", face, settings)
+    out = PersonaSwapper(landmarks_for_image).swap(image, "rgb", face, settings)
     mask = crop_mask(face, out, settings)
     own = face.landmarks[:, :2] @ out.matrix[:, :2].T + out.matrix[:, 2]
     hull = np.zeros_like(mask, np.uint8)
@@ -276,7 +276,7 @@ def test_the_portraits_rim_is_skin_not_background(astronaut):
     """A frontal portrait's rim is its face seen edge-on plus a strip of background, which a
     turned head stretches across the near cheek: the prepared texture has the skin beside
     it there instead (outside the face oval: 0 of the background left)."""
-    portrait = persona.prepare_portrait(astronaut)
+    portrait = persona.prepare_portrait(landmarks_for_image, astronaut)
     raw = aligned_crop(astronaut, landmarks_for_image(astronaut))
     assert np.isin(FACE_OVAL, portrait.subset).all()  # contours are always mesh vertices
     oval = portrait.warp.points[:len(portrait.subset)][

@@ -1,8 +1,8 @@
 """`python -m core bench --headturn`: how the live path holds up when the head turns.
 
-Each portrait becomes a turnable head (core.headturn) and sweeps smoothly through yaw
-0 -> 80 -> -80 -> 0 and pitch 0 -> 45 -> -45 -> 0 at 30 frames a second. Every frame goes
-through the live path as OBS runs it (core.pipeline.Pipeline: tracker, swapper, merge,
+Each portrait becomes a turnable head (core.commands.headturn_render) and sweeps smoothly
+through yaw 0 -> 80 -> -80 -> 0 and pitch 0 -> 45 -> -45 -> 0 at 30 frames a second. Every
+frame goes through the live path as OBS runs it (core.pipeline.Pipeline: tracker, swapper, merge,
 on_lost) and, for comparison, the still-image path (core.landmarks.faces_in_image, what
 `core detect` runs). Per 15-degree bin of the turn and per axis it reports: frames, tracked
 %, swapped %, landmark error against the truth (% of the face size), head-pose error
@@ -26,8 +26,8 @@ import numpy as np
 
 from core.align import similarity, whole_face_template
 from core.commands.bench_photos import persona_descriptor
+from core.commands.headturn_render import Head, landmark_error, make_head, render_head, sweep
 from core.face import points5
-from core.headturn import Head, landmark_error, make_head, render_head, sweep
 from core.imageio import read_rgb, write_sheet
 from core.landmarks import FaceMesh, roi_from_landmarks
 from core.pipeline import Pipeline, build_swapper

@@ -85,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
                              f"got {args.max_batch}")
     entries = [registry.resolve(model) for model in args.models]
     for entry in entries:
-        if entry.path is None or entry.kind not in ("dfm", "inswapper"):
-            raise ModelFileError(f"{entry.name} is a {entry.kind}, not a model file to serve")
+        if entry.path is None or not entry.family.servable:
+            raise ModelFileError(f"{entry.name} is {entry.family.words}, not a model file "
+                                 "to serve")
     for entry in entries:
         name = entry.path.stem
         config = model_config(name, entry.path, not args.cpu, args.instances, args.max_batch)

@@ -1,14 +1,16 @@
 """DeepFaceLab / DeepFaceLive .dfm models: NHWC BGR [0,1] whole-face crops, outputs by position.
 
 A .dfm is a plain ONNX file. Its input resolution is read from the model (224 or 320 are
-common), the crop is framed as DeepFaceLive frames it (core.framing, with its aligner's
+common), the crop is framed as DeepFaceLive frames it (core.swap.framing, with its aligner's
 options), and AMP models get the user's morph value. The two model masks become the
 SwapOutput mask used by core.merge.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,34 +18,36 @@ from core import adjust, triton
 from core.align import cut
 from core.face import Face
 from core.frame import check_frame, to_bgr
-from core.framing import Framing, crop_matrix
 from core.runtime import get_session, run
 from core.settings import SwapSettings
-from core.signatures import classify, expect, tensors
-from core.swap.base import SwapOutput, check_finite
+from core.signatures import UNUSABLE, Signature, Tensor, brief, tensors
+from core.swap.base import (
+    NETWORK_POSE_LIMITS,
+    FaceFinder,
+    Family,
+    SwapOutput,
+    check_finite,
+    checked_signature,
+)
+from core.swap.framing import Framing, crop_matrix
 
-# Face-swap networks are trained on faces that mostly look at the camera. Past about 50
-# degrees of yaw and 40 of pitch a turned face no longer fits the frontal layout (measured
-# with its five points: their residual after the best fit passes 25 % of the eye distance,
-# against 9-18 % for frontal faces; `bench --headturn`, README "Head turns"), so the crop no
-# longer shows a face as in training. A .dfm is framed from more points (core.framing) but
-# was trained on the same frontal faces: it gets the same limits.
-POSE_LIMITS = (50.0, 40.0)
+if TYPE_CHECKING:
+    from core.swap.families import ModelEntry
 
 
 class DFMSwapper:
     """One loaded .dfm model; `swap` runs it on one face."""
 
-    pose_limits = POSE_LIMITS
+    pose_limits = NETWORK_POSE_LIMITS
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0) -> None:
         served = triton.is_server(device)  # `path` is then a model name on that server
         self.path: Path | None = None if served else Path(path)
         self.name = str(path) if served else Path(path).stem
         self.session = get_session(path, device, threads)
-        signature = expect("dfm", classify(tensors(self.session.get_inputs()),
-                                           tensors(self.session.get_outputs())),
-                           self.name if served else Path(path).name)
+        signature = checked_signature(FAMILY, tensors(self.session.get_inputs()),
+                                      tensors(self.session.get_outputs()),
+                                      self.name if served else Path(path).name)
         self.resolution = signature.resolution
         self.input_name = signature.inputs[0]
         self.morph_name = signature.inputs[1] if signature.morph else None
@@ -94,3 +98,40 @@ class DFMSwapper:
         aligned = cut(frame, matrix, self.resolution)
         rgb, face_mask, celeb_mask = self.run(to_bgr(aligned.crop, fmt), settings)
         return SwapOutput(crop=rgb, matrix=aligned.matrix, mask=face_mask, celeb_mask=celeb_mask)
+
+
+def signature(inputs: Sequence[Tensor], outputs: Sequence[Tensor],
+              emap_dims: Sequence[int] | None = None) -> Signature | None:
+    """A .dfm's graph: in_face (N,R,R,3) NHWC [+ morph_value], outputs face mask (1ch), celeb
+    face (3ch), celeb mask (1ch); None where it is no DFM at all."""
+    if not inputs or "in_face" not in inputs[0].name:
+        return None
+    shape = inputs[0].shape
+    if len(inputs) > 2:
+        return Signature(UNUSABLE, f"DFM-like but has {len(inputs)} inputs (a DFM has 1 or 2)")
+    if len(shape) != 4 or shape[3] != 3 or not isinstance(shape[1], int) or shape[1] != shape[2] \
+            or shape[1] <= 0:
+        return Signature(UNUSABLE, f"DFM-like but in_face is {list(shape)}, expected "
+                                   "(N,R,R,3) NHWC")
+    if len(inputs) == 2 and "morph_value" not in inputs[1].name:
+        return Signature(UNUSABLE, f"DFM-like but second input is {inputs[1].name!r}, "
+                                   "expected morph_value")
+    channels = [(o.shape or (None,))[-1] for o in outputs]
+    if len(outputs) != 3 or channels != [1, 3, 1]:
+        return Signature(UNUSABLE, f"DFM-like but outputs are {brief(outputs)}; expected "
+                                   "face mask (1ch), celeb face (3ch), celeb mask (1ch)")
+    return Signature("dfm", resolution=int(shape[1]), morph=len(inputs) == 2,
+                     inputs=tuple(v.name for v in inputs))
+
+
+def _describe(entry: ModelEntry) -> str:
+    return f"DFM {entry.resolution}px" + (", AMP (morph)" if entry.morph else "")
+
+
+def _load(entry: ModelEntry, device: str, threads: int, reference: str,
+          find_face: FaceFinder) -> DFMSwapper:
+    return DFMSwapper(entry.path, device=device, threads=threads)
+
+
+FAMILY = Family("dfm", "a DFM", _describe, _load, signature, NETWORK_POSE_LIMITS,
+                controls=("group_dfm",), suffix=".dfm", servable=True)

@@ -8,7 +8,9 @@ the 128 px swap itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -24,9 +26,18 @@ from core.lru import LruCache
 from core.modelfiles import file_version
 from core.runtime import get_session, run
 from core.settings import SwapSettings
-from core.signatures import classify, expect, tensors
-from core.swap.base import SwapOutput, check_finite
-from core.swap.dfm import POSE_LIMITS
+from core.signatures import UNUSABLE, Signature, Tensor, tensors
+from core.swap.base import (
+    NETWORK_POSE_LIMITS,
+    FaceFinder,
+    Family,
+    SwapOutput,
+    check_finite,
+    checked_signature,
+)
+
+if TYPE_CHECKING:
+    from core.swap.families import ModelEntry
 
 CACHED = 8  # emaps and reference embeddings kept (by file versions)
 _emaps: LruCache[np.ndarray] = LruCache(CACHED)
@@ -65,10 +76,10 @@ class InswapperSwapper:
     """inswapper_128 + its ArcFace embedder, bound to one reference identity."""
 
     size = 128
-    pose_limits = POSE_LIMITS  # an ArcFace-aligned 128 px crop: the same 5-point limits
+    pose_limits = NETWORK_POSE_LIMITS  # an ArcFace-aligned 128 px crop: five points
 
-    def __init__(self, path: str | Path, embedder: str | Path, reference: str = "",
-                 device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, path: str | Path, embedder: str | Path, find_face: FaceFinder,
+                 reference: str = "", device: str = "cpu", threads: int = 0) -> None:
         self.path = Path(path)
         self.name = self.path.stem
         self.embedder_path = Path(embedder)
@@ -80,11 +91,12 @@ class InswapperSwapper:
         self.provider = self.session.get_providers()[0]
         self.timings: dict[str, float] = {}  # the pipeline times the swap; "network" here
         self.emap = load_emap(self.path)
-        signature = expect("inswapper", classify(tensors(self.session.get_inputs()),
-                                                 tensors(self.session.get_outputs()),
-                                                 self.emap.shape), self.path.name)
+        signature = checked_signature(FAMILY, tensors(self.session.get_inputs()),
+                                      tensors(self.session.get_outputs()), self.path.name,
+                                      self.emap.shape)
         self.target_name, self.source_name = signature.inputs
         self.template = arcface_template(self.size)
+        self.find_face = find_face  # the reference photo's face
         self.source = self.set_reference(reference)
 
     def embed(self, image_rgb: np.ndarray, points5: np.ndarray) -> np.ndarray:
@@ -110,10 +122,8 @@ class InswapperSwapper:
         key = (file_version(self.embedder_path), file_version(path))
         embedding = _embeddings.get(key)
         if embedding is None:
-            from core.stills import landmarks_for_image
-
             image = read_rgb(path, "reference image")
-            face = landmarks_for_image(image)
+            face = self.find_face(image)
             if face is None:
                 raise InputError(f"no face found in reference image {path.name}")
             embedding = self.embed(image, face.points5)
@@ -135,3 +145,58 @@ class InswapperSwapper:
         check_frame(frame, fmt)
         aligned = align(frame, face.points5, self.template, self.size)
         return SwapOutput(crop=self.run(to_rgb(aligned.crop, fmt)), matrix=aligned.matrix)
+
+
+def signature(inputs: Sequence[Tensor], outputs: Sequence[Tensor],
+              emap_dims: Sequence[int] | None = None) -> Signature | None:
+    """inswapper_128's graph: a (N,3,128,128) target and a (N,512) source in, a
+    (N,3,128,128) face out, its last initializer the 512x512 emap."""
+    if len(inputs) != 2 or len(outputs) != 1:
+        return None
+    image = [v for v in inputs if len(v.shape) == 4 and list(v.shape[1:]) == [3, 128, 128]]
+    vector = [v for v in inputs if len(v.shape) == 2 and v.shape[1] == 512]
+    if not image or not vector or list(outputs[0].shape[1:]) != [3, 128, 128]:
+        return None
+    if emap_dims is not None and list(emap_dims) != [512, 512]:
+        return Signature(UNUSABLE, "inswapper-like but its last initializer is not the "
+                                   "512x512 emap")
+    return Signature("inswapper", resolution=128, inputs=(image[0].name, vector[0].name))
+
+
+def embedder_signature(inputs: Sequence[Tensor], outputs: Sequence[Tensor],
+                       emap_dims: Sequence[int] | None = None) -> Signature | None:
+    """An ArcFace embedder's graph: a (N,3,112,112) face in, a (N,512) embedding out."""
+    if len(inputs) != 1 or len(outputs) != 1:
+        return None
+    if list(inputs[0].shape[1:]) == [3, 112, 112] and list(outputs[0].shape[1:]) == [512]:
+        return Signature("arcface", resolution=112, inputs=(inputs[0].name,))
+    return None
+
+
+def pair_embedder(path: Path, embedders: list[Path]) -> Path | None:
+    """The ArcFace embedder beside the inswapper if any, else the first one scanned
+    (w600k_r50, the one inswapper was trained with, first)."""
+    beside = [e for e in embedders if e.parent == path.parent]
+    pool = beside or embedders
+    preferred = [e for e in pool if "w600k" in e.name.lower()]
+    return (preferred or pool or [None])[0]
+
+
+def _describe(entry: ModelEntry) -> str:
+    return f"inswapper {entry.resolution}px, embedder {entry.embedder.name}"
+
+
+def _load(entry: ModelEntry, device: str, threads: int, reference: str,
+          find_face: FaceFinder) -> InswapperSwapper:
+    return InswapperSwapper(entry.path, entry.embedder, find_face, reference=reference,
+                            device=device, threads=threads)
+
+
+FAMILY = Family("inswapper", "an inswapper", _describe, _load, signature,
+                NETWORK_POSE_LIMITS, servable=True, companion="arcface", pair=pair_embedder,
+                no_companion="inswapper without an ArcFace embedder (put w600k_r50.onnx "
+                             "beside it)",
+                served_needs_file="its emap, and the ArcFace embedder beside it")
+EMBEDDER = Family("arcface", "an ArcFace embedder",
+                  lambda entry: "ArcFace embedder (used by inswapper)",
+                  check=embedder_signature)

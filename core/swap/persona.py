@@ -5,7 +5,7 @@ axes), drawn at the live face's pose and expression: the live landmarks, moved b
 difference between the persona's shape and the streamer's (the shape the tracker learned
 while they looked at the camera, so what is left is their expression; a still has no such
 shape and gets the persona's own expression). The portrait's texture is warped onto that
-geometry (core.swap.mesh) in 3D order: triangles the pose turns away are not drawn and far
+geometry (core.mesh) in 3D order: triangles the pose turns away are not drawn and far
 ones are drawn first, so a turned head gets a turned face. The portrait's rim (its face
 seen edge-on, with a strip of background) is replaced by the skin beside it, which a turn
 stretches across the near cheek (it used to take the texture of its mirror image, which
@@ -28,12 +28,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from core import MODELS_DIR
-from core.align import similarity, whole_face_template
+from core.align import crop_scale, face_motion, similarity, whole_face_template
 from core.errors import InputError
 from core.face import (
     EYE_IMAGE_LEFT,
@@ -48,19 +49,20 @@ from core.fill import fill_from_around
 from core.frame import check_frame, to_rgb
 from core.imageio import read_rgb
 from core.lru import LruCache
-from core.merge import crop_scale, face_motion
-from core.modelfiles import file_version
-from core.pose import face_axes
-from core.settings import SwapSettings
-from core.stills import landmarks_for_image
-from core.swap.base import SwapOutput
-from core.swap.mesh import (
+from core.mesh import (
     MeshWarp,
     mesh_depth,
     mesh_points,
     select_points,
     triangulate,
 )
+from core.modelfiles import file_version
+from core.pose import face_axes
+from core.settings import SwapSettings
+from core.swap.base import NO_POSE_LIMITS, FaceFinder, Family, SwapOutput
+
+if TYPE_CHECKING:
+    from core.swap.families import ModelEntry
 
 PERSONAS_DIR = MODELS_DIR / "personas"
 DEFAULT_PERSONA = PERSONAS_DIR / "default.png"
@@ -104,10 +106,11 @@ PORTRAITS_CACHED = 8  # prepared portraits kept (by file version): re-saves do n
 _cache: LruCache[Portrait] = LruCache(PORTRAITS_CACHED)
 
 
-def prepare_portrait(image_rgb: np.ndarray, size: int = CROP_SIZE,
+def prepare_portrait(find_face: FaceFinder, image_rgb: np.ndarray, size: int = CROP_SIZE,
                      points: int = MESH_POINTS, source: str = "image") -> Portrait:
-    """Landmarks, aligned texture and mesh of a portrait (InputError when it has no face)."""
-    face = landmarks_for_image(image_rgb)
+    """Landmarks (`find_face`: core.stills.landmarks_for_image), aligned texture and mesh of
+    a portrait (InputError when it has no face)."""
+    face = find_face(image_rgb)
     if face is None:
         raise InputError(f"no face found in reference portrait {source}")
     # Crop at twice the size, then area-downscale: portraits are often much larger than 256 px.
@@ -146,7 +149,7 @@ def _skin_to_the_edge(texture: np.ndarray, points: np.ndarray) -> np.ndarray:
     return fill_from_around(texture, cv2.bitwise_not(cv2.erode(inside, kernel)))
 
 
-def load_portrait(reference: str = "", size: int = CROP_SIZE,
+def load_portrait(find_face: FaceFinder, reference: str = "", size: int = CROP_SIZE,
                   points: int = MESH_POINTS) -> Portrait:
     """The prepared portrait for a path ("" = default persona), cached per file version."""
     path = Path(reference).expanduser() if reference else DEFAULT_PERSONA
@@ -157,7 +160,7 @@ def load_portrait(reference: str = "", size: int = CROP_SIZE,
     portrait = _cache.get(key)
     if portrait is None:
         image = read_rgb(path, "reference portrait")
-        portrait = prepare_portrait(image, size, points, source=str(path))
+        portrait = prepare_portrait(find_face, image, size, points, source=str(path))
         _cache.put(key, portrait)
     return portrait
 
@@ -182,15 +185,15 @@ class PersonaSwapper:
     """Swapper protocol for the built-in persona; `reference` "" means the default persona."""
 
     provider = ""  # no onnxruntime model: pure OpenCV on the CPU
-    pose_limits = (90.0, 90.0)  # a 3D-ordered warp: it turns with the head (no limit)
+    pose_limits = NO_POSE_LIMITS  # a 3D-ordered warp: it turns with the head
 
-    def __init__(self, reference: str = "", size: int = CROP_SIZE,
+    def __init__(self, find_face: FaceFinder, reference: str = "", size: int = CROP_SIZE,
                  points: int = MESH_POINTS) -> None:
         self.reference = reference
         self.path = Path(reference) if reference else None
         self.size = size
         self.name = f"persona:{Path(reference).stem}" if reference else "persona:default"
-        self.portrait = load_portrait(reference, size, points)
+        self.portrait = load_portrait(find_face, reference, size, points)
         self.template = whole_face_template(size)
         self.timings: dict[str, float] = {"align": 0.0, "warp": 0.0, "fill": 0.0}  # ms
 
@@ -331,3 +334,16 @@ def _to_crop(landmarks: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """(N, 2) crop-space points of frame landmarks."""
     return np.asarray(landmarks, np.float64)[:, :2] @ np.asarray(matrix)[:, :2].T \
         + np.asarray(matrix)[:, 2]
+
+
+def _describe(entry: ModelEntry) -> str:
+    return "built-in persona" + (f" ({entry.path.name})" if entry.path else "")
+
+
+def _load(entry: ModelEntry, device: str, threads: int, reference: str,
+          find_face: FaceFinder) -> PersonaSwapper:
+    return PersonaSwapper(find_face, reference or (str(entry.path) if entry.path else ""))
+
+
+FAMILY = Family("persona", "a persona", _describe, _load,
+                controls=("keep_eyes", "keep_mouth"))

@@ -17,9 +17,9 @@ import numpy as np
 
 from core.errors import InputError
 from core.face import FACE_OVAL
+from core.mesh import MeshWarp, triangulate
 from core.pose import head_pose
 from core.stills import landmarks_for_image
-from core.swap.mesh import MeshWarp, triangulate
 
 # (scale about the face oval's centre, depth behind the oval in face widths) per ring
 RINGS = ((1.25, 0.3), (1.6, 0.75))
