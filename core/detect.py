@@ -16,6 +16,9 @@ from core.modelfiles import DETECTOR_FULL, DETECTOR_SHORT, builtin_model
 from core.runtime import get_session, run
 
 DETECTORS = ("short", "full", "auto")
+# two face boxes overlapping this much are one face (tracks that converged, a still's
+# detections of one face from two passes or tiles)
+DUPLICATE_IOU = 0.6
 MIN_INPUT_FACE = 16.0  # px in the model input: smaller faces are missed (measured ~12)
 # BlazeFace keypoints, in the detector's order. "Image-left" = smaller x (subject's right).
 KEYPOINT_NAMES = ("eye_image_left", "eye_image_right", "nose_tip", "mouth_centre",

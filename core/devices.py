@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import onnxruntime as ort
 
 from core.errors import FaceSwapError
+from core.target import Target
 
 DEVICE_KINDS = ("cpu", "cuda", "tensorrt", "dml", "coreml")
 PROVIDERS = {
@@ -253,9 +254,7 @@ def provider_words(provider: str, threads: int) -> str:
 def device_note(requested: str, provider: str) -> str:
     """Why work asked for `requested` is not running there ("" when it is): shown by every
     host so a CPU fallback is never silent. `provider` is the session's active provider."""
-    from core import triton
-
-    if triton.is_server(requested):
+    if Target(requested).served:
         return ""  # no fallback: a server that does not answer is an error (core.triton)
     try:
         placement = resolve(requested)

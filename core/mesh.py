@@ -201,12 +201,6 @@ class MeshWarp:
             cv2.fillConvexPoly(index, raster[t], int(t), cv2.LINE_8, _SHIFT)
         return low, scale, affine, index
 
-    def source_map(self, dst_points: np.ndarray, size: int,
-                   depth: np.ndarray | None = None) -> np.ndarray:
-        """(size, size, 2) float32 texture coordinates for every output pixel; with `depth`
-        (per vertex, larger = farther) only triangles facing the camera, far ones first."""
-        return self._map(*self._raster(dst_points, size, depth), size)
-
     @staticmethod
     def _map(low: int, scale: float, affine: np.ndarray, index: np.ndarray,
              size: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import guard, identity, privacy, triton
+from core import guard, identity, privacy
 from core.devices import device_note
 from core.errors import FaceSwapError
 from core.face import Face
@@ -29,6 +29,7 @@ from core.registry import load_swapper, resolve, resolve_on_server
 from core.settings import REBUILD_FIELDS, SwapSettings
 from core.stills import faces_in_image
 from core.swap.base import SwapOutput, Swapper
+from core.target import Target
 from core.track import FaceTracker, select_faces
 
 STAGES = ("detect", "landmarks", "track", "identity", "hands", "copy", "align", "swap", "network",
@@ -77,7 +78,7 @@ class _FaceState:
 def build_swapper(settings: SwapSettings) -> Swapper:
     """The swapper for settings.model via the registry; FaceSwapError when unusable."""
     extra = [Path(settings.models_dir).expanduser()] if settings.models_dir else []
-    if triton.is_server(settings.device):
+    if Target(settings.device).served:
         entry = resolve_on_server(settings.model, settings.device, extra_dirs=extra)
     else:
         entry = resolve(settings.model, extra_dirs=extra)
@@ -142,7 +143,7 @@ class Pipeline:
                         model=person.model))
                 except FaceSwapError as exc:
                     self.model_problems.append(f"{person.name}'s model: {exc}")
-        self.tracker = FaceTracker(settings, device=triton.local_device(settings.device),
+        self.tracker = FaceTracker(settings, device=Target(settings.device).local,
                                    threads=settings.threads)
         # the swap network's provider; a persona has none, so the landmark model's
         self.provider: str = (self.swapper.provider
@@ -167,10 +168,10 @@ class Pipeline:
             if settings.keep_hands else None
         self.hands: list = []  # the hands in front of swapped faces in the last frame
         self.identity_lock: identity.IdentityLock | None = identity.IdentityLock(
-            self.people, triton.local_device(settings.device), settings.threads) \
+            self.people, Target(settings.device).local, settings.threads) \
             if self.people else None
         # a model on a server: its requests go out from this thread, one at a time
-        self.overlaps = triton.is_server(settings.device)
+        self.overlaps = Target(settings.device).served
         self._requests = ThreadPoolExecutor(1, thread_name_prefix="face-swap-request") \
             if self.overlaps else None
 
@@ -256,19 +257,19 @@ class Pipeline:
             selected = select_faces(faces, settings, (frame.shape[1], frame.shape[0]))
         # each face's swapper, read once here: the lock's checker thread may change a verdict
         swappers = {f.id: self.swapper_for(f.id) for f in selected}
-        turned = [f for f in selected if within(f, pose_limits(settings, swappers[f.id]))]
+        within_limits = [f for f in selected if within(f, pose_limits(settings, swappers[f.id]))]
         keep = None
         if keeps_hands(settings):
             t = time.perf_counter()
-            keep = self._hands(frame, fmt, turned, still)
+            keep = self._hands(frame, fmt, within_limits, still)
             timings["hands"] = (time.perf_counter() - t) * 1000.0
         elif self.hand_tracker is not None:
             self.hand_tracker.reset()  # hands followed before are stale when it is back on
             self.hands = []
         timings["total"] = (time.perf_counter() - start) * 1000.0  # finish adds the rest
-        swaps = self._requests.submit(self._swap_all, frame, fmt, turned, settings, swappers) \
-            if self._requests is not None and turned else \
-            self._swap_all(frame, fmt, turned, settings, swappers)
+        work = (frame, fmt, within_limits, settings, swappers)
+        swaps = self._requests.submit(self._swap_all, *work) \
+            if self._requests is not None and within_limits else self._swap_all(*work)
         return Swapping(frame, fmt, now, settings, faces, selected, veiled, self.guests, keep,
                         swaps, timings)
 
@@ -283,7 +284,7 @@ class Pipeline:
         return hand_mask(frame.shape, self.hands)
 
     def _new_hand_tracker(self) -> HandTracker:
-        return HandTracker(triton.local_device(self.settings.device), self.settings.threads,
+        return HandTracker(Target(self.settings.device).local, self.settings.threads,
                            self.settings.detect_interval)
 
     @property
@@ -404,7 +405,7 @@ class Pipeline:
         return (time.perf_counter() - start) * 1000.0
 
     def _new_guard(self) -> IdentityGuard:
-        return IdentityGuard(triton.local_device(self.settings.device), self.settings.threads)
+        return IdentityGuard(Target(self.settings.device).local, self.settings.threads)
 
     def _swap_all(self, frame: np.ndarray, fmt: str, faces: list[Face], settings: SwapSettings,
                   swappers: dict[int, Swapper]

@@ -225,8 +225,8 @@ def resolve_on_server(model: str, device: str,
                                  f"({family.served_needs_file}): put {name}.onnx in a models "
                                  "folder")
         return local
-    return ModelEntry(name, signature.kind, Path(name), resolution=signature.resolution,
-                      morph=signature.morph)
+    return ModelEntry(name, signature.kind, resolution=signature.resolution,
+                      morph=signature.morph)  # no file here: the server's model `name`
 
 
 def scan_server(device: str, extra_dirs: Iterable[str | Path] = ()) -> list[ModelEntry]:

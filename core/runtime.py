@@ -24,6 +24,7 @@ import onnxruntime as ort
 from core import devices, triton
 from core.errors import ModelFileError, one_line
 from core.modelfiles import file_version
+from core.target import Target
 
 SPIN = os.environ.get("OBS_FACE_SWAP_ORT_SPIN", "0")  # "1": onnxruntime's default spinning
 MAX_CACHED = 8  # sessions kept alive by the cache itself (users of a session keep their own ref)
@@ -171,7 +172,7 @@ def open_session(path: str | Path, device: str = "cpu",
     Raises ModelFileError if the file is missing or unloadable, DeviceError for a malformed
     device string. A device that is not usable gives a CPU session whose info has a reason.
     """
-    if triton.is_server(device):
+    if Target(device).served:
         return _open_remote(str(path), device)
     resolved = Path(path).resolve()
     try:
@@ -219,6 +220,12 @@ def _open_remote(model: str, device: str) -> tuple[triton.RemoteSession, Session
         while len(_cache) > MAX_CACHED:
             _cache.popitem(last=False)
     return hit
+
+
+def round_trip_ms(session) -> float:
+    """The last run's network round trip of a served session (core.triton); 0 for a local
+    one."""
+    return session.round_trip_ms if isinstance(session, triton.RemoteSession) else 0.0
 
 
 def get_session(path: str | Path, device: str = "cpu", threads: int = 0) -> ort.InferenceSession:

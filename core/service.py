@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core import devices, runtime, triton
+from core import devices, runtime
 from core.errors import FaceSwapError, one_line
 from core.frame import check_frame, color_channels
 from core.settings import SwapSettings
+from core.target import Target
 from core.worker import Later, Result, Worker
 
 if TYPE_CHECKING:  # imported late at run time (default_factory)
@@ -286,7 +287,7 @@ class SwapService:
                                              f"({error}): still running the one before")
                         elif pipeline is None:
                             self._state, self._build_error, self._building = "error", error, False
-                            if triton.is_server(settings.device):
+                            if Target(settings.device).served:
                                 self._retry_later(gen)
                         else:
                             self._install_locked(pipeline, elapsed)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.detect import Detection, FaceDetector, iou
+from core.detect import DUPLICATE_IOU, Detection, FaceDetector, iou
 from core.face import Face
 from core.frame import check_frame
 from core.headmodel import TRUST_FROM, TRUST_UNTIL, turned_pose
@@ -58,7 +58,7 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
         landmarks = turned(landmarks, det.keypoints)
         box = box_of(landmarks)
         if presence >= PRESENCE_THRESHOLD and not any(
-                iou(box, box_of(other)[None])[0] > 0.5 for other, _ in found):
+                iou(box, box_of(other)[None])[0] > DUPLICATE_IOU for other, _ in found):
             found.append((landmarks, presence))
     found.sort(key=lambda item: -float(np.prod(box_of(item[0])[2:] - box_of(item[0])[:2])))
     return [make_face(lm, presence, i) for i, (lm, presence) in enumerate(found)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.detect import FaceDetector, iou
+from core.detect import DUPLICATE_IOU, FaceDetector, iou
 from core.face import Face
 from core.frame import check_frame
 from core.headmodel import HeadModel
@@ -33,7 +33,6 @@ from core.settings import SwapSettings
 from core.smoothing import OneEuroFilter
 
 MATCH_IOU = 0.3  # a detection overlapping a track this much is that track's face
-DUPLICATE_IOU = 0.6  # two tracks overlapping this much have converged on one face
 LOST_MEMORY_FRAMES = 30  # how long a lost face's id can be given back
 MIN_TRACKED_FACE = 16.0  # px: smaller faces are too coarse for FaceMesh to be of use
 SINGLE_FACE_MODES = ("largest", "centre")  # settings.faces that swap one face, chosen afresh

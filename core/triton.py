@@ -96,11 +96,6 @@ def is_server(device: str) -> bool:
     return isinstance(device, str) and device.strip().lower().startswith(tuple(SCHEMES))
 
 
-def local_device(device: str) -> str:
-    """The device for the local models (detection, landmarks) alongside `device`."""
-    return LOCAL_DEVICE if is_server(device) else device
-
-
 def _options(device: str, query: str) -> dict[str, str]:
     options = {}
     for pair in filter(None, query.split("&")):
@@ -324,9 +319,6 @@ class RemoteSession:
         return outputs
 
 
-def round_trip_ms(session) -> float:
-    """The last request's round trip of a served session; 0 for a local one."""
-    return session.round_trip_ms if isinstance(session, RemoteSession) else 0.0
 
 
 def list_models(device: str) -> list[str]:

@@ -28,8 +28,20 @@ LOCKS = ROOT / "install" / "locks"
 HOLDS = LOCKS / "holds.txt"
 BUILD_TOOLS = LOCKS / "build-tools.in"  # setuptools for the editable install (no isolation)
 BUILDS = ("cpu", "gpu", "gpu-cuda12", "directml")  # pyproject.toml extras, one lock each
-LOWEST_PYTHON = "3.10"
-PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+
+
+def supported_pythons() -> tuple[tuple[int, int], ...]:
+    """Every Python version pyproject.toml's requires-python allows (">=3.10,<3.15"), the
+    one place the supported range is written (install/setup.sh reads it too)."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    found = re.search(r'^requires-python = ">=3\.(\d+),<3\.(\d+)"', text, re.M)
+    if found is None:
+        raise ValueError('pyproject.toml: requires-python must read ">=3.A,<3.B"')
+    return tuple((3, minor) for minor in range(int(found[1]), int(found[2])))
+
+
+PYTHONS = tuple(f"{major}.{minor}" for major, minor in supported_pythons())
+LOWEST_PYTHON = PYTHONS[0]
 MACOS = "14.0"  # onnxruntime's macOS wheels: Apple silicon, macOS 14 and newer
 LINUX_X64, LINUX_ARM, MAC_ARM, WINDOWS = ("x86_64-manylinux_2_28", "aarch64-manylinux_2_28",
                                           "aarch64-apple-darwin", "x86_64-pc-windows-msvc")

@@ -33,7 +33,7 @@ from install import lock  # noqa: E402  (standard library only)
 from obs_script.env import PYTHON_SETTING  # noqa: E402  (standard library only)
 
 VENV = ROOT / ".venv"
-SUPPORTED = ((3, 10), (3, 14))  # the Python versions the engine's wheels exist for
+SUPPORTED = lock.supported_pythons()  # the Python versions the engine's wheels exist for
 CUDA13_DRIVER = 580  # NVIDIA drivers from this major version run the CUDA 13 build
 
 
@@ -166,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upgrade", action="store_true",
                         help="refresh the locks to the newest versions, then run the suite")
     args = parser.parse_args(argv)
-    if not SUPPORTED[0] <= sys.version_info[:2] <= SUPPORTED[1]:
+    if sys.version_info[:2] not in SUPPORTED:
         print(f"setup: need Python {SUPPORTED[0][0]}.{SUPPORTED[0][1]}-"
-              f"{SUPPORTED[1][0]}.{SUPPORTED[1][1]}, this is {platform.python_version()}",
+              f"{SUPPORTED[-1][0]}.{SUPPORTED[-1][1]}, this is {platform.python_version()}",
               file=sys.stderr)
         return 1
     system = platform.system()

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # One-command setup on Linux/macOS: runs install/setup.py (the one setup, also on Windows:
-# `py -3.11 install\setup.py`) with a Python 3.10-3.14 found on PATH. Idempotent.
+# `py -3.11 install\setup.py`) with a Python found on PATH that pyproject.toml's
+# requires-python allows. Idempotent.
 #   install/setup.sh            choose onnxruntime by hardware (nvidia-smi answers -> GPU build)
 #   install/setup.sh --cpu      force the CPU build of onnxruntime
 #   install/setup.sh --gpu      force onnxruntime-gpu (CUDA)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-for cand in python3 python3.11 python3.12 python3.13 python3.14 python3.10; do
+# requires-python = ">=3.LOW,<3.HIGH" (the one place the range is written)
+read -r low high < <(sed -n 's/^requires-python = ">=3\.\([0-9]*\),<3\.\([0-9]*\)"/\1 \2/p' \
+  "$root/pyproject.toml")
+for cand in python3 $(seq -f "python3.%g" "$low" "$((high - 1))"); do
   if command -v "$cand" >/dev/null 2>&1 && "$cand" -c \
-      'import sys, venv; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 14)))' 2>/dev/null; then
+      "import sys, venv; sys.exit(not ($low <= sys.version_info[1] < $high and sys.version_info[0] == 3))" \
+      2>/dev/null; then
     exec "$cand" "$root/install/setup.py" "$@"
   fi
 done
-echo "setup: need Python 3.10-3.14 with the venv module (Debian: apt-get install python3-venv)" >&2
+echo "setup: need Python 3.$low-3.$((high - 1)) with the venv module (Debian: apt-get install python3-venv)" >&2
 exit 1

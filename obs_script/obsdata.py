@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from core.errors import FaceSwapError
-from core.presets import Presets
+from core.presets import PRESET_FIELDS, Presets
 from core.settings import SwapSettings, field_types
 from obs_script import libobs as L
 
@@ -85,6 +85,20 @@ def read_presets(data: int) -> Presets:
 
 def write_presets(data: int, presets: Presets) -> None:
     L.obs_data_set_string(data, PRESETS_KEY, presets.to_json().encode())
+
+
+def with_presets(data: int, settings: SwapSettings, before: str | None) -> SwapSettings:
+    """A model chosen (in the panel, by a hotkey or a scene) brings its preset, which is
+    written into `data` so the panel shows it; otherwise the values set are kept as the
+    model's preset (core.presets; saved with the filter's settings). `before`: the model
+    the filter had (None: a new filter)."""
+    presets = read_presets(data)
+    if before is not None and settings.model != before:
+        settings = presets.recall(settings)
+        write(data, settings, PRESET_FIELDS)
+    if presets.remember(settings):
+        write_presets(data, presets)
+    return settings
 
 
 def update_source(source: int, **changes: object) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 from core.errors import FaceSwapError, one_line
@@ -73,15 +72,8 @@ class Preparer:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until every request so far is handled (tests); True if they were in time."""
-        end = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
-            if time.monotonic() >= end:
-                return False
-            time.sleep(0.01)
-        return True
-
     def stop(self, timeout: float = 2.0) -> None:
+        """End the thread once the requests before this one are handled (waiting up to
+        `timeout` seconds)."""
         self._queue.put(None)
         self._thread.join(timeout)

@@ -332,10 +332,12 @@ class StatusPush:
         self.at = float("-inf")
         self.pushes = 0  # rebuilds asked for
         self.written = ""  # the line last written to the settings
+        self.edited_at = float("-inf")  # time.monotonic() of the user's last settings change
 
     def due(self, line: str, kind: int, now: float | None = None,
-            edited_at: float = float("-inf")) -> bool:
+            edited_at: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
+        edited_at = self.edited_at if edited_at is None else edited_at
         if kind == self.kind and _words(line) == _words(self.line):
             return False
         if now - self.at < PUSH_MIN_S or now - edited_at < EDIT_QUIET_S:

@@ -8,6 +8,7 @@ threads behind and the filters continue with the reloaded code.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import sys
@@ -17,7 +18,7 @@ import time
 import obspython as obs
 
 from core import registry
-from obs_script import clearing, obsdata, properties, registration, swap_filter, testhooks
+from obs_script import clearing, obsdata, properties, registration, swap_filter
 from obs_script import libobs as L
 from obs_script.catalog import CATALOG
 from obs_script.hotkeys import HOTKEYS, Hotkeys
@@ -41,7 +42,7 @@ class Host:
         self.scenes = SceneSwitcher(registration.live_instances)
         self.models_dir: tuple[str, ...] | None = None  # applied "Models folder" (None: not yet)
         self.status_path = default_path()
-        self.test_report: dict = {}  # filled by testhooks only
+        self.test_report: dict = {}  # filled by the test hooks only (HOOKS_ENV)
         self.writer = StatusWriter(self.collect, self.status_path)
 
     @staticmethod
@@ -72,7 +73,7 @@ class Host:
 
 
 def measure_scales() -> None:
-    """Each filter's `shown_scale`: the smallest scale any scene shows its source at (the
+    """Each filter's `label.shown_scale`: the smallest scale any scene shows its source at (the
     label is sized for it, core.label.size_for_output). UI thread: the frontend's scene
     list is read there."""
     with registration.live_instances() as live:
@@ -85,7 +86,7 @@ def measure_scales() -> None:
     finally:
         obs.source_list_release(scenes)
     for flt, parent in parents.items():
-        flt.shown_scale = scales.get(parent, 1.0)
+        flt.label.shown_scale = scales.get(parent, 1.0)
 
 
 _host: Host | None = None
@@ -131,6 +132,21 @@ def _hotkey(name: str, action) -> None:
     _hotkeys[name] = obs.obs_hotkey_register_frontend(name, description, pressed)
 
 
+HOOKS_ENV = "FACE_SWAP_TEST_HOOKS"  # the tests' hooks file (tests/obs/hooks.py), if any
+
+
+def _test_hooks():
+    """The end-to-end tests' hotkeys module named by HOOKS_ENV in OBS's environment (it
+    stands in for OBS's dialogs; never set for a user), or None."""
+    path = os.environ.get(HOOKS_ENV, "")
+    if not path:
+        return None
+    spec = importlib.util.spec_from_file_location("face_swap_test_hooks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def script_load(settings, module) -> None:
     global _host, _saved_switch_interval
     if _saved_switch_interval is None:
@@ -139,8 +155,9 @@ def script_load(settings, module) -> None:
     _host = Host()  # script_update below applies the models folder and starts the scan
     registration.attach(_host)
     actions = Hotkeys(registration.live_instances).actions()
-    if testhooks.enabled():
-        actions.update(testhooks.actions(module, _host.test_report))
+    hooks = _test_hooks()
+    if hooks is not None:
+        actions.update(hooks.actions(module, _host.test_report))
     for name, action in actions.items():
         _hotkey(name, action)
         saved = obs.obs_data_get_array(settings, name)

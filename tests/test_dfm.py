@@ -53,7 +53,7 @@ def _expected_crop(image_rgb, face, size, morph=None):
 @pytest.mark.parametrize("fmt", ["rgb", "bgr", "rgba", "bgra"])
 def test_dfm_feeds_bgr_nhwc_unit_range_and_reads_outputs_by_position(models, astronaut, face, fmt):
     swapper = DFMSwapper(models["plain"])
-    assert swapper.resolution == 224 and not swapper.has_morph
+    assert swapper.resolution == 224 and swapper.morph_name is None
     assert swapper.provider == "CPUExecutionProvider"
     frame = _layout(astronaut, fmt)
     out = swapper.swap(frame, fmt, face, SwapSettings())
@@ -80,7 +80,7 @@ def test_resolution_comes_from_the_model(models, astronaut, face):
 
 def test_amp_morph_value_changes_the_output(models, astronaut, face):
     swapper = DFMSwapper(models["amp"])
-    assert swapper.has_morph
+    assert swapper.morph_name == "morph_value"
     crops = {}
     for morph in (0.2, 0.75, 1.0):
         out = swapper.swap(astronaut, "rgb", face, SwapSettings(morph=morph))

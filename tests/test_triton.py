@@ -35,6 +35,7 @@ from core.imageio import read_video_frames
 from core.pipeline import Pipeline
 from core.service import RETRY_BUILD_S, SwapService
 from core.settings import SwapSettings
+from core.target import Target
 from core.triton import ServerError
 
 ASTRONAUT = DATA / "astronaut.png"
@@ -218,7 +219,7 @@ def test_network_time_is_its_own_stage(server):
     assert pipeline.faces and pipeline.timings["network"] > 0
     assert pipeline.provider == server.device  # what the status line shows
     assert pipeline.swapper.session.transport == "shared memory"  # the server is on this host
-    assert triton.local_device(server.device) == "cpu"  # detection and landmarks stay here
+    assert Target(server.device).local == "cpu"  # detection and landmarks stay here
 
 
 def test_the_swap_resumes_by_itself_after_the_server_returns(server):

@@ -294,9 +294,9 @@ def run_bench(settings: SwapSettings, frames: list[np.ndarray], count: int, warm
 def _served_versus_local(settings: SwapSettings, model_ms: float | None) -> dict[str, Any]:
     """For a model on an inference server: the same model file run in this process (CPU),
     timed in the same run, and how many times that the served model takes."""
-    from core import triton
+    from core.target import Target
 
-    if not triton.is_server(settings.device):
+    if not Target(settings.device).served:
         return {}
     from core.commands.bench_streams import local_ms
 
@@ -383,10 +383,10 @@ def stream_counts(text: str) -> list[int]:
 
 
 def _streams(args: argparse.Namespace) -> int:
-    from core import triton
     from core.commands import bench_streams
+    from core.target import Target
 
-    if not triton.is_server(args.device):
+    if not Target(args.device).served:
         raise InputError("--streams needs --device triton://HOST:PORT (an inference server)")
     report = bench_streams.run_streams(args.device, args.model, args.streams, args.seconds)
     return _show(args, report, bench_streams.print_streams)

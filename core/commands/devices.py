@@ -7,9 +7,10 @@ import json
 
 import onnxruntime as ort
 
-from core import devices, runtime, triton
+from core import devices, runtime
 from core.errors import InputError
 from core.modelfiles import DETECTOR_SHORT, builtin_model
+from core.target import Target
 
 HELP = "list the devices models can run on (CPU, CUDA, TensorRT, DirectML, CoreML)"
 
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(device: str) -> dict[str, object]:
-    if triton.is_server(device):
+    if Target(device).served:
         raise InputError(f"--check runs a model on a device of this machine; for the "
                          f"inference server {device} use `models --device` or `bench --device`")
     session, info = runtime.open_session(builtin_model(DETECTOR_SHORT), device)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core import identity, triton
+from core import identity
 from core.errors import FaceSwapError
 from core.presets import Presets
 from core.recognise import Recogniser
 from core.settings import RANGES, SwapSettings
+from core.target import Target
 
 MAX_FRAME = (7680, 4320)  # 8K UHD: the largest frame a benchmark or a camera is asked for
 SETTING_RANGES = {name: (low, high) for name, low, high in RANGES}
@@ -103,7 +104,7 @@ def enrolled(settings: SwapSettings, args: argparse.Namespace) -> SwapSettings:
         return settings
     people = identity.read_people(args.people) if args.people else []
     if args.only:
-        recogniser = Recogniser(triton.local_device(settings.device), settings.threads)
+        recogniser = Recogniser(Target(settings.device).local, settings.threads)
         descriptors = np.stack([identity.descriptor_of_photo(photo, recogniser)
                                 for photo in args.only])
         people = identity.with_person(people, identity.Person("you", descriptors))

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core import adjust, triton
+from core import adjust
 from core.align import cut
 from core.face import Face
 from core.frame import check_frame, to_bgr
-from core.runtime import get_session, run
+from core.runtime import get_session, round_trip_ms, run
 from core.settings import SwapSettings
 from core.signatures import UNUSABLE, Signature, Tensor, brief, tensors
 from core.swap.base import (
@@ -30,6 +30,7 @@ from core.swap.base import (
     checked_signature,
 )
 from core.swap.framing import Framing, crop_matrix
+from core.target import Target
 
 if TYPE_CHECKING:
     from core.swap.families import ModelEntry
@@ -41,7 +42,7 @@ class DFMSwapper:
     pose_limits = NETWORK_POSE_LIMITS
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0) -> None:
-        served = triton.is_server(device)  # `path` is then a model name on that server
+        served = Target(device).served  # `path` is then a model name on that server
         self.path: Path | None = None if served else Path(path)
         self.name = str(path) if served else Path(path).stem
         self.session = get_session(path, device, threads)
@@ -56,10 +57,6 @@ class DFMSwapper:
         # reports its round trips ("network")
         self.timings: dict[str, float] = {}
 
-    @property
-    def has_morph(self) -> bool:
-        return self.morph_name is not None
-
     def _infer(self, face_bgr: np.ndarray, morph: float
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(face mask, celeb face BGR, celeb mask), float32, for one R x R BGR 0..1 crop."""
@@ -70,7 +67,7 @@ class DFMSwapper:
             feed[self.morph_name] = np.array([morph], np.float32)
         face_mask, celeb, celeb_mask = run(self.session, feed)  # by position
         self.timings["network"] = self.timings.get("network", 0.0) + \
-            triton.round_trip_ms(self.session)
+            round_trip_ms(self.session)
         check_finite(self.name, face=celeb, face_mask=face_mask, celeb_mask=celeb_mask)
         return (face_mask[0, ..., 0].astype(np.float32), celeb[0].astype(np.float32),
                 celeb_mask[0, ..., 0].astype(np.float32))
@@ -130,7 +127,7 @@ def _describe(entry: ModelEntry) -> str:
 
 def _load(entry: ModelEntry, device: str, threads: int, reference: str,
           find_face: FaceFinder) -> DFMSwapper:
-    return DFMSwapper(entry.path, device=device, threads=threads)
+    return DFMSwapper(entry.path or entry.name, device=device, threads=threads)
 
 
 FAMILY = Family("dfm", "a DFM", _describe, _load, signature, NETWORK_POSE_LIMITS,

@@ -40,7 +40,9 @@ class ModelEntry:
 
     name: str  # what --model / the OBS dropdown uses: "persona:<stem>" or the file stem
     kind: str  # a family's kind, or "unusable"
-    path: Path | None = None  # model file or persona image; None for the packaged default
+    # model file or persona image; None for the packaged default persona and for a model
+    # that runs on an inference server (the server knows it by `name`)
+    path: Path | None = None
     reason: str = ""  # why the file is unusable; "" when usable
     resolution: int = 0  # swap crop size (DFM: from the model input; inswapper: 128)
     morph: bool = False  # DFM with a morph_value input (AMP)

@@ -16,7 +16,6 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from core import triton
 from core.align import align, arcface_template
 from core.errors import InputError, ModelFileError
 from core.face import Face
@@ -24,7 +23,7 @@ from core.frame import check_frame, to_rgb
 from core.imageio import read_rgb
 from core.lru import LruCache
 from core.modelfiles import file_version
-from core.runtime import get_session, run
+from core.runtime import get_session, round_trip_ms, run
 from core.settings import SwapSettings
 from core.signatures import UNUSABLE, Signature, Tensor, tensors
 from core.swap.base import (
@@ -35,6 +34,7 @@ from core.swap.base import (
     check_finite,
     checked_signature,
 )
+from core.target import Target
 
 if TYPE_CHECKING:
     from core.swap.families import ModelEntry
@@ -85,9 +85,9 @@ class InswapperSwapper:
         self.embedder_path = Path(embedder)
         # On an inference server (core.triton) only the swap network runs there, as the
         # model of the file's name; the emap comes from the file, the embedder runs here.
-        self.session = get_session(self.name if triton.is_server(device) else self.path,
-                                   device, threads)
-        self.embedder = get_session(self.embedder_path, triton.local_device(device), threads)
+        target = Target(device)
+        self.session = get_session(self.name if target.served else self.path, device, threads)
+        self.embedder = get_session(self.embedder_path, target.local, threads)
         self.provider = self.session.get_providers()[0]
         self.timings: dict[str, float] = {}  # the pipeline times the swap; "network" here
         self.emap = load_emap(self.path)
@@ -136,7 +136,7 @@ class InswapperSwapper:
         blob = np.ascontiguousarray(
             (crop_rgb.astype(np.float32) * np.float32(1 / 255)).transpose(2, 0, 1)[None])
         out = run(self.session, {self.target_name: blob, self.source_name: self.source})[0]
-        self.timings = {"network": triton.round_trip_ms(self.session)}
+        self.timings = {"network": round_trip_ms(self.session)}
         check_finite(self.name, face=out)
         rgb = np.clip(out[0].transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(rgb)

@@ -187,7 +187,8 @@ class ObsSession:
         display = int(line)
         env = dict(os.environ, HOME=str(self.home), DISPLAY=f":{display}",
                    LIBGL_ALWAYS_SOFTWARE="1", QT_QPA_PLATFORM="xcb",
-                   FACE_SWAP_STATUS_FILE=str(self.status_file), FACE_SWAP_TEST_HOOKS="1",
+                   FACE_SWAP_STATUS_FILE=str(self.status_file),
+                   FACE_SWAP_TEST_HOOKS=str(Path(__file__).with_name("hooks.py")),
                    FACE_SWAP_TEST_INPUT=str(self.workdir / "test_input.json"),
                    **self.extra_env)
         env.pop("PYTHONPATH", None)

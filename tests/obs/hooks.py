@@ -1,5 +1,6 @@
-"""Test-only hotkeys (registered when FACE_SWAP_TEST_HOOKS=1), so end-to-end tests can do
-through obs-websocket's TriggerHotkeyByName what a user does in OBS's dialogs:
+"""Test-only hotkeys, loaded by the script when OBS's environment names this file in
+FACE_SWAP_TEST_HOOKS (tests/obs/harness.py), so end-to-end tests can do through
+obs-websocket's TriggerHotkeyByName what a user does in OBS's dialogs:
 
 - face_swap.test_reload_scripts: what Tools > Scripts > Reload Scripts does for us;
 - face_swap.test_properties: build every filter's properties panel as OBS's properties
@@ -23,12 +24,7 @@ from pathlib import Path
 from obs_script import libobs as L
 from obs_script import registration
 
-ENV_VAR = "FACE_SWAP_TEST_HOOKS"
 INPUT_VAR = "FACE_SWAP_TEST_INPUT"
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV_VAR) == "1"
 
 
 def reload_script(module) -> None:
