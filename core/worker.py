@@ -58,7 +58,7 @@ class _Out:
     later: Later
     source: np.ndarray  # the input frame: published unchanged if the Later fails
     seq: int
-    t_in: float  # submitted (perf_counter)
+    t_in: float  # submitted (the worker's clock)
     start: float  # taken by the thread
     sent: float  # its process call returned
 
@@ -69,8 +69,8 @@ class Result:
 
     frame: np.ndarray
     seq: int  # sequence number of the input frame (1, 2, ... in submit order)
-    t_in: float  # time.perf_counter() when the input was submitted
-    t_out: float  # time.perf_counter() when the result was published
+    t_in: float  # the worker's clock when the input was submitted
+    t_out: float  # ... when the result was published
     ok: bool  # False: processing raised and `frame` is the input, unchanged
     processed: bool = True  # False: nothing processed it (`frame` is the input, unchanged)
 
@@ -111,10 +111,13 @@ class Worker:
     FPS_SAMPLES = 30  # fps over the last 30 outputs: responsive at 60 fps, stable at 2 fps
 
     def __init__(self, process: Process, name: str = "face-swap-worker",
-                 history: int = 120) -> None:
+                 history: int = 120, clock: Callable[[], float] = time.perf_counter) -> None:
+        """`clock`: seconds, what every time here is read from (tests step a clock of their
+        own; a host never passes one)."""
         if not callable(process):
             raise ValueError(f"process must be callable, got {type(process).__name__}")
         self._process = process
+        self._clock = clock
         self._cond = threading.Condition()
         self._pending: tuple[np.ndarray, int, float] | None = None
         self._calls: deque[Callable[[], None]] = deque()
@@ -126,7 +129,7 @@ class Worker:
         self._latency: deque[float] = deque(maxlen=history)
         self._process_ms: deque[float] = deque(maxlen=history)
         self._out_times: deque[float] = deque()
-        # perf_counter() since when the thread cannot take a frame (one in process, or DEPTH
+        # clock() since when the thread cannot take a frame (one in process, or DEPTH
         # Later), None while it can; how long that lasted last time: the guess for the next
         self._busy_since: float | None = None
         self._last_s = 0.0
@@ -140,7 +143,7 @@ class Worker:
         """Hand over a frame (the worker owns it now); never blocks. Returns its sequence no."""
         if not isinstance(frame, np.ndarray):
             raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
-        now = time.perf_counter()
+        now = self._clock()
         with self._cond:
             if self._stopping:
                 raise RuntimeError("worker is stopped")
@@ -161,7 +164,7 @@ class Worker:
         rule bounds the cost when a frame runs longer than the last: one frame per `within_s`
         instead of every frame until the worker is done."""
         with self._cond:
-            now = time.perf_counter()
+            now = self._clock()
             if self._pending is not None and now - self._pending[2] < within_s:
                 return False
             if self._busy_since is None:
@@ -169,7 +172,7 @@ class Worker:
             return self._last_s - (now - self._busy_since) <= within_s
 
     def _take_at(self) -> float:
-        """When the thread takes the next frame (perf_counter; under the lock): at once, or
+        """When the thread takes the next frame (clock(); under the lock): at once, or
         while a Later is out, when its own process call would end as that one is done."""
         if not self._later:
             return 0.0
@@ -198,12 +201,12 @@ class Worker:
 
     def wait_result(self, after_seq: int = 0, timeout: float | None = None) -> Result | None:
         """Block until a result newer than input `after_seq` exists; None on timeout/stop."""
-        deadline = None if timeout is None else time.perf_counter() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout  # real time
         with self._cond:
             while self._latest is None or self._latest.seq <= after_seq:
                 if self._stopping:
                     return None
-                remaining = None if deadline is None else deadline - time.perf_counter()
+                remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
@@ -211,7 +214,7 @@ class Worker:
 
     def stats(self) -> WorkerStats:
         with self._cond:
-            now = time.perf_counter()
+            now = self._clock()
             while self._out_times and now - self._out_times[0] > self.FPS_WINDOW_S:
                 self._out_times.popleft()
             times = list(self._out_times)
@@ -262,7 +265,7 @@ class Worker:
             with self._cond:
                 while not self._stopping and not self._calls and \
                         not (self._later and self._later[0].later.ready):
-                    wait = self._take_at() - time.perf_counter()
+                    wait = self._take_at() - self._clock()
                     if self._pending is not None and wait <= 0:
                         break
                     self._cond.wait(wait if self._pending is not None and math.isfinite(wait)
@@ -271,7 +274,7 @@ class Worker:
                     return
                 calls = list(self._calls)
                 self._calls.clear()
-                now = time.perf_counter()
+                now = self._clock()
                 done = None
                 if self._later and self._later[0].later.ready:
                     done = self._later.popleft()
@@ -302,7 +305,7 @@ class Worker:
         try:
             out = run()
             if isinstance(out, Later):
-                sent = time.perf_counter()
+                sent = self._clock()
                 with self._cond:
                     self._later.append(_Out(out, source, seq, t_in, start, sent))
                     self._begin_s = sent - start
@@ -323,7 +326,7 @@ class Worker:
                 return  # cut short by stop (a host cancels its model runs): not an error
             self._record_error(f"frame {seq}: ", exc)
             out, ok, processed = source, False, False
-        end = time.perf_counter()
+        end = self._clock()
         result = Result(out, seq, t_in, end, ok, processed)
         with self._cond:
             self._latest = result

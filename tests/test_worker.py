@@ -7,7 +7,6 @@ result tells which model produced it. Frames carry their sequence number in pixe
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -40,6 +39,28 @@ def onnx_process(path: str):
     return lambda frame: session.run(None, {"frame": frame})[0]
 
 
+class SteppedClock:
+    """A clock the test steps (Worker's `clock`): frame times without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def full_turn(worker: Worker) -> None:
+    """Return once the worker thread has been round its loop twice since now: whatever it
+    would take or begin without being told more, it has (call_soon runs at the top of a
+    round; a call made from one round runs in the next)."""
+    done = threading.Event()
+    worker.call_soon(lambda: worker.call_soon(done.set))
+    assert done.wait(5)
+
+
 def frame_for(seq: int) -> np.ndarray:
     """A small frame that carries its sequence number (mod 100) in every pixel."""
     return np.full((8, 8, 3), seq % 100, np.uint8)
@@ -51,28 +72,39 @@ def plus1(tmp_path):
 
 
 def test_slow_consumer_drops_old_frames_and_newest_wins(plus1):
+    """A steady stream into a worker that takes four frames' time per frame: each time it is
+    done it takes the newest frame; the ones between were replaced in the mailbox."""
     processed: list[int] = []
+    taken, release = threading.Semaphore(0), threading.Semaphore(0)
 
     def slow(frame):
         processed.append(int(frame[0, 0, 0]))
-        time.sleep(0.03)
+        taken.release()
+        assert release.acquire(timeout=5)
         return plus1(frame)
 
     worker = Worker(slow)
     try:
-        for seq in range(1, 41):
+        worker.submit(frame_for(1))
+        assert taken.acquire(timeout=5)
+        for seq in range(2, 41):
             worker.submit(frame_for(seq))
-            time.sleep(0.002)
+            if seq % 4 == 1:  # four frames later the one in process is done
+                release.release()
+                assert taken.acquire(timeout=5)  # ... and the newest taken
+        release.release()  # 37's end: 40 is taken
+        assert taken.acquire(timeout=5)
+        release.release()
         last = worker.wait_result(after_seq=39, timeout=5)
         assert last is not None and last.seq == 40  # the newest frame is always processed
         assert int(last.frame[0, 0, 0]) == 41
+        assert processed == [*range(1, 38, 4), 40]
         stats = worker.stats()
-        assert stats.frames_in == 40
-        assert stats.dropped > 0
         # no queue: every frame was either processed once or replaced in the mailbox
+        assert stats.frames_in == 40 and stats.dropped == 40 - len(processed)
         assert stats.frames_out + stats.dropped == stats.frames_in
-        assert processed == sorted(processed) and len(set(processed)) == len(processed)
     finally:
+        release.release()
         assert worker.stop()
 
 
@@ -158,17 +190,19 @@ def test_non_array_result_is_an_error_not_a_crash():
 
 
 def test_stop_joins_promptly_even_mid_frame(plus1):
-    started, finished = threading.Event(), threading.Event()
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     def slowish(frame):
         started.set()
-        time.sleep(0.2)  # a frame's work, not a wait for ordering
+        assert release.wait(5)  # a frame's work
         finished.set()
         return plus1(frame)
 
     worker = Worker(slowish)
     worker.submit(frame_for(1))
     assert started.wait(5)  # the frame is being processed
+    assert not worker.stop(timeout=0.0)  # stopping; the frame in hand is not cut off
+    release.set()
     assert worker.stop(timeout=1.0)
     assert finished.is_set()  # stop waited for the frame in hand, which had started
     assert not worker.running
@@ -246,17 +280,18 @@ def test_wants_frame_predicts_when_a_busy_worker_takes_the_next_frame(plus1):
     """A producer asks before making a frame; the answer comes from recent frame times."""
     gate, started = threading.Event(), threading.Event()
     calls = []
+    clock = SteppedClock()
 
     def slow(frame):
         calls.append(1)
         if len(calls) == 1:
-            time.sleep(0.3)  # a typical frame: 0.3 s
+            clock.advance(0.3)  # a typical frame: 0.3 s
         else:
             started.set()
             assert gate.wait(5)
         return plus1(frame)
 
-    worker = Worker(slow)
+    worker = Worker(slow, clock=clock)
     try:
         assert worker.wants_frame(0.0)  # idle
         worker.submit(frame_for(1))
@@ -280,6 +315,7 @@ def test_a_frame_running_late_is_fed_one_frame_per_lead_not_every_frame(plus1):
     instead of one per tick until the worker is done."""
     gate, started = threading.Event(), threading.Event()
     calls = []
+    clock = SteppedClock()
 
     def late(frame):
         calls.append(1)
@@ -288,17 +324,17 @@ def test_a_frame_running_late_is_fed_one_frame_per_lead_not_every_frame(plus1):
             assert gate.wait(5)
         return plus1(frame)
 
-    worker = Worker(late)
+    worker = Worker(late, clock=clock)
     try:
         worker.submit(frame_for(1))
         assert worker.wait_result(after_seq=0, timeout=5) is not None
         worker.submit(frame_for(2))
         assert started.wait(5)
-        time.sleep(0.05)
+        clock.advance(0.05)
         assert worker.wants_frame(0.2)  # overdue: a frame is wanted now
         worker.submit(frame_for(3))
         assert not worker.wants_frame(0.2)  # frame 3 waits and is fresh
-        time.sleep(0.3)
+        clock.advance(0.3)
         assert worker.wants_frame(0.2)  # frame 3 is older than the lead: replace it
         gate.set()
         assert worker.wait_result(after_seq=2, timeout=5) is not None
@@ -370,9 +406,12 @@ def test_outputs_that_come_later_overlap_the_next_frame_and_keep_their_order(plu
     requests = ThreadPoolExecutor(1)
     events: list[str] = []
     release = {seq: threading.Event() for seq in (1, 2, 3)}
+    begun = {seq: threading.Event() for seq in (1, 2, 3)}
+    requested = threading.Event()
 
     def request(frame):
         events.append(f"request {frame[0, 0, 0]}")
+        requested.set()
         release[int(frame[0, 0, 0])].wait(5)
         if frame[0, 0, 0] == 3:
             raise RuntimeError("server gone")
@@ -380,17 +419,19 @@ def test_outputs_that_come_later_overlap_the_next_frame_and_keep_their_order(plu
 
     def begin(frame):
         events.append(f"begin {frame[0, 0, 0]}")
+        begun[int(frame[0, 0, 0])].set()
         future = requests.submit(request, frame)
         return Later(future, future.result)
 
     worker = Worker(begin)
     try:
-        for seq in (1, 2):
-            worker.submit(frame_for(seq))
-            assert wait_until(lambda seq=seq: f"begin {seq}" in events)
+        worker.submit(frame_for(1))
+        assert begun[1].wait(5) and requested.wait(5)
+        worker.submit(frame_for(2))
+        assert begun[2].wait(5)
         worker.submit(frame_for(3))  # two in process: it waits in the mailbox
-        time.sleep(0.2)
-        assert worker.latest() is None and "begin 3" not in events
+        full_turn(worker)
+        assert worker.latest() is None and not begun[3].is_set()
         assert events == ["begin 1", "request 1", "begin 2"]  # 2 began while 1 was out
         results = []
         for seq in (1, 2, 3):
@@ -407,42 +448,53 @@ def test_outputs_that_come_later_overlap_the_next_frame_and_keep_their_order(plu
         requests.shutdown()
 
 
-def wait_until(condition, timeout: float = 5.0) -> bool:
-    deadline = time.perf_counter() + timeout
-    while not condition():
-        if time.perf_counter() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def test_while_a_request_is_out_the_next_frame_is_taken_just_in_time(plus1):
     """Once the thread knows a request takes 0.6 s and its own part next to nothing, it
     takes the next frame near the end of the request: a frame handed over meanwhile replaces
     an older one, so the freshest frame is tracked and latency does not grow."""
-    requests = ThreadPoolExecutor(1)
+    requests = ThreadPoolExecutor(2)
+    clock = SteppedClock()
+    release = {seq: threading.Event() for seq in (1, 2, 4)}
+    began = {seq: threading.Event() for seq in (1, 2, 3, 4)}
     begun: list[int] = []
 
     def request(frame):
-        time.sleep(0.6)
+        assert release[int(frame[0, 0, 0])].wait(5)
         return plus1(frame)
 
     def begin(frame):
         begun.append(int(frame[0, 0, 0]))
+        began[int(frame[0, 0, 0])].set()
         future = requests.submit(request, frame)
         return Later(future, future.result)
 
-    worker = Worker(begin)
+    worker = Worker(begin, clock=clock)
     try:
         worker.submit(frame_for(1))
+        assert began[1].wait(5)
+        full_turn(worker)  # its request is out (sent at the clock's time)
+        clock.advance(0.6)
+        release[1].set()
         assert worker.wait_result(after_seq=0, timeout=5).seq == 1  # learns: 0.6 s out
         worker.submit(frame_for(2))
-        assert wait_until(lambda: begun == [1, 2])
+        assert began[2].wait(5)
+        full_turn(worker)
         worker.submit(frame_for(3))
-        time.sleep(0.15)
-        worker.submit(frame_for(4))  # 3 is still waiting: 2 has 0.45 s to go
+        full_turn(worker)
+        assert not began[3].is_set()  # the thread is free, but 2 has 0.6 s to go
+        clock.advance(0.15)
+        worker.submit(frame_for(4))  # 3 is still waiting: replaced
+        full_turn(worker)
+        assert begun == [1, 2]
+        clock.advance(0.45)  # 2 is about done: the next frame is taken now, while it is out
+        full_turn(worker)
+        assert began[4].wait(5) and begun == [1, 2, 4]
+        release[2].set()
+        release[4].set()
         assert worker.wait_result(after_seq=3, timeout=5).seq == 4
-        assert begun == [1, 2, 4] and worker.stats().dropped == 1
+        assert worker.stats().dropped == 1
     finally:
+        for event in release.values():
+            event.set()
         assert worker.stop()
         requests.shutdown()
