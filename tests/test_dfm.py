@@ -80,7 +80,7 @@ def test_resolution_comes_from_the_model(models, astronaut, face):
 
 def test_amp_morph_value_changes_the_output(models, astronaut, face):
     swapper = DFMSwapper(models["amp"])
-    assert swapper.morph_name == "morph_value"
+    assert swapper.morph_name == "morph_value:0"
     crops = {}
     for morph in (0.2, 0.75, 1.0):
         out = swapper.swap(astronaut, "rgb", face, SwapSettings(morph=morph))
