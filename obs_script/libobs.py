@@ -224,6 +224,7 @@ obs_source_enum_filters = _fn("obs_source_enum_filters", None, vp, vp, vp)
 obs_source_set_enabled = _fn("obs_source_set_enabled", None, vp, C.c_bool)
 obs_get_source_by_name = _fn("obs_get_source_by_name", vp, cstr)
 obs_source_release = _fn("obs_source_release", None, vp)
+obs_source_get_ref = _fn("obs_source_get_ref", vp, vp)  # NULL: being destroyed
 obs_source_filter_count = _gfx("obs_source_filter_count", C.c_size_t, vp)
 obs_source_update_properties = _fn("obs_source_update_properties", None, vp)
 
@@ -346,8 +347,10 @@ _blog.restype = None
 
 
 def scene_sources(scene_source: int) -> set[int]:
-    """Every source shown in a scene (nested scenes and groups included), as pointers."""
+    """Every source shown in a scene (nested scenes and groups included), as pointers (for
+    comparison only: none is held once this returns)."""
     found: set[int] = set()
+    held: list[int] = []  # a reference on each: nested scenes are read after the lock
 
     def visit(source: int) -> None:
         scene = obs_scene_from_source(source) or obs_group_from_source(source)
@@ -356,7 +359,8 @@ def scene_sources(scene_source: int) -> set[int]:
 
         def item(_scene, scene_item, _param) -> bool:
             child = obs_sceneitem_get_source(scene_item)
-            if child and child not in found:
+            if child and child not in found and obs_source_get_ref(child):
+                held.append(child)
                 found.add(child)
                 pending.append(child)
             return True
@@ -365,8 +369,12 @@ def scene_sources(scene_source: int) -> set[int]:
         obs_scene_enum_items(scene, C.cast(callback, vp), None)
 
     pending = [scene_source]
-    while pending:
-        visit(pending.pop())
+    try:
+        while pending:
+            visit(pending.pop())
+    finally:
+        for source in held:
+            obs_source_release(source)
     return found
 
 
@@ -409,17 +417,20 @@ def shown_scales(scenes: list[int], targets: set[int]) -> dict[int, float]:
 
         def item(_scene, scene_item, _param) -> bool:
             child = obs_sceneitem_get_source(scene_item)
-            if child and obs_sceneitem_visible(scene_item):
+            if child and obs_sceneitem_visible(scene_item) and obs_source_get_ref(child):
                 found.append((child, scale * _item_scale(scene_item, child)))
             return True
 
         callback = ENUM_ITEM(item)  # alive until the call returns
         obs_scene_enum_items(scene, C.cast(callback, vp), None)
-        for child, shown in found:  # nested scenes outside this scene's lock
-            if child in targets:
-                scales[child] = min(shown, scales.get(child, shown))
-            else:
-                visit(child, shown, depth + 1)
+        for child, shown in found:  # nested scenes outside this scene's lock: each held
+            try:
+                if child in targets:
+                    scales[child] = min(shown, scales.get(child, shown))
+                else:
+                    visit(child, shown, depth + 1)
+            finally:
+                obs_source_release(child)
 
     for scene_source in scenes:
         visit(scene_source, 1.0, 0)

@@ -286,11 +286,12 @@ def test_async_frames_are_handed_over_once_each(obs):
     elapsed = time.monotonic() - start
     raw = last["frames_in"] - first["frames_in"]
     renders = last["renders"] - first["renders"]
-    # Nominally raw = 20 and renders ~120 (30 / CLIP_FPS = 6x). Measured only with two
-    # other benchmarks on this 2-core box (load 7-12): raw 14, 14, 6; renders 21 and 33 -
-    # OBS's own render rate and the clip's decoding fall that far under such load, and the
-    # test then fails (4 of 5 runs); not measured here on an idle machine.
-    assert 0.5 * CLIP_FPS * elapsed <= raw <= 1.3 * CLIP_FPS * elapsed + 2, (raw, elapsed)
+    # Nominally raw = 20 and renders ~120 (30 / CLIP_FPS = 6x). Measured with two other
+    # benchmarks on this 2-core box (load 7-12): raw 14, 14, 6; renders 21 and 33 - OBS's
+    # own render rate and the clip's decoding fall that far under such load; in a whole
+    # local suite run (2026-12-06) raw 10. The lower bound only says raw frames flow (what
+    # this test holds is the upper one: once each, never once per render).
+    assert 0.25 * CLIP_FPS * elapsed <= raw <= 1.3 * CLIP_FPS * elapsed + 2, (raw, elapsed)
     assert renders > 1.5 * raw, (renders, raw)
 
 

@@ -20,6 +20,7 @@ from doubles import write_doubles
 from core import registry
 from core.errors import FaceSwapError
 from core.settings import RANGES, SwapSettings, field_types
+from core.worker import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 OBSPYTHON_DIR = Path("/usr/lib/x86_64-linux-gnu/obs-scripting")
@@ -34,6 +35,7 @@ except OSError as exc:  # no libobs on this machine
 
 from obs_script import env, obsdata, registration  # noqa: E402
 from obs_script.catalog import ModelCatalog  # noqa: E402
+from obs_script.health import EngineHealth, problem_of  # noqa: E402
 from obs_script.hotkeys import step_model  # noqa: E402
 from obs_script.preparer import Preparer  # noqa: E402
 from obs_script.properties import (  # noqa: E402
@@ -453,3 +455,40 @@ def test_find_library_names_every_place_tried():
         libobs.find_library(["libnope.so.9", "libc.so.6"], "obs_nothing", "thing")
     found = libobs.find_library(["libnope.so.9", libobs.lib._name], "obs_get_version", "libobs")
     assert found._name == libobs.lib._name
+
+
+def _status(**changes) -> dict:
+    """An engine status as SwapService.status() words it: ready, a model loaded, well."""
+    return {"state": "ready", "model": "persona:default", "model_file": "", "last_error": "",
+            "busy_ms": 0.0, "process_ms": {"p50": 20.0, "p95": 30.0}, **changes}
+
+
+def test_engine_health_names_the_first_problem_and_retries_a_failed_frame(tmp_path):
+    """The filter's reasons not to swap, in the order poll() checks them, and the one a
+    second retry that only a failed frame gets (obs_script.health)."""
+    failed = Result(np.zeros((2, 2, 3), np.uint8), 7, 0.0, 0.0, ok=False)
+    fine = Result(np.zeros((2, 2, 3), np.uint8), 8, 0.0, 0.0, ok=True)
+    assert problem_of(_status(), fine, "") == ("", False)
+    assert problem_of(_status(state="error", last_error="x"), failed, "bad setting: y") == \
+        ("bad setting: y", False)
+    assert problem_of(_status(state="error", last_error="model gone"), failed, "") == \
+        ("model gone", False)
+    gone = str(tmp_path / "removed.dfm")
+    assert problem_of(_status(model_file=gone), failed, "")[0] == \
+        f"model file removed while running: {gone}"
+    assert problem_of(_status(last_error="NaN out"), failed, "") == ("NaN out", True)
+    assert problem_of(_status(busy_ms=2900.0), fine, "") == ("", False)  # under 3 s
+    assert problem_of(_status(busy_ms=3100.0), fine, "")[0] == \
+        "engine stalled: one frame has run for 3.1 s"
+
+    health = EngineHealth()
+    assert not health.update(_status(state="error", model="", last_error="no model"), None, "")
+    assert health.problem == "no model" and not health.has_pipeline
+    assert health.blocks("render") and health.blocks("async")  # not a frame: no retry
+    assert not health.update(_status(last_error="NaN out"), failed, "")
+    assert health.frame_failed
+    assert not health.blocks("render")  # a failed frame: one goes through ...
+    assert health.blocks("render")  # ... then none for RETRY_S
+    assert not health.blocks("async")  # each path has its own second
+    assert health.update(_status(), fine, "")  # cleared
+    assert not health.blocks("render") and health.has_pipeline
