@@ -103,22 +103,22 @@ def builtin_filter() -> dict:
             "enabled": False, "settings": {"saturation": 0.5}}
 
 
-def measure(obs: ObsSession, scene_name: str, source: str) -> dict:
+def measure(obs: ObsSession, scene_name: str, source: str, settle_s: float = SETTLE_S) -> dict:
     """Figures for `source` (alone on program) with its filter on, then off, then with
-    OBS's Color Correction filter alone."""
+    OBS's Color Correction filter alone, each over `settle_s` seconds."""
     obs.client.set_current_program_scene(scene_name)
     obs.client.set_source_filter_enabled(source, "Face Swap", True)
     before = obs.wait_filter(source, lambda f: f["swapping"] and f["frames_out"] > 5, 120,
                              f"{source} swapping")
-    time.sleep(SETTLE_S)
+    time.sleep(settle_s)
     status = obs.status()
     on = dict(obs.filter_status(source), obs_frame_ms=status["obs_frame_ms"])
     counts = {k: on[k] - before[k] for k in ("frames_not_grabbed", "frames_in", "frames_out")}
     obs.client.set_source_filter_enabled(source, "Face Swap", False)
-    time.sleep(SETTLE_S)
+    time.sleep(settle_s)
     off = {"obs_frame_ms": obs.status()["obs_frame_ms"]}
     obs.client.set_source_filter_enabled(source, BUILTIN, True)
-    time.sleep(SETTLE_S)
+    time.sleep(settle_s)
     builtin = {"obs_frame_ms": obs.status()["obs_frame_ms"]}
     obs.client.set_source_filter_enabled(source, BUILTIN, False)
     obs.client.set_source_filter_enabled(source, "Face Swap", True)
@@ -132,7 +132,7 @@ def measure(obs: ObsSession, scene_name: str, source: str) -> dict:
         grab = (f"parent render p50 {p['p50']:.2f}, gs_stage_texture p50 {s['p50']:.2f} / "
                 f"p95 {s['p95']:.2f}")
     line = (f"{source} {size} [{on['grab']}]: video_render p50 {r['p50']:.2f} / p95 "
-            f"{r['p95']:.2f} ms (n={r['n']}; {grab}); in {SETTLE_S:.0f} s: "
+            f"{r['p95']:.2f} ms (n={r['n']}; {grab}); in {settle_s:.0f} s: "
             f"{counts['frames_in']} frames handed over, {counts['frames_not_grabbed']} left alone, "
             f"{counts['frames_out']} swapped; worker {on['fps']} fps, "
             f"{on['model']} latency p50 {on['latency_ms']['p50']} ms; OBS avg frame "
