@@ -115,10 +115,10 @@ def _src_edges(src_tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([s[:, 1] - s[:, 0], s[:, 2] - s[:, 0]], axis=2), s[:, 0]
 
 
-def _affines(dst_tri: np.ndarray, src_tri: np.ndarray | tuple[np.ndarray, np.ndarray],
+def _affines(dst_tri: np.ndarray, src: tuple[np.ndarray, np.ndarray],
              fallback: np.ndarray) -> np.ndarray:
-    """Per-triangle 2x3 affines mapping dst triangle vertices onto src ones, batched (T,2,3).
-    `src_tri`: the (T, 3, 2) triangles, or their _src_edges.
+    """Per-triangle 2x3 affines mapping dst triangle vertices onto src ones (given as their
+    _src_edges), batched (T,2,3).
 
     A collapsed dst triangle (e.g. a closed eyelid) has no affine: it gets `fallback` (2x3).
     Closed form (src edges times the inverse of the dst edges): several times faster than a
@@ -132,7 +132,7 @@ def _affines(dst_tri: np.ndarray, src_tri: np.ndarray | tuple[np.ndarray, np.nda
     # inverse of [e1 e2] (columns), rows: (e2y, -e2x) / det, (-e1y, e1x) / det
     inv = np.stack([np.stack([e2[:, 1], -e2[:, 0]], axis=1),
                     np.stack([-e1[:, 1], e1[:, 0]], axis=1)], axis=1) / det[:, None, None]
-    src_edges, first = src_tri if isinstance(src_tri, tuple) else _src_edges(src_tri)
+    src_edges, first = src
     linear = src_edges @ inv
     offset = first - np.einsum("tij,tj->ti", linear, d[:, 0])
     affine = np.concatenate([linear, offset[:, :, None]], axis=2)

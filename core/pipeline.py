@@ -127,6 +127,7 @@ class Pipeline:
 
     def __init__(self, settings: SwapSettings) -> None:
         self.settings = settings
+        self.target = Target(settings.device)  # a device change builds a new Pipeline
         self.swapper = build_swapper(settings)
         try:
             self.people = identity.decode(settings.people)
@@ -143,7 +144,7 @@ class Pipeline:
                         model=person.model))
                 except FaceSwapError as exc:
                     self.model_problems.append(f"{person.name}'s model: {exc}")
-        self.tracker = FaceTracker(settings, device=Target(settings.device).local,
+        self.tracker = FaceTracker(settings, device=self.target.local,
                                    threads=settings.threads)
         # the swap network's provider; a persona has none, so the landmark model's
         self.provider: str = (self.swapper.provider
@@ -168,10 +169,10 @@ class Pipeline:
             if settings.keep_hands else None
         self.hands: list = []  # the hands in front of swapped faces in the last frame
         self.identity_lock: identity.IdentityLock | None = identity.IdentityLock(
-            self.people, Target(settings.device).local, settings.threads) \
+            self.people, self.target.local, settings.threads) \
             if self.people else None
         # a model on a server: its requests go out from this thread, one at a time
-        self.overlaps = Target(settings.device).served
+        self.overlaps = self.target.served
         self._requests = ThreadPoolExecutor(1, thread_name_prefix="face-swap-request") \
             if self.overlaps else None
 
@@ -284,7 +285,7 @@ class Pipeline:
         return hand_mask(frame.shape, self.hands)
 
     def _new_hand_tracker(self) -> HandTracker:
-        return HandTracker(Target(self.settings.device).local, self.settings.threads,
+        return HandTracker(self.target.local, self.settings.threads,
                            self.settings.detect_interval)
 
     @property
@@ -405,7 +406,7 @@ class Pipeline:
         return (time.perf_counter() - start) * 1000.0
 
     def _new_guard(self) -> IdentityGuard:
-        return IdentityGuard(Target(self.settings.device).local, self.settings.threads)
+        return IdentityGuard(self.target.local, self.settings.threads)
 
     def _swap_all(self, frame: np.ndarray, fmt: str, faces: list[Face], settings: SwapSettings,
                   swappers: dict[int, Swapper]

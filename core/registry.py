@@ -178,7 +178,7 @@ def resolve(name_or_path: str, extra_dirs: Iterable[str | Path] = ()) -> ModelEn
         if family is not None and family.companion:  # only then look for one: beside it
             beside = [p.resolve() for p in sorted(path.parent.iterdir())  # (not recursively)
                       if p.suffix.lower() in MODEL_SUFFIXES and p.is_file()]
-            candidates = [*beside, *_model_files(model_dirs(extra_dirs))]
+            candidates = [*beside, *_model_files(folders)]
         entry = _entry(path.resolve(), path.stem, candidates)
     else:
         entries = {e.name: e for e in scan(extra_dirs)}
