@@ -13,6 +13,8 @@ TRUST_UNTIL degrees it is blended in, as the live path blends its model.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from core.detect import DUPLICATE_IOU, Detection, FaceDetector, iou
@@ -48,13 +50,15 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
     detector = FaceDetector("auto", min_size=8, scan_size=scan_size, max_faces=max_faces)
     for det in detector.detect(image, fmt):
         landmarks, presence = first_landmarks(mesh, image, fmt, det)
+        side = 0.0
         for _ in range(refine):
             if presence < PRESENCE_THRESHOLD:
                 break
-            refined, again = mesh.run(image, fmt, roi_from_landmarks(landmarks), check=False)
+            roi = refine_crop(landmarks, side)
+            refined, again = mesh.run(image, fmt, roi, check=False)
             if again < PRESENCE_THRESHOLD:
                 break  # lost it (a profile, framed by its own points): keep the last pass
-            landmarks, presence = refined, again
+            landmarks, presence, side = refined, again, roi.size
         landmarks = turned(landmarks, det.keypoints)
         box = box_of(landmarks)
         if presence >= PRESENCE_THRESHOLD and not any(
@@ -62,6 +66,19 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
             found.append((landmarks, presence))
     found.sort(key=lambda item: -float(np.prod(box_of(item[0])[2:] - box_of(item[0])[:2])))
     return [make_face(lm, presence, i) for i, (lm, presence) in enumerate(found)]
+
+
+def refine_crop(landmarks: np.ndarray, last_side: float) -> Roi:
+    """The crop of a refining pass, framed by the last pass's landmarks. A turned face's crop
+    never shrinks: FaceMesh draws a turned face shorter than it is (its points span 0.84-0.93
+    of the true height at 45-60 degrees on the renders) and each crop framed by them is
+    smaller, so the next reads shorter still - on the astronaut at 45-60 degrees the landmark
+    error grew 2.97 -> 3.81 % over three passes; with the crop held 3.23. Near frontal the
+    passes correct the framing both ways."""
+    roi = roi_from_landmarks(landmarks)
+    if abs(head_pose(landmarks)[0]) > TRUST_FROM:
+        return replace(roi, size=max(roi.size, last_side))
+    return roi
 
 
 # crops tried when FaceMesh finds no face in the detection's own: (size factor, keep the
