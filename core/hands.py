@@ -47,10 +47,11 @@ PALM_ROI_SCALE, PALM_ROI_SHIFT = 2.6, -0.5  # palm box -> whole-hand crop (Media
 HAND_ROI_SCALE, HAND_ROI_SHIFT = 2.0, -0.1  # landmarks -> the next frame's crop
 # landmark indices: wrist, then thumb, index, middle, ring, little finger (4 each)
 WRIST, INDEX_MCP, MIDDLE_MCP, PINKY_MCP = 0, 5, 9, 17
+KNUCKLES = (5, 9, 13, 17)  # index to little finger
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
 ROI_POINTS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)  # the points that frame the next crop
-FINGER_WIDTH = 1.0  # capsule width, in knuckle spacings (index to middle MCP)
+FINGER_WIDTH = 1.5  # capsule width, in knuckle spacings (Hand.knuckles)
 FEATHER = 0.25  # edge softness, in knuckle spacings
 
 
@@ -70,9 +71,11 @@ class Hand:
 
     @property
     def knuckles(self) -> float:
-        """The spacing of the index and middle knuckles, px: about a finger's width."""
-        return float(np.linalg.norm(self.landmarks[INDEX_MCP, :2] -
-                                    self.landmarks[MIDDLE_MCP, :2]))
+        """The mean spacing of neighbouring knuckles (index to little finger) in 3D, px: about
+        a finger's width, also when the hand is seen edge-on (its 2D spacing then shrinks to
+        nothing while the fingers stay as wide)."""
+        mcp = self.landmarks[list(KNUCKLES)].astype(np.float64)
+        return float(np.linalg.norm(np.diff(mcp, axis=0), axis=1).mean())
 
 
 def _upright_angle(start: np.ndarray, end: np.ndarray) -> float:
@@ -251,9 +254,10 @@ class HandTracker:
         found: list[Hand] = []
         for face in faces:
             palms = self.finder.palms(frame, fmt, search_region(face, frame.shape))
-            rois = [roi_from_palm(box, keypoints) for box, keypoints, _ in palms] or \
-                [Roi(*map(float, face.landmarks[list(points), :2].mean(0)),
-                     PROBE_SCALE * face.size, 0.0) for points in PROBES]
+            rois = [roi_from_palm(box, keypoints) for box, keypoints, _ in palms]
+            if len(rois) < self.max_hands:
+                rois += [Roi(*map(float, face.landmarks[list(points), :2].mean(0)),
+                             PROBE_SCALE * face.size, 0.0) for points in PROBES]
             for roi in rois:
                 landmarks, presence = self.finder.landmarks(frame, fmt, roi)
                 if presence < PRESENCE or not reaches_out(landmarks, face):

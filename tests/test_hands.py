@@ -68,12 +68,11 @@ def test_keep_leaves_the_frame_live_where_it_is_full():
 
 def test_occlusion_figures_on_real_photos(report):
     """bench --occlusion on ../shared/data/occlusion (39 photos): hand pixels inside the face
-    drawn over 37.6 % -> 17.1 % (goal 5: not met, most misses are hands neither the palm
-    detector nor the probes find - a chin resting on a hand, fingertips at the mouth); the
-    visible face still swapped 99.3 % (goal 90); false cut-outs on photos with no hand
-    0.0 % (goal 3)."""
-    assert report["hand_drawn_over_pct"] < report["hand_drawn_over_off_pct"] - 10.0
-    assert report["hand_drawn_over_pct"] <= 25.0
+    drawn over 39.5 % -> 9.5 % (goal 5: not met; 16.9 % with fingers one knuckle spacing
+    wide, 18.8 % before the probes also ran beside a palm); the visible face still swapped
+    98.1 % (goal 90); false cut-outs on photos with no hand 0.0 % (goal 3)."""
+    assert report["hand_drawn_over_pct"] < report["hand_drawn_over_off_pct"] - 20.0
+    assert report["hand_drawn_over_pct"] <= 13.0
     assert report["visible_swapped_pct"] >= 95.0
     assert report["false_cut_pct"] <= 1.0
 
@@ -90,9 +89,10 @@ def test_a_hand_is_followed_through_a_real_clip(report):
 
 def test_a_hand_kept_in_front_never_unveils_the_face_in_privacy_mode():
     """A real hand at the face (../shared/data/occlusion) kept live leaves enough of the
-    face for the swap alone to be recognisable (measured 0.578 from the input); in a privacy
-    mode the identity guard judges the output under the same hand and pixelates the face
-    (measured 0.77). (Until a profile stopped being read as a hand, that profile was this
+    face for the swap alone to sit at dlib's rule (measured 0.602 from the input; 0.578 when
+    the fingers were drawn narrower), inside the guard's margin; in a privacy mode the
+    identity guard judges the output under the same hand and pixelates the face (measured
+    0.773). (Until a profile stopped being read as a hand, that profile was this
     test's photo: 0.48 / 0.80.)"""
     image = read_bgr(OCCLUSION / "images" / "aflw2000_image00239.jpg")
     recogniser = Recogniser()
