@@ -13,7 +13,10 @@ over is one the output changed (more than CHANGED levels).
 - false cut-outs: on photos with no hand, the share of the swap's pixels that keeping hands
   took away.
 With a video (`--input`, e.g. the set's singer clip) the live path's "hands" stage is timed
-per frame, with a hand followed and without. A contact sheet shows input | hands off | on.
+per frame, with a hand followed and without, and on the clip's first frame with a hand held
+still for HELD_FRAMES frames with camera noise (NOISE levels): a hand that does not move
+keeps its landmarks for a frame or two (core.hands.still). A contact sheet shows
+input | hands off | on.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ CHANGED = 12  # colour levels: a pixel differing more than this was drawn over
 LABEL_PX = 10  # the hand-drawn outlines' tolerance (../shared/data/occlusion/README.md)
 _SHRINK = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LABEL_PX + 1, 2 * LABEL_PX + 1))
 SHEET_TILE = 160
+HELD_FRAMES = 60
+NOISE = 2.0  # levels of camera noise on the held frame
 
 
 def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -123,9 +128,22 @@ def run_clip(settings: SwapSettings, video: Path) -> dict[str, Any]:
         raise InputError(f"cannot read any frame of {video}")
     pipeline = Pipeline(settings.with_changes(keep_hands=True, label=False))
     with_hand, without = [], []
+    first_hand = None
     for index, frame in enumerate(frames):
         pipeline.process(frame, "bgr", timestamp=index / 30.0)
         (with_hand if pipeline.hands else without).append(pipeline.timings["hands"])
+        if pipeline.hands and first_hand is None:
+            first_hand = frame
+    held = []
+    if first_hand is not None:
+        pipeline.reset()
+        rng = np.random.default_rng(0)
+        for index in range(HELD_FRAMES):
+            noisy = first_hand + rng.normal(0.0, NOISE, first_hand.shape).round()
+            pipeline.process(np.clip(noisy, 0, 255).astype(np.uint8), "bgr",
+                             timestamp=index / 30.0)
+            if pipeline.hands:
+                held.append(pipeline.timings["hands"])
     pipeline.close()
 
     def p50(values: list[float]) -> float | None:
@@ -133,6 +151,7 @@ def run_clip(settings: SwapSettings, video: Path) -> dict[str, Any]:
 
     return {"clip": str(video), "frames": len(frames), "with_hand": len(with_hand),
             "hands_ms_p50_with_hand": p50(with_hand), "hands_ms_p50_without": p50(without),
+            "hands_ms_p50_held": p50(held), "held_frames_with_hand": len(held),
             "hands_ms_mean": round(float(np.mean(with_hand + without)), 2)}
 
 
@@ -153,4 +172,6 @@ def print_report(report: dict[str, Any]) -> None:
     if clip:
         print(f"  clip {clip['clip']}: {clip['with_hand']}/{clip['frames']} frames with a hand; "
               f"hands stage p50 {clip['hands_ms_p50_with_hand']} ms with a hand, "
-              f"{clip['hands_ms_p50_without']} ms without, mean {clip['hands_ms_mean']} ms")
+              f"{clip['hands_ms_p50_without']} ms without, mean {clip['hands_ms_mean']} ms; "
+              f"a hand held still ({clip['held_frames_with_hand']}/{HELD_FRAMES} frames): "
+              f"p50 {clip['hands_ms_p50_held']} ms")
