@@ -4,21 +4,23 @@ A hand in front of the face must stay in front of the swap ("wave your hand in f
 face" is how a viewer tests a live swap). Hands are only looked for where they can cover a
 tracked face: the palm detector (palm_detection_lite, 192 px) runs on the region around each
 face every `detect_interval` frames while fewer than `max_hands` hands are followed (and
-soon after one is lost); where it finds no palm, the hand model is asked about a few crops
-where a covering hand shows none (PROBES); a hand found is followed
-frame to frame by the hand landmark model (hand_landmark_lite, 224 px) on a crop predicted
-from its last landmarks, as MediaPipe's hand tracking does - except while its crop looks as
-it did when the model last ran (a chin resting on a hand): then its landmarks are kept, for
-at most REUSE frames in a row (a held hand costs ~1 ms a frame instead of ~8 on one thread).
+soon after one is lost); where it finds fewer palms than `max_hands`, the hand model is
+also asked about a few crops where a covering hand shows none (PROBES); a hand found is
+followed frame to frame by the hand landmark model (hand_landmark_lite, 224 px) on a crop
+predicted from its last landmarks, as MediaPipe's hand tracking does - except while its crop
+looks as it did when the model last ran (a chin resting on a hand): then its landmarks are
+kept, for at most REUSE frames in a row, so a held hand runs the model on one frame in three.
 No face, no hand search: a frame without faces costs nothing here.
 
 The silhouette drawn from the 21 landmarks is the palm polygon plus a capsule per finger
-bone, as wide as a finger (the spacing of the knuckles), slightly feathered: the pixels the
-merge keeps live (core.merge, `keep`), so the real hand is drawn over the swapped face.
+bone, FINGER_WIDTH knuckle spacings wide (a finger is about one; the rest covers the
+landmarks' error at the finger's edges), slightly feathered: the pixels the merge keeps live
+(core.merge, `keep`), so the real hand is drawn over the swapped face.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -57,7 +59,9 @@ FINGER_WIDTH = 1.5  # capsule width, in knuckle spacings (Hand.knuckles)
 FEATHER = 0.25  # edge softness, in knuckle spacings
 # A followed hand that has not moved keeps its landmarks: its crop, shrunk to GLANCE px grey,
 # is compared with the same crop when the landmark model last ran; under STILL_LEVELS of mean
-# difference the model is skipped, at most REUSE frames in a row (so a slow drift is caught)
+# difference the model is skipped, at most REUSE frames in a row (so a slow drift is caught).
+# The crop is the hand's own size, so what passes for still scales with the hand: about 1 %
+# of the crop's side (on a real hand's 358 px crop: 2 px reads 2.9 levels, 3 px 3.9)
 GLANCE = 32
 STILL_LEVELS = 3.0
 REUSE = 2
@@ -176,7 +180,8 @@ class HandFinder:
         """The crop at GLANCE px, grey and slightly blurred (camera noise averages out)."""
         crop = cv2.warpAffine(frame, roi.matrix(GLANCE), (GLANCE, GLANCE),
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        grey = crop.mean(axis=2, dtype=np.float32) if crop.ndim == 3 else crop.astype(np.float32)
+        grey = crop[..., :3].mean(axis=2, dtype=np.float32) if crop.ndim == 3 else \
+            crop.astype(np.float32)  # colour channels only: an alpha would damp the difference
         return cv2.GaussianBlur(grey, (3, 3), 0)
 
     def landmarks(self, frame: np.ndarray, fmt: str, roi: Roi) -> tuple[np.ndarray, float]:
@@ -213,12 +218,14 @@ class HandTracker:
         self._next_id = 0
         self._search = OneAtATime("face-swap-hands")
         self._found: list[Hand] = []  # the last search's hands, not followed yet
+        self._lock = threading.Lock()  # the search thread hands `_found` over under it
         self._generation = 0  # a reset drops the result of a search still running
 
     def reset(self) -> None:
-        self.hands, self._found = [], []
+        with self._lock:
+            self.hands, self._found = [], []
+            self._generation += 1
         self._since = self.detect_interval
-        self._generation += 1
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the search in flight (if any) is done, or `timeout` s."""
@@ -227,21 +234,23 @@ class HandTracker:
     def process(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
         """The hands near `faces` in this frame."""
         if not faces:
-            self.hands, self._found = [], []
+            with self._lock:
+                self.hands, self._found = [], []
             return []
-        found, self._found = self._found, []
+        with self._lock:
+            found, self._found = self._found, []
         followed: list[Hand] = []
         for hand in self.hands + found:
             if still(hand, frame):
-                followed.append(replace(hand, reused=hand.reused + 1))
-                continue
-            landmarks, presence = self.finder.landmarks(frame, fmt, hand.roi)
-            box = Hand(landmarks, presence).box
-            if presence >= PRESENCE and not (followed and iou(
-                    box, np.stack([h.box for h in followed])).max() > 0.2):
+                kept = replace(hand, reused=hand.reused + 1)
+            else:
+                landmarks, presence = self.finder.landmarks(frame, fmt, hand.roi)
+                if presence < PRESENCE:
+                    continue
                 roi = roi_from_hand(landmarks)
-                followed.append(Hand(landmarks, presence, hand.id, roi,
-                                     HandFinder.glance(frame, roi)))
+                kept = Hand(landmarks, presence, hand.id, roi, HandFinder.glance(frame, roi))
+            if not (followed and iou(kept.box, np.stack([h.box for h in followed])).max() > 0.2):
+                followed.append(kept)
         self._since += 1
         lost = len(followed) < len(self.hands)
         if len(followed) < self.max_hands and not self._search.busy() and \
@@ -257,8 +266,9 @@ class HandTracker:
                   generation: int) -> None:
         """The search thread's job: new hands for the next frame to follow."""
         found = self._find(frame, fmt, faces, known)
-        if generation == self._generation:
-            self._found = found
+        with self._lock:
+            if generation == self._generation:
+                self._found = found
 
     def find_in_still(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
         """Hands near the faces of a still image: a palm search, then two landmark passes."""
@@ -272,8 +282,8 @@ class HandTracker:
 
     def _find(self, frame: np.ndarray, fmt: str, faces: list[Face],
               followed: list[Hand]) -> list[Hand]:
-        """New hands around each face that no followed hand covers: from palms, else from
-        the PROBES crops."""
+        """New hands around each face that no followed hand covers: from palms, and while
+        fewer than `max_hands` palms are found, from the PROBES crops."""
         found: list[Hand] = []
         for face in faces:
             palms = self.finder.palms(frame, fmt, search_region(face, frame.shape))

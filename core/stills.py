@@ -68,15 +68,19 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
     return [make_face(lm, presence, i) for i, (lm, presence) in enumerate(found)]
 
 
+HOLD_CROP_FROM = 12.0  # degrees of FaceMesh's own yaw: a refining crop no longer shrinks
+
+
 def refine_crop(landmarks: np.ndarray, last_side: float) -> Roi:
-    """The crop of a refining pass, framed by the last pass's landmarks. A turned face's crop
-    never shrinks: FaceMesh draws a turned face shorter than it is (its points span 0.84-0.93
-    of the true height at 45-60 degrees on the renders) and each crop framed by them is
-    smaller, so the next reads shorter still - on the astronaut at 45-60 degrees the landmark
-    error grew 2.97 -> 3.81 % over three passes; with the crop held 3.23. Near frontal the
-    passes correct the framing both ways."""
+    """The crop of a refining pass, framed by the last pass's landmarks (`last_side`: the
+    last refining crop's side, 0 before the first). A turned face's crop never shrinks from
+    one refining pass to the next: FaceMesh draws a turned face shorter than it is (its
+    points span 0.84-0.93 of the true height at 45-60 degrees on the renders) and each crop
+    framed by them is smaller, so the next reads shorter still - on the astronaut at 45-60
+    degrees the landmark error grew 2.97 -> 3.81 % over three passes; with the crop held
+    3.23. Near frontal the passes correct the framing both ways."""
     roi = roi_from_landmarks(landmarks)
-    if abs(head_pose(landmarks)[0]) > TRUST_FROM:
+    if abs(head_pose(landmarks)[0]) > HOLD_CROP_FROM:
         return replace(roi, size=max(roi.size, last_side))
     return roi
 

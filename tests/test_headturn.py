@@ -77,7 +77,8 @@ def test_a_turned_face_s_refining_crop_does_not_shrink(heads):
     """FaceMesh draws a turned face shorter than it is: a crop framed by its points would
     shrink pass after pass (the astronaut at 57 degrees: its points span 0.82 of the true
     height after three passes, 0.86 with the crop held); a turned face's crop keeps the
-    larger side, a frontal one follows its points both ways. What it buys is held by
+    larger side, a frontal one follows its points both ways. This checks the rule on a
+    turned face's (corrected) landmarks; what it buys is held by
     test_landmarks_and_pose_hold_through_head_turns (still path, 45-60 degrees)."""
     turned = render_head(heads["astronaut"], 57.0, 0.0)
     found = faces_in_image(turned.frame, "rgb")[0].landmarks
@@ -95,11 +96,9 @@ def test_landmarks_and_pose_hold_through_head_turns(sweeps, name):
     landmark error <= 4 % of the face size and pose error <= 8 degrees up to 60 of yaw and
     30 of pitch; tracked in >= 95 % of frames up to 75 of yaw.
 
-    Measured (2026-12-06, locked opencv-python-headless 5.0.0.93, onnxruntime 1.32.0), the
-    worst bin each: live path 1.95 % / 4.4 deg (astronaut), 1.46 % / 3.1 deg (Grace Hopper);
-    still path 3.52 % / 6.2 deg and 3.23 % / 7.2 deg, both at 45-60 of yaw. The still path's
-    pose is the figure nearest its target and the one that moves with OpenCV: 5.1.0.95 read
-    8.02 deg for the astronaut."""
+    Locked opencv-python-headless 5.0.0.93 and onnxruntime 1.32.0; the still path's pose is
+    the figure nearest its target and the one that moved with OpenCV: 5.1.0.95 read 8.02 deg
+    for the astronaut (before its refining crops stopped shrinking)."""
     # Measured here at STEP 3 (2026-12-07, AMD EPYC, 2 cores, same locks), the worst
     # bin each: live 2.55 % / 6.93 deg (astronaut, 45-60), 1.82 % / 4.39 deg (Grace Hopper,
     # 45-60); still 3.19 % (astronaut, 45-60; 3.84 before a turned face's refining crop
