@@ -50,8 +50,8 @@ MIN_OUTSIDE_FACE = 4
 PALM_ROI_SCALE, PALM_ROI_SHIFT = 2.6, -0.5  # palm box -> whole-hand crop (MediaPipe's)
 HAND_ROI_SCALE, HAND_ROI_SHIFT = 2.0, -0.1  # landmarks -> the next frame's crop
 # landmark indices: wrist, then thumb, index, middle, ring, little finger (4 each)
-WRIST, INDEX_MCP, MIDDLE_MCP, PINKY_MCP = 0, 5, 9, 17
-KNUCKLES = (5, 9, 13, 17)  # index to little finger
+WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP, PINKY_MCP = 0, 5, 9, 13, 17
+KNUCKLES = (INDEX_MCP, MIDDLE_MCP, RING_MCP, PINKY_MCP)
 PALM = (0, 1, 2, 5, 9, 13, 17)
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
 ROI_POINTS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)  # the points that frame the next crop

@@ -112,6 +112,16 @@ def test_a_hand_kept_in_front_never_unveils_the_face_in_privacy_mode():
     assert apart["pixelate"] >= SAME_PERSON and apart["pixelate"] > apart["original"] + 0.1
 
 
+@pytest.mark.parametrize("photo", ["aflw2000_image00593.jpg", "aflw2000_image01574.jpg"])
+def test_a_second_hand_without_a_palm_is_found_beside_one_with(photo):
+    """Hands over a mouth while a whisperer's palm shows behind; two hands on a head, one
+    palm seen: the probes run beside the one palm found, and both hands are found (one
+    each when the probes ran only where no palm was found)."""
+    image = read_bgr(OCCLUSION / "images" / photo)
+    hands = HandTracker().find_in_still(image, "bgr", faces_in_image(image, "bgr")[:1])
+    assert len(hands) == 2
+
+
 @pytest.mark.parametrize(("fmt", "step_px"), [("bgr", 0), ("bgr", 6), ("rgba", 0),
                                              ("rgba", 6)])
 def test_a_still_hand_keeps_its_landmarks_a_moving_one_is_followed(fmt, step_px):

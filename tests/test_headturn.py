@@ -75,16 +75,16 @@ def test_fit_pose_recovers_a_turned_shape(heads):
 
 def test_a_turned_face_s_refining_crop_does_not_shrink(heads):
     """FaceMesh draws a turned face shorter than it is: a crop framed by its points would
-    shrink pass after pass (the astronaut at 57 degrees: its points span 0.82 of the true
-    height after three passes, 0.86 with the crop held); a turned face's crop keeps the
-    larger side, a frontal one follows its points both ways. This checks the rule on a
-    turned face's (corrected) landmarks; what it buys is held by
-    test_landmarks_and_pose_hold_through_head_turns (still path, 45-60 degrees)."""
-    turned = render_head(heads["astronaut"], 57.0, 0.0)
-    found = faces_in_image(turned.frame, "rgb")[0].landmarks
-    own = roi_from_landmarks(found)
-    assert refine_crop(found, own.size * 1.2).size == pytest.approx(own.size * 1.2)
-    assert refine_crop(found, own.size * 0.8).size == pytest.approx(own.size)
+    shrink pass after pass, and the still path's landmarks with it. The astronaut at 54, 57
+    and 60 degrees: still landmark error 3.25 % on average (4.22 when each refining crop
+    was framed by the last pass's points alone); a frontal face's crop follows its points
+    both ways."""
+    errors = []
+    for yaw in (54.0, 57.0, 60.0):
+        render = render_head(heads["astronaut"], yaw, 0.0)
+        found = faces_in_image(render.frame, "rgb")[0].landmarks
+        errors.append(landmark_error(found, render.landmarks, render.face_size))
+    assert np.mean(errors) < 3.7, errors
     frontal = landmarks_for_image(render_head(heads["astronaut"], 0.0, 0.0).frame).landmarks
     side = roi_from_landmarks(frontal).size
     assert refine_crop(frontal, side * 1.2).size == pytest.approx(side)
