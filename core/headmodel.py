@@ -61,11 +61,14 @@ ROBUST_CUT = 3.0  # robust sigmas (1.4826 x median residual) at which a point's 
 ECC = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 12, 1e-3)
 
 
-def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, Pose] | None:
+def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray, ramp: tuple[float, float] = (0.0, 0.0)
+                ) -> tuple[np.ndarray, Pose] | None:
     """A face's symmetric 3D shape (468, 3) and its pose, with the yaw read from the face
     detector's keypoints (core.pose.yaw_from_keypoints) where that reads the turn further
     than FaceMesh's landmarks do, fitted to them in scale and position; None where the
-    detector reads no further (FaceMesh's own pose stands)."""
+    detector reads no further (FaceMesh's own pose stands). `ramp`: (from, until) degrees of
+    the detector's reading over which it weighs 0 -> 1 against the pose fitted to FaceMesh's
+    points (core.stills.KEYPOINTS_RAMP); (0, 0) gives it its full weight (the live path)."""
     points = np.asarray(landmarks, np.float64)
     shape = face_shape(points)
     if shape is None:
@@ -77,7 +80,10 @@ def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarra
     # FaceMesh reads turns short: the detector's reading counts only where it is further
     if yaw is None or abs(yaw) <= abs(meshed) or yaw * meshed < 0.0:
         return None
-    rotation, scale, offset = turn(pose, yaw - meshed, 0.0)
+    # under the ramp the shape keeps the pose fitted to FaceMesh's points, which on the
+    # renders reads moderate turns 2-3 degrees further than FaceMesh's own axes (core.pose)
+    weight = float(np.clip((abs(yaw) - ramp[0]) / max(ramp[1] - ramp[0], 1e-6), 0.0, 1.0))
+    rotation, scale, offset = turn(pose, weight * (yaw - meshed), 0.0)
     seen = project(shape, (rotation, scale, offset))[:, :2]
     k, seen_centre, points_centre = _place_robustly(seen, points[:, :2])
     return shape, (rotation, scale * k, points_centre + k * (offset - seen_centre))

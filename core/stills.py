@@ -5,8 +5,9 @@ A turned head: FaceMesh's points drift towards a frontal face as the head turns 
 the face size and 10-20 degrees of yaw short at 45-60 degrees, core.headmodel), and a still
 has no frontal frame for the live path's learned head model. So the yaw is read a second
 way, from the face detector's nose and ear keypoints (core.pose.yaw_from_keypoints), and
-where that reads the turn further than FaceMesh does, the face's own symmetric 3D shape is
-turned to it and fitted to FaceMesh's points (scale and position, a robust fit that counts
+where that reads the turn further than FaceMesh does (weighed in from 35 to 50 degrees of
+that reading, KEYPOINTS_RAMP), the face's own symmetric 3D shape is turned towards it and
+fitted to FaceMesh's points (scale and position, a robust fit that counts
 the points FaceMesh drifted furthest least: headmodel._place_robustly); from TRUST_FROM to
 TRUST_UNTIL degrees it is blended in, as the live path blends its model.
 """
@@ -46,7 +47,7 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
     """
     check_frame(image, fmt)
     mesh = FaceMesh()
-    found: list[tuple[np.ndarray, float]] = []
+    found: list[tuple[np.ndarray, float, tuple[float, float, float]]] = []
     detector = FaceDetector("auto", min_size=8, scan_size=scan_size, max_faces=max_faces)
     for det in detector.detect(image, fmt):
         landmarks, presence = first_landmarks(mesh, image, fmt, det)
@@ -59,13 +60,19 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
             if again < PRESENCE_THRESHOLD:
                 break  # lost it (a profile, framed by its own points): keep the last pass
             landmarks, presence, side = refined, again, roi.size
+        mesh_pose = head_pose(landmarks)
         landmarks = turned(landmarks, det.keypoints)
         box = box_of(landmarks)
         if presence >= PRESENCE_THRESHOLD and not any(
-                iou(box, box_of(other)[None])[0] > DUPLICATE_IOU for other, _ in found):
-            found.append((landmarks, presence))
+                iou(box, box_of(other)[None])[0] > DUPLICATE_IOU for other, _, _ in found):
+            found.append((landmarks, presence, mesh_pose))
     found.sort(key=lambda item: -float(np.prod(box_of(item[0])[2:] - box_of(item[0])[:2])))
-    return [make_face(lm, presence, i) for i, (lm, presence) in enumerate(found)]
+    faces = []
+    for i, (landmarks, presence, mesh_pose) in enumerate(found):
+        face = make_face(landmarks, presence, i)
+        face.extra["mesh_pose"] = mesh_pose  # FaceMesh's own reading, before the correction
+        faces.append(face)
+    return faces
 
 
 HOLD_CROP_FROM = 12.0  # degrees of FaceMesh's own yaw: a refining crop no longer shrinks
@@ -105,10 +112,21 @@ def first_landmarks(mesh: FaceMesh, image: np.ndarray, fmt: str,
     return landmarks, presence
 
 
+# The detector's reading of the yaw weighs 0 -> 1 against FaceMesh's over this many degrees
+# of that reading (core.headmodel.turned_pose). On real faces FaceMesh reads moderate turns
+# well (../shared/data/real_turns, 15-30 / 30-45 degrees: 2.2 / 4.1 degrees of error) and the
+# keypoints over-read them (6.5 / 6.5); past 45 FaceMesh lags (8.2; 14.5 at 60-75) and the
+# keypoints hold better (4.9; 9.5). Weighed in from the start, the still path read 5.5 /
+# 5.7 degrees of error at 15-30 / 30-45; now 2.7 / 4.3. On the renders FaceMesh lags from 30
+# degrees on (core.commands.headturn_render draws heads flatter than real ones: README "Head
+# turns"), so there the still path reads 30-60 degrees worse than it did (8.6 against 6.4).
+KEYPOINTS_RAMP = (35.0, 50.0)
+
+
 def turned(landmarks: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """FaceMesh's (468, 3) landmarks of a still, corrected for a head turned further than
     they show (see the module docstring); unchanged near frontal."""
-    found = turned_pose(landmarks, keypoints)
+    found = turned_pose(landmarks, keypoints, KEYPOINTS_RAMP)
     if found is None:
         return landmarks
     model = project(*found)

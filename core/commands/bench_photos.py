@@ -4,7 +4,8 @@ DIR holds `truth.json` as in ../shared/data/real_turns: per image its yaw/pitch/
 core.pose's convention, the 68 fitted landmarks (iBUG order) and their box. Each photo goes
 through the still-image path `core swap` runs (core.stills.faces_in_image, then the
 pipeline) and is judged against its labels. Per 15-degree bin of |yaw| (and one row for the
-pitched set): found %, yaw and pitch error, five-point landmark error, and the identity
+pitched set): found %, yaw and pitch error (and FaceMesh's own yaw error, before the still
+path's correction from the detector's keypoints), five-point landmark error, and the identity
 figures - `identity_leak`, the % of photos whose output the recogniser (core.recognise)
 still calls the same person as the input, both read at the labelled face's own five points
 (so a face the tracker missed is judged where it really is), and `persona_match`, the % of
@@ -170,6 +171,7 @@ def run_photos(settings: SwapSettings, folder: Path,
             "swapped": found and face.id in {f.id for f in pipelines["swap"].faces},
             "guarded_swapped": found and face.id in {f.id for f in pipelines["guarded"].faces},
             "yaw_error": abs(face.pose[0] - truth.yaw) if found else None,
+            "mesh_yaw_error": abs(face.extra["mesh_pose"][0] - truth.yaw) if found else None,
             "pitch_error": abs(face.pose[1] - truth.pitch) if found else None,
             "landmark_error": float(np.linalg.norm(face.points5 - truth.points5, axis=1).mean()
                                     / truth.size * 100.0) if found else None,
@@ -189,6 +191,7 @@ def run_photos(settings: SwapSettings, folder: Path,
             "found": _percent([i["found"] for i in items]),
             "swapped": _percent([i["swapped"] for i in items]),
             "yaw_error_deg": _mean(i["yaw_error"] for i in items),
+            "mesh_yaw_error_deg": _mean(i["mesh_yaw_error"] for i in items),
             "pitch_error_deg": _mean(i["pitch_error"] for i in items),
             "landmark_error": _mean(i["landmark_error"] for i in items),
             "identity_leak": _percent([i["distance"] < SAME_PERSON for i in items]),
@@ -213,6 +216,7 @@ def run_photos(settings: SwapSettings, folder: Path,
 
 COLUMNS = (("photos", "photos", "{:>7}"), ("found", "found%", "{:>7}"),
            ("swapped", "swapped%", "{:>9}"), ("yaw_error_deg", "yaw err°", "{:>9}"),
+           ("mesh_yaw_error_deg", "FaceMesh°", "{:>10}"),
            ("pitch_error_deg", "pitch err°", "{:>11}"), ("landmark_error", "5pt err%", "{:>9}"),
            ("identity_leak", "id leak%", "{:>9}"), ("distance", "id dist", "{:>8}"),
            ("persona_match", "persona%", "{:>9}"), ("guarded_swapped", "g swap%", "{:>8}"),
