@@ -160,7 +160,13 @@ class HeadModel:
         """This frame's landmarks (468, 3) and presence, from the last frame's landmarks."""
         landmarks, presence = mesh.run(frame, fmt, roi_from_landmarks(previous), check=False)
         landmarks = np.asarray(landmarks, np.float64)
-        turned = self.pose is not None and self._model is not None and \
+        # a model bootstrapped from a turned frame is a guess (its hidden half mirrored): the
+        # first frame FaceMesh reads as frontal replaces it, wherever the guess's own pose
+        # was - it may have lagged a fast turn through frontal, and then ran off on the
+        # other side, its mirrored half matching nothing. (A learned model keeps its pose:
+        # at a profile FaceMesh can read a face as frontal.)
+        relearn = self.bootstrapped and _angle(landmarks) <= FRONTAL
+        turned = self.pose is not None and self._model is not None and not relearn and \
             max(_angle(project(self.shape, self.pose)), _angle(landmarks)) > TRUST_FROM
         self.aligned = False
         if not turned:
