@@ -21,6 +21,8 @@ landmarks' error at the finger's edges), slightly feathered: the pixels the merg
 from __future__ import annotations
 
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -205,8 +207,10 @@ class HandTracker:
 
     On a stream the search for new hands (a palm search and the probes: 17-40 ms on a CPU
     thread) runs on a thread of its own, on a copy of the frame; the hands it finds are
-    followed from the frame its result is ready on. Following hands stays on the frame's
-    thread (a landmark run per hand)."""
+    followed from the frame its result is ready on. Following hands (a landmark run per
+    hand, 6-10 ms on a CPU thread) is started on a thread of its own as a frame comes in
+    (`start`), while the frame's faces are tracked, and `process` collects it: on two cores
+    the frame waits for the hands only as long as they take longer than its faces."""
 
     def __init__(self, device: str = "cpu", threads: int = 0, detect_interval: int = 10,
                  max_hands: int = 2) -> None:
@@ -220,37 +224,57 @@ class HandTracker:
         self._found: list[Hand] = []  # the last search's hands, not followed yet
         self._lock = threading.Lock()  # the search thread hands `_found` over under it
         self._generation = 0  # a reset drops the result of a search still running
+        self._follower: ThreadPoolExecutor | None = None  # made at the first `start`
+        # the frame whose hands are being followed, and its landmark runs
+        self._following: tuple[np.ndarray, Future] | None = None
+        self.follow_ms = 0.0  # the last frame's landmark runs, on whichever thread ran them
 
     def reset(self) -> None:
         with self._lock:
             self.hands, self._found = [], []
             self._generation += 1
         self._since = self.detect_interval
+        self._following = None  # its result, if one is still coming, is not used
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the search in flight (if any) is done, or `timeout` s."""
         self._search.wait(timeout)
 
+    def close(self, timeout: float | None = None) -> None:
+        """Wait (up to `timeout` s) for the search in flight, and stop the follow thread
+        (its one job in flight is a landmark run per hand: milliseconds)."""
+        self.wait(timeout)
+        if self._follower is not None:
+            self._follower.shutdown(wait=True, cancel_futures=True)
+            self._follower, self._following = None, None
+
+    def start(self, frame: np.ndarray, fmt: str) -> None:
+        """Start following the hands known so far on `frame` on the follow thread; the
+        frame's `process` collects them. Nothing when no hand is known."""
+        with self._lock:
+            known = self.hands + self._found
+            self._found = []
+        self._following = None
+        if not known:
+            return
+        if self._follower is None:
+            self._follower = ThreadPoolExecutor(1, thread_name_prefix="face-swap-hands-follow")
+        self._following = (frame, self._follower.submit(self._follow, frame, fmt, known))
+
     def process(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
-        """The hands near `faces` in this frame."""
+        """The hands near `faces` in this frame (followed on the follow thread when this
+        frame was `start`ed, else here)."""
+        following, self._following = self._following, None
         if not faces:
             with self._lock:
                 self.hands, self._found = [], []
             return []
-        with self._lock:
-            found, self._found = self._found, []
-        followed: list[Hand] = []
-        for hand in self.hands + found:
-            if still(hand, frame):
-                kept = replace(hand, reused=hand.reused + 1)
-            else:
-                landmarks, presence = self.finder.landmarks(frame, fmt, hand.roi)
-                if presence < PRESENCE:
-                    continue
-                roi = roi_from_hand(landmarks)
-                kept = Hand(landmarks, presence, hand.id, roi, HandFinder.glance(frame, roi))
-            if not (followed and iou(kept.box, np.stack([h.box for h in followed])).max() > 0.2):
-                followed.append(kept)
+        if following is not None and following[0] is frame:
+            followed = following[1].result()
+        else:
+            with self._lock:
+                found, self._found = self._found, []
+            followed = self._follow(frame, fmt, self.hands + found)
         self._since += 1
         lost = len(followed) < len(self.hands)
         if len(followed) < self.max_hands and not self._search.busy() and \
@@ -261,6 +285,25 @@ class HandTracker:
                              wait=False)
         self.hands = followed[:self.max_hands]
         return self.hands
+
+    def _follow(self, frame: np.ndarray, fmt: str, known: list[Hand]) -> list[Hand]:
+        """The known hands on this frame: their landmarks (kept where the hand held still),
+        overlapping ones dropped."""
+        start = time.perf_counter()
+        followed: list[Hand] = []
+        for hand in known:
+            if still(hand, frame):
+                kept = replace(hand, reused=hand.reused + 1)
+            else:
+                landmarks, presence = self.finder.landmarks(frame, fmt, hand.roi)
+                if presence < PRESENCE:
+                    continue
+                roi = roi_from_hand(landmarks)
+                kept = Hand(landmarks, presence, hand.id, roi, HandFinder.glance(frame, roi))
+            if not (followed and iou(kept.box, np.stack([h.box for h in followed])).max() > 0.2):
+                followed.append(kept)
+        self.follow_ms = (time.perf_counter() - start) * 1000.0
+        return followed
 
     def _searched(self, frame: np.ndarray, fmt: str, faces: list[Face], known: list[Hand],
                   generation: int) -> None:

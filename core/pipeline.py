@@ -202,9 +202,11 @@ class Pipeline:
     def close(self, timeout: float = 1.0) -> None:
         """Wait (up to `timeout` s) for the identity guard's and the identity lock's checks
         and the hand search in flight, so a stopped engine leaves no thread running."""
-        for checker in (self.identity_guard, self.identity_lock, self.hand_tracker):
+        for checker in (self.identity_guard, self.identity_lock):
             if checker is not None:
                 checker.wait(timeout)
+        if self.hand_tracker is not None:
+            self.hand_tracker.close(timeout)
 
     def exposed(self, face_id: int) -> bool:
         """Whether the identity guard hides this face's swap now (core.guard)."""
@@ -243,6 +245,8 @@ class Pipeline:
         self._shape = frame.shape
         self._frame_number += 1
         still = faces is not None  # found already: a still image
+        if not still and keeps_hands(settings) and self.hand_tracker is not None:
+            self.hand_tracker.start(frame, fmt)  # the hands followed while faces are tracked
         if faces is None:
             faces = self.tracker.process(frame, fmt, timestamp=now)
             for stage, key in (("detect", "detect"), ("landmarks", "landmarks"),

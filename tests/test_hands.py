@@ -2,6 +2,7 @@
 landmarks (converted to ONNX, install/build_models.py) on real photos and a real clip of
 ../shared/data/occlusion, and the merge that keeps the hand's pixels live."""
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -150,6 +151,31 @@ def test_a_still_hand_keeps_its_landmarks_a_moving_one_is_followed(fmt, step_px)
     else:
         assert 0.5 * len(reused) <= kept <= 2 / 3 * len(reused) + 1, reused  # measured 19 of 29
         assert max(reused) == 2
+
+
+def test_hands_are_followed_beside_the_faces_on_a_thread_that_ends_with_the_pipeline(
+        monkeypatch):
+    """A stream's hands are followed on their own thread while the frame's faces are
+    tracked (HandTracker.start): the same landmarks as followed on the frame's own thread,
+    and the thread is gone once the pipeline is closed."""
+    image = read_bgr(OCCLUSION / "images" / "aflw2000_image00079.jpg")
+    beside, inline = Pipeline(SwapSettings(label=False)), Pipeline(SwapSettings(label=False))
+    inline.hand_tracker = inline._new_hand_tracker()
+    monkeypatch.setattr(inline.hand_tracker, "start", lambda frame, fmt: None)
+    for i in range(8):
+        frame = np.ascontiguousarray(np.roll(image, 6 * i, axis=1))  # moved: the model runs
+        for pipeline in (beside, inline):
+            pipeline.process(frame, "bgr", timestamp=i / 30)
+            pipeline.hand_tracker.wait(5.0)  # the same searches in both
+    assert beside.hands and len(beside.hands) == len(inline.hands)
+    for one, other in zip(beside.hands, inline.hands, strict=True):
+        assert np.allclose(one.landmarks, other.landmarks)
+    names = {thread.name for thread in threading.enumerate()}
+    assert any(name.startswith("face-swap-hands-follow") for name in names)
+    beside.close()
+    inline.close()
+    names = {thread.name for thread in threading.enumerate()}
+    assert not any(name.startswith("face-swap-hands-follow") for name in names)
 
 
 def test_a_profile_is_not_taken_for_a_hand():

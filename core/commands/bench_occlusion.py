@@ -13,7 +13,9 @@ over is one the output changed (more than CHANGED levels).
 - false cut-outs: on photos with no hand, the share of the swap's pixels that keeping hands
   took away.
 With a video (`--input`, e.g. the set's singer clip) the live path's "hands" stage is timed
-per frame, with a hand followed and without, and on the clip's first frame with a hand held
+per frame, with a hand followed and without (the frame's wait for its hands: they are
+followed on a thread of their own while its faces are tracked; the landmark runs' own time
+on that thread beside it), and on the clip's first frame with a hand held
 still for HELD_FRAMES frames with camera noise (NOISE levels): a hand that does not move
 keeps its landmarks for a frame or two (core.hands.still). A contact sheet shows
 input | hands off | on.
@@ -127,13 +129,14 @@ def run_clip(settings: SwapSettings, video: Path) -> dict[str, Any]:
     if not frames:
         raise InputError(f"cannot read any frame of {video}")
     pipeline = Pipeline(settings.with_changes(keep_hands=True, label=False))
-    with_hand, without = [], []
+    with_hand, without, follow = [], [], []
     first_hand = None
     for index, frame in enumerate(frames):
         pipeline.process(frame, "bgr", timestamp=index / 30.0)
         (with_hand if pipeline.hands else without).append(pipeline.timings["hands"])
-        if pipeline.hands and first_hand is None:
-            first_hand = frame
+        if pipeline.hands:
+            follow.append(pipeline.hand_tracker.follow_ms)
+            first_hand = frame if first_hand is None else first_hand
     held = []
     if first_hand is not None:
         pipeline.reset()
@@ -151,6 +154,7 @@ def run_clip(settings: SwapSettings, video: Path) -> dict[str, Any]:
 
     return {"clip": str(video), "frames": len(frames), "with_hand": len(with_hand),
             "hands_ms_p50_with_hand": p50(with_hand), "hands_ms_p50_without": p50(without),
+            "follow_ms_p50_with_hand": p50(follow),
             "hands_ms_p50_held": p50(held), "held_frames_with_hand": len(held),
             "hands_ms_mean_held": round(float(np.mean(held)), 2) if held else None,
             "hands_ms_mean": round(float(np.mean(with_hand + without)), 2)}
@@ -173,6 +177,7 @@ def print_report(report: dict[str, Any]) -> None:
     if clip:
         print(f"  clip {clip['clip']}: {clip['with_hand']}/{clip['frames']} frames with a hand; "
               f"hands stage p50 {clip['hands_ms_p50_with_hand']} ms with a hand, "
-              f"{clip['hands_ms_p50_without']} ms without, mean {clip['hands_ms_mean']} ms; "
+              f"{clip['hands_ms_p50_without']} ms without, mean {clip['hands_ms_mean']} ms "
+              f"(following them on their own thread p50 {clip['follow_ms_p50_with_hand']} ms); "
               f"a hand held still ({clip['held_frames_with_hand']}/{HELD_FRAMES} frames): "
               f"p50 {clip['hands_ms_p50_held']} ms, mean {clip['hands_ms_mean_held']} ms")
