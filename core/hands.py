@@ -10,7 +10,8 @@ followed frame to frame by the hand landmark model (hand_landmark_lite, 224 px) 
 predicted from its last landmarks, as MediaPipe's hand tracking does - except while its crop
 looks as it did when the model last ran (a chin resting on a hand): then its landmarks are
 kept, for at most REUSE frames in a row, so a held hand runs the model on one frame in three.
-No face, no hand search: a frame without faces costs nothing here.
+No face, no hand search: a frame without faces costs nothing here (but for a follow job
+started as it came in, while the hands of the frame before were known).
 
 The silhouette drawn from the 21 landmarks is the palm polygon plus a capsule per finger
 bone, FINGER_WIDTH knuckle spacings wide (a finger is about one; the rest covers the
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -202,6 +204,18 @@ class HandFinder:
         return out, float(flag.item())
 
 
+FOLLOW_THREAD = "face-swap-hands-follow"
+
+
+@dataclass(frozen=True)
+class _Following:
+    """A frame whose hands are being followed on the follow thread (HandTracker.start)."""
+
+    frame: np.ndarray
+    found: list[Hand]  # the search's hands it took along (cleared when it is collected)
+    future: Future  # -> (followed hands, ms)
+
+
 class HandTracker:
     """Hands near tracked faces, followed from frame to frame (see the module docstring).
 
@@ -225,8 +239,8 @@ class HandTracker:
         self._lock = threading.Lock()  # the search thread hands `_found` over under it
         self._generation = 0  # a reset drops the result of a search still running
         self._follower: ThreadPoolExecutor | None = None  # made at the first `start`
-        # the frame whose hands are being followed, and its landmark runs
-        self._following: tuple[np.ndarray, Future] | None = None
+        self._closed = False  # after `close`, hands are followed on the frame's thread
+        self._following: _Following | None = None  # the frame `start`ed, while it is out
         self.follow_ms = 0.0  # the last frame's landmark runs, on whichever thread ran them
 
     def reset(self) -> None:
@@ -234,47 +248,68 @@ class HandTracker:
             self.hands, self._found = [], []
             self._generation += 1
         self._since = self.detect_interval
-        self._following = None  # its result, if one is still coming, is not used
+        self._drop_following()
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the search in flight (if any) is done, or `timeout` s."""
         self._search.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
-        """Wait (up to `timeout` s) for the search in flight, and stop the follow thread
-        (its one job in flight is a landmark run per hand: milliseconds)."""
+        """Wait (up to `timeout` s) for the search and the follow job in flight, and stop
+        the follow thread; a frame still in flight (a host may close from another thread)
+        follows its hands on its own thread from here on."""
+        with self._lock:
+            self._closed = True
+            follower, self._follower = self._follower, None
+        following = self._following
+        if follower is not None:
+            follower.shutdown(wait=False, cancel_futures=True)
+            if following is not None:
+                futures_wait([following.future], timeout)
         self.wait(timeout)
-        if self._follower is not None:
-            self._follower.shutdown(wait=True, cancel_futures=True)
-            self._follower, self._following = None, None
 
     def start(self, frame: np.ndarray, fmt: str) -> None:
         """Start following the hands known so far on `frame` on the follow thread; the
-        frame's `process` collects them. Nothing when no hand is known."""
+        frame's `process` collects them. Nothing when no hand is known (or after close)."""
+        self._drop_following()
         with self._lock:
-            known = self.hands + self._found
-            self._found = []
-        self._following = None
-        if not known:
+            found = self._found
+            known = self.hands + found
+            if not known or self._closed:
+                return
+            if self._follower is None:
+                self._follower = ThreadPoolExecutor(1, thread_name_prefix=FOLLOW_THREAD)
+            follower = self._follower
+        try:
+            future = follower.submit(self._follow, frame, fmt, known)
+        except RuntimeError:  # closed meanwhile: the frame follows them itself
             return
-        if self._follower is None:
-            self._follower = ThreadPoolExecutor(1, thread_name_prefix="face-swap-hands-follow")
-        self._following = (frame, self._follower.submit(self._follow, frame, fmt, known))
+        self._following = _Following(frame, found, future)
 
     def process(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
         """The hands near `faces` in this frame (followed on the follow thread when this
         frame was `start`ed, else here)."""
         following, self._following = self._following, None
         if not faces:
+            if following is not None:
+                following.future.cancel()  # not needed; if it runs, it ends on its own
             with self._lock:
                 self.hands, self._found = [], []
             return []
-        if following is not None and following[0] is frame:
-            followed = following[1].result()
-        else:
+        followed = None
+        if following is not None and following.frame is frame:
+            try:
+                followed, self.follow_ms = following.future.result()
+            except CancelledError:  # closed before it ran
+                followed = None
+            else:
+                with self._lock:  # its found hands are followed now (a newer search's wait)
+                    if self._found is following.found:
+                        self._found = []
+        if followed is None:
             with self._lock:
                 found, self._found = self._found, []
-            followed = self._follow(frame, fmt, self.hands + found)
+            followed, self.follow_ms = self._follow(frame, fmt, self.hands + found)
         self._since += 1
         lost = len(followed) < len(self.hands)
         if len(followed) < self.max_hands and not self._search.busy() and \
@@ -286,9 +321,17 @@ class HandTracker:
         self.hands = followed[:self.max_hands]
         return self.hands
 
-    def _follow(self, frame: np.ndarray, fmt: str, known: list[Hand]) -> list[Hand]:
+    def _drop_following(self) -> None:
+        """Forget a frame `start`ed and not collected (its tracking raised, or a reset): its
+        job is cancelled if it has not begun; its found hands stay for the next frame."""
+        following, self._following = self._following, None
+        if following is not None:
+            following.future.cancel()
+
+    def _follow(self, frame: np.ndarray, fmt: str, known: list[Hand]
+                ) -> tuple[list[Hand], float]:
         """The known hands on this frame: their landmarks (kept where the hand held still),
-        overlapping ones dropped."""
+        overlapping ones dropped; and the ms it took."""
         start = time.perf_counter()
         followed: list[Hand] = []
         for hand in known:
@@ -302,8 +345,7 @@ class HandTracker:
                 kept = Hand(landmarks, presence, hand.id, roi, HandFinder.glance(frame, roi))
             if not (followed and iou(kept.box, np.stack([h.box for h in followed])).max() > 0.2):
                 followed.append(kept)
-        self.follow_ms = (time.perf_counter() - start) * 1000.0
-        return followed
+        return followed, (time.perf_counter() - start) * 1000.0
 
     def _searched(self, frame: np.ndarray, fmt: str, faces: list[Face], known: list[Hand],
                   generation: int) -> None:

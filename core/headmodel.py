@@ -25,7 +25,8 @@ milliseconds per face and frame (see README "Head turns").
 A face found turned before any frontal frame starts from a model made of that frame
 (bootstrap): the pose from the face detector's nose and ear keypoints (turned_pose, as the
 still-image path reads it), FaceMesh's shape made symmetric, the texture of that frame with
-the side turned away filled from its mirror image. The first frontal frame replaces it.
+the side turned away filled from its mirror image. Once FaceMesh reads the face as frontal
+RELEARN_AFTER frames in a row, a model learned from that frame replaces it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from core.mesh import MeshWarp, mirror_sources, select_points, signed_areas, tri
 from core.pose import Pose, apart, fit_pose, head_pose, project, turn, yaw_from_keypoints
 
 FRONTAL = 10.0  # degrees: shape and texture are learned from frames this close to frontal
+RELEARN_AFTER = 2  # frames in a row FaceMesh reads as frontal: a bootstrapped model is replaced
 LEARN_RATE = 0.2  # weight of one frontal frame in the learned shape (a running mean)
 TRUST_FROM, TRUST_UNTIL = 12.0, 25.0  # degrees: FaceMesh's own landmarks weigh 1 -> 0 here
 MODEL_POINTS = 468  # landmarks the textured model is drawn with (fewer: less accurate, no faster)
@@ -68,7 +70,10 @@ def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray, ramp: tuple[float,
     than FaceMesh's landmarks do, fitted to them in scale and position; None where the
     detector reads no further (FaceMesh's own pose stands). `ramp`: (from, until) degrees of
     the detector's reading over which it weighs 0 -> 1 against the pose fitted to FaceMesh's
-    points (core.stills.KEYPOINTS_RAMP); (0, 0) gives it its full weight (the live path)."""
+    points (core.stills.KEYPOINTS_RAMP); under `from` the shape comes at that fitted pose
+    (returning None there instead, FaceMesh's own axes, read the renders' 30-45 degrees 2
+    worse and real photos the same). (0, 0) gives the reading its full weight (the live
+    path's bootstrap)."""
     points = np.asarray(landmarks, np.float64)
     shape = face_shape(points)
     if shape is None:
@@ -154,18 +159,22 @@ class HeadModel:
         self._motion = np.eye(3)  # the last aligned frame's turn (rotation)
         self._since_search = SEARCH_EVERY
         self.bootstrapped = False  # learned from a turned frame (bootstrap), not a frontal one
+        self._frontal_reads = 0  # frames in a row FaceMesh read as frontal
 
     def follow(self, frame: np.ndarray, fmt: str, mesh: FaceMesh,
                previous: np.ndarray) -> tuple[np.ndarray, float]:
         """This frame's landmarks (468, 3) and presence, from the last frame's landmarks."""
         landmarks, presence = mesh.run(frame, fmt, roi_from_landmarks(previous), check=False)
         landmarks = np.asarray(landmarks, np.float64)
-        # a model bootstrapped from a turned frame is a guess (its hidden half mirrored): the
-        # first frame FaceMesh reads as frontal replaces it, wherever the guess's own pose
-        # was - it may have lagged a fast turn through frontal, and then ran off on the
-        # other side, its mirrored half matching nothing. (A learned model keeps its pose:
-        # at a profile FaceMesh can read a face as frontal.)
-        relearn = self.bootstrapped and _angle(landmarks) <= FRONTAL
+        # a model bootstrapped from a turned frame is a guess (its hidden half mirrored):
+        # once FaceMesh reads the face as frontal RELEARN_AFTER frames in a row, that
+        # replaces it, wherever the guess's own pose was - it may have lagged a fast turn
+        # through frontal, and then ran off on the other side, its mirrored half matching
+        # nothing. (A learned model keeps its pose: at a profile FaceMesh can read a face
+        # as frontal - a single such misread is also why it takes two frames in a row.)
+        self._frontal_reads = self._frontal_reads + 1 if _angle(landmarks) <= FRONTAL and \
+            presence >= PRESENCE_THRESHOLD else 0
+        relearn = self.bootstrapped and self._frontal_reads >= RELEARN_AFTER
         turned = self.pose is not None and self._model is not None and not relearn and \
             max(_angle(project(self.shape, self.pose)), _angle(landmarks)) > TRUST_FROM
         self.aligned = False
@@ -212,8 +221,9 @@ class HeadModel:
                   keypoints: np.ndarray) -> None:
         """A face found turned before any frontal frame: its pose from the detector's
         keypoints (turned_pose), its texture from this frame - the side turned away filled
-        from the mirror image - so the turn is followed from here; the first frontal frame
-        replaces it. Nothing when the model has learned, or the face is near frontal."""
+        from the mirror image - so the turn is followed from here; a model learned once
+        FaceMesh reads the face as frontal (RELEARN_AFTER frames in a row) replaces it.
+        Nothing when the model has learned, or the face is near frontal."""
         if self._model is not None:
             return
         found = turned_pose(landmarks, keypoints)

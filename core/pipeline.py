@@ -201,7 +201,8 @@ class Pipeline:
 
     def close(self, timeout: float = 1.0) -> None:
         """Wait (up to `timeout` s) for the identity guard's and the identity lock's checks
-        and the hand search in flight, so a stopped engine leaves no thread running."""
+        and the hand search and follow job in flight, and stop the hands' follow thread, so a
+        stopped engine leaves no thread running."""
         for checker in (self.identity_guard, self.identity_lock):
             if checker is not None:
                 checker.wait(timeout)

@@ -2,7 +2,6 @@
 landmarks (converted to ONNX, install/build_models.py) on real photos and a real clip of
 ../shared/data/occlusion, and the merge that keeps the hand's pixels live."""
 
-import threading
 from pathlib import Path
 
 import cv2
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.commands import bench_occlusion
-from core.hands import HandTracker, hand_mask
+from core.hands import FOLLOW_THREAD, HandTracker, hand_mask
 from core.imageio import read_bgr
 from core.merge import merge
 from core.pipeline import Pipeline
@@ -170,12 +169,16 @@ def test_hands_are_followed_beside_the_faces_on_a_thread_that_ends_with_the_pipe
     assert beside.hands and len(beside.hands) == len(inline.hands)
     for one, other in zip(beside.hands, inline.hands, strict=True):
         assert np.allclose(one.landmarks, other.landmarks)
-    names = {thread.name for thread in threading.enumerate()}
-    assert any(name.startswith("face-swap-hands-follow") for name in names)
+    follower = beside.hand_tracker._follower
+    assert follower is not None and inline.hand_tracker._follower is None
+    threads = list(follower._threads)
+    assert threads and all(t.name.startswith(FOLLOW_THREAD) and t.is_alive() for t in threads)
     beside.close()
     inline.close()
-    names = {thread.name for thread in threading.enumerate()}
-    assert not any(name.startswith("face-swap-hands-follow") for name in names)
+    for thread in threads:
+        thread.join(5.0)
+    assert not any(thread.is_alive() for thread in threads)
+    assert beside.hand_tracker._follower is None
 
 
 def test_a_profile_is_not_taken_for_a_hand():

@@ -14,9 +14,10 @@ over is one the output changed (more than CHANGED levels).
   took away.
 With a video (`--input`, e.g. the set's singer clip) the live path's "hands" stage is timed
 per frame, with a hand followed and without (the frame's wait for its hands: they are
-followed on a thread of their own while its faces are tracked; the landmark runs' own time
-on that thread beside it), and on the clip's first frame with a hand held
-still for HELD_FRAMES frames with camera noise (NOISE levels): a hand that does not move
+followed on a thread of their own while its faces are tracked; beside it the landmark runs'
+own time, on that thread but for a hand's first frame after a search), and on the clip's
+first frame with a hand held still for HELD_FRAMES frames with camera noise (NOISE levels):
+a hand that does not move
 keeps its landmarks for a frame or two (core.hands.still). A contact sheet shows
 input | hands off | on.
 """
@@ -178,6 +179,7 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"  clip {clip['clip']}: {clip['with_hand']}/{clip['frames']} frames with a hand; "
               f"hands stage p50 {clip['hands_ms_p50_with_hand']} ms with a hand, "
               f"{clip['hands_ms_p50_without']} ms without, mean {clip['hands_ms_mean']} ms "
-              f"(following them on their own thread p50 {clip['follow_ms_p50_with_hand']} ms); "
+              f"(their landmark runs p50 {clip['follow_ms_p50_with_hand']} ms, mostly on "
+              "their own thread); "
               f"a hand held still ({clip['held_frames_with_hand']}/{HELD_FRAMES} frames): "
               f"p50 {clip['hands_ms_p50_held']} ms, mean {clip['hands_ms_mean_held']} ms")
