@@ -289,27 +289,12 @@ class HandTracker:
     def process(self, frame: np.ndarray, fmt: str, faces: list[Face]) -> list[Hand]:
         """The hands near `faces` in this frame (followed on the follow thread when this
         frame was `start`ed, else here)."""
-        following, self._following = self._following, None
         if not faces:
-            if following is not None:
-                following.future.cancel()  # not needed; if it runs, it ends on its own
+            self._drop_following()
             with self._lock:
                 self.hands, self._found = [], []
             return []
-        followed = None
-        if following is not None and following.frame is frame:
-            try:
-                followed, self.follow_ms = following.future.result()
-            except CancelledError:  # closed before it ran
-                followed = None
-            else:
-                with self._lock:  # its found hands are followed now (a newer search's wait)
-                    if self._found is following.found:
-                        self._found = []
-        if followed is None:
-            with self._lock:
-                found, self._found = self._found, []
-            followed, self.follow_ms = self._follow(frame, fmt, self.hands + found)
+        followed = self._followed(frame, fmt)
         self._since += 1
         lost = len(followed) < len(self.hands)
         if len(followed) < self.max_hands and not self._search.busy() and \
@@ -320,6 +305,28 @@ class HandTracker:
                              wait=False)
         self.hands = followed[:self.max_hands]
         return self.hands
+
+    def _followed(self, frame: np.ndarray, fmt: str) -> list[Hand]:
+        """The known hands on this frame: the follow thread's result when this frame was
+        `start`ed (and its job was not cancelled by a close), else followed here."""
+        following, self._following = self._following, None
+        if following is not None and following.frame is frame and \
+                not following.future.cancelled():
+            try:
+                followed, self.follow_ms = following.future.result()
+            except CancelledError:  # cancelled by a close just now
+                pass
+            else:
+                with self._lock:  # its found hands are followed now (a newer search's wait)
+                    if self._found is following.found:
+                        self._found = []
+                return followed
+        elif following is not None:
+            following.future.cancel()
+        with self._lock:
+            found, self._found = self._found, []
+        followed, self.follow_ms = self._follow(frame, fmt, self.hands + found)
+        return followed
 
     def _drop_following(self) -> None:
         """Forget a frame `start`ed and not collected (its tracking raised, or a reset): its

@@ -63,8 +63,8 @@ ROBUST_CUT = 3.0  # robust sigmas (1.4826 x median residual) at which a point's 
 ECC = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 12, 1e-3)
 
 
-def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray, ramp: tuple[float, float] = (0.0, 0.0)
-                ) -> tuple[np.ndarray, Pose] | None:
+def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray,
+                ramp: tuple[float, float] | None = None) -> tuple[np.ndarray, Pose] | None:
     """A face's symmetric 3D shape (468, 3) and its pose, with the yaw read from the face
     detector's keypoints (core.pose.yaw_from_keypoints) where that reads the turn further
     than FaceMesh's landmarks do, fitted to them in scale and position; None where the
@@ -72,7 +72,7 @@ def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray, ramp: tuple[float,
     the detector's reading over which it weighs 0 -> 1 against the pose fitted to FaceMesh's
     points (core.stills.KEYPOINTS_RAMP); under `from` the shape comes at that fitted pose
     (returning None there instead, FaceMesh's own axes, read the renders' 30-45 degrees 2
-    worse and real photos the same). (0, 0) gives the reading its full weight (the live
+    worse and real photos the same). None gives the reading its full weight (the live
     path's bootstrap)."""
     points = np.asarray(landmarks, np.float64)
     shape = face_shape(points)
@@ -87,7 +87,8 @@ def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray, ramp: tuple[float,
         return None
     # under the ramp the shape keeps the pose fitted to FaceMesh's points, which on the
     # renders reads moderate turns 2-3 degrees further than FaceMesh's own axes (core.pose)
-    weight = float(np.clip((abs(yaw) - ramp[0]) / max(ramp[1] - ramp[0], 1e-6), 0.0, 1.0))
+    weight = 1.0 if ramp is None else \
+        float(np.clip((abs(yaw) - ramp[0]) / (ramp[1] - ramp[0]), 0.0, 1.0))
     rotation, scale, offset = turn(pose, weight * (yaw - meshed), 0.0)
     seen = project(shape, (rotation, scale, offset))[:, :2]
     k, seen_centre, points_centre = _place_robustly(seen, points[:, :2])
@@ -172,11 +173,12 @@ class HeadModel:
         # through frontal, and then ran off on the other side, its mirrored half matching
         # nothing. (A learned model keeps its pose: at a profile FaceMesh can read a face
         # as frontal - a single such misread is also why it takes two frames in a row.)
-        self._frontal_reads = self._frontal_reads + 1 if _angle(landmarks) <= FRONTAL and \
+        mesh_angle = _angle(landmarks)
+        self._frontal_reads = self._frontal_reads + 1 if mesh_angle <= FRONTAL and \
             presence >= PRESENCE_THRESHOLD else 0
         relearn = self.bootstrapped and self._frontal_reads >= RELEARN_AFTER
         turned = self.pose is not None and self._model is not None and not relearn and \
-            max(_angle(project(self.shape, self.pose)), _angle(landmarks)) > TRUST_FROM
+            max(_angle(project(self.shape, self.pose)), mesh_angle) > TRUST_FROM
         self.aligned = False
         if not turned:
             self._motion = np.eye(3)

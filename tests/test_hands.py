@@ -2,6 +2,7 @@
 landmarks (converted to ONNX, install/build_models.py) on real photos and a real clip of
 ../shared/data/occlusion, and the merge that keeps the hand's pixels live."""
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -158,6 +159,7 @@ def test_hands_are_followed_beside_the_faces_on_a_thread_that_ends_with_the_pipe
     tracked (HandTracker.start): the same landmarks as followed on the frame's own thread,
     and the thread is gone once the pipeline is closed."""
     image = read_bgr(OCCLUSION / "images" / "aflw2000_image00079.jpg")
+    before = set(threading.enumerate())
     beside, inline = Pipeline(SwapSettings(label=False)), Pipeline(SwapSettings(label=False))
     inline.hand_tracker = inline._new_hand_tracker()
     monkeypatch.setattr(inline.hand_tracker, "start", lambda frame, fmt: None)
@@ -169,16 +171,13 @@ def test_hands_are_followed_beside_the_faces_on_a_thread_that_ends_with_the_pipe
     assert beside.hands and len(beside.hands) == len(inline.hands)
     for one, other in zip(beside.hands, inline.hands, strict=True):
         assert np.allclose(one.landmarks, other.landmarks)
-    follower = beside.hand_tracker._follower
-    assert follower is not None and inline.hand_tracker._follower is None
-    threads = list(follower._threads)
-    assert threads and all(t.name.startswith(FOLLOW_THREAD) and t.is_alive() for t in threads)
+    threads = [thread for thread in threading.enumerate()
+               if thread not in before and thread.name.startswith(FOLLOW_THREAD)]
+    assert len(threads) == 1  # beside's; inline never started one
     beside.close()
     inline.close()
-    for thread in threads:
-        thread.join(5.0)
-    assert not any(thread.is_alive() for thread in threads)
-    assert beside.hand_tracker._follower is None
+    threads[0].join(5.0)
+    assert not threads[0].is_alive()
 
 
 def test_a_profile_is_not_taken_for_a_hand():

@@ -17,9 +17,8 @@ per frame, with a hand followed and without (the frame's wait for its hands: the
 followed on a thread of their own while its faces are tracked; beside it the landmark runs'
 own time, on that thread but for a hand's first frame after a search), and on the clip's
 first frame with a hand held still for HELD_FRAMES frames with camera noise (NOISE levels):
-a hand that does not move
-keeps its landmarks for a frame or two (core.hands.still). A contact sheet shows
-input | hands off | on.
+a hand that does not move keeps its landmarks for a frame or two (core.hands.still). A
+contact sheet shows input | hands off | on.
 """
 
 from __future__ import annotations
@@ -137,7 +136,8 @@ def run_clip(settings: SwapSettings, video: Path) -> dict[str, Any]:
         (with_hand if pipeline.hands else without).append(pipeline.timings["hands"])
         if pipeline.hands:
             follow.append(pipeline.hand_tracker.follow_ms)
-            first_hand = frame if first_hand is None else first_hand
+            if first_hand is None:
+                first_hand = frame
     held = []
     if first_hand is not None:
         pipeline.reset()
