@@ -213,10 +213,11 @@ def test_dfm_crop_options_from_the_command_line(tmp_path):
 
 
 def test_a_face_that_could_not_be_swapped_is_an_error_unless_allowed(tmp_path, capsys):
-    """In a privacy mode the identity guard pixelates the astronaut (the persona's swap is
-    0.54 from her, the same person by dlib's rule: tests/test_guard.py): a still that was
-    not swapped says so, and writes nothing unless asked to."""
-    args = ["swap", str(DATA / "astronaut.png"), "--set", "on_lost=pixelate"]
+    """In a privacy mode the identity guard pixelates a face its persona does not hide (here
+    the astronaut with her own portrait as the persona: tests/test_guard.py): a still that
+    was not swapped says so, and writes nothing unless asked to."""
+    args = ["swap", str(DATA / "astronaut.png"), "--set", "on_lost=pixelate",
+            "--reference", str(DATA / "astronaut.png")]
     assert main([*args, "-o", str(tmp_path / "o.png")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "face 0 of" in err[0] and "identity guard" in err[0], err
