@@ -61,9 +61,10 @@ def main(out: Path) -> None:
     shutil.rmtree(out, ignore_errors=True)
     (out / "obs").mkdir(parents=True)
     harness.subprocess.Popen = _popen
-    # "Show the real face": with the default "Pixelate" the identity guard pixelates this
-    # sample, whose persona swap the recogniser still matches to her (README)
-    sources = [image_source("Webcam", PHOTO, [face_swap_filter(settings={"on_lost": "original"})]),
+    # the defaults (privacy mode "Pixelate", the identity guard on): the persona hides this
+    # sample from the recogniser, so the preview shows the swap (README)
+    sources = [image_source("Webcam", PHOTO,
+                            [face_swap_filter(settings={"on_lost": "pixelate"})]),
                scene("Scene", [scene_item("Webcam", 1)])]
     session = ObsSession(out / "obs", sources, canvas=(640, 360), start_timeout=180)
     try:
