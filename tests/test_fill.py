@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.fill import fill_from_around
+from core.fill import fill_by_reflection, fill_from_around
 
 
 def test_known_pixels_are_kept_and_the_hole_takes_the_colours_beside_it():
@@ -39,3 +39,34 @@ def test_a_tiny_picture_with_one_known_pixel_fills_with_it():
     hole[0, 0] = 0
     np.testing.assert_array_equal(fill_from_around(image, hole), np.broadcast_to(
         np.uint8([10, 200, 30]), (3, 3, 3)))
+
+
+def test_the_mirror_continues_what_is_beside_the_hole_with_its_texture():
+    """A hole in vertical stripes, beside a straight edge: each hole pixel takes the pixel
+    mirrored across the edge (stripes go on, not a smooth grey; within the pixel its map's
+    half-size grid allows); where the mirror would land past the source (a strip thinner
+    than the hole) its share falls to 0."""
+    stripes = np.zeros((60, 80, 3), np.uint8)
+    stripes[:, ::6] = 250
+    stripes[:, 1::6] = 250
+    image = stripes.copy()
+    hole = np.zeros((60, 80), np.uint8)
+    hole[:, 40:60] = 255  # the hole: columns 40-59, the source left of it
+    image[hole != 0] = 128
+    source = np.zeros_like(hole)
+    source[:, :40] = 255
+    mirrored, share = fill_by_reflection(image, hole, source)
+    rows = slice(10, 50)  # away from the top and bottom, where the edge ends
+    for column in range(41, 56):
+        got = mirrored[rows, column].astype(int)
+        # across the last source column, give or take a pixel
+        off = min(np.abs(got - image[rows, 2 * 39 - column + shift].astype(int)).mean()
+                  for shift in (-1, 0, 1))
+        assert off <= 40, column
+        assert share[rows, column].min() > 0.9
+    assert mirrored[rows, 40:56].std() > 60  # stripes, not a smooth fill
+    assert (share[hole == 0] == 0).all()
+    thin = np.zeros_like(hole)
+    thin[:, 34:40] = 255  # a 6 px strip of source: the hole's far side mirrors past it
+    _, share = fill_by_reflection(image, hole, thin)
+    assert share[rows, 55].max() < 0.1 and share[rows, 41].min() > 0.9

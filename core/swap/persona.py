@@ -45,7 +45,7 @@ from core.face import (
     face_shape,
     mirror_indices,
 )
-from core.fill import fill_from_around
+from core.fill import fill_by_reflection, fill_from_around
 from core.frame import check_frame, to_rgb
 from core.imageio import read_rgb
 from core.lru import LruCache
@@ -81,6 +81,7 @@ OUTLINE_MARGIN = 0.6  # SwapOutput.outline: the mask may reach this x the face s
 RIM = 0.04  # the portrait's face rim replaced by the skin beside it (_skin_to_the_edge)
 EDGE_INSET = 0.02  # the persona's face is drawn this x the face size inside its outline
 EDGE_SIGMA = 1.0  # px: its edge over the filled background, anti-aliased
+MIRROR_SEAM = 1.0  # px: the mirrored fill fades into the smooth one where it finds nothing
 
 
 def _loop(contour: list[int]) -> list[int]:
@@ -255,12 +256,14 @@ class PersonaSwapper:
                     persona: np.ndarray, hole: np.ndarray, face_px: float
                     ) -> tuple[np.ndarray, np.ndarray]:
         """What the persona's face (`persona`, uint8) is drawn over: the live crop, the
-        streamer's silhouette outside the persona's face (`hole`) filled from around it -
-        from the live surroundings, and from the live face under the persona's, whose
-        colours the merge gives the persona, so a gap blends into it instead of making a
-        halo; and the persona's coverage over it (its face less EDGE_INSET of its rim,
-        anti-aliased). The fill runs at a quarter of the size (it is smooth anyway: 0.3 ms
-        instead of 6)."""
+        streamer's silhouette outside the persona's face (`hole`) filled from around it,
+        and the persona's coverage over it (its face less EDGE_INSET of its rim,
+        anti-aliased). The fill is the hair and background outside the silhouette mirrored
+        in across its edge (core.fill.fill_by_reflection): they go on up to the persona's
+        face with their own texture. A smooth fill (from the live surroundings and the live
+        face under the persona's, at a quarter of the size) drew a pale, soft band there, a
+        helmet round every face; it is still what a pixel takes where the mirror finds
+        nothing outside (the crop's border)."""
         seen = to_rgb(cv2.warpAffine(frame, np.asarray(matrix, np.float32),
                                      (self.size, self.size), flags=cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE), fmt)
@@ -272,8 +275,11 @@ class PersonaSwapper:
         small = fill_from_around(
             cv2.resize(seen, (quarter, quarter), interpolation=cv2.INTER_AREA),
             cv2.resize(gap, (quarter, quarter), interpolation=cv2.INTER_AREA))
-        cv2.copyTo(cv2.resize(small, (self.size, self.size), interpolation=cv2.INTER_LINEAR),
-                   gap, seen)
+        smooth = cv2.resize(small, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+        mirrored, share = fill_by_reflection(seen, gap, cv2.bitwise_not(hole))
+        share = cv2.GaussianBlur(share, (0, 0), MIRROR_SEAM)
+        filled = cv2.blendLinear(mirrored, smooth, share, np.float32(1.0) - share)
+        cv2.copyTo(filled, gap, seen)
         coverage = cv2.GaussianBlur(core, (0, 0), EDGE_SIGMA).astype(np.float32) \
             * np.float32(1.0 / 255.0)
         return seen, coverage
