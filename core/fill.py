@@ -11,8 +11,12 @@ persona fills, 6.6 ms at 256 px). No model: right for what surrounds a face on a
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
+
+SLOPE = 8.0  # |Sobel gradient| (3x3) of a distance field on a straight edge: unit slope
 
 
 def fill_from_around(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -44,35 +48,56 @@ def fill_from_around(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8).reshape(image.shape)
 
 
+@functools.lru_cache(maxsize=4)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The identity map's x and y (float32), kept: the persona's crop is one size."""
+    grid_y, grid_x = np.indices((height, width), np.float32)
+    grid_x.flags.writeable = grid_y.flags.writeable = False
+    return grid_x, grid_y
+
 
 def fill_by_reflection(image: np.ndarray, hole: np.ndarray, source: np.ndarray,
                        smooth: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """(image with its `hole` pixels mirrored in from `source`, float32 (H, W) share of each
-    pixel that the mirror gave). A hole pixel at distance d from the source takes the pixel
-    2d back across the source's edge, along the edge's normal (the gradient of the distance
-    to it, smoothed by `smooth` px so the mirror has no seams): hair and background go on
-    into the hole with their own texture, where a smooth fill drew a soft band. Where the
-    mirror lands off the source (a thin strip of it, the image's border) the share is 0.
-    The mirror's map is worked out at half the size (it is smooth: 0.9 ms instead of 3 at
-    256 px) and only the sampling is at full size."""
+    hole pixel that the mirror gave: 1 where it landed on the source, falling to 0 where it
+    landed off it - a strip of source thinner than the hole, the image's border - or where
+    the edge's normal is undefined, midway between two edges). A hole pixel at distance d
+    from the source's edge takes the pixel d beyond it, along the edge's normal (the
+    gradient of the distance to the source, smoothed by `smooth` px so the mirror has no
+    seams): hair and background go on into the hole with their own texture, where a smooth
+    fill drew a soft band. Only source pixels are sampled: a mirror that lands on the
+    hole's edge takes none of the hole's own colours. The map is worked out at half the
+    size (it is smooth), the sampling at full size."""
     height, width = hole.shape
+    if height % 2 or width % 2:  # the half-size map needs whole pixel pairs
+        rows, columns = (0, height % 2), (0, width % 2)
+        mirrored, share = fill_by_reflection(
+            np.pad(image, (rows, columns) + ((0, 0),) * (image.ndim - 2), mode="edge"),
+            np.pad(hole, (rows, columns)), np.pad(source, (rows, columns), mode="edge"), smooth)
+        return mirrored[:height, :width], share[:height, :width]
     share = np.zeros((height, width), np.float32)
-    if not hole.any() or not source.any():
+    if not hole.any() or not source.any() or min(height, width) < 4:
         return image.copy(), share
-    half = (max(width // 2, 1), max(height // 2, 1))
-    outside = cv2.resize(source, half, interpolation=cv2.INTER_NEAREST)
-    distance = cv2.distanceTransform(cv2.compare(outside, 0, cv2.CMP_EQ), cv2.DIST_L2, 5)
+    known = (source != 0).astype(np.uint8) * np.uint8(255)
+    half = cv2.resize(known, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    # distance from each half pixel to the nearest source pixel's centre; the source's edge
+    # lies half a pixel short of that centre
+    distance = cv2.distanceTransform((half < 128).astype(np.uint8), cv2.DIST_L2, 5)
     field = cv2.GaussianBlur(distance, (0, 0), smooth / 2.0)
     gx = cv2.Sobel(field, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(field, cv2.CV_32F, 0, 1, ksize=3)
-    # 2d along the unit normal, in full-size px (d is in half-size px: x2; the pixel grid's
-    # centres: full = 2 half + 0.5)
-    step = cv2.divide(distance, cv2.magnitude(gx, gy) + np.float32(1e-6), scale=4.0)
-    grid_y, grid_x = np.indices((half[1], half[0]), np.float32)
-    map_x = cv2.resize(2.0 * grid_x + 0.5 - step * gx, (width, height))
-    map_y = cv2.resize(2.0 * grid_y + 0.5 - step * gy, (width, height))
-    mirrored = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    landed = cv2.remap(cv2.compare(source, 0, cv2.CMP_NE), map_x, map_y, cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    cv2.copyTo(landed.astype(np.float32) * np.float32(1.0 / 255.0), hole, share)
+    slope = cv2.magnitude(gx, gy)
+    step = 4.0 * np.maximum(distance - 0.5, 0.0) / np.maximum(slope, 1e-6)  # 2 x, in full px
+    defined = np.clip(slope * (2.0 / SLOPE), 0.0, 1.0)  # no normal where two edges meet
+    grid_x, grid_y = _grid(height, width)
+    map_x = cv2.subtract(grid_x, cv2.resize(step * gx, (width, height)))
+    map_y = cv2.subtract(grid_y, cv2.resize(step * gy, (width, height)))
+    kept = cv2.bitwise_and(image, image, mask=known)  # only the source is sampled
+    total = cv2.remap(kept, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    weight = cv2.remap(known, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    spread = weight if image.ndim == 2 else cv2.merge([weight] * image.shape[2])
+    mirrored = cv2.divide(total, cv2.max(spread, 1), scale=255.0)
+    landed = cv2.multiply(weight.astype(np.float32), cv2.resize(defined, (width, height)),
+                          scale=1.0 / 255.0)
+    cv2.copyTo(landed, hole, share)
     return mirrored, share

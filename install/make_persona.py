@@ -29,7 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.align import similarity, whole_face_template  # noqa: E402
-from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_INNER, LIPS_OUTER  # noqa: E402
+from core.face import (  # noqa: E402
+    EYE_IMAGE_LEFT,
+    EYE_IMAGE_RIGHT,
+    FACE_OVAL,
+    LIPS_INNER,
+    LIPS_OUTER,
+    NOSE_TIP,
+)
 from core.guard import EXPOSED  # noqa: E402
 from core.imageio import read_rgb  # noqa: E402
 from core.mesh import MeshWarp, mesh_points, select_points, triangulate  # noqa: E402
@@ -40,13 +47,15 @@ SOURCES = ("models/samples/astronaut.png", "models/samples/grace_hopper.jpg")
 GLASSES = 1  # which source wears glasses: its eye band comes from the other one
 SECOND_WEIGHT = 0.52  # the second source's share of the texture outside the eye band
 BROWS = [70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282,
-         283, 276]
-# Feature moves, in eye distances (x: away from the face's centre line; y: down).
+         283, 276]  # FaceMesh's two brows, 10 points each
+CHIN = 152  # FaceMesh's lowest point of the chin
+# Feature moves, in eye distances (x: away from the face's centre line; y: down); the
+# *_scale entries are fractions (the points round the feature spread that much more).
 FEATURES = {"eye_spacing": -0.051, "eye_height": 0.007, "eye_scale": -0.12, "nose_height": -0.07,
             "nose_scale": -0.15, "mouth_height": -0.05, "mouth_scale": 0.012, "chin_height": 0.1,
             "jaw_width": 0.077, "cheek_width": 0.016, "brow_height": 0.06}
-# Colouring: brows lighter, lips redder, skin cooler and darker (fractions).
-TINT = {"brow_darken": -0.075, "lip_red": 0.1, "warm": -0.06, "bright": -0.069}
+# Colouring, in fractions: brows lighter, lips redder, skin cooler (warm < 0) and darker.
+TINT = {"brow_lighten": 0.075, "lip_red": 0.1, "warm": -0.06, "bright": -0.069}
 
 
 def aligned_face(image_rgb: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,12 +124,11 @@ def moved_features(shape: np.ndarray) -> np.ndarray:
     left, right = shape[EYE_IMAGE_LEFT].mean(axis=0), shape[EYE_IMAGE_RIGHT].mean(axis=0)
     span = float(np.linalg.norm(right - left))
     eyes_y, centre_x = (left[1] + right[1]) / 2.0, (left[0] + right[0]) / 2.0
-    mouth, nose, chin = shape[LIPS_OUTER].mean(axis=0), shape[1], shape[152]
-    side = np.sign(right[0] - left[0])  # +1: the image-right eye is on the right
-    # (centre, radius, move, scale) in eye distances
-    handles = [(left, 0.35, (-side * f["eye_spacing"], f["eye_height"]), f["eye_scale"]),
-               (right, 0.35, (side * f["eye_spacing"], f["eye_height"]), f["eye_scale"]),
-               (nose, 0.3, (0.0, f["nose_height"]), 0.0),
+    mouth, nose, chin = shape[LIPS_OUTER].mean(axis=0), shape[NOSE_TIP], shape[CHIN]
+    # (centre, radius, move, scale) in eye distances; x moves point away from the centre line
+    handles = [(eye, 0.35, (np.sign(eye[0] - centre_x) * f["eye_spacing"], f["eye_height"]),
+                f["eye_scale"]) for eye in (left, right)]
+    handles += [(nose, 0.3, (0.0, f["nose_height"]), 0.0),
                (nose + (0.0, -0.05 * span), 0.25, (0.0, 0.0), f["nose_scale"]),
                (mouth, 0.4, (0.0, f["mouth_height"]), 0.0),
                (chin, 0.45, (0.0, f["chin_height"]), 0.0)]
@@ -144,12 +152,14 @@ def moved_features(shape: np.ndarray) -> np.ndarray:
 def tinted(image: np.ndarray, shape: np.ndarray) -> np.ndarray:
     """TINT applied: brows, lips, and the skin tone inside the face."""
     size = image.shape[0]
-    brows = region(shape, BROWS[:10], size, 1.3, 4.0) + region(shape, BROWS[10:], size, 1.3, 4.0)
-    out = image * (1.0 - TINT["brow_darken"] * brows)[..., None]
-    lips = region(shape, LIPS_OUTER, size, 1.05, 3.0)[..., None]
+    px = size / 512.0  # the blurs were chosen at 512 px
+    brows = region(shape, BROWS[:10], size, 1.3, 4.0 * px) \
+        + region(shape, BROWS[10:], size, 1.3, 4.0 * px)
+    out = image * (1.0 + TINT["brow_lighten"] * brows)[..., None]
+    lips = region(shape, LIPS_OUTER, size, 1.05, 3.0 * px)[..., None]
     red = TINT["lip_red"]
     out = out * (1.0 - lips) + out * np.array([1.0 + red, 1.0 - 0.5 * red, 1.0 - 0.3 * red]) * lips
-    face = region(shape, FACE_OVAL, size, 1.0, 12.0)[..., None]
+    face = region(shape, FACE_OVAL, size, 1.0, 12.0 * px)[..., None]
     tone = np.array([1.0 + TINT["warm"], 1.0, 1.0 - TINT["warm"]]) * (1.0 + TINT["bright"])
     return np.clip(out * (1.0 - face) + out * tone * face, 0.0, 255.0)
 
@@ -191,13 +201,14 @@ def distances_to_sources(face_rgb: np.ndarray, images: list[np.ndarray]) -> list
     """The recogniser's distance from the persona to each source (< 0.6: the same person)."""
     recogniser = Recogniser()
 
-    def descriptor(image: np.ndarray) -> np.ndarray:
+    def descriptor(image: np.ndarray, what: str) -> np.ndarray:
         found = landmarks_for_image(image)
         if found is None:
-            raise SystemExit("make_persona: no face found in the persona")
+            raise SystemExit(f"make_persona: no face found in {what}")
         return recogniser.descriptors(image, [found.points5])[0]
-    ours = descriptor(face_rgb)
-    return [float(distance(ours, descriptor(image))) for image in images]
+    ours = descriptor(face_rgb, "the persona")
+    return [float(distance(ours, descriptor(image, name)))
+            for image, name in zip(images, SOURCES, strict=True)]
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from core.fill import fill_by_reflection, fill_from_around
 
@@ -41,32 +42,55 @@ def test_a_tiny_picture_with_one_known_pixel_fills_with_it():
         np.uint8([10, 200, 30]), (3, 3, 3)))
 
 
-def test_the_mirror_continues_what_is_beside_the_hole_with_its_texture():
-    """A hole in vertical stripes, beside a straight edge: each hole pixel takes the pixel
-    mirrored across the edge (stripes go on, not a smooth grey; within the pixel its map's
-    half-size grid allows); where the mirror would land past the source (a strip thinner
-    than the hole) its share falls to 0."""
-    stripes = np.zeros((60, 80, 3), np.uint8)
-    stripes[:, ::6] = 250
-    stripes[:, 1::6] = 250
-    image = stripes.copy()
-    hole = np.zeros((60, 80), np.uint8)
-    hole[:, 40:60] = 255  # the hole: columns 40-59, the source left of it
+def _striped_hole(width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertical stripes (2 of 6 columns bright), columns 40-59 a grey hole, left of it the
+    source."""
+    image = np.zeros((60, width, 3), np.uint8)
+    image[:, ::6] = 250
+    image[:, 1::6] = 250
+    hole = np.zeros((60, width), np.uint8)
+    hole[:, 40:60] = 255
     image[hole != 0] = 128
     source = np.zeros_like(hole)
     source[:, :40] = 255
+    return image, hole, source
+
+
+@pytest.mark.parametrize("width", [80, 81])  # an odd size too: the map is worked out at half
+def test_the_mirror_continues_what_is_beside_the_hole_with_its_texture(width):
+    """Each hole pixel takes the pixel mirrored across the source's edge (stripes go on, not
+    a smooth grey), exactly; where the mirror would land past the source (a strip thinner
+    than the hole) its share falls to 0."""
+    image, hole, source = _striped_hole(width)
     mirrored, share = fill_by_reflection(image, hole, source)
     rows = slice(10, 50)  # away from the top and bottom, where the edge ends
-    for column in range(41, 56):
-        got = mirrored[rows, column].astype(int)
-        # across the last source column, give or take a pixel
-        off = min(np.abs(got - image[rows, 2 * 39 - column + shift].astype(int)).mean()
-                  for shift in (-1, 0, 1))
-        assert off <= 40, column
-        assert share[rows, column].min() > 0.9
-    assert mirrored[rows, 40:56].std() > 60  # stripes, not a smooth fill
+    for column in range(40, 56):  # the edge is between columns 39 and 40
+        assert np.array_equal(mirrored[rows, column], image[rows, 79 - column]), column
+        assert share[rows, column].min() > 0.99
     assert (share[hole == 0] == 0).all()
     thin = np.zeros_like(hole)
     thin[:, 34:40] = 255  # a 6 px strip of source: the hole's far side mirrors past it
     _, share = fill_by_reflection(image, hole, thin)
-    assert share[rows, 55].max() < 0.1 and share[rows, 41].min() > 0.9
+    assert share[rows, 55].max() < 0.01 and share[rows, 41].min() > 0.99
+
+
+def test_the_mirror_takes_none_of_the_holes_own_colours():
+    """A mirror landing on the edge between source and hole samples the source only (the
+    hole is what must not show)."""
+    image, hole, source = _striped_hole(80)
+    image[hole != 0] = 255  # a bright silhouette
+    image[hole == 0] = 0  # a dark surrounding
+    mirrored, _ = fill_by_reflection(image, hole, source)
+    assert mirrored[hole != 0].max() == 0
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+def test_the_mirror_on_nothing_or_a_tiny_picture_changes_nothing(size):
+    image = np.full((size, size, 3), 90, np.uint8)
+    hole = np.zeros((size, size), np.uint8)
+    hole[0, 0] = 255
+    for hole_, source in ((hole, 255 - hole), (np.zeros_like(hole), 255 - hole),
+                          (hole, np.zeros_like(hole))):
+        mirrored, share = fill_by_reflection(image, hole_, source)
+        assert mirrored.shape == image.shape and share.shape == hole.shape
+        assert (share <= 1.0).all() and (share >= 0.0).all()

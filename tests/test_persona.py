@@ -31,6 +31,7 @@ from core.swap.persona import CROP_SIZE, DEFAULT_PERSONA, PersonaSwapper, person
 
 DATA = Path(__file__).resolve().parent.parent / "models" / "samples"
 REAL_TURNS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_turns"
+IDENTITY = Path(__file__).resolve().parents[2] / "shared" / "data" / "identity" / "images"
 
 
 def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -293,8 +294,6 @@ def test_the_portraits_rim_is_skin_not_background(astronaut):
     assert (raw_far > 60).mean() > 0.3 and (far > 60).mean() < 0.01
 
 
-IDENTITY = Path(__file__).resolve().parents[2] / "shared" / "data" / "identity" / "images"
-
 
 def test_the_default_persona_is_nobody_it_was_made_from_nor_a_known_face():
     """The shipped persona is the build script's output, and the project's recogniser takes
@@ -313,16 +312,35 @@ def test_the_default_persona_is_nobody_it_was_made_from_nor_a_known_face():
     sources = [read_rgb(DATA.parent.parent / name) for name in make_persona.SOURCES]
     built = make_persona.persona(sources, 512)
     shipped = read_rgb(DEFAULT_PERSONA)
-    assert np.abs(built.astype(int) - shipped).mean() < 1.0  # the same face (versions drift)
+    # the same face: versions of OpenCV / onnxruntime drift a level here and there, a moved
+    # feature changes a patch of the face by tens of levels
+    assert (np.abs(built.astype(int) - shipped).max(axis=2) > 8).mean() < 1e-3
     assert min(make_persona.distances_to_sources(shipped, sources)) >= EXPOSED
     recogniser = Recogniser()
     ours = recogniser.descriptors(shipped, [landmarks_for_image(shipped).points5])[0]
-    photos = sorted(IDENTITY.glob("*.jpg"))
-    assert len(photos) >= 40
-    for path in photos:
+    compared = 0
+    for path in sorted(IDENTITY.glob("*.jpg")):
         image = read_rgb(path)
-        faces = [landmarks_for_image(image)]
-        if faces[0] is None:
+        found = landmarks_for_image(image)
+        if found is None:
             continue
-        theirs = recogniser.descriptors(image, [faces[0].points5])[0]
+        theirs = recogniser.descriptors(image, [found.points5])[0]
         assert distance(ours, theirs) >= EXPOSED, path.name
+        compared += 1
+    assert compared >= 40  # of the set's 50 photos
+
+
+@pytest.mark.parametrize("photo", ["astronaut.png", "grace_hopper.jpg"])
+def test_the_default_personas_swap_hides_the_faces_it_was_made_from(photo):
+    """In a privacy mode the identity guard leaves the default persona's swap of either
+    source photo on screen: its swap is not them (0.69 from each; the plain-average persona
+    before it was 0.54 / 0.42 and both were pixelated)."""
+    from core.guard import EXPOSED
+    from core.pipeline import Pipeline
+
+    image = read_rgb(DATA / photo)
+    pipeline = Pipeline(SwapSettings(label=False, on_lost="pixelate"))
+    pipeline.process(image, "rgb", timestamp=0.0)
+    state = pipeline._states[0].guard
+    assert not state.exposed and state.distance >= EXPOSED
+    assert pipeline.shown == {0: "swap"}

@@ -277,7 +277,10 @@ class PersonaSwapper:
             cv2.resize(gap, (quarter, quarter), interpolation=cv2.INTER_AREA))
         smooth = cv2.resize(small, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         mirrored, share = fill_by_reflection(seen, gap, cv2.bitwise_not(hole))
-        share = cv2.GaussianBlur(share, (0, 0), MIRROR_SEAM)
+        # fade the mirror into the smooth fill where it found nothing, not at the gap's own
+        # edges (a blur normalised within the gap)
+        inside = cv2.GaussianBlur((gap > 0).astype(np.float32), (0, 0), MIRROR_SEAM)
+        share = cv2.GaussianBlur(share, (0, 0), MIRROR_SEAM) / np.maximum(inside, 1e-6)
         filled = cv2.blendLinear(mirrored, smooth, share, np.float32(1.0) - share)
         cv2.copyTo(filled, gap, seen)
         coverage = cv2.GaussianBlur(core, (0, 0), EDGE_SIGMA).astype(np.float32) \
