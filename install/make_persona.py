@@ -39,6 +39,7 @@ from core.face import (  # noqa: E402
 )
 from core.guard import EXPOSED  # noqa: E402
 from core.imageio import read_rgb  # noqa: E402
+from core.merge import transfer_color  # noqa: E402
 from core.mesh import MeshWarp, mesh_points, select_points, triangulate  # noqa: E402
 from core.recognise import Recogniser, distance  # noqa: E402
 from core.stills import landmarks_for_image  # noqa: E402
@@ -94,10 +95,15 @@ def region(shape: np.ndarray, indices: list[int], size: int, grow: float,
     return cv2.GaussianBlur(mask, (0, 0), sigma).astype(np.float64)
 
 
+def _eyes(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The two eye centres (image left, right) and the distance between them."""
+    left, right = shape[EYE_IMAGE_LEFT].mean(axis=0), shape[EYE_IMAGE_RIGHT].mean(axis=0)
+    return left, right, float(np.linalg.norm(right - left))
+
+
 def eye_band(shape: np.ndarray, size: int) -> np.ndarray:
     """Soft mask of where glasses sit: brows to upper cheeks, temple to temple."""
-    left, right = shape[EYE_IMAGE_LEFT].mean(axis=0), shape[EYE_IMAGE_RIGHT].mean(axis=0)
-    span = float(np.linalg.norm(right - left))
+    left, right, span = _eyes(shape)
     eyes_y = (left[1] + right[1]) / 2.0
     ys, xs = np.mgrid[0:size, 0:size]
     band = ((np.abs(ys - eyes_y) < 0.42 * span) & (xs > min(left[0], right[0]) - 0.75 * span)
@@ -105,24 +111,15 @@ def eye_band(shape: np.ndarray, size: int) -> np.ndarray:
     return cv2.GaussianBlur(band, (0, 0), 0.08 * span).astype(np.float64)
 
 
-def colour_matched(image: np.ndarray, reference: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """`image` with the Lab mean and spread of `reference` over the pixels `where`."""
-    def lab(x: np.ndarray) -> np.ndarray:
-        return cv2.cvtColor(np.clip(x, 0, 255).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    ours, theirs = lab(image), lab(reference)
-    for c in range(3):
-        mean, spread = ours[..., c][where].mean(), ours[..., c][where].std()
-        ours[..., c] = (ours[..., c] - mean) * (theirs[..., c][where].std() / spread) \
-            + theirs[..., c][where].mean()
-    return cv2.cvtColor(ours, cv2.COLOR_Lab2RGB).astype(np.float64) * 255.0
+def _rounded(image: np.ndarray) -> np.ndarray:
+    return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
 def moved_features(shape: np.ndarray) -> np.ndarray:
     """`shape` (468, 2) with FEATURES applied: each a Gaussian-weighted move or scaling of the
     points round a feature, so the face around it follows smoothly."""
     f = FEATURES
-    left, right = shape[EYE_IMAGE_LEFT].mean(axis=0), shape[EYE_IMAGE_RIGHT].mean(axis=0)
-    span = float(np.linalg.norm(right - left))
+    left, right, span = _eyes(shape)
     eyes_y, centre_x = (left[1] + right[1]) / 2.0, (left[0] + right[0]) / 2.0
     mouth, nose, chin = shape[LIPS_OUTER].mean(axis=0), shape[NOSE_TIP], shape[CHIN]
     # (centre, radius, move, scale) in eye distances; x moves point away from the centre line
@@ -175,8 +172,9 @@ def persona(images: list[np.ndarray], size: int) -> np.ndarray:
     band = eye_band(mean_shape, size)
     skin = (region(mean_shape, FACE_OVAL, size, 0.95, 1.0) > 0.5) & (band < 0.05)
     other = 1 - GLASSES
-    each[GLASSES] = band[..., None] * colour_matched(each[other], each[GLASSES], skin) \
-        + (1.0 - band[..., None]) * each[GLASSES]
+    # the other source's eyes in this one's colouring (Reinhard in Lab, as the merge does)
+    matched = transfer_color(_rounded(each[other]), _rounded(each[GLASSES]), skin, "rct")
+    each[GLASSES] = band[..., None] * matched + (1.0 - band[..., None]) * each[GLASSES]
     texture = (1.0 - SECOND_WEIGHT) * each[0] + SECOND_WEIGHT * each[1]
     shape = moved_features(mean_shape)
     face = warper.warp(tinted(texture, mean_shape).astype(np.uint8), mean_shape, shape)

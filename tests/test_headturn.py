@@ -154,9 +154,9 @@ def test_a_face_first_seen_turned_is_followed(heads, name, start):
 @pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
 def test_a_face_first_seen_turned_that_turns_through_frontal_is_relearned(heads, name):
     """First seen at -45 degrees (a bootstrapped model: its hidden half a mirrored guess),
-    then turned through frontal to +60 and back to 0 at 3 degrees a frame: the first frame
-    FaceMesh reads as frontal replaces the guess, so the far side is followed by a model
-    learned from the face itself (HeadModel.RELEARN_AFTER frontal readings in a row)."""
+    then turned through frontal to +60 and back to 0 at 3 degrees a frame: once FaceMesh
+    reads it as frontal RELEARN_AFTER frames in a row (core.headmodel) a model learned from
+    the face itself replaces the guess and follows the far side."""
     pipeline = Pipeline(SwapSettings(label=False))
     angles = [-45.0] * 5 + list(np.arange(-45.0, 60.0, 3.0)) + list(np.arange(60.0, -1.0, -3.0))
     errors = []

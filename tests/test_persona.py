@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -20,10 +21,13 @@ from core.face import (
     face_shape,
     points5,
 )
+from core.guard import EXPOSED
 from core.imageio import read_rgb
 from core.merge import crop_mask, placement
 from core.mesh import MeshWarp, mesh_points, select_points, triangulate
+from core.pipeline import Pipeline
 from core.pose import head_pose
+from core.recognise import Recogniser, distance
 from core.settings import SwapSettings
 from core.stills import landmarks_for_image
 from core.swap import persona
@@ -294,17 +298,11 @@ def test_the_portraits_rim_is_skin_not_background(astronaut):
     assert (raw_far > 60).mean() > 0.3 and (far > 60).mean() < 0.01
 
 
-
 def test_the_default_persona_is_nobody_it_was_made_from_nor_a_known_face():
     """The shipped persona is the build script's output, and the project's recogniser takes
     it for neither source portrait nor for any photo of ../shared/data/identity (measured
-    0.698 / 0.711 from the sources, 0.746 from the nearest identity photo; the plain average
+    0.698 / 0.712 from the sources, 0.746 from the nearest identity photo; the plain average
     it replaced was 0.495 / 0.44: recognised as both)."""
-    import importlib.util
-
-    from core.guard import EXPOSED
-    from core.recognise import Recogniser, distance
-
     spec = importlib.util.spec_from_file_location(
         "make_persona", Path(__file__).resolve().parent.parent / "install" / "make_persona.py")
     make_persona = importlib.util.module_from_spec(spec)
@@ -333,11 +331,8 @@ def test_the_default_persona_is_nobody_it_was_made_from_nor_a_known_face():
 @pytest.mark.parametrize("photo", ["astronaut.png", "grace_hopper.jpg"])
 def test_the_default_personas_swap_hides_the_faces_it_was_made_from(photo):
     """In a privacy mode the identity guard leaves the default persona's swap of either
-    source photo on screen: its swap is not them (0.69 from each; the plain-average persona
+    source photo on screen: its swap is not them (0.68 / 0.71; the plain-average persona
     before it was 0.54 / 0.42 and both were pixelated)."""
-    from core.guard import EXPOSED
-    from core.pipeline import Pipeline
-
     image = read_rgb(DATA / photo)
     pipeline = Pipeline(SwapSettings(label=False, on_lost="pixelate"))
     pipeline.process(image, "rgb", timestamp=0.0)
