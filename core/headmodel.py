@@ -63,6 +63,9 @@ ROBUST_CUT = 3.0  # robust sigmas (1.4826 x median residual) at which a point's 
 ECC = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 12, 1e-3)
 
 
+Inside = tuple[np.ndarray, np.ndarray]  # (mask, the frame's normalised pixels there)
+
+
 def turned_pose(landmarks: np.ndarray, keypoints: np.ndarray,
                 ramp: tuple[float, float] | None = None) -> tuple[np.ndarray, Pose] | None:
     """A face's symmetric 3D shape (468, 3) and its pose, with the yaw read from the face
@@ -281,24 +284,35 @@ class HeadModel:
         return ((seen[:, :2] - corner) * (SIDE / side)).astype(np.float32)
 
     @staticmethod
-    def _compare(drawn: np.ndarray, shown: np.ndarray, target: np.ndarray) -> float:
+    def _compare(drawn: np.ndarray, inside: Inside | None) -> float:
         """1 - normalised correlation of the drawn face and the frame's square, inside the
-        face (the silhouette's edge, where model and face differ most, left out)."""
-        mask = cv2.erode((shown >= 0).view(np.uint8), _EDGE).view(bool)
-        a = drawn.reshape(SIDE, SIDE)[mask].astype(np.float32)
-        b = target[mask].astype(np.float32)
-        if a.size < 50:
+        face (`inside`: _inside of the drawing's triangle map)."""
+        if inside is None:
             return 1.0
+        mask, target = inside
+        a = drawn.reshape(SIDE, SIDE)[mask].astype(np.float32)
         a = (a - a.mean()) / (a.std() + 1e-3)
-        b = (b - b.mean()) / (b.std() + 1e-3)
-        return 1.0 - float(np.mean(a * b))
+        return 1.0 - float(np.mean(a * target))
+
+    @staticmethod
+    def _inside(shown: np.ndarray, target: np.ndarray) -> Inside | None:
+        """Where drawings with this triangle map are compared with the frame's square: the
+        drawn face less its silhouette's edge (where model and face differ most), and the
+        square's normalised pixels there; None when too little of the face is drawn. Made
+        once for the five drawings of a yaw / pitch round, which share the map."""
+        mask = cv2.erode((shown >= 0).view(np.uint8), _EDGE).view(bool)
+        b = target[mask].astype(np.float32)
+        if b.size < 50:
+            return None
+        return mask, (b - b.mean()) / (b.std() + 1e-3)
 
     def _mismatch(self, grey: np.ndarray, pose: Pose, corner: np.ndarray,
                   side: float) -> tuple[float, np.ndarray, np.ndarray]:
         """(mismatch, the drawn model, its triangle map) of the model at `pose` against the
         frame's square at (corner, side)."""
         drawn, shown = self._draw(pose, corner, side)
-        return self._compare(drawn, shown, _crop(grey, corner, side, SIDE)), drawn, shown
+        return self._compare(drawn, self._inside(shown, _crop(grey, corner, side, SIDE))), \
+            drawn, shown
 
     def _predict(self) -> Pose:
         """The pose expected now: the last one turned on as much as it turned last frame."""
@@ -351,9 +365,9 @@ class HeadModel:
     def _turn(self, grey: np.ndarray, pose: Pose, corner: np.ndarray, side: float) -> Pose:
         """Yaw and pitch: the vertex of a parabola through the mismatch at -STEP, 0, +STEP
         on each axis. The model is drawn once; the steps reuse its triangle map."""
-        target = _crop(grey, corner, side, SIDE)
         drawn, shown = self._draw(pose, corner, side)
-        centre = self._compare(drawn, shown, target)
+        inside = self._inside(shown, _crop(grey, corner, side, SIDE))
+        centre = self._compare(drawn, inside)
         shifts = []
         for axis in (0, 1):
             sides = []
@@ -361,7 +375,7 @@ class HeadModel:
                 step = (sign * STEP, 0.0) if axis == 0 else (0.0, sign * STEP)
                 seen = project(self.shape[self._subset], turn(pose, *step))
                 moved = self._model.rerender(shown, self._local(seen, corner, side))
-                sides.append(self._compare(moved, shown, target))
+                sides.append(self._compare(moved, inside))
             curve = sides[0] + sides[1] - 2.0 * centre
             if curve <= 1e-9:  # no minimum in between: go to the better side
                 shift = -1.0 if sides[0] < sides[1] else 1.0

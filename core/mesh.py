@@ -108,35 +108,45 @@ def triangulate(points: np.ndarray) -> np.ndarray:
     return np.array(triangles, np.int32)
 
 
-def _src_edges(src_tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 2, 2) edge columns and (T, 2) first vertices of the source triangles, float64:
-    what _affines needs of a texture's fixed triangles (MeshWarp works them out once)."""
+SourceEdges = tuple[tuple[np.ndarray, ...], tuple[np.ndarray, np.ndarray]]
+
+
+def _src_edges(src_tri: np.ndarray) -> SourceEdges:
+    """The source triangles' edge components ((e1x, e2x, e1y, e2y), each (T,)) and first
+    vertices ((x, y), each (T,)), float64: what _affines needs of a texture's fixed
+    triangles (MeshWarp works them out once)."""
     s = np.asarray(src_tri, np.float64)
-    return np.stack([s[:, 1] - s[:, 0], s[:, 2] - s[:, 0]], axis=2), s[:, 0]
+    e1, e2 = s[:, 1] - s[:, 0], s[:, 2] - s[:, 0]
+    return (tuple(np.ascontiguousarray(v) for v in (e1[:, 0], e2[:, 0], e1[:, 1], e2[:, 1])),
+            (np.ascontiguousarray(s[:, 0, 0]), np.ascontiguousarray(s[:, 0, 1])))
 
 
-def _affines(dst_tri: np.ndarray, src: tuple[np.ndarray, np.ndarray],
-             fallback: np.ndarray) -> np.ndarray:
+def _affines(dst_tri: np.ndarray, src: SourceEdges, fallback: np.ndarray) -> np.ndarray:
     """Per-triangle 2x3 affines mapping dst triangle vertices onto src ones (given as their
-    _src_edges), batched (T,2,3).
+    _src_edges), then `fallback` (2x3): (T + 1, 2, 3) float32.
 
-    A collapsed dst triangle (e.g. a closed eyelid) has no affine: it gets `fallback` (2x3).
-    Closed form (src edges times the inverse of the dst edges): several times faster than a
-    batched solve, which matters where the mesh is drawn many times a frame.
+    A collapsed dst triangle (e.g. a closed eyelid) has no affine: it gets `fallback` too.
+    Closed form (src edges times the inverse of the dst edges), written out element by
+    element on (T,) arrays: a batched solve, or batched 2x2 matrix products, cost several
+    times more, and the mesh is drawn many times a frame (the head model: about ten).
     """
     d = dst_tri.astype(np.float64)
-    e1, e2 = d[:, 1] - d[:, 0], d[:, 2] - d[:, 0]  # dst edges (T, 2)
-    det = e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+    x0, y0 = d[:, 0, 0], d[:, 0, 1]
+    e1x, e1y = d[:, 1, 0] - x0, d[:, 1, 1] - y0  # dst edges
+    e2x, e2y = d[:, 2, 0] - x0, d[:, 2, 1] - y0
+    det = e1x * e2y - e1y * e2x
     flat = np.abs(det) < 1e-6
     det[flat] = 1.0
-    # inverse of [e1 e2] (columns), rows: (e2y, -e2x) / det, (-e1y, e1x) / det
-    inv = np.stack([np.stack([e2[:, 1], -e2[:, 0]], axis=1),
-                    np.stack([-e1[:, 1], e1[:, 0]], axis=1)], axis=1) / det[:, None, None]
-    src_edges, first = src
-    linear = src_edges @ inv
-    offset = first - np.einsum("tij,tj->ti", linear, d[:, 0])
-    affine = np.concatenate([linear, offset[:, :, None]], axis=2)
-    affine[flat] = fallback
+    inv = 1.0 / det
+    i00, i01, i10, i11 = e2y * inv, -e2x * inv, -e1y * inv, e1x * inv  # [e1 e2]^-1
+    (s00, s01, s10, s11), (fx, fy) = src
+    a, b = s00 * i00 + s01 * i10, s00 * i01 + s01 * i11  # src edges @ inverse
+    c, e = s10 * i00 + s11 * i10, s10 * i01 + s11 * i11
+    affine = np.empty((len(d) + 1, 2, 3), np.float64)
+    affine[:-1, 0, 0], affine[:-1, 0, 1], affine[:-1, 0, 2] = a, b, fx - a * x0 - b * y0
+    affine[:-1, 1, 0], affine[:-1, 1, 1], affine[:-1, 1, 2] = c, e, fy - c * x0 - e * y0
+    affine[:-1][flat] = fallback
+    affine[-1] = fallback
     return affine.astype(np.float32)
 
 
@@ -192,8 +202,7 @@ class MeshWarp:
             fit = np.linalg.solve(design.T @ design, design.T @ target).T
         except np.linalg.LinAlgError:  # degenerate vertices (all on a line): least norm
             fit = np.linalg.lstsq(design, target, rcond=None)[0].T
-        return np.concatenate([_affines(dst_points[self.triangles], self._src, fit),
-                               fit[None].astype(np.float32)])
+        return _affines(dst_points[self.triangles], self._src, fit)
 
     def _raster(self, dst_points: np.ndarray, size: int, depth: np.ndarray | None
                 ) -> tuple[int, float, np.ndarray, np.ndarray]:
