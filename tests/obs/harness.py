@@ -118,6 +118,7 @@ class ObsSession:
         self.home = self.workdir / "home"
         self.config = self.home / ".config" / "obs-studio"
         self.status_file = self.workdir / "status.json"
+        self.stacks_file = self.workdir / "obs-python-stacks.txt"  # tests/obs/hooks.py
         self.sources = sources
         self.script_settings = script_settings or {}
         self.canvas = canvas
@@ -190,6 +191,7 @@ class ObsSession:
                    FACE_SWAP_STATUS_FILE=str(self.status_file),
                    FACE_SWAP_TEST_HOOKS=str(Path(__file__).with_name("hooks.py")),
                    FACE_SWAP_TEST_INPUT=str(self.workdir / "test_input.json"),
+                   FACE_SWAP_TEST_STACKS=str(self.stacks_file),
                    **self.extra_env)
         env.pop("PYTHONPATH", None)
         env.pop("VIRTUAL_ENV", None)
@@ -232,13 +234,19 @@ class ObsSession:
 
     # --- tear-down -----------------------------------------------------------------------
     @staticmethod
-    def _end(process: subprocess.Popen | None, first: int, timeout: float) -> int | None:
+    def _end(process: subprocess.Popen | None, first: int, timeout: float,
+             before_kill: int | None = None) -> int | None:
+        """Signal `first`, wait `timeout` s, then (after `before_kill`, if given: a second
+        to act on it) kill; the exit code."""
         if process is None or process.poll() is not None:
             return None if process is None else process.returncode
         process.send_signal(first)
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
+            if before_kill is not None:
+                process.send_signal(before_kill)
+                time.sleep(1.0)
             process.kill()
             return process.wait(10)
 
@@ -255,7 +263,9 @@ class ObsSession:
                 wait_for(lambda: not self.running
                          or self.log_text().count(DISCONNECTED) >= closed, 5,
                          "obs-websocket to log the disconnection", interval=0.05)
-        code = self._end(self.obs, signal.SIGINT, 30)
+        # an OBS that does not exit in time dumps its Python threads' stacks first
+        # (tests/obs/hooks.py), for assert_clean_exit to show
+        code = self._end(self.obs, signal.SIGINT, 30, before_kill=signal.SIGUSR1)
         self._end(self.xvfb, signal.SIGTERM, 10)
         if getattr(self, "obs_log", None):
             self.obs_log.close()
@@ -267,7 +277,11 @@ class ObsSession:
         code = self.obs.returncode
         leaks = [line for line in self.log_text().splitlines()
                  if "Not all sources were cleared" in line or "were remaining" in line]
-        assert code == 0 and not leaks, f"OBS exited with {code}: {leaks}"
+        dump = self.stacks_file.read_text(encoding="utf-8", errors="replace") \
+            if code != 0 and self.stacks_file.is_file() else ""
+        assert code == 0 and not leaks, f"OBS exited with {code}: {leaks}" + \
+            (f"\nits Python threads before it was killed:\n{dump}" if dump.strip() else "") + \
+            f"\nlog tail:\n{self.log_tail(15)}"
 
     def __enter__(self) -> ObsSession:
         return self.start()

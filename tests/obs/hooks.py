@@ -11,13 +11,20 @@ obs-websocket's TriggerHotkeyByName what a user does in OBS's dialogs:
   $FACE_SWAP_TEST_INPUT as the Scripts window does when a user edits them
   (obs_script_update).
 All run on OBS's UI thread, like the dialogs they stand in for.
+
+Loading them also arms a stack dump: on SIGUSR1, OBS's Python threads write where they are
+to the file $FACE_SWAP_TEST_STACKS (faulthandler, from a C signal handler, so it works
+while every Python thread is blocked). The harness sends it to an OBS that does not exit in
+time, before killing it, and shows the dump in the failure.
 """
 
 from __future__ import annotations
 
 import ctypes as C
+import faulthandler
 import json
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +32,19 @@ from obs_script import libobs as L
 from obs_script import registration
 
 INPUT_VAR = "FACE_SWAP_TEST_INPUT"
+STACKS_VAR = "FACE_SWAP_TEST_STACKS"
+_stacks = None  # the dump's file, open while the hooks are loaded
+
+
+def arm_stack_dump() -> None:
+    """On SIGUSR1, dump every Python thread's stack to the file $FACE_SWAP_TEST_STACKS."""
+    global _stacks
+    path = os.environ.get(STACKS_VAR, "")
+    if not path:
+        return
+    if _stacks is None:
+        _stacks = Path(path).open("w", encoding="utf-8")  # noqa: SIM115 (open while loaded)
+    faulthandler.register(signal.SIGUSR1, file=_stacks, all_threads=True)
 
 
 def reload_script(module) -> None:
@@ -124,7 +144,9 @@ def apply_script_settings(module) -> None:
 
 
 def actions(module, report: dict) -> dict[str, Callable[[], None]]:
-    """Hotkey name -> action for the test hooks."""
+    """Hotkey name -> action for the test hooks (and the stack dump armed)."""
+    arm_stack_dump()
+
     def properties() -> None:
         with registration.live_instances() as filters:
             fresh = {f"{f.parent_name}/{f.name}": describe_properties(f.source)
