@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from core import hands
 from core.commands import bench_occlusion
 from core.hands import FOLLOW_THREAD, HandTracker, hand_mask
 from core.imageio import read_bgr
@@ -70,13 +71,15 @@ def test_keep_leaves_the_frame_live_where_it_is_full():
 
 def test_occlusion_figures_on_real_photos(report):
     """bench --occlusion on ../shared/data/occlusion (39 photos): hand pixels inside the face
-    drawn over 37.8 % -> 3.3 % (goal 5; 9.1 % with the fingers 1.5 knuckle spacings wide and
-    the palm not grown, 16.9 % at one spacing), 1.6 % inside the outlines less their 10 px
-    tolerance; the visible face still swapped 95.4 % (goal 90; 98.1 at 1.5 spacings); false
-    cut-outs on photos with no hand 0.0 % (goal 3)."""
+    drawn over 37.8 % -> 1.7 % (goal 5; 3.3 % before a half-seen hand was framed again,
+    core.hands.REFRAME; 9.1 % with the fingers 1.5 knuckle spacings wide and the palm not
+    grown), 0.2 % inside the outlines less their 10 px tolerance; any occluder 7.1 % (goal 8;
+    8.6 % before REFRAME); the visible face still swapped 95.0 % (goal 90; 98.1 at 1.5
+    spacings); false cut-outs on photos with no hand 0.0 % (goal 3)."""
     assert report["hand_drawn_over_pct"] < report["hand_drawn_over_off_pct"] - 30.0
-    assert report["hand_drawn_over_pct"] <= 5.0
-    assert report["hand_core_drawn_over_pct"] <= 3.0
+    assert report["hand_drawn_over_pct"] <= 3.0
+    assert report["hand_core_drawn_over_pct"] <= 1.0
+    assert report["any_drawn_over_pct"] <= 8.0
     assert report["visible_swapped_pct"] >= 92.0
     assert report["false_cut_pct"] <= 1.0
 
@@ -122,6 +125,17 @@ def test_a_second_hand_without_a_palm_is_found_beside_one_with(photo):
     image = read_bgr(OCCLUSION / "images" / photo)
     hands = HandTracker().find_in_still(image, "bgr", faces_in_image(image, "bgr")[:1])
     assert len(hands) == 2
+
+
+def test_a_hand_half_seen_by_a_probe_is_framed_again(monkeypatch):
+    """Hands clasped over mouth and chin, no palm seen: the cheek probe reads the second hand
+    0.48 (under PRESENCE) and, framed again by its own landmarks, 0.94: both are found (one
+    without the second look)."""
+    image = read_bgr(OCCLUSION / "images" / "aflw2000_image04248.jpg")
+    faces = faces_in_image(image, "bgr")[:1]
+    assert len(HandTracker().find_in_still(image, "bgr", faces)) == 2
+    monkeypatch.setattr(hands, "REFRAME", hands.PRESENCE)
+    assert len(HandTracker().find_in_still(image, "bgr", faces)) == 1
 
 
 @pytest.mark.parametrize(("fmt", "step_px"), [("bgr", 0), ("bgr", 6), ("rgba", 0),
