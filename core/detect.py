@@ -15,7 +15,7 @@ from core.frame import check_frame, to_rgb
 from core.modelfiles import DETECTOR_FULL, DETECTOR_SHORT, builtin_model
 from core.runtime import get_session, run
 
-DETECTORS = ("short", "full", "auto")
+DETECTORS = ("short", "full", "auto", "both")
 # two face boxes overlapping this much are one face (tracks that converged, a still's
 # detections of one face from two passes or tiles)
 DUPLICATE_IOU = 0.6
@@ -129,8 +129,11 @@ class FaceDetector:
     """BlazeFace on a frame: the whole frame, plus tiles where small faces would vanish.
 
     kind: "short" (128 px, faces within ~2 m, fastest), "full" (192 px, small/far faces
-    too, but it misses a face that fills the frame) or "auto" (full range, then short range
-    on the whole frame when full range finds nothing: far and very close faces).
+    too, but it misses a face that fills the frame), "auto" (full range, then short range
+    on the whole frame when full range finds nothing: far and very close faces) or "both"
+    (full range, and the short range's faces that it did not find: what a still image
+    uses - short range finds some profiles beside a face full range found, e.g. a man in
+    profile in front of a frontal one in ../shared/data/real_turns image01505).
     min_size: smallest face kept, in frame px (box long side).
     scan_size: smallest face to look for: frames too big for such a face to survive the
     downscale to the model input are also scanned in tiles (see tiles()); 0: never.
@@ -152,7 +155,7 @@ class FaceDetector:
         self.max_faces = int(max_faces)
         self.nms_threshold = nms_threshold
         self._models = {}
-        for name in ("short", "full") if kind == "auto" else (kind,):
+        for name in ("short", "full") if kind in ("auto", "both") else (kind,):
             file, size, strides, per_cell = _MODELS[name]
             session = get_session(builtin_model(file), device, threads)
             self._models[name] = (session, size, ssd_anchors(size, strides, per_cell))
@@ -192,16 +195,21 @@ class FaceDetector:
                        regions: list[tuple[int, int, int, int]]) -> list[Detection]:
         """Faces found in any of the x0, y0, x1, y1 `regions` of a checked frame."""
         whole = (0, 0, frame.shape[1], frame.shape[0])
-        passes = [("full", regions), ("short", [whole])] if self.kind == "auto" else \
-            [(self.kind, regions)]
+        passes = [("full", regions), ("short", [whole])] if self.kind in ("auto", "both") \
+            else [(self.kind, regions)]
+        found: list[Detection] = []
         for kind, areas in passes:
             parts = [self._candidates(kind, frame, fmt, region) for region in areas]
             boxes = np.concatenate([p[0] for p in parts])
             if len(boxes):
                 kps = np.concatenate([p[1] for p in parts])
                 scores = np.concatenate([p[2] for p in parts])
-                return self._select(boxes, kps, scores)
-        return []
+                more = self._select(boxes, kps, scores)
+                if self.kind != "both":
+                    return more
+                found += [d for d in more if not found or iou(
+                    d.box, np.stack([f.box for f in found])).max() <= self.nms_threshold]
+        return found[:self.max_faces]
 
     def _select(self, boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray) -> list[Detection]:
         out = []

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from conftest import BAD_FRAMES
 
+from core import stills
 from core.detect import FaceDetector, iou, letterbox, ssd_anchors, weighted_nms
+from core.imageio import read_rgb
+from core.landmarks import PRESENCE_THRESHOLD, FaceMesh
 from core.stills import landmarks_for_image
+
+REAL_TURNS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_turns"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +52,7 @@ def test_anchor_layouts_match_the_models():
     np.testing.assert_allclose(full[48], [0.5 / 48, 1.5 / 48])
 
 
-@pytest.mark.parametrize("kind", ["short", "full", "auto"])
+@pytest.mark.parametrize("kind", ["short", "full", "auto", "both"])
 def test_astronaut_has_one_face_with_ordered_points_inside_the_box(astronaut, kind):
     detections = FaceDetector(kind).detect(astronaut, "rgb")
     assert len(detections) == 1
@@ -126,6 +133,32 @@ def test_auto_falls_back_to_short_range_for_a_face_filling_the_frame(astronaut):
     assert FaceDetector("full").detect(close, "rgb") == []
     found = FaceDetector("auto").detect(close, "rgb")
     assert len(found) == 1 and found[0].size > 400
+
+
+def test_both_adds_the_short_range_faces_full_range_did_not_find():
+    """A man in profile in front of a frontal face (../shared/data/real_turns image01505): full
+    range finds only the face behind (the profile scores 0.40), "auto" therefore never asks
+    short range, which finds the profile (0.79); "both" keeps the two."""
+    image = read_rgb(REAL_TURNS / "images" / "image01505.jpg")
+    behind = FaceDetector("auto").detect(image, "rgb")
+    both = FaceDetector("both").detect(image, "rgb")
+    assert len(behind) == 1 and len(both) == 2
+    assert iou(behind[0].box, np.stack([d.box for d in both])).max() > 0.99
+    profile = next(d for d in both if iou(d.box, behind[0].box[None])[0] < 0.3)
+    assert profile.box[0] < 150 and profile.size > 150  # the man at the left, 183 px
+
+
+def test_a_turned_face_is_found_by_a_crop_moved_off_the_detection(monkeypatch):
+    """A face turned 71 degrees and looking down (image00476): FaceMesh finds no face in the
+    detection's crop nor in the RETRY_CROPS (presence 0.02 at best); one of the SHIFTED_CROPS,
+    tried because the detector's keypoints read a turned head, finds it."""
+    image = read_rgb(REAL_TURNS / "images" / "image00476.jpg")
+    det = FaceDetector("both").detect(image, "rgb")[0]
+    assert stills.turned_detection(det)
+    mesh = FaceMesh()
+    assert stills.first_landmarks(mesh, image, "rgb", det)[1] >= PRESENCE_THRESHOLD
+    monkeypatch.setattr(stills, "SHIFTED_CROPS", ())
+    assert stills.first_landmarks(mesh, image, "rgb", det)[1] < PRESENCE_THRESHOLD
 
 
 def test_tiles_find_small_faces_in_big_frames(astronaut):

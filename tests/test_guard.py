@@ -110,9 +110,11 @@ def real_turns():
 
 
 def test_real_turns_are_found_up_to_75_degrees(real_turns):
-    """Faces found (the still path) per bin: measured 100 / 100 / 100 / 100 / 91.7 % up to
-    75 degrees (target 90), 63.6 % at 75-90 (no target)."""
-    for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "yaw 60-75"):
+    """Faces found (the still path) per bin: measured 100 / 100 / 100 / 100 / 95.8 % up to
+    75 degrees (target 90), 100 % of the pitched photos turned 60-75, 81.8 % at 75-90 (no
+    target). Before the short range's faces were added ("both") and a turned face's crop
+    was also tried moved a little (core.stills.SHIFTED_CROPS): 91.7, 83.3 and 63.6 %."""
+    for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "yaw 60-75", "pitch+turn"):
         assert real_turns[row]["found"] >= 90.0, row
 
 
@@ -122,8 +124,9 @@ def test_real_turns_are_read_within_the_yaw_targets(real_turns):
     1.95 / 2.15 / 4.13 / 8.20. Moderate turns must not read worse than FaceMesh alone: at
     15-45 within 1 degree of it (measured +0.50 / +0.19; 5.48 / 5.71 before the detector's
     keypoints were weighed in only from 35 degrees, core.stills.KEYPOINTS_RAMP). At 60-75
-    the target of 8 is not met (9.17; FaceMesh 14.48): both readings fall about 10 degrees
-    short where the far ear is hidden. Held at 10 there so that it gets no worse."""
+    the target of 8 is not met (9.53, 9.17 before the faces found since - one at 71 degrees
+    read 18 short; FaceMesh 14.82): both readings fall about 10 degrees short where the far
+    ear is hidden. Held at 10 there so that it gets no worse."""
     for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60"):
         assert real_turns[row]["yaw_error_deg"] <= 6.0, row
     for row in ("yaw 15-30", "yaw 30-45"):
@@ -133,33 +136,37 @@ def test_real_turns_are_read_within_the_yaw_targets(real_turns):
 
 
 def test_the_persona_hides_real_faces_up_to_75_degrees(real_turns):
-    """The swap alone, recognised as the input (dlib, same photo, labelled points): measured
-    0 / 0 / 0 / 3.6 % of photos per 15-degree bin up to 60 (target 10), 16.7 % at 60-75 (4
-    of 24, 2 of them faces not found; target 25), 3.2 % of the photos pitched 15-45 degrees
-    and turned under 60 (2 of 62, one not found; target 10), with the synthetic persona over
-    the mirrored fill (core.fill). Pitched photos turned 60-75: 4 of 6 (one not found; target
-    25, not met: held to no more). One row for every pitched photo read 10.1 % (the smooth
-    fill before: 7.2, and 25.0 at 60-75). Before the synthetic persona (the plain average of
-    the test photos): 5.8 (pitched, one row) and 20.8. Before the silhouette's fill grew with
-    the turn (core.swap.persona.silhouette_margin): 0 / 0 / 4.0 / 3.6, 8.7 and 29.2; before
-    the persona had its own face shape over a filled background: 0 / 8 / 0 / 7.1, 8.7 and
-    54; before its mask reached past the face outline: 5 / 20 / 48 / 79."""
+    """The swap alone, recognised as the input (dlib, same photo, labelled points): measured 0 / 0 /
+    0 / 3.6 % of photos per 15-degree bin up to 60 (target 10), 12.5 % at 60-75 (3 of 24, one of
+    them a face not found; 16.7 % before the profiles found since, see
+    test_real_turns_are_found_up_to_75_degrees; target 25), 3.2 % of the photos pitched 15-45
+    degrees and turned under 60 (2 of 62, one not found; target 10), with the synthetic persona over
+    the mirrored fill (core.fill). Pitched photos turned 60-75: 4 of 6 (all found now, one of them
+    at 0.578; held to no more). The 60-75 target over both rows: 7 of 30 photos, 23.3 % (8 of 30
+    before: 26.7). One row for every pitched photo read 10.1 % (the smooth fill before: 7.2, and
+    25.0 at 60-75). Before the synthetic persona (the plain average of the test photos): 5.8
+    (pitched, one row) and 20.8. Before the silhouette's fill grew with the turn
+    (core.swap.persona.silhouette_margin): 0 / 0 / 4.0 / 3.6, 8.7 and 29.2; before the persona had
+    its own face shape over a filled background: 0 / 8 / 0 / 7.1, 8.7 and 54; before its mask
+    reached past the face outline: 5 / 20 / 48 / 79."""
     for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "pitch"):
         assert real_turns[row]["identity_leak"] <= 10.0, row
     assert real_turns["yaw 60-75"]["identity_leak"] <= 25.0
-    turned = real_turns["pitch+turn"]
+    turned, sixty = real_turns["pitch+turn"], real_turns["yaw 60-75"]
     assert turned["identity_leak"] <= 100.0 * 4 / turned["photos"] + 0.1
+    leaks = (turned["identity_leak"] * turned["photos"] + sixty["identity_leak"] * sixty["photos"])
+    assert leaks / (turned["photos"] + sixty["photos"]) <= 25.0
 
 
 def test_the_privacy_mode_hides_real_faces_up_to_75_degrees(real_turns):
-    """What a viewer of a privacy-mode stream gets (the guard on): recognised in 0 % of
-    photos per bin up to 60, 4.2 % at 60-75 (target 25; 8.3 over the smooth fill, with the
-    synthetic persona and the plain-average one before it; 4.2 before the refining crop
-    stopped shrinking - the photo above; 12.5 before the silhouette's fill grew with the
-    turn), 0 % of the photos pitched 15-45 degrees and turned under 60, 16.7 % (1 of 6) of
-    those turned 60-75 (one row for all of them read 2.9 %, 1.4 over the smooth fill). Past
-    75 degrees the recogniser itself cannot tell people apart (52.9 % of pairs of different
-    people's photos there are "the same person"), so no figure is held there."""
+    """What a viewer of a privacy-mode stream gets (the guard on): recognised in 0 % of photos per
+    bin up to 60, 0 % at 60-75 (target 25; 4.2 before its profile not found was found; 8.3 over the
+    smooth fill, with the synthetic persona and the plain-average one before it; 4.2 before the
+    refining crop stopped shrinking - the photo above; 12.5 before the silhouette's fill grew with
+    the turn), 0 % of the photos pitched 15-45 degrees and turned under 60, 16.7 % (1 of 6) of those
+    turned 60-75 (one row for all of them read 2.9 %, 1.4 over the smooth fill). Past 75 degrees the
+    recogniser itself cannot tell people apart (52.9 % of pairs of different people's photos there
+    are "the same person"), so no figure is held there."""
     for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "pitch"):
         assert real_turns[row]["guarded_leak"] <= 5.0, row
     for row in ("yaw 60-75", "pitch+turn"):
