@@ -18,8 +18,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from core.detect import DUPLICATE_IOU, Detection, FaceDetector, iou
-from core.face import NOSE_TIP, Face
+from core.acquire import first_landmarks
+from core.detect import DUPLICATE_IOU, FaceDetector, iou
+from core.face import Face
 from core.frame import check_frame
 from core.headmodel import TRUST_FROM, TRUST_UNTIL, turned_pose
 from core.landmarks import (
@@ -28,10 +29,9 @@ from core.landmarks import (
     Roi,
     box_of,
     make_face,
-    roi_from_detection,
     roi_from_landmarks,
 )
-from core.pose import NOSE_EARS, head_pose, project
+from core.pose import head_pose, project
 
 
 def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
@@ -91,64 +91,6 @@ def refine_crop(landmarks: np.ndarray, last_side: float) -> Roi:
     if abs(head_pose(landmarks)[0]) > HOLD_CROP_FROM:
         return replace(roi, size=max(roi.size, last_side))
     return roi
-
-
-# crops tried when FaceMesh finds no face in the detection's own: (size factor, keep the
-# rotation); a profile's eye keypoints nearly meet, so their line's angle can be far off
-RETRY_CROPS = ((1.3, True), (1.0, False), (1.3, False))
-# and where the detector's keypoints read a turned head (its nose TURNED_RATIO or more of
-# the ears' span off their middle; 0.1-0.2 on the frontal faces looked at, 1.0-2.6 on
-# profiles), crops moved a little either way (FaceMesh takes a profile the detector boxed
-# off-centre): (size factor, shift right and down in crop sides), each with and without
-# the rotation. On ../shared/data/real_turns, with the short range's faces ("both"), they
-# find 8 of the 11 faces turned 60-90 degrees that were not found.
-TURNED_RATIO = 0.5
-SHIFTED_CROPS = tuple((scale, dx, dy) for scale in (0.85, 1.0) for dy in (0.0, 0.1, -0.1)
-                      for dx in (-0.15, 0.15))
-# On the faces they found: 0.01-0.10 of the detection's size apart on profiles looked at,
-# 0.20 on one placed a little off, 0.49 where a frontal face was read across a profile's
-# cheek and ear (image03885 at 80 degrees)
-NOSE_AGREES = 0.25
-
-
-def turned_detection(det: Detection) -> bool:
-    """Whether the detector's nose keypoint lies far off its ears' middle (a turned head)."""
-    nose, left, right = (float(det.keypoints[i, 0]) for i in NOSE_EARS)
-    return abs(nose - (left + right) / 2.0) >= TURNED_RATIO * max(abs(right - left), 1e-6)
-
-
-def nose_agrees(landmarks: np.ndarray, det: Detection) -> bool:
-    """Whether FaceMesh's nose tip lies within NOSE_AGREES x the detection's size of the
-    detector's nose keypoint: a crop moved off the detection found that face, not a frontal
-    face read into the cheek and ear of a profile."""
-    apart = np.linalg.norm(landmarks[NOSE_TIP, :2] - det.keypoints[NOSE_EARS[0]])
-    return float(apart) <= NOSE_AGREES * det.size
-
-
-def first_landmarks(mesh: FaceMesh, image: np.ndarray, fmt: str,
-                    det: Detection) -> tuple[np.ndarray, float]:
-    """FaceMesh's first landmarks from a detection: its crop, and where FaceMesh sees no face
-    there (most often a head turned 60 degrees or more), RETRY_CROPS until one does, then for
-    a turned head SHIFTED_CROPS, until one finds the detection's own face (nose_agrees). On
-    ../shared/data/real_turns the retries find 22 of 24 faces at 60-75 degrees, against 21;
-    with the shifted crops 23 of 24."""
-    roi = roi_from_detection(det)
-    landmarks, presence = mesh.run(image, fmt, roi, check=False)
-    for scale, rotated in RETRY_CROPS:
-        if presence >= PRESENCE_THRESHOLD:
-            return landmarks, presence
-        landmarks, presence = mesh.run(
-            image, fmt, Roi(roi.cx, roi.cy, roi.size * scale, roi.angle if rotated else 0.0),
-            check=False)
-    if presence >= PRESENCE_THRESHOLD or not turned_detection(det):
-        return landmarks, presence
-    for scale, dx, dy in SHIFTED_CROPS:
-        for angle in (roi.angle, 0.0):
-            moved = Roi(roi.cx + dx * roi.size, roi.cy + dy * roi.size, roi.size * scale, angle)
-            found, again = mesh.run(image, fmt, moved, check=False)
-            if again >= PRESENCE_THRESHOLD and nose_agrees(found, det):
-                return found, again
-    return landmarks, presence
 
 
 # The detector's reading of the yaw weighs 0 -> 1 against FaceMesh's over this many degrees

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.acquire import first_landmarks
 from core.detect import DUPLICATE_IOU, FaceDetector, iou
 from core.face import Face
 from core.frame import check_frame
@@ -26,7 +27,6 @@ from core.landmarks import (
     FaceMesh,
     box_of,
     make_face,
-    roi_from_detection,
     roi_from_landmarks,
 )
 from core.settings import SwapSettings
@@ -35,6 +35,11 @@ from core.smoothing import OneEuroFilter
 MATCH_IOU = 0.3  # a detection overlapping a track this much is that track's face
 LOST_MEMORY_FRAMES = 30  # how long a lost face's id can be given back
 MIN_TRACKED_FACE = 16.0  # px: smaller faces are too coarse for FaceMesh to be of use
+# Other crops (core.acquire.other_crops: 3, and 24 more for a turned head) tried per
+# detection round on a face FaceMesh does not take from the detection's own crop: at most
+# this many more FaceMesh runs (about 4 ms each on a CPU thread) on such a round; all of
+# them within 14 rounds (a detection round runs every frame while no face is tracked)
+TRIES_PER_ROUND = 2
 SINGLE_FACE_MODES = ("largest", "centre")  # settings.faces that swap one face, chosen afresh
 
 
@@ -172,7 +177,8 @@ class FaceTracker:
                 break
             if any(_covers(track.box, det.box) for track in alive):
                 continue
-            landmarks, presence = self.mesh.run(frame, fmt, roi_from_detection(det), check=False)
+            landmarks, presence = first_landmarks(self.mesh, frame, fmt, det, TRIES_PER_ROUND,
+                                                  self.detections - 1)
             if presence < PRESENCE_THRESHOLD:
                 continue
             # A second pass from its own landmarks fixes the detector's rough framing.

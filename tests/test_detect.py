@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from conftest import BAD_FRAMES
 
-from core import stills
+from core import acquire, track
 from core.detect import FaceDetector, iou, letterbox, ssd_anchors, weighted_nms
 from core.imageio import read_rgb
 from core.landmarks import PRESENCE_THRESHOLD, FaceMesh
+from core.settings import SwapSettings
 from core.stills import landmarks_for_image
+from core.track import FaceTracker
 
 REAL_TURNS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_turns"
 
@@ -154,11 +156,30 @@ def test_a_turned_face_is_found_by_a_crop_moved_off_the_detection(monkeypatch):
     tried because the detector's keypoints read a turned head, finds it."""
     image = read_rgb(REAL_TURNS / "images" / "image00476.jpg")
     det = FaceDetector("both").detect(image, "rgb")[0]
-    assert stills.turned_detection(det)
+    assert acquire.turned_detection(det)
     mesh = FaceMesh()
-    assert stills.first_landmarks(mesh, image, "rgb", det)[1] >= PRESENCE_THRESHOLD
-    monkeypatch.setattr(stills, "SHIFTED_CROPS", ())
-    assert stills.first_landmarks(mesh, image, "rgb", det)[1] < PRESENCE_THRESHOLD
+    landmarks, presence = acquire.first_landmarks(mesh, image, "rgb", det)
+    assert presence >= PRESENCE_THRESHOLD and acquire.nose_agrees(landmarks, det)
+    monkeypatch.setattr(acquire, "SHIFTED_CROPS", ())
+    assert acquire.first_landmarks(mesh, image, "rgb", det)[1] < PRESENCE_THRESHOLD
+
+
+def test_the_live_tracker_finds_a_turned_face_a_few_crops_a_round(monkeypatch):
+    """The same face on a stream: the tracker tries TRIES_PER_ROUND of the other crops a
+    detection round (a frame pays for two more FaceMesh runs, not 27) and has the face within
+    the rounds it takes to reach the crop that finds it; without them, never."""
+    image = read_rgb(REAL_TURNS / "images" / "image00476.jpg")
+
+    def rounds_to_find(tracker: FaceTracker) -> int | None:
+        for index in range(16):
+            if tracker.process(image, "rgb", timestamp=index / 30.0):
+                return index + 1
+        return None
+
+    found = rounds_to_find(FaceTracker(SwapSettings()))
+    assert found is not None and found <= 14
+    monkeypatch.setattr(track, "TRIES_PER_ROUND", 0)
+    assert rounds_to_find(FaceTracker(SwapSettings())) is None
 
 
 def test_tiles_find_small_faces_in_big_frames(astronaut):
