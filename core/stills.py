@@ -40,11 +40,12 @@ def faces_in_image(image: np.ndarray, fmt: str = "rgb", refine: int = 3,
 
     Slower and steadier than the live path: "both" detection (full range, and the short
     range's faces it did not find; big images are scanned in tiles down to `scan_size` px
-    faces), then the
-    mesh is re-run `refine` times on a crop from its own landmarks: each pass corrects the
-    framing of the last, which brings landmark error under changes of position, scale and
-    rotation from ~3% to ~1% of the eye distance. A turned head's landmarks are corrected
-    from the detector's reading of the turn (see the module docstring).
+    faces), FaceMesh from each (core.acquire: other crops where the detection's own shows
+    no face), then the mesh is re-run `refine` times on a crop from its own landmarks: each
+    pass corrects the framing of the last, which brings landmark error under changes of
+    position, scale and rotation from ~3% to ~1% of the eye distance. A turned head's
+    landmarks are corrected from the detector's reading of the turn (see the module
+    docstring).
     """
     check_frame(image, fmt)
     mesh = FaceMesh()
