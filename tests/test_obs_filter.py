@@ -479,7 +479,10 @@ def test_dfm_crop_options_reach_the_model(obs):
     try:
         wait_for(lambda: (changed(obs.screenshot("Dfm"), before)).sum() > 1000, 30,
                  "the swap drawn from a crop moved sideways")
-        assert obs.filter_status("Dfm")["settings"]["align_x_offset"] == 0.15
+        # the status file is rewritten every 0.5 s (obs_script/status.py): the moved crop
+        # can reach the screen before it (a clean-clone CI run read 0.0 here once)
+        obs.wait_filter("Dfm", lambda f: f["settings"]["align_x_offset"] == 0.15, 10,
+                        "the offset in the filter's settings")
     finally:
         obs.client.set_source_filter_settings("Dfm", "Face Swap", {"align_x_offset": 0.0},
                                               True)
