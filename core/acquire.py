@@ -11,40 +11,42 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.detect import Detection
+from core.detect import KEYPOINT_NAMES, Detection
 from core.face import NOSE_TIP
 from core.landmarks import PRESENCE_THRESHOLD, FaceMesh, Roi, roi_from_detection
-from core.pose import NOSE_EARS
+from core.pose import nose_offset
 
 # crops tried when FaceMesh finds no face in the detection's own: (size factor, keep the
 # rotation); a profile's eye keypoints nearly meet, so their line's angle can be far off
 RETRY_CROPS = ((1.3, True), (1.0, False), (1.3, False))
 # and where the detector's keypoints read a turned head (its nose TURNED_RATIO or more of
-# the ears' span off their middle; 0.1-0.2 on the frontal faces looked at, 1.0-2.6 on
-# profiles), crops moved a little either way (FaceMesh takes a profile the detector boxed
-# off-centre): (size factor, shift right and down in crop sides), each with and without
-# the rotation. On ../shared/data/real_turns, with the short range's faces ("both"), they
-# find 8 of the 11 faces turned 60-90 degrees that were not found.
+# the ears' span off their middle: on ../shared/data/real_turns a median of 0.07 at 0-15
+# degrees of yaw (0.31 at most), 0.37 at 15-30, 0.59 at 30-45, 1.0 and more past 60),
+# crops moved a little either way (FaceMesh takes a profile the detector boxed off-centre):
+# (size factor, shift right and down in crop sides), each rotated as the detection and
+# upright. On ../shared/data/real_turns, with the short range's faces ("both"), they find 6
+# of the 11 faces turned 60-90 degrees that were not found.
 TURNED_RATIO = 0.5
 SHIFTED_CROPS = tuple((scale, dx, dy) for scale in (0.85, 1.0) for dy in (0.0, 0.1, -0.1)
                       for dx in (-0.15, 0.15))
-# On the faces they found: 0.01-0.10 of the detection's size apart on profiles looked at,
-# 0.20 on one placed a little off, 0.49 where a frontal face was read across a profile's
-# cheek and ear (image03885 at 80 degrees)
+# What a moved crop finds must have its nose within this x the detection's size of the
+# detector's: 0.01-0.10 on the profiles found, 0.20 on one placed a little off, 0.49 where
+# a frontal face was read across a profile's cheek and ear (image03885 at 80 degrees)
 NOSE_AGREES = 0.25
+NOSE = KEYPOINT_NAMES.index("nose_tip")
 
 
 def turned_detection(det: Detection) -> bool:
     """Whether the detector's nose keypoint lies far off its ears' middle (a turned head)."""
-    nose, left, right = (float(det.keypoints[i, 0]) for i in NOSE_EARS)
-    return abs(nose - (left + right) / 2.0) >= TURNED_RATIO * max(abs(right - left), 1e-6)
+    offset, span = nose_offset(det.keypoints)
+    return abs(offset) >= TURNED_RATIO * max(abs(span), 1e-6)
 
 
 def nose_agrees(landmarks: np.ndarray, det: Detection) -> bool:
     """Whether FaceMesh's nose tip lies within NOSE_AGREES x the detection's size of the
     detector's nose keypoint: a crop moved off the detection found that face, not a frontal
     face read into the cheek and ear of a profile."""
-    apart = np.linalg.norm(landmarks[NOSE_TIP, :2] - det.keypoints[NOSE_EARS[0]])
+    apart = np.linalg.norm(landmarks[NOSE_TIP, :2] - det.keypoints[NOSE])
     return float(apart) <= NOSE_AGREES * det.size
 
 
@@ -65,10 +67,11 @@ def first_landmarks(mesh: FaceMesh, image: np.ndarray, fmt: str, det: Detection,
                     budget: int | None = None, turn: int = 0) -> tuple[np.ndarray, float]:
     """FaceMesh's first landmarks from a detection and their presence: its own crop, and
     where FaceMesh sees no face there (most often a head turned 60 degrees or more) the
-    other_crops until one finds the detection's face. A still tries them all; the live
-    tracker `budget` of them a detection round, its `turn`-th round trying the turn-th few
-    (so a frame never pays for all of them). On ../shared/data/real_turns the still path's
-    retries find 22 of 24 faces at 60-75 degrees against 21, with the moved crops 23."""
+    other_crops until one finds the detection's face; a presence under PRESENCE_THRESHOLD
+    when none does. A still tries them all; the live tracker `budget` of them a detection
+    round, its `turn`-th round the turn-th few (so a frame never pays for all of them). On
+    ../shared/data/real_turns the still path's retries find 22 of 24 faces at 60-75 degrees
+    against 21; with the short range's faces and the moved crops, 23."""
     landmarks, presence = mesh.run(image, fmt, roi_from_detection(det), check=False)
     if presence >= PRESENCE_THRESHOLD:
         return landmarks, presence
@@ -76,10 +79,8 @@ def first_landmarks(mesh: FaceMesh, image: np.ndarray, fmt: str, det: Detection,
     if budget is not None:
         first = turn * budget % len(crops)
         crops = crops[first:first + budget]
-    for crop, nose in crops:
+    for crop, must_agree in crops:
         found, again = mesh.run(image, fmt, crop, check=False)
-        if again >= PRESENCE_THRESHOLD and not (nose and not nose_agrees(found, det)):
+        if again >= PRESENCE_THRESHOLD and (not must_agree or nose_agrees(found, det)):
             return found, again
-        if not nose:  # the last of RETRY_CROPS is what a face not found keeps, as before
-            landmarks, presence = found, again
     return landmarks, presence

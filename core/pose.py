@@ -25,7 +25,7 @@ _TOP = [10, 151, 9, 107, 336]
 _BOTTOM = [152, 175, 199, 17]
 # The detector's keypoints (core.detect.KEYPOINT_NAMES): nose tip, ear image-left, -right;
 # FaceMesh's nose tip and the face oval's points at ear level (image-left, image-right).
-NOSE_EARS = (2, 4, 5)
+_NOSE_EARS = (2, 4, 5)
 _NOSE_TIP = 1
 _EAR_LEVEL = (234, 454)
 # Chin->forehead direction of a frontal FaceMesh face leans back by this much (degrees):
@@ -68,14 +68,20 @@ def yaw_from_keypoints(keypoints: np.ndarray, shape: np.ndarray) -> float | None
     (face_shape; 0.73 on both test photos), not a constant. A second
     opinion FaceMesh cannot give: its points drift towards a frontal face as the head turns
     (core.headmodel). None when the ears are too close together to tell."""
-    nose, left, right = (np.asarray(keypoints, np.float64)[i, 0] for i in NOSE_EARS)
-    span = right - left
+    offset, span = nose_offset(keypoints)
     width = float(shape[_EAR_LEVEL[1], 0] - shape[_EAR_LEVEL[0], 0])
     depth = float(shape[list(_EAR_LEVEL), 2].mean() - shape[_NOSE_TIP, 2])
     if width <= 0.0 or depth <= 0.0 or span <= 0.0:
         return None
-    ratio = (nose - (left + right) / 2.0) / span
-    return float(np.degrees(np.arctan(ratio * width / depth)))
+    return float(np.degrees(np.arctan(offset / span * width / depth)))
+
+
+def nose_offset(keypoints: np.ndarray) -> tuple[float, float]:
+    """The face detector's nose keypoint's offset from its ears' midpoint, and the ears' span
+    (image-left to image-right), in px along x: their ratio reads the turn
+    (yaw_from_keypoints; core.acquire.turned_detection)."""
+    nose, left, right = (float(keypoints[i, 0]) for i in _NOSE_EARS)
+    return nose - (left + right) / 2.0, right - left
 
 
 # a scaled orthographic pose: rotation (3x3, shape -> camera), scale, 2D offset

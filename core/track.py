@@ -36,9 +36,11 @@ MATCH_IOU = 0.3  # a detection overlapping a track this much is that track's fac
 LOST_MEMORY_FRAMES = 30  # how long a lost face's id can be given back
 MIN_TRACKED_FACE = 16.0  # px: smaller faces are too coarse for FaceMesh to be of use
 # Other crops (core.acquire.other_crops: 3, and 24 more for a turned head) tried per
-# detection round on a face FaceMesh does not take from the detection's own crop: at most
-# this many more FaceMesh runs (about 4 ms each on a CPU thread) on such a round; all of
-# them within 14 rounds (a detection round runs every frame while no face is tracked)
+# detection round on a face FaceMesh does not take from the detection's own crop (a turned
+# head, or something that is no face): this many more FaceMesh runs on such a round (two
+# took a frame with a turned face not yet found 15.1 -> 20.8 ms p50 on a 2-core VM; all
+# 27 at once 43.7); all of them within 14 rounds (a round runs every frame while no face
+# is tracked)
 TRIES_PER_ROUND = 2
 SINGLE_FACE_MODES = ("largest", "centre")  # settings.faces that swap one face, chosen afresh
 
