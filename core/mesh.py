@@ -242,15 +242,20 @@ class MeshWarp:
         """render()'s image for new vertex positions close to those `shown` came from,
         keeping its triangle map (no rasterising: several times cheaper; right while the
         vertices move a pixel or two)."""
+        return cv2.remap(self.texture, self.coordinates(shown, dst_points), None,
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def coordinates(self, shown: np.ndarray, dst_points: np.ndarray) -> np.ndarray:
+        """Where each pixel of a render with triangle map `shown` samples the texture for
+        vertices at `dst_points`: (size, size, 2) float32 texture px (rerender's map; also
+        the way back from a render to its texture, core.objects)."""
         size = shown.shape[0]
         affine = self._affines(np.asarray(dst_points, np.float32))
         index = shown.astype(np.uint16) if self.map_scale == 1.0 else None
         if index is None:
             raise ValueError("rerender needs a full-resolution map (map_scale 1)")
         index[shown < 0] = len(affine) - 1
-        coords = self._map(size, 1.0, affine, index, size)
-        return cv2.remap(self.texture, coords, None, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
+        return self._map(size, 1.0, affine, index, size)
 
     def warp(self, dst_points: np.ndarray, size: int,
              depth: np.ndarray | None = None) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import guard, identity, privacy
+from core import guard, identity, objects, privacy
 from core.devices import device_note
 from core.errors import FaceSwapError
 from core.face import Face
@@ -32,8 +32,8 @@ from core.swap.base import SwapOutput, Swapper
 from core.target import Target
 from core.track import FaceTracker, select_faces
 
-STAGES = ("detect", "landmarks", "track", "identity", "hands", "copy", "align", "swap", "network",
-          "guard", "merge", "lost", "label", "total")
+STAGES = ("detect", "landmarks", "track", "identity", "hands", "objects", "copy", "align", "swap",
+          "network", "guard", "merge", "lost", "label", "total")
 NO_LIMIT = 90.0  # degrees: a pose limit this wide never stops a swap
 
 
@@ -89,7 +89,17 @@ def keeps_hands(settings: SwapSettings) -> bool:
     """Whether hands are kept in front of the swap: `keep_hands`, and in a privacy mode
     only with the identity guard, the one check of what a kept hand lets through (a false
     hand on the face leaves the real face live there)."""
-    return settings.keep_hands and (settings.on_lost == "original" or settings.identity_guard)
+    return settings.keep_hands and _guarded(settings)
+
+
+def keeps_objects(settings: SwapSettings) -> bool:
+    """Whether other occluders are kept in front (core.objects): `keep_objects`, and in a
+    privacy mode only with the identity guard, as for hands."""
+    return settings.keep_objects and _guarded(settings)
+
+
+def _guarded(settings: SwapSettings) -> bool:
+    return settings.on_lost == "original" or settings.identity_guard
 
 
 def pose_limits(settings: SwapSettings, swapper: Swapper) -> tuple[float, float]:
@@ -168,6 +178,7 @@ class Pipeline:
         self.hand_tracker: HandTracker | None = self._new_hand_tracker() \
             if settings.keep_hands else None
         self.hands: list = []  # the hands in front of swapped faces in the last frame
+        self.looks: dict[int, objects.Appearance] = {}  # face id -> how it looks uncovered
         self.identity_lock: identity.IdentityLock | None = identity.IdentityLock(
             self.people, self.target.local, settings.threads) \
             if self.people else None
@@ -193,6 +204,7 @@ class Pipeline:
         self.guests = []
         self.identities = {}
         self.hands = []
+        self.looks = {}
         if self.hand_tracker is not None:
             self.hand_tracker.reset()
         self._states = {}
@@ -272,6 +284,13 @@ class Pipeline:
         elif self.hand_tracker is not None:
             self.hand_tracker.reset()  # hands followed before are stale when it is back on
             self.hands = []
+        if not still and keeps_objects(settings):
+            t = time.perf_counter()
+            keep = objects.keep_mask(frame.shape, objects.faces_covered(
+                self.looks, frame, fmt, within_limits, hands=bool(self.hands)), keep)
+            timings["objects"] = (time.perf_counter() - t) * 1000.0
+        else:
+            self.looks = {}
         timings["total"] = (time.perf_counter() - start) * 1000.0  # finish adds the rest
         work = (frame, fmt, within_limits, settings, swappers)
         swaps = self._requests.submit(self._swap_all, *work) \

@@ -77,6 +77,7 @@ class SwapSettings:
     keep_eyes: bool = False  # persona: keep the live eyes
     keep_mouth: bool = True  # persona: keep the live inner mouth
     keep_hands: bool = True  # a hand over a face stays in front of the swap (core.hands)
+    keep_objects: bool = True  # streams: what else covers a face stays in front (core.objects)
     smoothing: float = 0.5  # landmark smoothing strength 0 (off) .. 1 (strong)
     detect_interval: int = 10  # full detection at least every N frames
     on_lost: str = "original"  # one of ON_LOST (see core.privacy)

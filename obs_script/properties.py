@@ -187,6 +187,10 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("keep_hands", "bool", "Keep hands in front",
                 "A hand over your face (waving, scratching, covering your mouth) stays in "
                 "front of the swapped face. Hands are looked for only around faces."),
+        Control("keep_objects", "bool", "Keep objects in front",
+                "A mic, a cup or a phone in front of your face stays in front of the "
+                "swapped face: the filter learns how your face looks while nothing covers "
+                "it (a few seconds) and keeps what differs."),
     ]),
     "group_color": ("Colour and blend", [
         Control("color_transfer", "list", "Colour matching",

@@ -402,7 +402,7 @@ PANEL_GROUPS = {
     "group_who": ["faces", "face_id", "max_faces", "guests", "enrol_model", "enrol_photo",
                   "enrol_now", "enrolled", "forget_people"],
     "group_face": ["mask", "erode", "blur", "face_scale", "face_offset_x", "face_offset_y",
-                   "keep_eyes", "keep_mouth", "keep_hands"],
+                   "keep_eyes", "keep_mouth", "keep_hands", "keep_objects"],
     "group_color": ["color_transfer", "opacity", "interpolation", "color_compression"],
     "group_tracking": ["smoothing", "detect_interval", "max_yaw", "max_pitch", "fade_ms"],
     "group_privacy": ["on_lost", "hold_ms", "identity_guard", "label", "label_corner",

@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--occlusion", metavar="DIR",
                         help="occlusion benchmark (hands kept in front) on a labelled set, e.g. "
                              "../shared/data/occlusion; with --input VIDEO the live cost")
+    parser.add_argument("--clean-clip", metavar="VIDEO",
+                        help="--occlusion: lay the set's objects over this clip's uncovered "
+                             "face once learned (objects kept on the live path)")
     parser.add_argument("--streams", type=stream_counts, default=None, metavar="N[,N...]",
                         help="with --device triton://HOST:PORT: that many concurrent streams "
                              "on the server's model (e.g. 1,2,4), throughput and latency")
@@ -410,7 +413,8 @@ def _occlusion(args: argparse.Namespace) -> int:
     sheet = Path(args.sheet).with_name("occlusion.png") if args.sheet == \
         str(HEADTURN_SHEET) else Path(args.sheet)
     report = bench_occlusion.run_occlusion(settings, Path(args.occlusion), sheet,
-                                           Path(args.input) if args.input else None)
+                                           Path(args.input) if args.input else None,
+                                           Path(args.clean_clip) if args.clean_clip else None)
     return _show(args, report, bench_occlusion.print_report)
 
 

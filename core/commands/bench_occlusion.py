@@ -19,6 +19,18 @@ own time, on that thread but for a hand's first frame after a search), and on th
 first frame with a hand held still for HELD_FRAMES frames with camera noise (NOISE levels):
 a hand that does not move keeps its landmarks for a frame or two (core.hands.still). A
 contact sheet shows input | hands off | on.
+
+Objects without a hand are kept on the live path only (core.objects learns how a face looks
+while nothing covers it), and the set has no clip where one comes in front of a face first
+seen clear. So with `--clean-clip CLIP` (a real clip whose face nothing covers, e.g.
+../shared/data/real_turns/videos/talking_turns.mp4) the set's outlined occluders other
+than hands (the headset mic, the bottle, the phones, the flute, the food) are cut out and
+laid over the clip's face after LEARN_FRAMES frames, each for OBJECT_FRAMES frames (then
+from the first again), placed by their photo's
+labelled eyes and mouth onto the tracked face's; the clip runs with `keep_objects` off and
+on, and uncovered: object pixels inside the face drawn over, false cut-outs on the
+uncovered clip (the swap's pixels keeping objects took away), the "objects" stage's cost,
+and a sheet (input | objects off | on).
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import cv2
 import numpy as np
 
 from core.errors import InputError
+from core.face import EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, FACE_OVAL, LIPS_OUTER, Face
 from core.imageio import read_bgr, read_video_frames, write_sheet
 from core.pipeline import Pipeline
 from core.settings import SwapSettings
@@ -41,19 +54,25 @@ _SHRINK = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LABEL_PX + 1, 2 * LA
 SHEET_TILE = 160
 HELD_FRAMES = 60
 NOISE = 2.0  # levels of camera noise on the held frame
+LEARN_FRAMES = 18  # --clean-clip: frames of the uncovered face before the first object
+OBJECT_FRAMES = 4  # ... and frames each object is shown
 
 
 def _changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=2) > CHANGED
 
 
-def run_occlusion(settings: SwapSettings, folder: Path, sheet: Path,
-                  video: Path | None = None) -> dict[str, Any]:
-    """The figures of the module docstring, as a dict."""
+def _records(folder: Path) -> list[dict[str, Any]]:
     index = folder / "labels.json"
     if not index.is_file():
         raise InputError(f"{folder} holds no labels.json (see ../shared/data/occlusion)")
-    records = json.loads(index.read_text(encoding="utf-8"))["images"]
+    return json.loads(index.read_text(encoding="utf-8"))["images"]
+
+
+def run_occlusion(settings: SwapSettings, folder: Path, sheet: Path,
+                  video: Path | None = None, clean: Path | None = None) -> dict[str, Any]:
+    """The figures of the module docstring, as a dict."""
+    records = _records(folder)
     off = Pipeline(settings.with_changes(keep_hands=False, label=False))
     on = Pipeline(settings.with_changes(keep_hands=True, label=False))
     # occluder type -> [pixels drawn over with hands kept, without, pixels]
@@ -99,17 +118,14 @@ def run_occlusion(settings: SwapSettings, folder: Path, sheet: Path,
     hands = drawn.get("hand", [0, 0, 0])
     every = [sum(c[i] for c in drawn.values()) for i in range(3)]
 
-    def pct(count: int, total: int) -> float:
-        return round(100.0 * count / max(total, 1), 1)
-
     report = {
         "set": str(folder), "photos": len(records),
-        "hand_drawn_over_pct": pct(hands[0], hands[2]),
-        "hand_drawn_over_off_pct": pct(hands[1], hands[2]),
-        "hand_core_drawn_over_pct": pct(*hand_core),
-        "any_drawn_over_pct": pct(every[0], every[2]),
-        "any_drawn_over_off_pct": pct(every[1], every[2]),
-        "by_type": {kind: [pct(c[0], c[2]), pct(c[1], c[2])] for kind, c in drawn.items()},
+        "hand_drawn_over_pct": _pct(hands[0], hands[2]),
+        "hand_drawn_over_off_pct": _pct(hands[1], hands[2]),
+        "hand_core_drawn_over_pct": _pct(*hand_core),
+        "any_drawn_over_pct": _pct(every[0], every[2]),
+        "any_drawn_over_off_pct": _pct(every[1], every[2]),
+        "by_type": {kind: [_pct(c[0], c[2]), _pct(c[1], c[2])] for kind, c in drawn.items()},
         "visible_swapped_pct": round(100.0 * visible[0] / max(visible[1], 1), 1),
         "false_cut_pct": round(100.0 * false_cut[0] / max(false_cut[1], 1), 2),
     }
@@ -118,6 +134,9 @@ def run_occlusion(settings: SwapSettings, folder: Path, sheet: Path,
         report["sheet"] = write_sheet(sheet, cv2.cvtColor(np.vstack(rows), cv2.COLOR_BGR2RGB))
     if video is not None:
         report["clip"] = run_clip(settings, video)
+    if clean is not None:
+        report["objects"] = run_objects(settings, folder, clean,
+                                        sheet.with_name(sheet.stem + "_objects.png"))
     off.close()
     on.close()
     return report
@@ -161,6 +180,106 @@ def run_clip(settings: SwapSettings, video: Path) -> dict[str, Any]:
             "hands_ms_mean": round(float(np.mean(with_hand + without)), 2)}
 
 
+def _cutouts(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(type, photo, outline mask, the photo's eyes and mouth (3, 2)) of every outlined
+    occluder but a hand (one held in a hand comes with what its outline holds of it)."""
+    found = []
+    for record in _records(folder):
+        if "landmarks68_fitted" not in record:
+            continue
+        for occluder in record["occluders"]:
+            if occluder["type"] != "hand" and occluder.get("polygon"):
+                image = read_bgr(folder / record["file"], "occlusion photo")
+                mask = np.zeros(image.shape[:2], np.uint8)
+                cv2.fillPoly(mask, [np.asarray(occluder["polygon"], np.int32)], 255)
+                points = np.asarray(record["landmarks68_fitted"], np.float32)
+                anchors = np.stack([points[36:42].mean(0), points[42:48].mean(0),
+                                    points[48:60].mean(0)])
+                found.append((occluder["type"], image, mask, anchors))
+    return found
+
+
+def _anchors(face: Face) -> np.ndarray:
+    points = face.landmarks[:, :2]
+    return np.stack([points[EYE_IMAGE_LEFT].mean(0), points[EYE_IMAGE_RIGHT].mean(0),
+                     points[LIPS_OUTER].mean(0)]).astype(np.float32)
+
+
+def _lay_over(frame: np.ndarray, face: Face, cutout: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The frame with the cut-out object placed on the face (a similarity transform from its
+    photo's eyes and mouth to the face's), and the object's pixels."""
+    _, image, mask, anchors = cutout
+    matrix = cv2.estimateAffinePartial2D(anchors, _anchors(face))[0]
+    size = (frame.shape[1], frame.shape[0])
+    where = cv2.warpAffine(mask, matrix, size) > 127
+    out = frame.copy()
+    out[where] = cv2.warpAffine(image, matrix, size)[where]
+    return out, where
+
+
+def run_objects(settings: SwapSettings, folder: Path, clip: Path, sheet: Path
+                ) -> dict[str, Any]:
+    """The --clean-clip figures of the module docstring, as a dict."""
+    frames = read_video_frames(clip)
+    if not frames:
+        raise InputError(f"cannot read any frame of {clip}")
+    cutouts = _cutouts(folder)
+    base = settings.with_changes(label=False)
+    runs = {name: Pipeline(base.with_changes(keep_objects=name.endswith("on")))
+            for name in ("clean_off", "clean_on", "over_off", "over_on")}
+    drawn: dict[str, list[int]] = {}  # type -> [drawn over kept, not kept, pixels]
+    cut = [0, 0]  # [taken away, swapped] on the uncovered clip
+    cost, tiles = [], []
+    for index, frame in enumerate(frames):
+        now = index / 30.0
+        plain = runs["clean_off"].process(frame, "bgr", timestamp=now)
+        kept = runs["clean_on"].process(frame, "bgr", timestamp=now)
+        cost.append(runs["clean_on"].timings["objects"])
+        swapped = _changed(plain, frame)
+        cut[0] += int((swapped & ~_changed(kept, frame)).sum())
+        cut[1] += int(swapped.sum())
+        which = (index - LEARN_FRAMES) // OBJECT_FRAMES % max(len(cutouts), 1)
+        face = runs["clean_off"].faces[0] if runs["clean_off"].faces else None
+        shown = face is not None and index >= LEARN_FRAMES and cutouts
+        over, where = _lay_over(frame, face, cutouts[which]) if shown else (frame, None)
+        outs = [runs[name].process(over, "bgr", timestamp=now) for name in ("over_off", "over_on")]
+        if where is None:
+            continue
+        oval = np.zeros(frame.shape[:2], np.uint8)
+        cv2.fillPoly(oval, [np.round(face.landmarks[FACE_OVAL, :2]).astype(np.int32)], 1)
+        inside = where & oval.astype(bool)
+        counts = drawn.setdefault(cutouts[which][0], [0, 0, 0])
+        counts[0] += int((_changed(outs[1], over) & inside).sum())
+        counts[1] += int((_changed(outs[0], over) & inside).sum())
+        counts[2] += int(inside.sum())
+        if (index - LEARN_FRAMES) % OBJECT_FRAMES == OBJECT_FRAMES // 2 and len(tiles) < 8:
+            x0, y0, x1, y1 = face.box.astype(int)
+            pad = (x1 - x0) // 3
+            region = (slice(max(y0 - pad, 0), y1 + pad), slice(max(x0 - pad, 0), x1 + pad))
+            tiles.append(np.hstack([cv2.resize(x[region], (SHEET_TILE, SHEET_TILE))
+                                    for x in (over, *outs)]))
+    for run in runs.values():
+        run.close()
+    every = [sum(c[i] for c in drawn.values()) for i in range(3)]
+    report = {
+        "clip": str(clip), "frames": len(frames), "objects": len(cutouts),
+        "drawn_over_pct": _pct(every[0], every[2]),
+        "drawn_over_off_pct": _pct(every[1], every[2]),
+        "by_type": {kind: [_pct(c[0], c[2]), _pct(c[1], c[2])] for kind, c in drawn.items()},
+        "false_cut_pct": round(100.0 * cut[0] / max(cut[1], 1), 2),
+        "objects_ms_p50": round(float(np.median(cost)), 2),
+        "objects_ms_p95": round(float(np.percentile(cost, 95)), 2),
+    }
+    if tiles:
+        rows = [np.hstack(tiles[i:i + 2]) for i in range(0, len(tiles) - len(tiles) % 2, 2)]
+        report["sheet"] = write_sheet(sheet, cv2.cvtColor(np.vstack(rows), cv2.COLOR_BGR2RGB))
+    return report
+
+
+def _pct(count: int, total: int) -> float:
+    return round(100.0 * count / max(total, 1), 1)
+
+
 def print_report(report: dict[str, Any]) -> None:
     print(f"occlusion on {report['set']} ({report['photos']} photos), keep_hands on:")
     print(f"  hand pixels inside the face drawn over: {report['hand_drawn_over_pct']} % "
@@ -183,3 +302,14 @@ def print_report(report: dict[str, Any]) -> None:
               "their own thread); "
               f"a hand held still ({clip['held_frames_with_hand']}/{HELD_FRAMES} frames): "
               f"p50 {clip['hands_ms_p50_held']} ms, mean {clip['hands_ms_mean_held']} ms")
+    objects = report.get("objects")
+    if objects:
+        print(f"  objects laid over {objects['clip']} ({objects['objects']} objects, live path, "
+              f"the face learned first): object pixels inside the face drawn over "
+              f"{objects['drawn_over_pct']} % with keep_objects (off: "
+              f"{objects['drawn_over_off_pct']} %); by type, kept / not kept: " + ", ".join(
+                  f"{k} {v[0]} / {v[1]} %" for k, v in objects["by_type"].items()))
+        print(f"  false cut-outs on the uncovered clip: {objects['false_cut_pct']} %; objects "
+              f"stage p50 {objects['objects_ms_p50']} ms, p95 {objects['objects_ms_p95']} ms"
+              + (f"; sheet (input | off | on): {objects['sheet']}" if objects.get("sheet")
+                 else ""))
