@@ -119,8 +119,9 @@ class Appearance:
                 return None
             # what differs from the learned look but has the face's own skin colour is the
             # face (something learned that has gone: a mic put down uncovers a chin)
-            covered = _blobs(differs & _off_skin(texture, learned & ~differs),
-                             MIN_BLOB * seen.sum())
+            least = MIN_BLOB * seen.sum()
+            if differs.sum() >= least:
+                covered = _blobs(differs & _off_skin(texture, learned & ~differs), least)
             texture = texture_matched
         self.differs = np.where(differs, self.differs + 1, 0)
         if learn:  # what differs is not learned (an object would be): unless it lasts
@@ -133,14 +134,15 @@ class Appearance:
         """Running mean and spread (of the largest channel's difference from the mean so
         far); a point's first sight only sets its mean."""
         first = where & (self.seen == 0)
-        self.mean[first] = texture[first]
-        again = where & ~first
-        self.seen[where] += 1
-        rate = np.maximum(1.0 / self.seen[again], LEARN_RATE)
-        old = self.mean[again]
-        self.mean[again] = old + rate[:, None] * (texture[again] - old)
-        step = np.abs(texture[again] - old).max(axis=1)
-        self.var[again] += rate * (step * step - self.var[again])
+        self.seen += where
+        # whole-array arithmetic, rate 0 where nothing is learned (cheaper than indexing)
+        rate = np.where(where & ~first, np.maximum(1.0 / np.maximum(self.seen, 1.0),
+                                                   LEARN_RATE), 0.0).astype(np.float32)
+        rate[first] = 1.0
+        step = texture - self.mean
+        self.mean += rate[..., None] * step
+        largest = np.abs(step).max(axis=2)
+        self.var += np.where(first, 0.0, rate) * (largest * largest - self.var)
 
 
 def _facing(points: np.ndarray, layout: _Layout) -> np.ndarray:
