@@ -55,7 +55,7 @@ class Swapping:
     keep: np.ndarray | None  # hands in front of the swapped faces (core.hands.hand_mask)
     # (face id -> swap, ms per stage), or its Future while the requests are out
     swaps: Future | tuple[dict[int, SwapOutput], dict[str, float]]
-    timings: dict[str, float]
+    keep: np.ndarray | None  # hands and objects in front of the faces (core.hands, core.objects)
 
     @property
     def future(self) -> Future | None:
