@@ -52,10 +52,10 @@ class Swapping:
     # cover the whole frame)
     veiled: list[tuple[Face, bool]]
     guests: list[Face]
-    keep: np.ndarray | None  # hands in front of the swapped faces (core.hands.hand_mask)
+    keep: np.ndarray | None  # hands and objects in front of the faces (core.hands, core.objects)
     # (face id -> swap, ms per stage), or its Future while the requests are out
     swaps: Future | tuple[dict[int, SwapOutput], dict[str, float]]
-    keep: np.ndarray | None  # hands and objects in front of the faces (core.hands, core.objects)
+    timings: dict[str, float]
 
     @property
     def future(self) -> Future | None:
