@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.acquire import first_landmarks
+from core.acquire import first_landmarks, other_crops
 from core.detect import DUPLICATE_IOU, FaceDetector, iou
 from core.face import Face
 from core.frame import check_frame
@@ -42,6 +42,12 @@ MIN_TRACKED_FACE = 16.0  # px: smaller faces are too coarse for FaceMesh to be o
 # 27 at once 43.7); all of them within 14 rounds (a round runs every frame while no face
 # is tracked)
 TRIES_PER_ROUND = 2
+# A detection whose crops have all been tried in vain (matched round to round by SAME_PLACE
+# overlap) rests this many rounds on its own crop alone before they are tried again: a face
+# held at a profile FaceMesh cannot take (a look at a side monitor) would otherwise cost the
+# extra runs on every frame while nothing else is tracked
+REST_ROUNDS = 30
+SAME_PLACE = 0.5
 SINGLE_FACE_MODES = ("largest", "centre")  # settings.faces that swap one face, chosen afresh
 
 
@@ -85,6 +91,7 @@ class FaceTracker:
         self._detect_now = False
         self.frames = 0
         self.detections = 0
+        self._untaken: list[tuple[np.ndarray, int]] = []  # (box, rounds tried) of detections
 
     def update(self, settings: SwapSettings) -> None:
         """Live settings: smoothing strength and detect interval apply from the next frame;
@@ -174,14 +181,19 @@ class FaceTracker:
         self.detections += 1
         self._since_detect = 0
         start = time.perf_counter()
+        untaken = []
         for det in detections:
             if len(alive) >= self.settings.max_faces:
                 break
             if any(_covers(track.box, det.box) for track in alive):
                 continue
-            landmarks, presence = first_landmarks(self.mesh, frame, fmt, det, TRIES_PER_ROUND,
-                                                  self.detections - 1)
+            rounds = _rounds_tried(self._untaken, det.box)
+            cycle = -(-len(other_crops(det)) // max(TRIES_PER_ROUND, 1))  # to try them all
+            turn = rounds % (cycle + REST_ROUNDS)
+            landmarks, presence = first_landmarks(
+                self.mesh, frame, fmt, det, TRIES_PER_ROUND if turn < cycle else 0, turn)
             if presence < PRESENCE_THRESHOLD:
+                untaken.append((det.box, rounds + 1))
                 continue
             # A second pass from its own landmarks fixes the detector's rough framing.
             refined, p2 = self.mesh.run(frame, fmt, roi_from_landmarks(landmarks), check=False)
@@ -196,6 +208,7 @@ class FaceTracker:
             model.observe(frame, fmt, landmarks)
             model.bootstrap(frame, fmt, landmarks, det.keypoints)  # first seen turned
             alive.append(track)
+        self._untaken = untaken
         timings["landmarks"] += (time.perf_counter() - start) * 1000.0
         return alive
 
@@ -224,6 +237,14 @@ def _on_frame(box: np.ndarray, shape: tuple[int, ...]) -> bool:
              (np.clip(box[3], 0, h) - np.clip(box[1], 0, h))
     area = (box[2] - box[0]) * (box[3] - box[1])
     return bool(area > 1.0 and inside >= 0.5 * area)
+
+
+def _rounds_tried(untaken: list[tuple[np.ndarray, int]], box: np.ndarray) -> int:
+    """Detection rounds a detection at `box` has already been tried in vain (0: new)."""
+    for seen, rounds in untaken:
+        if iou(box, seen[None])[0] >= SAME_PLACE:
+            return rounds
+    return 0
 
 
 def _covers(track_box: np.ndarray, box: np.ndarray) -> bool:

@@ -248,3 +248,26 @@ def test_weighted_nms_blends_overlaps_and_keeps_separate_faces():
     assert score == pytest.approx(0.9)
     np.testing.assert_allclose(out[1][0], boxes[2])
     assert iou(boxes[0], boxes[1:2])[0] == pytest.approx(90 / 110)
+
+
+def test_a_detection_tried_in_vain_rests_on_its_own_crop(monkeypatch):
+    """A turned face no crop finds (image00722): each round its own crop and TRIES_PER_ROUND
+    more until all have been tried, then REST_ROUNDS rounds on its own crop alone (one
+    FaceMesh run a frame, not three), then the other crops again."""
+    image = read_rgb(REAL_TURNS / "images" / "image00722.jpg")
+    tracker = FaceTracker(SwapSettings())
+    runs = []
+    real_run = tracker.mesh.run
+
+    def counted(*args, **kwargs):
+        runs[-1] += 1
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(tracker.mesh, "run", counted)
+    cycle = -(-27 // track.TRIES_PER_ROUND)
+    for index in range(cycle + track.REST_ROUNDS + 2):
+        runs.append(0)
+        assert tracker.process(image, "rgb", timestamp=index / 30.0) == []
+    assert runs[:cycle] == [1 + track.TRIES_PER_ROUND] * (cycle - 1) + [2]  # 27 = 13 x 2 + 1
+    assert runs[cycle:cycle + track.REST_ROUNDS] == [1] * track.REST_ROUNDS
+    assert runs[-2:] == [1 + track.TRIES_PER_ROUND] * 2
