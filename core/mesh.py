@@ -249,11 +249,11 @@ class MeshWarp:
         """Where each pixel of a render with triangle map `shown` samples the texture for
         vertices at `dst_points`: (size, size, 2) float32 texture px (rerender's map; also
         the way back from a render to its texture, core.objects)."""
+        if self.map_scale != 1.0:
+            raise ValueError("a render's map is reused only at full resolution (map_scale 1)")
         size = shown.shape[0]
         affine = self._affines(np.asarray(dst_points, np.float32))
-        index = shown.astype(np.uint16) if self.map_scale == 1.0 else None
-        if index is None:
-            raise ValueError("rerender needs a full-resolution map (map_scale 1)")
+        index = shown.astype(np.uint16)
         index[shown < 0] = len(affine) - 1
         return self._map(size, 1.0, affine, index, size)
 

@@ -114,8 +114,10 @@ class Appearance:
             differs = learned & (deviation > DEVIATION) & (deviation > SPREADS * spread)
             if differs.sum() > CHANGED * learned.sum():
                 # not an object: another face in the same place (a cut in the source), or
-                # this one changed - learned afresh, nothing kept meanwhile
-                self.__init__()
+                # this one changed - learned afresh, nothing kept meanwhile (not learned
+                # afresh while a hand is in front: two hands over a face differ as much)
+                if learn:
+                    self.__init__()
                 return None
             # what differs from the learned look but has the face's own skin colour is the
             # face (something learned that has gone: a mic put down uncovers a chin)
@@ -164,7 +166,7 @@ def _off_skin(texture: np.ndarray, skin: np.ndarray) -> np.ndarray:
 
 
 def _blobs(differs: np.ndarray, least: float) -> np.ndarray:
-    """The regions of `differs` (opened: no speckle) of at least `least` pixels."""
+    """The regions of `differs` of at least `least` pixels (no speckle)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(differs.astype(np.uint8),
                                                                connectivity=8)
     big = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= max(least, 1.0))
@@ -204,10 +206,12 @@ def keep_mask(shape: tuple[int, ...], parts: list[tuple[int, int, np.ndarray]],
 
 
 def faces_covered(models: dict[int, Appearance], frame: np.ndarray, fmt: str,
-                  faces: list[Face], hands: bool) -> list[tuple[int, int, np.ndarray]]:
-    """Each face's covered part (Appearance.covered), its model made on first sight and
-    dropped once the face is gone; nothing is learned while `hands` are in front."""
-    for gone in set(models) - {f.id for f in faces}:
+                  faces: list[Face], tracked: list[Face], hands: bool
+                  ) -> list[tuple[int, int, np.ndarray]]:
+    """Each of `faces`' covered part (Appearance.covered), its model made on first sight and
+    dropped once the face is no longer `tracked` (a face turned past a pose limit keeps
+    what was learned); nothing is learned while `hands` are in front."""
+    for gone in set(models) - {f.id for f in tracked}:
         del models[gone]
     parts = []
     for face in faces:

@@ -287,7 +287,7 @@ class Pipeline:
         if not still and keeps_objects(settings):
             t = time.perf_counter()
             keep = objects.keep_mask(frame.shape, objects.faces_covered(
-                self.looks, frame, fmt, within_limits, hands=bool(self.hands)), keep)
+                self.looks, frame, fmt, within_limits, faces, hands=bool(self.hands)), keep)
             timings["objects"] = (time.perf_counter() - t) * 1000.0
         else:
             self.looks = {}

@@ -43,9 +43,10 @@ MIN_TRACKED_FACE = 16.0  # px: smaller faces are too coarse for FaceMesh to be o
 # is tracked)
 TRIES_PER_ROUND = 2
 # A detection whose crops have all been tried in vain (matched round to round by SAME_PLACE
-# overlap) rests this many rounds on its own crop alone before they are tried again: a face
-# held at a profile FaceMesh cannot take (a look at a side monitor) would otherwise cost the
-# extra runs on every frame while nothing else is tracked
+# overlap) rests this many detection rounds on its own crop alone before they are tried
+# again: a face held at a profile FaceMesh cannot take (a look at a side monitor) would
+# otherwise cost the extra runs on every frame while nothing else is tracked (rounds run
+# every frame then: 1 s at 30 fps; every detect_interval frames while a face is tracked)
 REST_ROUNDS = 30
 SAME_PLACE = 0.5
 SINGLE_FACE_MODES = ("largest", "centre")  # settings.faces that swap one face, chosen afresh

@@ -190,7 +190,7 @@ GROUPS: dict[str, tuple[str, list[Control]]] = {
         Control("keep_objects", "bool", "Keep objects in front",
                 "A mic, a cup or a phone in front of your face stays in front of the "
                 "swapped face: the filter learns how your face looks while nothing covers "
-                "it (a few seconds) and keeps what differs."),
+                "it (half a second) and keeps what differs."),
     ]),
     "group_color": ("Colour and blend", [
         Control("color_transfer", "list", "Colour matching",

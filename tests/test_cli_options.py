@@ -20,6 +20,7 @@ CASES = [
     (["bench", "--size", "big"], "--size: 'big': expected WxH"),
     (["bench", "--frames", "0"], "--frames: 0 is not within 1..1e+06"),
     (["bench", "--headturn", "--step", "0.1"], "--step: 0.1 is not within 0.5..15"),
+    (["bench", "--clean-clip", PHOTO], "--clean-clip needs --occlusion DIR"),
     (["live", "--delay-ms", "-1"], "--delay-ms: -1 is not within 0..10000"),
     (["live", "--threads", "x"], "--threads: 'x' is not an int"),
     (["detect", "--bench", "--repeat", "0"], "--repeat: 0 is not within 1..100000"),

@@ -98,8 +98,56 @@ def test_objects_are_kept_on_streams_only_and_guarded_in_privacy_modes(face_fram
     pipeline.process_still(frame, "bgr")
     assert pipeline.timings["objects"] == 0.0 and pipeline.looks == {}
     pipeline.process(frame, "bgr", timestamp=0.0)
-    assert list(pipeline.looks) == [f.id for f in pipeline.faces]
+    assert pipeline.faces and list(pipeline.looks) == [f.id for f in pipeline.faces]
     pipeline.close()
     assert keeps_objects(SwapSettings(on_lost="pixelate", identity_guard=True))
     assert not keeps_objects(SwapSettings(on_lost="pixelate", identity_guard=False))
     assert not keeps_objects(SwapSettings(keep_objects=False))
+
+
+def _learned(frame, landmarks, rng):
+    look = objects.Appearance()
+    for _ in range(objects.LEARN_FRAMES + 1):
+        look.covered(_noisy(frame, rng), "bgr", landmarks)
+    return look
+
+
+def test_what_has_the_face_own_colour_is_not_kept(face_frame, monkeypatch):
+    """A block of the face's own skin colour over its mouth (as a chin uncovered when a mic
+    learned as the face is put down) differs from the learned look but stays swapped."""
+    frame, landmarks = face_frame
+    rng = np.random.default_rng(1)
+    look = _learned(frame, landmarks, rng)
+    mouth = landmarks[[61, 291, 0, 17], :2]
+    x0, y0 = mouth.min(0).astype(int) - 10
+    x1, y1 = mouth.max(0).astype(int) + 10
+    oval = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(oval, [np.round(landmarks[FACE_OVAL, :2]).astype(np.int32)], 1)
+    lab = np.median(cv2.cvtColor(frame, cv2.COLOR_BGR2LAB)[oval > 0], axis=0)
+    lab[0] = min(lab[0] + 80, 250)  # the skin's colour, far brighter: it differs, but is skin
+    painted = frame.copy()
+    painted[y0:y1, x0:x1] = cv2.cvtColor(lab.astype(np.uint8)[None, None], cv2.COLOR_LAB2BGR)
+    assert np.abs(painted.astype(int) - frame).max(axis=2)[y0:y1, x0:x1].mean() > 60
+    assert look.covered(_noisy(painted, rng), "bgr", landmarks) is None
+    monkeypatch.setattr(objects, "CHROMA", 0.0)  # without the rule it would be kept
+    assert look.covered(_noisy(painted, rng), "bgr", landmarks) is not None
+    monkeypatch.undo()
+    green = frame.copy()
+    green[y0:y1, x0:x1] = (40, 200, 40)
+    assert look.covered(_noisy(green, rng), "bgr", landmarks) is not None
+
+
+def test_another_face_in_the_same_place_is_learned_afresh(face_frame):
+    """More than CHANGED of the learned points differing at once is not an object but
+    another face (a cut in the source): nothing kept, the look learned again from scratch -
+    but not while a hand is in front (learn=False)."""
+    frame, landmarks = face_frame
+    rng = np.random.default_rng(2)
+    other = np.ascontiguousarray(frame[:, ::-1])  # the same frame mirrored: another face
+    other_landmarks = landmarks.copy()
+    other_landmarks[:, 0] = frame.shape[1] - 1 - landmarks[:, 0]
+    look = _learned(frame, landmarks, rng)
+    assert look.covered(_noisy(other, rng), "bgr", landmarks, learn=False) is None
+    assert look.seen.max() > objects.LEARN_FRAMES  # kept while a hand is in front
+    assert look.covered(_noisy(other, rng), "bgr", landmarks) is None
+    assert look.seen.max() == 0  # learned afresh

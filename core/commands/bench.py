@@ -350,6 +350,8 @@ def run(args: argparse.Namespace) -> int:
         return _identity(args)
     if args.occlusion:
         return _occlusion(args)
+    if args.clean_clip:
+        raise InputError("--clean-clip needs --occlusion DIR (the objects laid over it)")
     if args.streams:
         return _streams(args)
     size = args.size

@@ -25,7 +25,7 @@ while nothing covers it), and the set has no clip where one comes in front of a 
 seen clear. So with `--clean-clip CLIP` (a real clip whose face nothing covers, e.g.
 ../shared/data/real_turns/videos/talking_turns.mp4) the set's outlined occluders other
 than hands (the headset mic, the bottle, the phones, the flute, the food) are cut out and
-laid over the clip's face after LEARN_FRAMES frames, each for OBJECT_FRAMES frames (then
+laid over the clip's face after CLEAN_FRAMES frames, each for OBJECT_FRAMES frames (then
 from the first again), placed by their photo's
 labelled eyes and mouth onto the tracked face's; the clip runs with `keep_objects` off and
 on, and uncovered: object pixels inside the face drawn over, false cut-outs on the
@@ -54,7 +54,7 @@ _SHRINK = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LABEL_PX + 1, 2 * LA
 SHEET_TILE = 160
 HELD_FRAMES = 60
 NOISE = 2.0  # levels of camera noise on the held frame
-LEARN_FRAMES = 18  # --clean-clip: frames of the uncovered face before the first object
+CLEAN_FRAMES = 18  # --clean-clip: frames of the uncovered face before the first object
 OBJECT_FRAMES = 4  # ... and frames each object is shown
 
 
@@ -180,7 +180,7 @@ def run_clip(settings: SwapSettings, video: Path) -> dict[str, Any]:
             "hands_ms_mean": round(float(np.mean(with_hand + without)), 2)}
 
 
-def _cutouts(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+def cutouts(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(type, photo, outline mask, the photo's eyes and mouth (3, 2)) of every outlined
     occluder but a hand (one held in a hand comes with what its outline holds of it)."""
     found = []
@@ -205,7 +205,7 @@ def _anchors(face: Face) -> np.ndarray:
                      points[LIPS_OUTER].mean(0)]).astype(np.float32)
 
 
-def _lay_over(frame: np.ndarray, face: Face, cutout: tuple) -> tuple[np.ndarray, np.ndarray]:
+def lay_over(frame: np.ndarray, face: Face, cutout: tuple) -> tuple[np.ndarray, np.ndarray]:
     """The frame with the cut-out object placed on the face (a similarity transform from its
     photo's eyes and mouth to the face's), and the object's pixels."""
     _, image, mask, anchors = cutout
@@ -223,7 +223,7 @@ def run_objects(settings: SwapSettings, folder: Path, clip: Path, sheet: Path
     frames = read_video_frames(clip)
     if not frames:
         raise InputError(f"cannot read any frame of {clip}")
-    cutouts = _cutouts(folder)
+    objects = cutouts(folder)
     base = settings.with_changes(label=False)
     runs = {name: Pipeline(base.with_changes(keep_objects=name.endswith("on")))
             for name in ("clean_off", "clean_on", "over_off", "over_on")}
@@ -238,21 +238,21 @@ def run_objects(settings: SwapSettings, folder: Path, clip: Path, sheet: Path
         swapped = _changed(plain, frame)
         cut[0] += int((swapped & ~_changed(kept, frame)).sum())
         cut[1] += int(swapped.sum())
-        which = (index - LEARN_FRAMES) // OBJECT_FRAMES % max(len(cutouts), 1)
+        which = (index - CLEAN_FRAMES) // OBJECT_FRAMES % max(len(objects), 1)
         face = runs["clean_off"].faces[0] if runs["clean_off"].faces else None
-        shown = face is not None and index >= LEARN_FRAMES and cutouts
-        over, where = _lay_over(frame, face, cutouts[which]) if shown else (frame, None)
+        shown = face is not None and index >= CLEAN_FRAMES and objects
+        over, where = lay_over(frame, face, objects[which]) if shown else (frame, None)
         outs = [runs[name].process(over, "bgr", timestamp=now) for name in ("over_off", "over_on")]
         if where is None:
             continue
         oval = np.zeros(frame.shape[:2], np.uint8)
         cv2.fillPoly(oval, [np.round(face.landmarks[FACE_OVAL, :2]).astype(np.int32)], 1)
         inside = where & oval.astype(bool)
-        counts = drawn.setdefault(cutouts[which][0], [0, 0, 0])
+        counts = drawn.setdefault(objects[which][0], [0, 0, 0])
         counts[0] += int((_changed(outs[1], over) & inside).sum())
         counts[1] += int((_changed(outs[0], over) & inside).sum())
         counts[2] += int(inside.sum())
-        if (index - LEARN_FRAMES) % OBJECT_FRAMES == OBJECT_FRAMES // 2 and len(tiles) < 8:
+        if (index - CLEAN_FRAMES) % OBJECT_FRAMES == OBJECT_FRAMES // 2 and len(tiles) < 8:
             x0, y0, x1, y1 = face.box.astype(int)
             pad = (x1 - x0) // 3
             region = (slice(max(y0 - pad, 0), y1 + pad), slice(max(x0 - pad, 0), x1 + pad))
@@ -262,7 +262,7 @@ def run_objects(settings: SwapSettings, folder: Path, clip: Path, sheet: Path
         run.close()
     every = [sum(c[i] for c in drawn.values()) for i in range(3)]
     report = {
-        "clip": str(clip), "frames": len(frames), "objects": len(cutouts),
+        "clip": str(clip), "frames": len(frames), "objects": len(objects),
         "drawn_over_pct": _pct(every[0], every[2]),
         "drawn_over_off_pct": _pct(every[1], every[2]),
         "by_type": {kind: [_pct(c[0], c[2]), _pct(c[1], c[2])] for kind, c in drawn.items()},
