@@ -10,10 +10,9 @@ import cv2
 import numpy as np
 import pytest
 from obs.harness import (
-    ObsSession,
     face_swap_filter,
     image_source,
-    missing_tools,
+    running,
     scene,
     scene_item,
     skip_module_without_obs,
@@ -33,8 +32,6 @@ PHOTO = Path(__file__).resolve().parents[2] / "shared" / "data" / "occlusion" / 
 
 @pytest.fixture(scope="module")
 def obs(tmp_path_factory):
-    if missing_tools():  # only reached under CI=true: there it is a failure, not a skip
-        pytest.fail(f"OBS tests need {' and '.join(missing_tools())} (obs-studio, xvfb)")
     sources = [
         image_source("Kept", PHOTO, [face_swap_filter(settings={"label": False})]),
         image_source("NotKept", PHOTO, [face_swap_filter(settings={"label": False,
@@ -43,11 +40,8 @@ def obs(tmp_path_factory):
         scene("Hands", [scene_item("Kept", 1, scale=0.5), scene_item("NotKept", 2, scale=0.5),
                         scene_item("Plain", 3, scale=0.5)]),
     ]
-    session = ObsSession(tmp_path_factory.mktemp("obs_hands"), sources)
-    with session:
-        wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
+    with running(tmp_path_factory.mktemp("obs_hands"), sources) as session:
         yield session
-    session.assert_clean_exit()
 
 
 def test_hands_over_the_eyes_stay_in_front_of_the_swap(obs):

@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,22 @@ def skip_module_without_obs() -> None:
     if missing_tools() and os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
         pytest.skip(f"needs {' and '.join(missing_tools())} (apt-get install obs-studio "
                     "xvfb); set CI=true to make this a failure", allow_module_level=True)
+
+
+@contextlib.contextmanager
+def running(workdir: Path, sources: list[dict]) -> Iterator[ObsSession]:
+    """A real OBS with `sources` for one test module: a failure, not a skip, where OBS or
+    Xvfb is missing (reached only under CI=true, see skip_module_without_obs); its status
+    file waited for; a clean exit checked once the module is done."""
+    import pytest
+
+    if missing_tools():
+        pytest.fail(f"OBS tests need {' and '.join(missing_tools())} (obs-studio, xvfb)")
+    session = ObsSession(workdir, sources)
+    with session:
+        wait_for(lambda: session.status_file.exists() and session.status(), 60, "status file")
+        yield session
+    session.assert_clean_exit()
 
 
 def free_port() -> int:
