@@ -34,6 +34,7 @@ EXPOSED = SAME_PERSON + 0.05
 TURNED_FROM, TURNED_UNTIL, TURNED_MARGIN = 45.0, 60.0, 0.12
 CHECK_EVERY = 10  # frames between checks of a face (3 a second at 30 fps)
 CHECK_TURN_DEG = 8.0  # ... or sooner, once it has turned (yaw) or tilted (pitch) this much
+CHECK_KEPT = 0.05  # ... or once this much more of its box is kept live (a hand, an object)
 # further from frontal than at its last check
 RELEASE_CHECKS = 2  # hidden again only after this many passing checks in a row
 CHIP_MARGIN = 0.6  # the region merged for a check: face box grown by this x face size
@@ -47,6 +48,7 @@ class GuardState:
     checked_frame: int | None = None  # the frame number of the last check
     checked_yaw: float = 0.0  # |yaw| at the last check
     checked_pitch: float = 0.0  # |pitch| at the last check
+    checked_kept: float = 0.0  # the share of its box kept live at the last check
     passes: int = 0  # passing checks in a row since the last failure
     distance: float | None = None  # the last check's recogniser distance
 
@@ -68,14 +70,29 @@ def exposed_below(yaw: float) -> float:
     return EXPOSED + float(turned) * (TURNED_MARGIN - (EXPOSED - SAME_PERSON))
 
 
-def due(state: GuardState, face: Face, frame: int) -> bool:
-    """Whether the face is checked this frame: never yet, CHECK_EVERY frames since, or turned
+def due(state: GuardState, face: Face, frame: int, kept: float = 0.0) -> bool:
+    """Whether the face is checked this frame: never yet, CHECK_EVERY frames since, turned
     or tilted CHECK_TURN_DEG further from frontal than at its last check (a tilt alone used
     to wait for the next periodic check: on renders tilted 30-45 degrees the swap was still
-    recognised in 27 % of the frames where the guard was on)."""
+    recognised in 27 % of the frames where the guard was on), or with CHECK_KEPT more of its
+    box kept live (`kept`, kept_share: a hand or an object newly in front leaves the live
+    face between and around it, which must not wait for the periodic check)."""
     return state.checked_frame is None or frame - state.checked_frame >= CHECK_EVERY or \
         abs(face.pose[0]) - state.checked_yaw >= CHECK_TURN_DEG or \
-        abs(face.pose[1]) - state.checked_pitch >= CHECK_TURN_DEG
+        abs(face.pose[1]) - state.checked_pitch >= CHECK_TURN_DEG or \
+        kept - state.checked_kept >= CHECK_KEPT
+
+
+def kept_share(keep: np.ndarray | None, face: Face) -> float:
+    """The share of the face's box that `keep` (core.merge's map, 255 = live) keeps live."""
+    if keep is None:
+        return 0.0
+    height, width = keep.shape[:2]
+    x0, y0 = np.maximum(np.floor(face.box[:2]), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(face.box[2:]), [width, height]).astype(int)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    return float(keep[y0:y1, x0:x1].mean()) / 255.0
 
 
 def _shifted(face: Face, swap: SwapOutput, x0: int, y0: int) -> tuple[Face, SwapOutput]:
@@ -123,6 +140,7 @@ class IdentityGuard:
             chips = self._probe(frame, fmt, face, swap, settings, keep)
         state.checked_frame = frame_number
         state.checked_yaw, state.checked_pitch = abs(face.pose[0]), abs(face.pose[1])
+        state.checked_kept = kept_share(keep, face)
         yaw = face.pose[0]
         self._checks.run(lambda: self._judge(chips, yaw, state), wait=first)
 

@@ -420,7 +420,8 @@ class Pipeline:
         for face in swapping.selected:
             state = self._states[face.id]
             if face.id not in live or (out is None) != (state.guard.checked_frame is None) \
-                    or not guard.due(state.guard, face, self._frame_number):
+                    or not guard.due(state.guard, face, self._frame_number,
+                                     guard.kept_share(swapping.keep, face)):
                 continue
             drawn = out if out is not None and self.shown.get(face.id) == "swap" and \
                 state.weight >= 1.0 else None

@@ -84,6 +84,15 @@ def test_an_exposed_face_is_released_after_passing_checks():
         assert guard.due(state, Face(face.landmarks, face.box, pose=(10.0, pitch, 0.0)), 2)
     tilted_less = Face(face.landmarks, face.box, pose=(10.0, guard.CHECK_TURN_DEG - 0.1, 0.0))
     assert not guard.due(state, tilted_less, 2)
+    # a hand or an object newly in front (more of the face's box kept live): checked at once
+    boxed = Face(face.landmarks, np.array([10, 10, 30, 30], np.float32), pose=(10.0, 0.0, 0.0))
+    keep = np.zeros((40, 40), np.uint8)
+    assert guard.kept_share(keep, boxed) == 0.0 and guard.kept_share(None, boxed) == 0.0
+    keep[10:30, 10:12] = 255  # 2 of 20 columns: 10 % of the box
+    assert guard.kept_share(keep, boxed) == pytest.approx(0.1)
+    assert guard.due(state, boxed, 2, guard.kept_share(keep, boxed))
+    state.checked_kept = 0.08
+    assert not guard.due(state, boxed, 2, guard.kept_share(keep, boxed))  # kept no more
     # the margin over dlib's rule grows with the turn, where the tracked points drift
     assert guard.exposed_below(0.0) == pytest.approx(guard.EXPOSED)
     assert guard.exposed_below(-70.0) == pytest.approx(SAME_PERSON + guard.TURNED_MARGIN)
