@@ -64,12 +64,14 @@ def other_crops(det: Detection) -> list[tuple[Roi, bool]]:
 
 
 def first_landmarks(mesh: FaceMesh, image: np.ndarray, fmt: str, det: Detection,
-                    budget: int | None = None, turn: int = 0) -> tuple[np.ndarray, float]:
+                    budget: int | None = None, turn: int = 0, rest: int = 0
+                    ) -> tuple[np.ndarray, float]:
     """FaceMesh's first landmarks from a detection and their presence: its own crop, and
     where FaceMesh sees no face there (most often a head turned 60 degrees or more) the
     other_crops until one finds the detection's face; a presence under PRESENCE_THRESHOLD
     when none does. A still tries them all; the live tracker `budget` of them a detection
-    round, its `turn`-th round the turn-th few (so a frame never pays for all of them). On
+    round, its `turn`-th round (counted for this detection) the turn-th few, so a frame
+    never pays for all of them - and once all have been tried, `rest` rounds none. On
     ../shared/data/real_turns the still path's retries find 22 of 24 faces at 60-75 degrees
     against 21; with the short range's faces and the moved crops, 23."""
     landmarks, presence = mesh.run(image, fmt, roi_from_detection(det), check=False)
@@ -77,8 +79,9 @@ def first_landmarks(mesh: FaceMesh, image: np.ndarray, fmt: str, det: Detection,
         return landmarks, presence
     crops = other_crops(det)
     if budget is not None:
-        first = turn * budget % len(crops)
-        crops = crops[first:first + budget]
+        rounds = -(-len(crops) // max(budget, 1))  # to try them all
+        turn %= rounds + rest
+        crops = crops[turn * budget:(turn + 1) * budget] if turn < rounds else []
     for crop, must_agree in crops:
         found, again = mesh.run(image, fmt, crop, check=False)
         if again >= PRESENCE_THRESHOLD and (not must_agree or nose_agrees(found, det)):

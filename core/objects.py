@@ -76,6 +76,10 @@ class Appearance:
     """One tracked face's learned look; `covered` once per frame."""
 
     def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Nothing learned: the look is learned afresh from the next frames."""
         self.mean = np.zeros((UV_SIDE, UV_SIDE, 3), np.float32)
         self.var = np.zeros((UV_SIDE, UV_SIDE), np.float32)
         self.seen = np.zeros((UV_SIDE, UV_SIDE), np.float32)  # frames seen uncovered
@@ -117,7 +121,7 @@ class Appearance:
                 # this one changed - learned afresh, nothing kept meanwhile (not learned
                 # afresh while a hand is in front: two hands over a face differ as much)
                 if learn:
-                    self.__init__()
+                    self.forget()
                 return None
             # what differs from the learned look but has the face's own skin colour is the
             # face (something learned that has gone: a mic put down uncovers a chin)

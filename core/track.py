@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.acquire import first_landmarks, other_crops
+from core.acquire import first_landmarks
 from core.detect import DUPLICATE_IOU, FaceDetector, iou
 from core.face import Face
 from core.frame import check_frame
@@ -189,10 +189,8 @@ class FaceTracker:
             if any(_covers(track.box, det.box) for track in alive):
                 continue
             rounds = _rounds_tried(self._untaken, det.box)
-            cycle = -(-len(other_crops(det)) // max(TRIES_PER_ROUND, 1))  # to try them all
-            turn = rounds % (cycle + REST_ROUNDS)
-            landmarks, presence = first_landmarks(
-                self.mesh, frame, fmt, det, TRIES_PER_ROUND if turn < cycle else 0, turn)
+            landmarks, presence = first_landmarks(self.mesh, frame, fmt, det, TRIES_PER_ROUND,
+                                                  rounds, REST_ROUNDS)
             if presence < PRESENCE_THRESHOLD:
                 untaken.append((det.box, rounds + 1))
                 continue

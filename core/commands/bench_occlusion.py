@@ -130,8 +130,7 @@ def run_occlusion(settings: SwapSettings, folder: Path, sheet: Path,
         "false_cut_pct": round(100.0 * false_cut[0] / max(false_cut[1], 1), 2),
     }
     if tiles:
-        rows = [np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles) - len(tiles) % 4, 4)]
-        report["sheet"] = write_sheet(sheet, cv2.cvtColor(np.vstack(rows), cv2.COLOR_BGR2RGB))
+        report["sheet"] = _write_tiles(sheet, tiles, 4)
     if video is not None:
         report["clip"] = run_clip(settings, video)
     if clean is not None:
@@ -185,17 +184,16 @@ def cutouts(folder: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]
     occluder but a hand (one held in a hand comes with what its outline holds of it)."""
     found = []
     for record in _records(folder):
-        if "landmarks68_fitted" not in record:
+        outlined = [o for o in record["occluders"] if o["type"] != "hand" and o.get("polygon")]
+        if not outlined or "landmarks68_fitted" not in record:
             continue
-        for occluder in record["occluders"]:
-            if occluder["type"] != "hand" and occluder.get("polygon"):
-                image = read_bgr(folder / record["file"], "occlusion photo")
-                mask = np.zeros(image.shape[:2], np.uint8)
-                cv2.fillPoly(mask, [np.asarray(occluder["polygon"], np.int32)], 255)
-                points = np.asarray(record["landmarks68_fitted"], np.float32)
-                anchors = np.stack([points[36:42].mean(0), points[42:48].mean(0),
-                                    points[48:60].mean(0)])
-                found.append((occluder["type"], image, mask, anchors))
+        image = read_bgr(folder / record["file"], "occlusion photo")
+        points = np.asarray(record["landmarks68_fitted"], np.float32)
+        anchors = np.stack([points[36:42].mean(0), points[42:48].mean(0), points[48:60].mean(0)])
+        for occluder in outlined:
+            mask = np.zeros(image.shape[:2], np.uint8)
+            cv2.fillPoly(mask, [np.asarray(occluder["polygon"], np.int32)], 255)
+            found.append((occluder["type"], image, mask, anchors))
     return found
 
 
@@ -271,9 +269,15 @@ def run_objects(settings: SwapSettings, folder: Path, clip: Path, sheet: Path
         "objects_ms_p95": round(float(np.percentile(cost, 95)), 2),
     }
     if tiles:
-        rows = [np.hstack(tiles[i:i + 2]) for i in range(0, len(tiles) - len(tiles) % 2, 2)]
-        report["sheet"] = write_sheet(sheet, cv2.cvtColor(np.vstack(rows), cv2.COLOR_BGR2RGB))
+        report["sheet"] = _write_tiles(sheet, tiles, 2)
     return report
+
+
+def _write_tiles(sheet: Path, tiles: list[np.ndarray], per_row: int) -> str:
+    """The contact sheet of BGR tiles, `per_row` a row (a last row left short is dropped)."""
+    rows = [np.hstack(tiles[i:i + per_row])
+            for i in range(0, len(tiles) - len(tiles) % per_row, per_row)]
+    return write_sheet(sheet, cv2.cvtColor(np.vstack(rows), cv2.COLOR_BGR2RGB))
 
 
 def _pct(count: int, total: int) -> float:
