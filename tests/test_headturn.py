@@ -13,7 +13,7 @@ import pytest
 from doubles import build_dfm, save
 
 from core.cli import main
-from core.commands.bench_headturn import LIMITS, bins, run_sweep
+from core.commands.bench_headturn import LIMITS, bins, pose_lag, run_sweep
 from core.commands.headturn_render import (
     BACKGROUND,
     landmark_error,
@@ -119,6 +119,8 @@ def test_landmarks_and_pose_hold_through_head_turns(sweeps, name):
             assert row["pose_error_deg"] <= 8.0, row
             assert row["still_landmark_error"] <= 4.0, row
             assert row["still_pose_error_deg"] <= 10.0, row
+        if row["hi"] <= 30:  # the persona drawn at most a frame behind a 90-degree/s turn
+            assert row["lag_frames"] <= 1.0, row  # measured 0.2-0.6 (both, yaw and pitch)
         if row["axis"] == "yaw" and row["hi"] <= 75:
             assert row["tracked"] >= 95.0, row  # measured 100 in every bin
             assert row["swapped"] >= 95.0, row  # the persona keeps swapping (100)
@@ -265,12 +267,22 @@ def test_bench_headturn_command(tmp_path, capsys, astronaut):
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     keys = {"axis", "lo", "hi", "frames", "tracked", "swapped", "landmark_error",
-            "pose_error_deg", "flicker"}
+            "pose_error_deg", "lag_frames", "flicker"}
     assert report["bins"] and all(keys <= set(row) for row in report["bins"])
     assert {row["axis"] for row in report["bins"]} == {"yaw", "pitch"}
     assert sheet.is_file() and report["contact_sheet"] == str(sheet)
     assert main(["bench", "--headturn", "--step", "0.1"]) == 2  # one line, no traceback
     assert "--step" in capsys.readouterr().err
+
+
+def test_pose_lag_counts_frames_behind_the_turn():
+    """Behind the way the head moves is a positive lag, ahead a negative one, in frames
+    of its motion; a head that did not move has none (a sweep's turning point)."""
+    assert pose_lag(read=26.0, true=30.0, last_true=28.0) == pytest.approx(2.0)  # going up
+    assert pose_lag(read=34.0, true=30.0, last_true=32.0) == pytest.approx(2.0)  # coming down
+    assert pose_lag(read=31.0, true=30.0, last_true=28.0) == pytest.approx(-0.5)  # ahead
+    assert pose_lag(read=-26.0, true=-30.0, last_true=-27.0) == pytest.approx(4.0 / 3.0)
+    assert pose_lag(read=30.0, true=30.0, last_true=30.0) is None
 
 
 def test_truth_pose_matches_the_estimator_convention(heads):

@@ -6,8 +6,9 @@ frame goes through the live path as OBS runs it (core.pipeline.Pipeline: tracker
 on_lost) and, for comparison, the still-image path (core.landmarks.faces_in_image, what
 `core detect` runs). Per 15-degree bin of the turn and per axis it reports: frames, tracked
 %, swapped %, landmark error against the truth (% of the face size), head-pose error
-(degrees, on the swept axis), flicker (frame-to-frame change of the output's face region
-over the input's), the still path's landmark and pose errors, and how far FaceMesh run on
+(degrees, on the swept axis), its lag (frames the pose the persona is drawn at is behind
+the turn: pose_lag), flicker (frame-to-frame change of the output's face region over the
+input's), the still path's landmark and pose errors, and how far FaceMesh run on
 the output lies from the truth (does the swapped face look turned?), and who the output
 looks like to dlib's recogniser (core.recognise), read at the true face's five points:
 `identity_leak`, % of frames still the person of the input (the same-person rule), and
@@ -64,6 +65,7 @@ class _Frame:
     persona: float | None = None  # ... from the persona (None: no reference face)
     change_in: float = 0.0  # mean |frame - previous frame| in the face region
     change_out: float = 0.0
+    lag: float | None = None  # frames the live pose is behind the turn (pose_lag)
 
 
 @dataclass
@@ -140,6 +142,7 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
     mesh = FaceMesh(threads=settings.threads)
     result = _Sweep(axis)
     previous: tuple[np.ndarray, np.ndarray] | None = None
+    last_pose: float | None = None
     for i, angle in enumerate(sweep(LIMITS[axis], step)):
         yaw, pitch = (angle, 0.0) if axis == "yaw" else (0.0, angle)
         render = render_head(head, yaw, pitch)
@@ -159,6 +162,9 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
                                             face.extra.get("shape") if face else None), size)
             if output else None,
             five_point_residual(render.landmarks), pipeline.timings["landmarks"])
+        if face is not None and last_pose is not None:
+            frame.lag = pose_lag(face.pose[0 if axis == "yaw" else 1], true_pose, last_pose)
+        last_pose = true_pose
         if recogniser is not None:
             five = [points5(render.landmarks)]
             before, after = recogniser.descriptors_of_chips(np.concatenate(
@@ -179,6 +185,18 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
                 if target not in sheet and angle >= target - step / 2:
                     sheet[target] = _sheet_tile(render.frame, out, render.landmarks, size)
     return result
+
+
+def pose_lag(read: float, true: float, last_true: float) -> float | None:
+    """How many frames the pose read (what the persona is drawn at) is behind the turn:
+    its error along the way the head moves, over how far it moved since the last frame
+    (negative: ahead); None where it did not move. A pose read short of a turn (a bias
+    with the angle) is behind on the way out and ahead on the way back, so a bin's mean
+    over a whole sweep is what is left: the lag."""
+    motion = true - last_true
+    if abs(motion) < 1e-6:
+        return None
+    return float((true - read) * np.sign(motion) / abs(motion))
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -208,6 +226,7 @@ def bins(sweeps: list[_Sweep]) -> list[dict[str, Any]]:
                 "swapped": round(100.0 * sum(f.swapped for f in inside) / len(inside), 1),
                 "landmark_error": _mean(f.landmark_error for f in inside),
                 "pose_error_deg": _mean(f.pose_error for f in inside),
+                "lag_frames": _mean(f.lag for f in inside),
                 "flicker": round(flicker, 2) if flicker is not None else None,
                 "still_landmark_error": _mean(f.still_error for f in inside),
                 "still_pose_error_deg": _mean(f.still_pose_error for f in inside),
@@ -249,7 +268,8 @@ def run_headturn(settings: SwapSettings, portraits: list[Path], step: float = 2.
 
 COLUMNS = (("frames", "frames", "{:>6}"), ("tracked", "tracked%", "{:>9}"),
            ("swapped", "swapped%", "{:>9}"), ("landmark_error", "lmk err%", "{:>9}"),
-           ("pose_error_deg", "pose err°", "{:>10}"), ("flicker", "flicker", "{:>8}"),
+           ("pose_error_deg", "pose err°", "{:>10}"), ("lag_frames", "lag fr", "{:>7}"),
+           ("flicker", "flicker", "{:>8}"),
            ("still_landmark_error", "still lmk%", "{:>11}"),
            ("still_pose_error_deg", "still pose°", "{:>12}"),
            ("output_landmark_error", "out lmk%", "{:>9}"),
