@@ -120,10 +120,27 @@ def test_landmarks_and_pose_hold_through_head_turns(sweeps, name):
             assert row["still_landmark_error"] <= 4.0, row
             assert row["still_pose_error_deg"] <= 10.0, row
         if row["hi"] <= 30:  # the persona drawn at most a frame behind a 90-degree/s turn
-            assert row["lag_frames"] <= 1.0, row  # measured 0.2-0.6 (both, yaw and pitch)
+            assert row["lag_frames"] <= 1.0, row  # measured 0.16-0.43 (both photos together)
         if row["axis"] == "yaw" and row["hi"] <= 75:
             assert row["tracked"] >= 95.0, row  # measured 100 in every bin
             assert row["swapped"] >= 95.0, row  # the persona keeps swapping (100)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
+def test_a_fast_turn_out_and_back_is_followed(heads, name):
+    """A turn of 120 degrees a second (4 a frame) out to 80 degrees and back, both ways: the
+    pose the persona is drawn at is at most a frame behind the head in every yaw bin up to
+    75 degrees, and within 6 degrees of it from 45 on. While the alignment turned the model
+    about its shape's own origin, after a turn reversed far out the pose stayed up to 13
+    degrees beyond the head for 5-10 frames: 1.9-2.2 frames behind at 45-75 degrees, 7.6-8.8
+    degrees off (core.headmodel.HeadModel._turn)."""
+    sweep = run_sweep(heads[name], "yaw", SwapSettings(label=False), 4.0, still=False,
+                      output=False)
+    for row in bins([sweep]):
+        if row["hi"] <= 75:
+            assert row["lag_frames"] <= 1.0, row
+            if row["lo"] >= 45:
+                assert row["pose_error_deg"] <= 6.0, row
 
 
 @pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
