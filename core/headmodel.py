@@ -388,6 +388,8 @@ class HeadModel:
         inside = self._inside(shown, _crop(grey, corner, side, SIDE))
         centre = self._compare(drawn, inside)
         visible = np.unique(self._model.triangles[np.unique(shown[shown >= 0])])
+        if visible.size == 0:  # nothing of it drawn in the square: about all its points
+            visible = np.arange(len(self._subset))
         anchor = project(self.shape[self._subset], pose)[visible, :2].mean(axis=0)
 
         def turned(yaw: float, pitch: float) -> Pose:

@@ -26,6 +26,7 @@ from core.pipeline import Pipeline
 from core.pose import fit_pose, head_pose, project, turn
 from core.settings import SwapSettings
 from core.stills import faces_in_image, landmarks_for_image, refine_crop
+from core.track import FaceTracker
 
 REAL_TURNS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_turns"
 STEP = 3.0  # degrees per frame in the sweeps here (90 degrees a second at 30 fps)
@@ -141,6 +142,21 @@ def test_a_fast_turn_out_and_back_is_followed(heads, name):
             assert row["lag_frames"] <= 1.0, row
             if row["lo"] >= 45:
                 assert row["pose_error_deg"] <= 6.0, row
+
+
+def test_a_search_round_with_nothing_drawn_keeps_a_finite_pose(heads):
+    """The search turns the model about its visible face's centre; with none of it drawn in
+    the comparison square (a face leaving the frame) that is all its points' centre, not
+    the mean of nothing (a NaN pose, NaN landmarks)."""
+    tracker = FaceTracker(SwapSettings(), threads=1)
+    for i, yaw in enumerate(range(0, 52, 4)):
+        render = render_head(heads["astronaut"], float(yaw), 0.0)
+        tracker.process(render.frame, "rgb", timestamp=i / 30)
+    model = tracker._tracks[0].model
+    assert model.aligned
+    grey = cv2.cvtColor(render.frame, cv2.COLOR_RGB2GRAY)
+    pose, turned_by = model._turn(grey, model.pose, np.array([5000.0, 5000.0]), 10.0)
+    assert np.isfinite(pose[0]).all() and np.isfinite(pose[2]).all() and turned_by <= 3.0
 
 
 @pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
