@@ -16,8 +16,9 @@ turns past TRUST_FROM degrees, each frame the model is drawn at the current pose
 a textured triangle mesh, far triangles first, back faces culled (core.mesh) - and
 aligned to the frame: an ECC image alignment for position, size and roll, then a parabola
 through the picture mismatch one step either side in yaw and in pitch (turned about the
-visible face's centre; placed again after a round that turned it far). The mismatch is one
-minus the normalised correlation over the drawn face, so lighting changes matter little. The
+visible face's centre; placed again after a round that turned it by a degree or more). The
+mismatch is one minus the normalised correlation over the drawn face, so lighting changes
+matter little. The
 shape at that pose gives every landmark, hidden ones included; between TRUST_FROM and
 TRUST_UNTIL degrees they are blended with FaceMesh's (expressions come from FaceMesh, so
 near frontal they are its own). Cost when turned: about ten 96 px renders and one or two
@@ -51,7 +52,7 @@ MARGIN = 1.3  # that square's side over the face's extent
 TEXTURE_SIDE = 160  # px: the keyframe's square
 STEP = 3.0  # degrees: the yaw and pitch steps of the parabola search
 ITERATIONS = 2  # alignment rounds per frame
-REPLACE_SHIFT = 1.0  # degrees a round turned the pose by, from which the next is placed again
+PLACE_AGAIN_FROM = 1.0  # degrees a search round turned the pose by: the next starts placed again
 MOMENTUM = 0.5  # share of the last frame's turn expected again in this one
 RUN_OFF = 25.0  # degrees between the aligned pose and FaceMesh's: it may have run off
 SEARCH = 6  # poses tried between FaceMesh's and the aligned one when they are that far
@@ -341,9 +342,9 @@ class HeadModel:
         return best
 
     def _align(self, grey: np.ndarray, pose: Pose) -> Pose:
-        """Place (ECC), then ITERATIONS rounds of the yaw and pitch search; a round that
-        turned the pose by REPLACE_SHIFT or more is followed by placing it again: the
-        prediction was off (a fast turn, a turn reversed), and a pose turned on is judged
+        """Place (ECC), then ITERATIONS rounds of the yaw and pitch search; after a round that
+        turned the pose by PLACE_AGAIN_FROM degrees or more, the next starts from placing it
+        again: the prediction was off (a fast turn, a turn reversed), and a pose turned on is judged
         best where it is placed - the mismatch of an unplaced pose favours the placement it
         has (`bench --headturn` at 4 degrees a frame, both test photos, 45-60 / 60-75 degrees:
         pose error 3.74 / 3.86 -> 2.66 / 2.62, lag 0.93 / 0.94 -> 0.61 / 0.54 frames; 0.5
@@ -352,8 +353,8 @@ class HeadModel:
         corner, side = _box(project(self.shape, pose)[:, :2])
         pose = self._place(grey, pose, corner, side)
         turned_by = 0.0
-        for i in range(ITERATIONS):
-            if i and turned_by >= REPLACE_SHIFT:
+        for _ in range(ITERATIONS):
+            if turned_by >= PLACE_AGAIN_FROM:
                 pose = self._place(grey, pose, corner, side)
             pose, turned_by = self._turn(grey, pose, corner, side)
         return pose
@@ -377,7 +378,8 @@ class HeadModel:
     def _turn(self, grey: np.ndarray, pose: Pose, corner: np.ndarray, side: float
               ) -> tuple[Pose, float]:
         """Yaw and pitch: the vertex of a parabola through the mismatch at -STEP, 0, +STEP
-        on each axis; (the pose, the most degrees it turned by). The model is drawn once;
+        on each axis; (the pose, the most degrees it turned by; unturned where too little of
+        the model is drawn in the square to compare). The model is drawn once;
         the steps reuse its triangle map. Each step turns the model about the centre of its
         visible face, which stays where it is: turned about the shape's own origin, a
         far-turned face's visible half slid sideways with every step, so the mismatch
@@ -386,22 +388,23 @@ class HeadModel:
         photos, 60-75 degrees: pose error 8.78 -> 3.86, lag 2.20 -> 0.94 frames)."""
         drawn, shown = self._draw(pose, corner, side)
         inside = self._inside(shown, _crop(grey, corner, side, SIDE))
+        if inside is None:
+            return pose, 0.0
         centre = self._compare(drawn, inside)
+        points = self.shape[self._subset]
         visible = np.unique(self._model.triangles[np.unique(shown[shown >= 0])])
-        if visible.size == 0:  # nothing of it drawn in the square: about all its points
-            visible = np.arange(len(self._subset))
-        anchor = project(self.shape[self._subset], pose)[visible, :2].mean(axis=0)
+        anchor = project(points, pose)[visible, :2].mean(axis=0)
 
         def turned(yaw: float, pitch: float) -> Pose:
             rotation, scale, offset = turn(pose, yaw, pitch)
-            seen = project(self.shape[self._subset], (rotation, scale, offset))
+            seen = project(points, (rotation, scale, offset))
             return rotation, scale, offset + anchor - seen[visible, :2].mean(axis=0)
         shifts = []
         for axis in (0, 1):
             sides = []
             for sign in (-1.0, 1.0):
                 step = (sign * STEP, 0.0) if axis == 0 else (0.0, sign * STEP)
-                seen = project(self.shape[self._subset], turned(*step))
+                seen = project(points, turned(*step))
                 moved = self._model.rerender(shown, self._local(seen, corner, side))
                 sides.append(self._compare(moved, inside))
             curve = sides[0] + sides[1] - 2.0 * centre

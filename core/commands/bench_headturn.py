@@ -65,7 +65,9 @@ class _Frame:
     persona: float | None = None  # ... from the persona (None: no reference face)
     change_in: float = 0.0  # mean |frame - previous frame| in the face region
     change_out: float = 0.0
-    lag: float | None = None  # frames the live pose is behind the turn (pose_lag)
+    true_pose: float = 0.0  # the truth on the swept axis, degrees
+    signed_error: float | None = None  # truth - the live pose on it (None: not tracked)
+    motion: float = 0.0  # how far the truth moved since the last frame, degrees
 
 
 @dataclass
@@ -162,8 +164,10 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
                                             face.extra.get("shape") if face else None), size)
             if output else None,
             five_point_residual(render.landmarks), pipeline.timings["landmarks"])
-        if face is not None and last_pose is not None:
-            frame.lag = pose_lag(face.pose[0 if axis == "yaw" else 1], true_pose, last_pose)
+        frame.true_pose = true_pose
+        frame.motion = 0.0 if last_pose is None else true_pose - last_pose
+        if face is not None:
+            frame.signed_error = true_pose - face.pose[0 if axis == "yaw" else 1]
         last_pose = true_pose
         if recogniser is not None:
             five = [points5(render.landmarks)]
@@ -187,16 +191,30 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
     return result
 
 
-def pose_lag(read: float, true: float, last_true: float) -> float | None:
-    """How many frames the pose read (what the persona is drawn at) is behind the turn:
-    its error along the way the head moves, over how far it moved since the last frame
-    (negative: ahead); None where it did not move. A pose read short of a turn (a bias
-    with the angle) is behind on the way out and ahead on the way back, so a bin's mean
-    over a whole sweep is what is left: the lag."""
-    motion = true - last_true
-    if abs(motion) < 1e-6:
+def pose_lag(true: np.ndarray, error: np.ndarray, motion: np.ndarray) -> float | None:
+    """How many frames the pose read (what the persona is drawn at) is behind the turn
+    (negative: ahead), from frames' true angles, errors (true - read) and motions (true
+    minus the last frame's true): the least-squares `lag` of error = a + b true + c sign(true)
+    + lag motion. A pose read short of the turn is a bias with the angle (a, b, c: a bin
+    holds both sides of a yaw), behind on the way out and ahead on the way back; what moves
+    with the motion is the lag. (A bin's
+    plain mean of error / motion cancels the bias only where it holds as many frames out
+    as back at the same angles, not in the bin of the sweep's turning point.) None without
+    frames moving both ways to tell them apart."""
+    true, error, motion = (np.asarray(v, np.float64) for v in (true, error, motion))
+    if len(error) < 5 or not ((motion > 1e-6).any() and (motion < -1e-6).any()):
         return None
-    return float((true - read) * np.sign(motion) / abs(motion))
+    design = np.column_stack([np.ones_like(true), true, np.sign(true), motion])
+    return float(np.linalg.lstsq(design, error, rcond=None)[0][-1])
+
+
+def _lag(frames: list[_Frame]) -> float | None:
+    """pose_lag of the tracked frames of a bin, rounded."""
+    seen = [f for f in frames if f.signed_error is not None and f.motion != 0.0]
+    lag = pose_lag(np.array([f.true_pose for f in seen]),
+                   np.array([f.signed_error for f in seen]),
+                   np.array([f.motion for f in seen]))
+    return None if lag is None else round(lag, 2)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -226,7 +244,7 @@ def bins(sweeps: list[_Sweep]) -> list[dict[str, Any]]:
                 "swapped": round(100.0 * sum(f.swapped for f in inside) / len(inside), 1),
                 "landmark_error": _mean(f.landmark_error for f in inside),
                 "pose_error_deg": _mean(f.pose_error for f in inside),
-                "lag_frames": _mean(f.lag for f in inside),
+                "lag_frames": _lag(inside),
                 "flicker": round(flicker, 2) if flicker is not None else None,
                 "still_landmark_error": _mean(f.still_error for f in inside),
                 "still_pose_error_deg": _mean(f.still_pose_error for f in inside),
