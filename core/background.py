@@ -44,9 +44,12 @@ class OneAtATime:
         if wait:
             job()
             return
-        self._pending = threading.Thread(target=job, name=self.name, daemon=True)
-        _started.add(self._pending)
-        self._pending.start()
+        thread = threading.Thread(target=job, name=self.name, daemon=True)
+        thread.start()  # before it is seen: `wait` on another thread (an engine stopping)
+        # joined a thread not started yet ("cannot join thread before it is started": OBS
+        # unloading the script while the identity guard began a check)
+        _started.add(thread)
+        self._pending = thread
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the job in flight (if any) is done, or `timeout` s."""
