@@ -344,11 +344,13 @@ class HeadModel:
     def _align(self, grey: np.ndarray, pose: Pose) -> Pose:
         """Place (ECC), then ITERATIONS rounds of the yaw and pitch search; after a round that
         turned the pose by PLACE_AGAIN_FROM degrees or more, the next starts from placing it
-        again: the prediction was off (a fast turn, a turn reversed), and a pose turned on is judged
-        best where it is placed - the mismatch of an unplaced pose favours the placement it
-        has (`bench --headturn` at 4 degrees a frame, both test photos, 45-60 / 60-75 degrees:
-        pose error 3.74 / 3.86 -> 2.66 / 2.62, lag 0.93 / 0.94 -> 0.61 / 0.54 frames; 0.5
-        placements more a turned frame at 2 degrees a frame, 0.85 at 4).
+        again: the prediction was off (a fast turn, a turn reversed), and a pose turned on is
+        judged best where it is placed - the mismatch of an unplaced pose favours the
+        placement it has. With _turn's steps about the visible centre, on renders of 11
+        portraits at 4 degrees a frame, 30-75 degrees: 0.33-0.48 frames behind the head,
+        2.2-3.1 degrees off, against 1.1-1.6 and 4.8-8.2 before; a placement more on 0.45 /
+        0.5 / 0.85 of the turned frames held still / at 2 / at 4 degrees a frame (README
+        "Fast turns").
         """
         corner, side = _box(project(self.shape, pose)[:, :2])
         pose = self._place(grey, pose, corner, side)
@@ -379,13 +381,12 @@ class HeadModel:
               ) -> tuple[Pose, float]:
         """Yaw and pitch: the vertex of a parabola through the mismatch at -STEP, 0, +STEP
         on each axis; (the pose, the most degrees it turned by; unturned where too little of
-        the model is drawn in the square to compare). The model is drawn once;
-        the steps reuse its triangle map. Each step turns the model about the centre of its
+        the model is drawn in the square to compare). The model is drawn once; the steps
+        reuse its triangle map. Each step turns the model about the centre of its
         visible face, which stays where it is: turned about the shape's own origin, a
         far-turned face's visible half slid sideways with every step, so the mismatch
         favoured the turn the model had - after a turn reversed far out the pose stayed up
-        to 13 degrees beyond the head (on the renders at 4 degrees a frame; both test
-        photos, 60-75 degrees: pose error 8.78 -> 3.86, lag 2.20 -> 0.94 frames)."""
+        to 13 degrees beyond the head for 5-10 frames (renders at 4 degrees a frame)."""
         drawn, shown = self._draw(pose, corner, side)
         inside = self._inside(shown, _crop(grey, corner, side, SIDE))
         if inside is None:

@@ -55,7 +55,7 @@ class _Frame:
     tracked: bool
     swapped: bool
     landmark_error: float | None  # live path, % of face size (None: not tracked)
-    pose_error: float | None  # live path, degrees on the swept axis
+    signed_error: float | None  # live path: truth - its pose on the swept axis, degrees
     still_error: float | None  # still-image path
     still_pose_error: float | None
     output_error: float | None  # FaceMesh on the output vs the truth
@@ -66,8 +66,12 @@ class _Frame:
     change_in: float = 0.0  # mean |frame - previous frame| in the face region
     change_out: float = 0.0
     true_pose: float = 0.0  # the truth on the swept axis, degrees
-    signed_error: float | None = None  # truth - the live pose on it (None: not tracked)
     motion: float = 0.0  # how far the truth moved since the last frame, degrees
+
+    @property
+    def pose_error(self) -> float | None:
+        """The live path's pose error on the swept axis, degrees (None: not tracked)."""
+        return None if self.signed_error is None else abs(self.signed_error)
 
 
 @dataclass
@@ -157,7 +161,7 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
         frame = _Frame(
             angle, face is not None, any(v == "swap" for v in pipeline.shown.values()),
             landmark_error(face.landmarks, render.landmarks, size) if face else None,
-            abs(face.pose[0 if axis == "yaw" else 1] - true_pose) if face else None,
+            true_pose - face.pose[0 if axis == "yaw" else 1] if face else None,
             landmark_error(found.landmarks, render.landmarks, size) if found else None,
             abs(found.pose[0 if axis == "yaw" else 1] - true_pose) if found else None,
             _output_error(mesh, out, _meant(pipeline.swapper, render.landmarks,
@@ -166,8 +170,6 @@ def run_sweep(head: Head, axis: str, settings: SwapSettings, step: float,
             five_point_residual(render.landmarks), pipeline.timings["landmarks"])
         frame.true_pose = true_pose
         frame.motion = 0.0 if last_pose is None else true_pose - last_pose
-        if face is not None:
-            frame.signed_error = true_pose - face.pose[0 if axis == "yaw" else 1]
         last_pose = true_pose
         if recogniser is not None:
             five = [points5(render.landmarks)]
@@ -197,10 +199,9 @@ def pose_lag(true: np.ndarray, error: np.ndarray, motion: np.ndarray) -> float |
     minus the last frame's true): the least-squares `lag` of error = a + b true + c sign(true)
     + lag motion. A pose read short of the turn is a bias with the angle (a, b, c: a bin
     holds both sides of a yaw), behind on the way out and ahead on the way back; what moves
-    with the motion is the lag. (A bin's
-    plain mean of error / motion cancels the bias only where it holds as many frames out
-    as back at the same angles, not in the bin of the sweep's turning point.) None without
-    frames moving both ways to tell them apart."""
+    with the motion is the lag. (A bin's plain mean of error / motion cancels the bias only
+    where it holds as many frames out as back at the same angles, not in the bin of the
+    sweep's turning point.) None without frames moving both ways to tell them apart."""
     true, error, motion = (np.asarray(v, np.float64) for v in (true, error, motion))
     if len(error) < 5 or not ((motion > 1e-6).any() and (motion < -1e-6).any()):
         return None
