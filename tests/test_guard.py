@@ -155,7 +155,7 @@ def test_the_persona_hides_real_faces_up_to_75_degrees(real_turns):
     before: 26.7). One row for every pitched photo read 10.1 % (the smooth fill before: 7.2, and
     25.0 at 60-75). Before the synthetic persona (the plain average of the test photos): 5.8
     (pitched, one row) and 20.8. Before the silhouette's fill grew with the turn
-    (core.swap.persona.silhouette_margin): 0 / 0 / 4.0 / 3.6, 8.7 and 29.2; before the persona had
+    (core.swap.persona.silhouette_margins): 0 / 0 / 4.0 / 3.6, 8.7 and 29.2; before the persona had
     its own face shape over a filled background: 0 / 8 / 0 / 7.1, 8.7 and 54; before its mask
     reached past the face outline: 5 / 20 / 48 / 79."""
     for row in ("yaw 0-15", "yaw 15-30", "yaw 30-45", "yaw 45-60", "pitch"):

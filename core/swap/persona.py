@@ -68,14 +68,21 @@ PERSONAS_DIR = MODELS_DIR / "personas"
 DEFAULT_PERSONA = PERSONAS_DIR / "default.png"
 CROP_SIZE = 256
 MESH_POINTS = 150  # landmark subset per mesh (plus an outer ring): ~330 triangles
-# The streamer's silhouette: their landmarks' hull grown by this x the face size (FaceMesh's
-# outer points sit a little inside the real edge), up to SILHOUETTE_MARGIN_TURNED for a head
-# turned TURNED_UNTIL degrees, from TURNED_FROM on: what is left of a profile (hairline, head
-# outline, ear) is what gives a turned face away, while near frontal the wider fill is only a
-# visible haze round the face (../shared/data/real_turns, recognised at 60-75 degrees: 29.2 %
-# with 0.06 at every angle, 16.7 % with 0.18, 20.8 % with 0.24; frontal bins unchanged at 0)
+# The streamer's silhouette (silhouette_points, silhouette_margins): their landmarks' hull
+# grown by SILHOUETTE_MARGIN x the face size (FaceMesh's outer points sit a little inside the
+# real edge) and reached PROFILE_REACH x the face size towards where the nose points (a
+# turned face's nose, lips and chin stand out past FaceMesh's points on that side); its
+# upper part (above the nose tip: hairline, temples, ears) grown up to SILHOUETTE_MARGIN_TURNED
+# over UPPER_TURNED degrees of yaw, the whole over WHOLE_TURNED. What is left of a profile is
+# what gives a turned face away (../shared/data/real_turns, recognised at 60-75 degrees: 29.2 %
+# with 0.06 all round at every angle, 16.7 % with 0.18 from 45 degrees on, 20.8 % with 0.24),
+# but the whole hull grown at moderate turns drew the collar up under the chin (a white bib)
+# and hair over the forehead on a real clip turned 30-50 degrees, 13-38 % of the neck under
+# the chin changed; now 3-8 %, the photos' figures unchanged (README "Anonymity at head turns")
 SILHOUETTE_MARGIN, SILHOUETTE_MARGIN_TURNED = 0.06, 0.18
-TURNED_FROM, TURNED_UNTIL = 15.0, 45.0
+UPPER_TURNED, WHOLE_TURNED = (15.0, 45.0), (45.0, 75.0)
+PROFILE_REACH = 0.25
+NOSE_TIP = 1  # FaceMesh landmark
 OUTLINE_MARGIN = 0.6  # SwapOutput.outline: the mask may reach this x the face size past the
 # live face oval (a profile's nose tip and the merge's feather lie that far out)
 RIM = 0.04  # the portrait's face rim replaced by the skin beside it (_skin_to_the_edge)
@@ -208,10 +215,12 @@ class PersonaSwapper:
         if motion is not None:
             shaped[:, :2] = shaped[:, :2] @ motion[:2, :2].T + motion[:2, 2]
             shaped[:, 2] *= settings.face_scale
-        margin = silhouette_margin(face.pose[0])
-        matrix = self._framed(similarity(face.points5, self.template), face, shaped, settings,
-                              margin)
+        margins = silhouette_margins(face.pose[0])
+        whole, upper = silhouette_points(face)
+        matrix = self._framed(similarity(face.points5, self.template), face, whole, shaped,
+                              settings, max(margins))
         own = _to_crop(face.landmarks, matrix)
+        own_outline = (_to_crop(whole, matrix), _to_crop(upper, matrix))
         drawn = _to_crop(shaped, matrix)
         vertices = mesh_points(drawn, self.portrait.subset)
         depth = mesh_depth(shaped * crop_scale(matrix), self.portrait.subset)
@@ -220,11 +229,11 @@ class PersonaSwapper:
         persona = shown >= 0
         warped = time.perf_counter()
         face_px = face.size * crop_scale(matrix)
-        silhouette = _grown_hull(own, margin * face_px, self.size)
+        silhouette = _silhouette(own_outline, margins, face_px, 0.0, self.size)
         persona_u8 = persona.view(np.uint8) * np.uint8(255)
         backdrop, coverage = self._background(frame, fmt, matrix, persona_u8,
                                               cv2.max(silhouette, persona_u8), face_px)
-        mask = self.mask(own, drawn, face_px, settings, margin)
+        mask = self.mask(own, own_outline, drawn, face_px, settings, margins)
         self.timings = {"align": (aligned - start) * 1000.0,
                         "warp": (warped - aligned) * 1000.0,
                         "fill": (time.perf_counter() - warped) * 1000.0}
@@ -232,15 +241,15 @@ class PersonaSwapper:
         return SwapOutput(crop=crop, matrix=matrix, mask=mask, outline=outline,
                           backdrop=backdrop, coverage=coverage)
 
-    def _framed(self, matrix: np.ndarray, face: Face, shaped: np.ndarray,
-                settings: SwapSettings, margin: float) -> np.ndarray:
+    def _framed(self, matrix: np.ndarray, face: Face, silhouette: np.ndarray,
+                shaped: np.ndarray, settings: SwapSettings, margin: float) -> np.ndarray:
         """The frame -> crop matrix zoomed out until the live face's silhouette and the
         persona's face, with the mask's reach past them and the feather's zeroed border
         (twice the blur), lie inside the crop: the 5-point framing crops a turned face's
         profile and back (its five points bunch up), and the merge's mask is 0 at the
         crop's border."""
         scale = crop_scale(matrix)
-        seen = _to_crop(np.concatenate([face.landmarks, shaped]), matrix)
+        seen = _to_crop(np.concatenate([silhouette, shaped[:, :2]]), matrix)
         reach = (margin + _reach(settings) + max(settings.blur, 0.0) / 100.0) \
             * face.size * scale + 1.0
         low, high = seen.min(axis=0) - reach, seen.max(axis=0) + reach
@@ -287,15 +296,15 @@ class PersonaSwapper:
             * np.float32(1.0 / 255.0)
         return seen, coverage
 
-    def mask(self, own: np.ndarray, drawn: np.ndarray, face_px: float,
-             settings: SwapSettings, margin: float) -> np.ndarray:
-        """The streamer's silhouette (their landmarks' hull, `margin` past it) and
+    def mask(self, own: np.ndarray, outline: tuple[np.ndarray, np.ndarray], drawn: np.ndarray,
+             face_px: float, settings: SwapSettings, margins: tuple[float, float]) -> np.ndarray:
+        """The streamer's silhouette (_silhouette: `outline`, `margins` past it) and
         the persona's face, grown by the merge's erosion and its feather (_reach) so that
         both stay opaque after them; minus the eyes / inner mouth where the live ones are
         kept: where the live and the persona's outlines of them overlap (a still's persona
         keeps its own mouth: closed, it keeps none)."""
         reach = _reach(settings) * face_px
-        mask = cv2.max(_grown_hull(own, margin * face_px + reach, self.size),
+        mask = cv2.max(_silhouette(outline, margins, face_px, reach, self.size),
                        _grown_hull(drawn, reach, self.size))
         holes = []
         if settings.keep_eyes:
@@ -313,11 +322,37 @@ class PersonaSwapper:
         return mask.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
-def silhouette_margin(yaw: float) -> float:
-    """How far past the streamer's landmarks their silhouette is filled, x the face size:
-    SILHOUETTE_MARGIN near frontal, growing to SILHOUETTE_MARGIN_TURNED at TURNED_UNTIL."""
-    turned = np.clip((abs(yaw) - TURNED_FROM) / (TURNED_UNTIL - TURNED_FROM), 0.0, 1.0)
-    return SILHOUETTE_MARGIN + float(turned) * (SILHOUETTE_MARGIN_TURNED - SILHOUETTE_MARGIN)
+def silhouette_margins(yaw: float) -> tuple[float, float]:
+    """How far past the streamer's outline their silhouette is filled, x the face size:
+    (the whole outline, its upper part), SILHOUETTE_MARGIN near frontal, each growing to
+    SILHOUETTE_MARGIN_TURNED over its range of yaw (WHOLE_TURNED, UPPER_TURNED)."""
+    def grown(turned: tuple[float, float]) -> float:
+        share = np.clip((abs(yaw) - turned[0]) / (turned[1] - turned[0]), 0.0, 1.0)
+        return SILHOUETTE_MARGIN + float(share) * (SILHOUETTE_MARGIN_TURNED - SILHOUETTE_MARGIN)
+    return grown(WHOLE_TURNED), grown(UPPER_TURNED)
+
+
+def silhouette_points(face: Face) -> tuple[np.ndarray, np.ndarray]:
+    """The streamer's outline before its margins, frame px: (the whole, its upper part).
+    The whole is their landmarks and the same moved PROFILE_REACH x the face size along
+    where the nose points (its image direction, as long as the turn's sine): a turned
+    face's profile - nose, lips, chin - stands out past FaceMesh's points on that side
+    only. The upper part is the landmarks above the nose tip (hairline, temples, ears)."""
+    points = np.asarray(face.landmarks, np.float64)
+    axes = face_axes(face.landmarks)
+    if axes is None:
+        return points[:, :2], points[:, :2]
+    reach = -axes[2, :2] * PROFILE_REACH * face.size
+    upper = points[(points - points[NOSE_TIP]) @ axes[1] < 0.0, :2]
+    return np.concatenate([points[:, :2], points[:, :2] + reach]), upper
+
+
+def _silhouette(outline: tuple[np.ndarray, np.ndarray], margins: tuple[float, float],
+                face_px: float, grow: float, size: int) -> np.ndarray:
+    """(size, size) uint8: the silhouette of silhouette_points' crop-space `outline`, each
+    part's hull grown by its margin (silhouette_margins, x `face_px`) and `grow` px more."""
+    return cv2.max(_grown_hull(outline[0], margins[0] * face_px + grow, size),
+                   _grown_hull(outline[1], margins[1] * face_px + grow, size))
 
 
 def _grown_hull(points: np.ndarray, radius: float, size: int) -> np.ndarray:
