@@ -277,30 +277,35 @@ def test_the_streamers_silhouette_is_covered_whole(photo, changes):
     np.testing.assert_array_equal(placement(face, out.matrix, settings, True), out.matrix)
 
 
-def test_a_turned_faces_neck_is_left_as_it_is():
+def test_the_neck_under_the_chin_is_left_as_it_is():
     """The real talking clip (../shared/data/real_turns/videos/talking_turns.mp4, turned 30-51
-    degrees in most frames): the band under the chin (jaw corner to jaw corner, 0.02-0.2 face
-    sizes below it) is the streamer's own neck, not a fill. While the whole silhouette grew
-    0.06 -> 0.18 face sizes with the turn, the mirrored fill drew the collar up under the
-    chin there, a white bib: 13-38 % of the band changed (mean 24) in the frames turned past
-    30 degrees; with the growth towards the profile and the upper head alone
-    (core.swap.persona.silhouette_points), 3-8 %."""
+    degrees in most frames, near frontal in a few): the band under the chin (jaw corner to
+    jaw corner, 0.02-0.2 face sizes below it) is the streamer's own neck, not a fill. While
+    the whole silhouette grew 0.06 -> 0.18 face sizes with the turn from 15 degrees on, the
+    mirrored fill drew the collar up under the chin there, a white bib: 13-38 % of the band
+    changed (mean 24) in the frames turned past 30 degrees; with the growth towards the
+    profile and the upper head alone (core.swap.persona.silhouette_points), 3-8 %. Near
+    frontal (under 20 degrees) 4.1-10.5 % with 0.06 all round, 0-1.7 % with 0.02 below the
+    nose (WHOLE_MARGINS)."""
     frames = read_video_frames(REAL_TURNS / "videos" / "talking_turns.mp4")
     pipeline = Pipeline(SwapSettings(label=False, on_lost="original"))
-    changed = []
+    turned, frontal = [], []
     for i, frame in enumerate(frames):
         out = pipeline.process(frame, "bgr", timestamp=i / 30)
         face = pipeline.tracked[0]
-        if abs(face.pose[0]) <= 30.0:
-            continue
         chin = face.landmarks[152, 1]
         jaw = face.landmarks[[172, 397], 0]
         rows = slice(int(chin + 0.02 * face.size), int(chin + 0.2 * face.size))
         columns = slice(int(jaw.min()), int(jaw.max()))
         band = np.abs(out[rows, columns].astype(int) - frame[rows, columns].astype(int))
-        changed.append(float((band.max(axis=2) > 24).mean()))
-    assert len(changed) >= 30, len(changed)
-    assert max(changed) < 0.12 and np.mean(changed) < 0.08, changed
+        changed = float((band.max(axis=2) > 24).mean())
+        if abs(face.pose[0]) > 30.0:
+            turned.append(changed)
+        elif abs(face.pose[0]) <= 20.0:
+            frontal.append(changed)
+    assert len(turned) >= 30 and len(frontal) >= 3, (len(turned), len(frontal))
+    assert max(turned) < 0.12 and np.mean(turned) < 0.08, turned
+    assert max(frontal) < 0.03, frontal
 
 
 def test_the_portraits_rim_is_skin_not_background(astronaut):

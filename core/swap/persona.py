@@ -68,19 +68,19 @@ PERSONAS_DIR = MODELS_DIR / "personas"
 DEFAULT_PERSONA = PERSONAS_DIR / "default.png"
 CROP_SIZE = 256
 MESH_POINTS = 150  # landmark subset per mesh (plus an outer ring): ~330 triangles
-# The streamer's silhouette (silhouette_points, silhouette_margins): their landmarks' hull
-# grown by SILHOUETTE_MARGIN x the face size (FaceMesh's outer points sit a little inside the
-# real edge) and reached PROFILE_REACH x the face size towards where the nose points (a
-# turned face's nose, lips and chin stand out past FaceMesh's points on that side); its
-# upper part (above the nose tip: hairline, temples, ears) grown up to SILHOUETTE_MARGIN_TURNED
-# over UPPER_TURNED degrees of yaw, the whole over WHOLE_TURNED. What is left of a profile is
-# what gives a turned face away (../shared/data/real_turns, recognised at 60-75 degrees: 29.2 %
-# with 0.06 all round at every angle, 16.7 % with 0.18 from 45 degrees on, 20.8 % with 0.24),
-# but the whole hull grown at moderate turns drew the collar up under the chin (a white bib)
-# and hair over the forehead on a real clip turned 30-50 degrees, 13-38 % of the neck under
-# the chin changed; now 3-8 %, the photos' figures unchanged (README "Anonymity at head turns")
-SILHOUETTE_MARGIN, SILHOUETTE_MARGIN_TURNED = 0.06, 0.18
-UPPER_TURNED, WHOLE_TURNED = (15.0, 45.0), (45.0, 75.0)
+# The streamer's silhouette (silhouette_points, silhouette_margins): their landmarks' hull,
+# reached PROFILE_REACH x the face size towards where the nose points (a turned face's nose,
+# lips and chin stand out past FaceMesh's points on that side), grown by WHOLE_MARGINS x the
+# face size, its upper part (above the nose tip: hairline, temples, ears) by UPPER_MARGINS
+# (FaceMesh's outer points sit a little inside the real edge, the more so the more the head
+# turns). What is left of a profile is what gives a turned face away
+# (../shared/data/real_turns, recognised at 60-75 degrees: 29.2 % with 0.06 all round at
+# every angle, 16.7 % with 0.18 from 45 degrees on, 20.8 % with 0.24), but the whole hull
+# grown drew the collar up under the chin (a white bib) and hair over the forehead: on a
+# real clip turned 30-50 degrees 13-38 % of the neck under the chin changed, now 3-8 %
+# (0-1.7 near frontal), the photos' figures unchanged (README "Anonymity at head turns")
+WHOLE_MARGINS = ((15.0, 0.02), (45.0, 0.06), (75.0, 0.18))
+UPPER_MARGINS = ((15.0, 0.06), (45.0, 0.18))
 PROFILE_REACH = 0.25
 NOSE_TIP = 1  # FaceMesh landmark
 OUTLINE_MARGIN = 0.6  # SwapOutput.outline: the mask may reach this x the face size past the
@@ -323,13 +323,11 @@ class PersonaSwapper:
 
 
 def silhouette_margins(yaw: float) -> tuple[float, float]:
-    """How far past the streamer's outline their silhouette is filled, x the face size:
-    (the whole outline, its upper part), SILHOUETTE_MARGIN near frontal, each growing to
-    SILHOUETTE_MARGIN_TURNED over its range of yaw (WHOLE_TURNED, UPPER_TURNED)."""
-    def grown(turned: tuple[float, float]) -> float:
-        share = np.clip((abs(yaw) - turned[0]) / (turned[1] - turned[0]), 0.0, 1.0)
-        return SILHOUETTE_MARGIN + float(share) * (SILHOUETTE_MARGIN_TURNED - SILHOUETTE_MARGIN)
-    return grown(WHOLE_TURNED), grown(UPPER_TURNED)
+    """How far past the streamer's outline their silhouette is filled, x the face size, at
+    a turn of `yaw` degrees: (the whole outline, its upper part), WHOLE_MARGINS and
+    UPPER_MARGINS ((degrees, margin) points, linear between them)."""
+    return tuple(float(np.interp(abs(yaw), *zip(*margins, strict=True)))
+                 for margins in (WHOLE_MARGINS, UPPER_MARGINS))
 
 
 def silhouette_points(face: Face) -> tuple[np.ndarray, np.ndarray]:
