@@ -326,8 +326,10 @@ def silhouette_margins(yaw: float) -> tuple[float, float]:
     """How far past the streamer's outline their silhouette is filled, x the face size, at
     a turn of `yaw` degrees: (the whole outline, its upper part), WHOLE_MARGINS and
     UPPER_MARGINS ((degrees, margin) points, linear between them)."""
-    return tuple(float(np.interp(abs(yaw), *zip(*margins, strict=True)))
-                 for margins in (WHOLE_MARGINS, UPPER_MARGINS))
+    def at(margins: tuple[tuple[float, float], ...]) -> float:
+        degrees, values = zip(*margins, strict=True)
+        return float(np.interp(abs(yaw), degrees, values))
+    return at(WHOLE_MARGINS), at(UPPER_MARGINS)
 
 
 def silhouette_points(face: Face) -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +337,11 @@ def silhouette_points(face: Face) -> tuple[np.ndarray, np.ndarray]:
     The whole is their landmarks and the same moved PROFILE_REACH x the face size along
     where the nose points (its image direction, as long as the turn's sine): a turned
     face's profile - nose, lips, chin - stands out past FaceMesh's points on that side
-    only. The upper part is the landmarks above the nose tip (hairline, temples, ears)."""
+    only. The direction is the face's own axes' (core.pose.face_axes), whose chin-to-forehead
+    line leans back 8.5 degrees, so it also reaches a little down past the chin: from the
+    pose (no lean) one more real photo at 45-60 degrees was recognised (README "Anonymity at
+    head turns"). The upper part is the landmarks above the nose tip (hairline, temples,
+    ears)."""
     points = np.asarray(face.landmarks, np.float64)
     axes = face_axes(face.landmarks)
     if axes is None:
