@@ -74,11 +74,12 @@ MESH_POINTS = 150  # landmark subset per mesh (plus an outer ring): ~330 triangl
 # face size, its upper part (above the nose tip: hairline, temples, ears) by UPPER_MARGINS
 # (FaceMesh's outer points sit a little inside the real edge, the more so the more the head
 # turns). What is left of a profile is what gives a turned face away
-# (../shared/data/real_turns, recognised at 60-75 degrees: 29.2 % with 0.06 all round at
-# every angle, 16.7 % with 0.18 from 45 degrees on, 20.8 % with 0.24), but the whole hull
-# grown drew the collar up under the chin (a white bib) and hair over the forehead: on a
-# real clip turned 30-50 degrees 13-38 % of the neck under the chin changed, now 3-8 %
-# (0-1.7 near frontal), the photos' figures unchanged (README "Anonymity at head turns")
+# (../shared/data/real_turns, recognised at 60-75 degrees when the whole hull grew alike:
+# 29.2 % with 0.06 at every angle, 16.7 % grown to 0.18 by 45 degrees, 20.8 % to 0.24; now
+# 12.5), but the whole hull grown drew the collar up under the chin (a white bib) and hair
+# over the forehead: on a real clip turned 30-50 degrees 13-38 % of the neck under the chin
+# changed, now 3-8 % (0-1.7 near frontal), the photos' figures unchanged (README "Anonymity
+# at head turns")
 WHOLE_MARGINS = ((15.0, 0.02), (45.0, 0.06), (75.0, 0.18))
 UPPER_MARGINS = ((15.0, 0.06), (45.0, 0.18))
 PROFILE_REACH = 0.25
